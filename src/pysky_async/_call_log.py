@@ -1,0 +1,216 @@
+"""The call log: one ``bsky_api_call_log`` row per call attempt, written behind the caller.
+
+Rows are queued in memory and inserted in batches (one INSERT per flush) by a background
+task, so no call waits on the database — except an error, which is flushed before it is
+raised so that it can carry its row id. ``aclose()`` flushes what is left; so does a
+cancelled call's client when it is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from ._exceptions import PyskyError, StorageError
+from ._middleware import Handler
+from ._redact import redact, redact_text
+from ._request import XrpcRequest
+from ._response import XrpcResponse
+from ._storage.repositories import CallLogRepository
+from ._storage.store import Store
+
+logger = logging.getLogger("pysky_async")
+
+_MAX_TEXT = 4000
+
+
+class CallLogWriter:
+    """A write-behind queue of call-log rows, flushed every ``interval`` s or ``batch_size`` rows."""
+
+    def __init__(self, store: Store, *, batch_size: int = 100, interval: float = 0.05) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.interval = interval
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[int]]] = []
+        self._flush_lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, row: dict[str, Any]) -> asyncio.Future[int]:
+        """Queue a row; the future resolves to its id once it is written."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._pending.append((row, future))
+        if len(self._pending) >= self.batch_size:
+            self._start_flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.interval, self._start_flush)
+        return future
+
+    async def add_and_flush(self, row: dict[str, Any]) -> int | None:
+        """Queue a row, write it now, and return its id (None if the database failed)."""
+        future = self.add(row)
+        await self.flush()
+        return future.result() if future.done() and not future.exception() else None
+
+    async def attach_log_id(self, exc: BaseException) -> None:
+        """Give an error raised outside the chain's flush (session calls) its row id."""
+        future = getattr(exc, "_log_future", None)
+        if isinstance(exc, PyskyError) and exc.log_id is None and future is not None:
+            await self.flush()
+            if future.done() and not future.exception():
+                exc.log_id = future.result()
+
+    def _start_flush(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self._flush_quietly())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self.flush()
+        except StorageError as exc:
+            logger.error("could not write %d call log rows (kept for the next flush): %s",
+                         len(self._pending), exc)
+
+    async def flush(self) -> None:
+        """Write every queued row now. On failure the rows stay queued and StorageError is raised."""
+        async with self._flush_lock:
+            while self._pending:
+                batch, self._pending = self._pending[: self.batch_size * 10], self._pending[self.batch_size * 10 :]
+                try:
+                    async with self.store.transaction() as db:
+                        ids = await CallLogRepository(db).add_many([row for row, _ in batch])
+                except BaseException:
+                    self._pending[:0] = batch
+                    raise
+                for (_, future), row_id in zip(batch, ids):
+                    if not future.done():
+                        future.set_result(row_id)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def aclose(self) -> None:
+        """Flush everything (waiting for flushes already running)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.flush()
+
+
+class CallLogMiddleware:
+    """Records every attempt that passes through it — response, error or cancellation.
+
+    Args:
+        writer: the queue rows go to.
+        flush_errors: write an error's row before returning/raising it, so it carries
+            ``log_id``. Off for session calls made while a database lock is held.
+    """
+
+    def __init__(self, writer: CallLogWriter, *, flush_errors: bool = True) -> None:
+        self.writer = writer
+        self.flush_errors = flush_errors
+
+    async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:
+        timestamp = dt.datetime.now(dt.timezone.utc)
+        started = time.perf_counter_ns()
+        try:
+            response = await call_next(request)
+        except BaseException as exc:
+            row = _row(request, timestamp, started, None, exc)
+            if isinstance(exc, PyskyError) and self.flush_errors:
+                exc.log_id = await self._write_now(row)
+                _log_error(exc)
+            else:
+                future = self.writer.add(row)
+                if isinstance(exc, PyskyError):
+                    exc._log_future = future  # type: ignore[attr-defined]
+            raise
+        row = _row(request, timestamp, started, response, None)
+        if response.is_error and self.flush_errors:
+            response.log_id = await self._write_now(row)  # type: ignore[misc]
+        else:
+            self.writer.add(row)
+        return response
+
+    async def _write_now(self, row: dict[str, Any]) -> int | None:
+        try:
+            return await self.writer.add_and_flush(row)
+        except StorageError as exc:
+            logger.error("could not write the call log row of a failed call: %s", exc)
+            return None
+
+
+def _log_error(exc: PyskyError) -> None:
+    if exc.log_id is not None:
+        logger.info("%s: %s; see SELECT * FROM bsky_api_call_log WHERE id = %d",
+                    type(exc).__name__, redact_text(str(exc)), exc.log_id)
+
+
+def _row(request: XrpcRequest, timestamp: dt.datetime, started: int,
+         response: XrpcResponse | None, exc: BaseException | None) -> dict[str, Any]:
+    ext = request.extensions
+    url = ext.get("url") or (response.http.url if response is not None else None)
+    row: dict[str, Any] = {
+        "timestamp": timestamp,
+        "hostname": _hostname(url) if url else (None if request.authenticated else _hostname(request.host)),
+        "endpoint": request.nsid,
+        "method": request.method,
+        "request_did": ext.get("did"),
+        "cursor_key": ext.get("cursor_key"),
+        "cursor_passed": _text(request.params.get("cursor")),
+        "cursor_received": None,
+        "http_status_code": None,
+        "params": _params(request),
+        "exception_class": None,
+        "exception_text": None,
+        "exception_response": None,
+        "response_keys": None,
+        "write_op_points_consumed": int(ext.get("write_op_points", 0)),
+        "session_was_refreshed": bool(ext.get("session_was_refreshed", False)),
+        "duration_microseconds": (time.perf_counter_ns() - started) // 1000,
+    }
+    if response is not None:
+        raw = response.raw
+        row["http_status_code"] = response.http.status_code
+        row["response_keys"] = ",".join(raw)[:_MAX_TEXT] if raw else None
+        row["cursor_received"] = _text(raw.get("cursor"))
+        if response.is_error:
+            row["exception_class"] = raw.get("error") if isinstance(raw.get("error"), str) else "HTTPError"
+            row["exception_text"] = _text(raw.get("message"))
+            row["exception_response"] = redact(raw) if raw else _text(response.content[:_MAX_TEXT].decode("utf-8", "replace"))
+    if exc is not None:
+        row["exception_class"] = type(exc).__name__
+        row["exception_text"] = redact_text(str(exc))[:_MAX_TEXT] or None
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int):
+            row["http_status_code"] = status
+    return row
+
+
+def _hostname(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return redact_text(str(value))[:_MAX_TEXT]
+
+
+def _params(request: XrpcRequest) -> Any:
+    if request.params:
+        return redact(dict(request.params))
+    if isinstance(request.json, dict):
+        body = redact(request.json)
+        return body if len(str(body)) <= _MAX_TEXT else {"keys": sorted(body)}
+    return None

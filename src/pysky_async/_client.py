@@ -1,0 +1,209 @@
+"""AsyncBskyClient: the one way in."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ._call_log import CallLogMiddleware, CallLogWriter
+from ._config import PROXIED_NAMESPACES, PROXIED_SERVICES, ClientConfig, normalize_endpoint, normalize_host
+from ._exceptions import NotAuthenticated, PyskyError
+from ._middleware import Handler, Middleware, build_chain
+from ._request import AUTH, XrpcRequest
+from ._response import XrpcResponse, raise_for_status
+from ._session import Session, SessionManager, SessionMiddleware
+from ._storage.store import Store
+from ._transport import HttpxTransport
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class AsyncBskyClient:
+    """An asyncio client for Bluesky and other AT Protocol services.
+
+    ``async with AsyncBskyClient() as bsky: r = await bsky.get("app.bsky.actor.getProfile", actor=...)``
+
+    Every option is keyword-only and falls back to the environment:
+
+    Args:
+        username, password: the account (``BSKY_AUTH_USERNAME``/``BSKY_AUTH_PASSWORD``); not
+            needed for public reads. Use an app password.
+        database_url: any SQLAlchemy async URL; else ``PYSKY_DATABASE_URL``, the ``PG*``
+            variables, ``BSKY_SQLITE_FILENAME``, or an SQLite file in the user data directory.
+        engine: an AsyncEngine to use instead of ``database_url`` (left open on close).
+        auth_host: where to log in (default ``https://bsky.social``); calls then go to the
+            account's own PDS from its DID document.
+        public_host: the unauthenticated AppView (default ``https://public.api.bsky.app``).
+        http_client: an ``httpx.AsyncClient`` to share (left open on close).
+        middleware: your own middleware, run inside the call log and outside the session.
+        timeout: seconds per request when the client creates its own httpx client.
+        auto_migrate: create/upgrade the schema on first use (default: SQLite only).
+    """
+
+    def __init__(
+        self,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        database_url: str | None = None,
+        engine: AsyncEngine | None = None,
+        auth_host: str | None = None,
+        public_host: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        middleware: Sequence[Middleware] = (),
+        timeout: float = 30.0,
+        auto_migrate: bool | None = None,
+    ) -> None:
+        self.config = ClientConfig.from_options(
+            username=username, password=password, auth_host=auth_host,
+            public_host=public_host, database_url=database_url, timeout=timeout,
+        )
+        self._owns_http = http_client is None
+        self.http = http_client or httpx.AsyncClient(
+            timeout=timeout, headers={"User-Agent": "pysky_async/0.1"}
+        )
+        self.store = Store(database_url, engine=engine, auto_migrate=auto_migrate)
+        self.call_log = CallLogWriter(self.store)
+        transport = HttpxTransport(self.http)
+        self.sessions = SessionManager(
+            self.store,
+            build_chain([CallLogMiddleware(self.call_log, flush_errors=False)], transport),
+            auth_host=self.config.auth_host,
+            identifier=self.config.username,
+            password=self.config.password,
+        )
+        self.middleware: list[Middleware] = [
+            CallLogMiddleware(self.call_log),
+            *middleware,
+            SessionMiddleware(self.sessions),
+        ]
+        self._handler: Handler = build_chain(self.middleware, transport)
+        self._state = _State.OPEN
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncBskyClient:
+        self._check_open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Flush the call log and close what the client created. Safe to call twice."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        try:
+            await self.call_log.aclose()
+        finally:
+            if self._owns_http:
+                await self.http.aclose()
+            await self.store.aclose()
+
+    def _check_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise PyskyError("this AsyncBskyClient is closed; create a new one")
+
+    # -- the account -----------------------------------------------------------------
+
+    @property
+    def did(self) -> str | None:
+        """The logged-in account's DID (None before the first authenticated call)."""
+        return self.sessions.session.did if self.sessions.session else None
+
+    @property
+    def handle(self) -> str | None:
+        """The logged-in account's handle (None before the first authenticated call)."""
+        return self.sessions.session.handle if self.sessions.session else None
+
+    async def login(self) -> Session:
+        """Log in now (or load the stored session) instead of on the first call."""
+        self._check_open()
+        try:
+            return await self.sessions.current()
+        except PyskyError as exc:
+            await self.call_log.attach_log_id(exc)
+            raise
+
+    def export_session(self) -> dict[str, str]:
+        """The current session as a dict (contains tokens: keep it secret)."""
+        if self.sessions.session is None:
+            raise NotAuthenticated("there is no session to export yet: call login() first")
+        return self.sessions.session.to_dict()
+
+    async def login_with_session(self, session: Mapping[str, str] | Session) -> None:
+        """Use a session exported from another client (tokens are refreshed as needed)."""
+        self._check_open()
+        if not isinstance(session, Session):
+            session = Session(**{key: session[key] for key in Session.__dataclass_fields__})
+        await self.sessions.adopt(session)
+
+    # -- raw XRPC --------------------------------------------------------------------
+
+    async def get(self, endpoint: str, *, hostname: str | None = None,
+                  params: Mapping[str, Any] | None = None, **kwargs: Any) -> XrpcResponse:
+        """Call an XRPC query (GET). Params come as a dict, as keyword arguments, or both.
+
+        ``hostname`` None means the account's PDS when there are credentials, else the public
+        AppView; pass a host (``"bsky.social"``, ``"https://..."``) to choose.
+        """
+        request = self._request("GET", endpoint, hostname, {**(params or {}), **kwargs})
+        return await self.send(request)
+
+    async def post(self, endpoint: str, *, hostname: str | None = None,
+                   params: Mapping[str, Any] | None = None, data: Any = None,
+                   headers: Mapping[str, str] | None = None, **kwargs: Any) -> XrpcResponse:
+        """Call an XRPC procedure (POST).
+
+        ``data`` is the body: a dict (sent as JSON) or bytes (sent as is; set Content-Type in
+        ``headers``). Keyword arguments are added to a JSON body. ``params`` is the query string.
+        """
+        if kwargs:
+            if data is not None and not isinstance(data, Mapping):
+                raise TypeError("keyword body fields need data= to be a dict or None")
+            data = {**(data or {}), **kwargs}
+        request = self._request("POST", endpoint, hostname, dict(params or {}), default_auth=True)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            request = request.replace(content=bytes(data))
+        elif data is not None:
+            request = request.replace(json=data)
+        if headers:
+            request = request.with_headers(**headers)
+        return await self.send(request)
+
+    async def send(self, request: XrpcRequest) -> XrpcResponse:
+        """Run a request through the pipeline; raise an APIError subclass on an error status."""
+        self._check_open()
+        try:
+            response = await self._handler(request)
+        except PyskyError as exc:
+            await self.call_log.attach_log_id(exc)
+            raise
+        return raise_for_status(response, request.nsid)
+
+    def _request(self, method: str, endpoint: str, hostname: str | None,
+                 params: dict[str, Any], *, default_auth: bool = False) -> XrpcRequest:
+        nsid = normalize_endpoint(endpoint)
+        proxy = next((did for prefix, did in PROXIED_NAMESPACES.items() if nsid.startswith(prefix)), None)
+        if hostname is None:
+            authenticated = default_auth or proxy is not None or self.sessions.can_authenticate
+            host = AUTH if authenticated else self.config.public_host
+        else:
+            host = normalize_host(hostname)
+            bare = host.split("://", 1)[1]
+            if bare in PROXIED_SERVICES:
+                proxy, host = PROXIED_SERVICES[bare], AUTH
+            elif host == self.config.auth_host:
+                host = AUTH
+        headers = {"atproto-proxy": proxy} if proxy and host == AUTH else {}
+        return XrpcRequest(method, nsid, host, params=params, headers=headers)

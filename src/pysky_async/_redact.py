@@ -1,0 +1,48 @@
+"""Keep secrets (passwords, JWTs, Authorization headers) out of logs and the database."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+_SECRET_KEYS = frozenset(
+    key.lower()
+    for key in (
+        "password",
+        "accessJwt",
+        "refreshJwt",
+        "authorization",
+        "authFactorToken",
+        "token",
+        "access_token",
+        "refresh_token",
+        "appPassword",
+        "plcOp",
+        "recoveryKey",
+    )
+)
+# three base64url segments, the first two starting with a JSON object ("eyJ" = '{"')
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with secret fields and anything that looks like a JWT replaced."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if str(key).lower() in _SECRET_KEYS else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact(item) for item in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every JWT-looking token replaced."""
+    if "eyJ" not in text:
+        return text
+    return _JWT.sub(REDACTED, text)

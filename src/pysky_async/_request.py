@@ -1,0 +1,50 @@
+"""The immutable request that travels through the middleware chain."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+AUTH = "auth"
+"""Marker host: the account's own PDS (resolved by the session middleware)."""
+
+
+@dataclass(frozen=True)
+class XrpcRequest:
+    """One XRPC call. Middleware changes a request only by making a new one (``replace``).
+
+    Attributes:
+        method: ``"GET"`` (query) or ``"POST"`` (procedure).
+        nsid: the method's NSID, e.g. ``"app.bsky.actor.getProfile"``.
+        host: base URL to call, or ``AUTH`` for "the logged-in account's PDS".
+        params: query parameters.
+        json: a JSON body (POST), or None.
+        content: a raw body (POST, e.g. a blob), or None.
+        headers: extra request headers.
+        extensions: per-call notes that middleware leave for each other (cursor key,
+            whether the session was refreshed, write points...). Not sent.
+    """
+
+    method: str
+    nsid: str
+    host: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    json: Any = None
+    content: bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def authenticated(self) -> bool:
+        """True when the call goes to the account's PDS with the session's token."""
+        return self.host == AUTH
+
+    def replace(self, **changes: Any) -> XrpcRequest:
+        """A copy with some fields changed (extensions are shared with the original)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_headers(self, **headers: str) -> XrpcRequest:
+        """A copy with these headers added or replaced."""
+        return self.replace(headers={**self.headers, **headers})

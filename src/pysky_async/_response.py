@@ -1,0 +1,171 @@
+"""Responses: attribute access to the JSON body, plus the HTTP facts under ``.http``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+def wrap(value: Any) -> Any:
+    """Wrap dicts (also inside lists) so their keys read as attributes."""
+    if isinstance(value, dict):
+        return JsonObject(value)
+    if isinstance(value, list):
+        return [wrap(item) for item in value]
+    return value
+
+
+class JsonObject(Mapping[str, Any]):
+    """A read-only view of a JSON object: ``obj.thread.post.author.handle`` or ``obj["thread"]``.
+
+    ``.raw`` is the underlying dict. Keys that are not Python identifiers (``$type``) or
+    that clash with a method name are reached with item access.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        object.__setattr__(self, "_raw", raw)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The JSON object as a plain dict."""
+        return self._raw
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return wrap(self._raw[name])
+        except KeyError:
+            raise AttributeError(
+                f"the response has no field {name!r}; it has: {', '.join(self._raw) or 'none'}"
+            ) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return wrap(self._raw[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._raw!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JsonObject):
+            return self._raw == other._raw
+        return self._raw == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class HttpInfo:
+    """The HTTP side of a response."""
+
+    status_code: int
+    headers: httpx.Headers
+    elapsed: dt.timedelta
+    url: str
+
+
+class XrpcResponse(JsonObject):
+    """What ``get``/``post`` return: the JSON body as attributes, HTTP facts in ``.http``.
+
+    Non-JSON bodies (blobs) are in ``.content``; their ``.raw`` is an empty dict.
+    """
+
+    __slots__ = ("http", "content", "log_id")
+
+    def __init__(self, raw: dict[str, Any], http: HttpInfo, content: bytes = b"") -> None:
+        super().__init__(raw)
+        object.__setattr__(self, "http", http)
+        object.__setattr__(self, "content", content)
+        object.__setattr__(self, "log_id", None)
+
+    @property
+    def status_code(self) -> int:
+        """Shortcut for ``.http.status_code``."""
+        return self.http.status_code
+
+    @property
+    def is_error(self) -> bool:
+        """True for HTTP 4xx/5xx."""
+        return self.http.status_code >= 400
+
+    @classmethod
+    def from_httpx(cls, response: httpx.Response) -> XrpcResponse:
+        """Decode an httpx response; a JSON body becomes the attributes."""
+        content = response.content
+        raw: Any = {}
+        if content and "json" in response.headers.get("content-type", ""):
+            try:
+                raw = json.loads(content)
+            except ValueError:
+                raw = {}
+        if not isinstance(raw, dict):
+            raw = {"value": raw}
+        info = HttpInfo(
+            status_code=response.status_code,
+            headers=response.headers,
+            elapsed=response.elapsed if _has_elapsed(response) else dt.timedelta(0),
+            url=str(response.url),
+        )
+        return cls(raw, info, content)
+
+
+def _has_elapsed(response: httpx.Response) -> bool:
+    try:
+        response.elapsed
+    except RuntimeError:
+        return False
+    return True
+
+
+def raise_for_status(response: XrpcResponse, endpoint: str) -> XrpcResponse:
+    """Return ``response`` if it succeeded, else raise the matching APIError subclass."""
+    if not response.is_error:
+        return response
+    from ._exceptions import api_error_class
+    from ._redact import redact, redact_text
+
+    raw = response.raw
+    error = raw.get("error") if isinstance(raw.get("error"), str) else None
+    message = raw.get("message") if isinstance(raw.get("message"), str) else None
+    if not raw and response.content:
+        message = redact_text(response.content[:500].decode("utf-8", "replace"))
+    status = response.http.status_code
+    raise api_error_class(status, error)(
+        status,
+        error,
+        message,
+        endpoint=endpoint,
+        response=redact(raw) if raw else message,
+        log_id=response.log_id,
+        retry_after=retry_after(response.http.headers) if status == 429 else None,
+    )
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait, from ``Retry-After`` or ``RateLimit-Reset`` (epoch seconds)."""
+    import time
+
+    value = headers.get("retry-after")
+    if value is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+    reset = headers.get("ratelimit-reset")
+    if reset is not None:
+        try:
+            return max(0.0, float(reset) - time.time())
+        except ValueError:
+            pass
+    return None

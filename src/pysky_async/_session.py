@@ -1,0 +1,242 @@
+"""Sessions: lazy login, stored sessions reused across processes, single-flight refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import _jwt
+from ._exceptions import APIError, AuthenticationRequired, ExpiredToken, InvalidToken, LoginFailed, NotAuthenticated
+from ._middleware import Handler
+from ._request import XrpcRequest
+from ._response import XrpcResponse, raise_for_status
+from ._storage.models import SessionRow
+from ._storage.repositories import SessionRepository
+from ._storage.store import Store
+
+logger = logging.getLogger("pysky_async")
+
+
+@dataclass(frozen=True)
+class Session:
+    """A logged-in session: what ``export_session()`` returns and ``login_with_session`` takes."""
+
+    did: str
+    handle: str
+    pds_endpoint: str
+    access_jwt: str
+    refresh_jwt: str
+
+    def __repr__(self) -> str:  # never show the tokens
+        return f"Session(did={self.did!r}, handle={self.handle!r}, pds_endpoint={self.pds_endpoint!r})"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: SessionRow) -> Session:
+        return cls(row.did, row.handle, row.pds_endpoint, row.access_jwt, row.refresh_jwt)
+
+
+def pds_endpoint_from_did_doc(did_doc: Any) -> str | None:
+    """The ``#atproto_pds`` service endpoint of a DID document, if it has one."""
+    if not isinstance(did_doc, dict):
+        return None
+    for service in did_doc.get("service") or []:
+        if (
+            isinstance(service, dict)
+            and str(service.get("id", "")).endswith("#atproto_pds")
+            and service.get("type") == "AtprotoPersonalDataServer"
+            and isinstance(service.get("serviceEndpoint"), str)
+        ):
+            return str(service["serviceEndpoint"]).rstrip("/")
+    return None
+
+
+class SessionManager:
+    """Owns the account's session: loads it from the store, logs in, refreshes.
+
+    Within a process one ``asyncio.Lock`` makes login and refresh single-flight; across
+    processes the store's per-account lock does, and whoever gets it second re-reads the
+    stored session and uses it instead of refreshing again.
+
+    Args:
+        store: where sessions are kept.
+        send: the handler for session calls (logged, but outside the session middleware).
+        auth_host: the service to log in to (the entryway, e.g. ``https://bsky.social``).
+        identifier / password: credentials, or None.
+    """
+
+    def __init__(self, store: Store, send: Handler, *, auth_host: str,
+                 identifier: str | None, password: str | None) -> None:
+        self.store = store
+        self.send = send
+        self.auth_host = auth_host
+        self.identifier = identifier
+        self._password = password
+        self.session: Session | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def account_key(self) -> str:
+        who = self.identifier or (self.session.did if self.session else "")
+        return f"{who.lower().lstrip('@')}@{self.auth_host}"
+
+    @property
+    def can_authenticate(self) -> bool:
+        return self.session is not None or bool(self.identifier)
+
+    async def current(self) -> Session:
+        """The session to use now: loaded, logged in or refreshed as needed."""
+        session = self.session
+        if session is not None and not _jwt.expires_soon(session.access_jwt):
+            return session
+        if session is not None:
+            return await self.refresh(session.access_jwt)
+        async with self._lock:
+            if self.session is None:
+                self.session = await self._load_or_login()
+            session = self.session
+        if _jwt.expires_soon(session.access_jwt):
+            return await self.refresh(session.access_jwt)
+        return session
+
+    async def refresh(self, stale_access_jwt: str) -> Session:
+        """Replace the session whose access token is ``stale_access_jwt``, once.
+
+        Callers that arrive while (or after) another caller refreshed get the new session.
+        """
+        async with self._lock:
+            if self.session is not None and self.session.access_jwt != stale_access_jwt:
+                return self.session
+            async with self.store.transaction() as db:
+                repo = SessionRepository(db)
+                await repo.lock(self.account_key)
+                row = await repo.get(self.account_key)
+                stored = Session.from_row(row) if row is not None else None
+                if stored is not None and stored.access_jwt != stale_access_jwt \
+                        and not _jwt.expires_soon(stored.access_jwt):
+                    logger.debug("using the session another process refreshed for %s", stored.did)
+                    self.session = stored
+                    return stored
+                current = stored or self.session
+                session = await self._refresh_or_login(current)
+                await repo.save(self.account_key, **session.to_dict())
+            self.session = session
+            return session
+
+    async def adopt(self, session: Session) -> None:
+        """Use (and store) a session obtained elsewhere."""
+        async with self._lock:
+            self.session = session
+            if not self.identifier:
+                self.identifier = session.did
+            async with self.store.transaction() as db:
+                await SessionRepository(db).save(self.account_key, **session.to_dict())
+
+    async def _load_or_login(self) -> Session:
+        if not self.identifier:
+            raise NotAuthenticated(
+                "this call needs a logged-in account: pass username= and password= to "
+                "AsyncBskyClient (or set BSKY_AUTH_USERNAME and BSKY_AUTH_PASSWORD), "
+                "or call login_with_session()"
+            )
+        async with self.store.transaction() as db:
+            repo = SessionRepository(db)
+            await repo.lock(self.account_key)
+            row = await repo.get(self.account_key)
+            if row is not None:
+                logger.debug("reusing the stored session of %s", row.did)
+                return Session.from_row(row)
+            session = await self._login()
+            await repo.save(self.account_key, **session.to_dict())
+            return session
+
+    async def _refresh_or_login(self, current: Session | None) -> Session:
+        if current is not None:
+            try:
+                return await self._refresh(current)
+            except (ExpiredToken, InvalidToken, AuthenticationRequired) as exc:
+                logger.info("the refresh token of %s is no longer valid (%s); logging in again",
+                            current.did, exc.error or exc.status_code)
+        return await self._login()
+
+    async def _refresh(self, current: Session) -> Session:
+        request = XrpcRequest(
+            "POST", "com.atproto.server.refreshSession", self.auth_host,
+            headers={"Authorization": f"Bearer {current.refresh_jwt}"},
+        )
+        response = raise_for_status(await self.send(request), request.nsid)
+        return self._session_from(response, fallback=current)
+
+    async def _login(self) -> Session:
+        if not self.identifier or not self._password:
+            raise NotAuthenticated(
+                "the stored session has expired and no password is configured: pass "
+                "password= (or set BSKY_AUTH_PASSWORD) so the client can log in again"
+            )
+        request = XrpcRequest(
+            "POST", "com.atproto.server.createSession", self.auth_host,
+            json={"identifier": self.identifier, "password": self._password},
+        )
+        response = await self.send(request)
+        try:
+            raise_for_status(response, request.nsid)
+        except AuthenticationRequired as exc:
+            raise LoginFailed(
+                f"{self.auth_host} refused the login of {self.identifier!r}: {exc.message or exc.error}. "
+                "Check the username and password (BSKY_AUTH_USERNAME / BSKY_AUTH_PASSWORD); "
+                "use an app password, not the account password"
+            ) from exc
+        except APIError as exc:
+            if exc.status_code == 400 and exc.error in (None, "InvalidRequest"):
+                raise LoginFailed(f"{self.auth_host} refused the login: {exc.message}") from exc
+            raise
+        return self._session_from(response, fallback=None)
+
+    def _session_from(self, response: XrpcResponse, *, fallback: Session | None) -> Session:
+        raw = response.raw
+        pds = pds_endpoint_from_did_doc(raw.get("didDoc"))
+        if pds is None:
+            pds = fallback.pds_endpoint if fallback else self.auth_host
+        return Session(
+            did=raw["did"],
+            handle=raw.get("handle") or (fallback.handle if fallback else ""),
+            pds_endpoint=pds,
+            access_jwt=raw["accessJwt"],
+            refresh_jwt=raw["refreshJwt"],
+        )
+
+
+class SessionMiddleware:
+    """Sends authenticated calls to the account's PDS with its token; on an expired token
+    (400 ExpiredToken, or 401) refreshes once (single-flight) and replays the call once."""
+
+    def __init__(self, manager: SessionManager) -> None:
+        self.manager = manager
+
+    async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:
+        if not request.authenticated:
+            return await call_next(request)
+        session = await self.manager.current()
+        response = await call_next(_authorize(request, session))
+        if _needs_refresh(response):
+            session = await self.manager.refresh(session.access_jwt)
+            request.extensions["session_was_refreshed"] = True
+            response = await call_next(_authorize(request, session))
+        return response
+
+
+def _authorize(request: XrpcRequest, session: Session) -> XrpcRequest:
+    request.extensions["did"] = session.did
+    return request.replace(
+        host=session.pds_endpoint,
+        headers={**request.headers, "Authorization": f"Bearer {session.access_jwt}"},
+    )
+
+
+def _needs_refresh(response: XrpcResponse) -> bool:
+    status = response.http.status_code
+    return status == 401 or (status == 400 and response.raw.get("error") == "ExpiredToken")

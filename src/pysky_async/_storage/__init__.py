@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, repositories and the Store that owns the engine."""

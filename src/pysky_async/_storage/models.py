@@ -1,0 +1,165 @@
+"""SQLAlchemy models of every table pysky_async keeps. Migrations live in ``migrations/``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite stores it naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use datetime.now(timezone.utc)")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SessionRow(Base):
+    """One stored login per account (access/refresh JWTs; never the password)."""
+
+    __tablename__ = "bsky_session"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    account_key: Mapped[str] = mapped_column(String(512), unique=True)
+    did: Mapped[str] = mapped_column(String(255), index=True)
+    handle: Mapped[str] = mapped_column(String(255))
+    pds_endpoint: Mapped[str] = mapped_column(String(512))
+    access_jwt: Mapped[str] = mapped_column(Text)
+    refresh_jwt: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CallLogRow(Base):
+    """One row per XRPC call attempt, successful or not."""
+
+    __tablename__ = "bsky_api_call_log"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    endpoint: Mapped[str] = mapped_column(String(255), index=True)
+    method: Mapped[str] = mapped_column(String(8))
+    request_did: Mapped[str | None] = mapped_column(String(255), index=True)
+    cursor_key: Mapped[str | None] = mapped_column(String(255))
+    cursor_passed: Mapped[str | None] = mapped_column(Text)
+    cursor_received: Mapped[str | None] = mapped_column(Text)
+    http_status_code: Mapped[int | None] = mapped_column(Integer)
+    params: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    exception_class: Mapped[str | None] = mapped_column(String(255))
+    exception_text: Mapped[str | None] = mapped_column(Text)
+    exception_response: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    response_keys: Mapped[str | None] = mapped_column(Text)
+    write_op_points_consumed: Mapped[int] = mapped_column(Integer, default=0)
+    session_was_refreshed: Mapped[bool] = mapped_column(Boolean, default=False)
+    duration_microseconds: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CursorRow(Base):
+    """The last cursor seen per (account, endpoint, cursor_key), for resumed pagination."""
+
+    __tablename__ = "bsky_cursor"
+    __table_args__ = (UniqueConstraint("did", "endpoint", "cursor_key", name="uq_bsky_cursor_scope"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    did: Mapped[str] = mapped_column(String(255))
+    endpoint: Mapped[str] = mapped_column(String(255))
+    cursor_key: Mapped[str] = mapped_column(String(255), default="")
+    cursor: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class WriteOpRow(Base):
+    """The write-op ledger: points reserved or spent per account, for the write budget."""
+
+    __tablename__ = "bsky_write_op"
+    __table_args__ = (Index("ix_bsky_write_op_did_created_at", "did", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    did: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    endpoint: Mapped[str] = mapped_column(String(255))
+    points: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="reserved")
+
+
+class UserProfileRow(Base):
+    """Cached actor profiles (handles may move between DIDs, so handle is not unique)."""
+
+    __tablename__ = "bsky_user_profile"
+
+    did: Mapped[str] = mapped_column(String(255), primary_key=True)
+    handle: Mapped[str | None] = mapped_column(String(255), index=True)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    avatar: Mapped[str | None] = mapped_column(Text)
+    banner: Mapped[str | None] = mapped_column(Text)
+    followers_count: Mapped[int | None] = mapped_column(Integer)
+    follows_count: Mapped[int | None] = mapped_column(Integer)
+    posts_count: Mapped[int | None] = mapped_column(Integer)
+    profile_created_at: Mapped[str | None] = mapped_column(String(64))
+    indexed_at: Mapped[str | None] = mapped_column(String(64))
+    raw: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class PostRow(Base):
+    """Posts made through this library, with the caller's client_unique_key."""
+
+    __tablename__ = "bsky_post"
+    __table_args__ = (UniqueConstraint("did", "client_unique_key", name="uq_bsky_post_client_key"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    did: Mapped[str] = mapped_column(String(255))
+    uri: Mapped[str] = mapped_column(String(512), unique=True)
+    cid: Mapped[str] = mapped_column(String(255))
+    client_unique_key: Mapped[str | None] = mapped_column(String(255))
+    text: Mapped[str | None] = mapped_column(Text)
+    reply_root_uri: Mapped[str | None] = mapped_column(String(512))
+    reply_parent_uri: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,0 +1,72 @@
+"""Repositories: the only code that issues SQL. They take an AsyncSession and never commit;
+the Store's unit of work (``Store.transaction``) owns the transaction."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .models import CallLogRow, SessionRow, utcnow
+
+
+class SessionRepository:
+    """Stored logins, one per account key."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def lock(self, account_key: str) -> None:
+        """Serialise logins/refreshes of one account across processes until commit.
+
+        PostgreSQL takes a transaction-scoped advisory lock; SQLite transactions already
+        start with BEGIN IMMEDIATE, which holds the database's write lock.
+        """
+        if self.db.bind.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(account_key.encode()).digest()[:8], "big", signed=True)
+            await self.db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    async def get(self, account_key: str) -> SessionRow | None:
+        result = await self.db.execute(select(SessionRow).where(SessionRow.account_key == account_key))
+        return result.scalar_one_or_none()
+
+    async def save(self, account_key: str, **fields: Any) -> SessionRow:
+        """Insert or update the account's session (bumping its version)."""
+        row = await self.get(account_key)
+        if row is None:
+            row = SessionRow(account_key=account_key, version=1, **fields)
+            self.db.add(row)
+        else:
+            for name, value in fields.items():
+                setattr(row, name, value)
+            row.version += 1
+            row.updated_at = utcnow()
+        await self.db.flush()
+        return row
+
+    async def delete(self, account_key: str) -> None:
+        row = await self.get(account_key)
+        if row is not None:
+            await self.db.delete(row)
+
+
+class CallLogRepository:
+    """The API call log."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def add_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert rows in one batch; returns their ids in order."""
+        if not rows:
+            return []
+        result = await self.db.execute(
+            insert(CallLogRow).returning(CallLogRow.id, sort_by_parameter_order=True), list(rows)
+        )
+        return list(result.scalars())
+
+    async def count(self) -> int:
+        return int((await self.db.execute(select(func.count(CallLogRow.id)))).scalar_one())

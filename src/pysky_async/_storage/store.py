@@ -1,0 +1,164 @@
+"""The Store: owns the async engine, hands out units of work, keeps the schema current."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from .._exceptions import StorageError
+from . import migrate
+
+logger = logging.getLogger("pysky_async")
+
+
+def default_sqlite_path() -> Path:
+    """Where the zero-configuration SQLite database lives (the user's data directory)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("pysky_async", appauthor=False)) / "pysky_async.sqlite3"
+
+
+def resolve_database_url(database_url: str | None = None, env: os._Environ[str] | dict[str, str] | None = None) -> str:
+    """The database to use: the argument, else PYSKY_DATABASE_URL, else the PG* variables
+    (asyncpg), else BSKY_SQLITE_FILENAME, else an SQLite file in the user's data directory."""
+    env = os.environ if env is None else env
+    if database_url:
+        return database_url
+    if env.get("PYSKY_DATABASE_URL"):
+        return env["PYSKY_DATABASE_URL"]
+    if env.get("PGHOST") or env.get("PGDATABASE"):
+        port = env.get("PGPORT")
+        return URL.create(
+            "postgresql+asyncpg",
+            username=env.get("PGUSER") or None,
+            password=env.get("PGPASSWORD") or None,
+            host=env.get("PGHOST") or None,
+            port=int(port) if port else None,
+            database=env.get("PGDATABASE") or None,
+        ).render_as_string(hide_password=False)
+    filename = env.get("BSKY_SQLITE_FILENAME")
+    if filename:
+        return sqlite_url(filename)
+    path = default_sqlite_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return sqlite_url(str(path))
+
+
+def sqlite_url(filename: str) -> str:
+    if filename == ":memory:":
+        return "sqlite+aiosqlite:///:memory:"
+    return f"sqlite+aiosqlite:///{Path(filename).expanduser()}"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine set up for concurrent use (WAL and BEGIN IMMEDIATE on SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_pre_ping=True)
+    in_memory = parsed.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
+    engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+    _configure_sqlite(engine, wal=not in_memory)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, *, wal: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # take transaction control from the driver so BEGIN IMMEDIATE is ours to emit
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # a write lock from the start: read-then-write units of work are serialised
+        # across processes instead of failing with "database is locked" on upgrade
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """The database behind a client: engine, units of work, schema upgrades.
+
+    Args:
+        url: any SQLAlchemy async URL (``sqlite+aiosqlite:///...``, ``postgresql+asyncpg://...``).
+        engine: an engine to use instead (left open on ``aclose``).
+        auto_migrate: upgrade the schema on first use; default: on for SQLite, off elsewhere
+            (run ``python -m pysky_async db upgrade`` for PostgreSQL).
+    """
+
+    def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None,
+                 auto_migrate: bool | None = None) -> None:
+        if engine is None:
+            engine = create_engine(resolve_database_url(url))
+            self._owns_engine = True
+        else:
+            self._owns_engine = False
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.auto_migrate = self.dialect == "sqlite" if auto_migrate is None else auto_migrate
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time; serialise in-process units of work instead of
+        # letting them queue on the file lock (and share the one in-memory connection)
+        self._serial = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+
+    async def ensure_ready(self) -> None:
+        """Check (or, with auto_migrate, bring) the schema to the current version, once."""
+        if self._ready:
+            return
+        async with self._ready_lock:
+            if self._ready:
+                return
+            try:
+                current = await migrate.current_revision(self.engine)
+                if current != migrate.HEAD_REVISION:
+                    if not self.auto_migrate:
+                        raise StorageError(
+                            f"the database schema is at {current or 'nothing'}, not "
+                            f"{migrate.HEAD_REVISION}: run `python -m pysky_async db upgrade` "
+                            "(with the same database settings) first"
+                        )
+                    await migrate.upgrade(self.engine)
+            except SQLAlchemyError as exc:
+                raise StorageError(f"could not open the database: {exc}") from exc
+            self._ready = True
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work: commits on success, rolls back on error; errors become StorageError."""
+        await self.ensure_ready()
+        async with contextlib.AsyncExitStack() as stack:
+            if self._serial is not None:
+                await stack.enter_async_context(self._serial)
+            try:
+                async with self._sessions() as session, session.begin():
+                    yield session
+            except SQLAlchemyError as exc:
+                raise StorageError(f"database error: {exc}") from exc
+
+    async def execute_sql(self, sql: str) -> list[Any]:
+        """Run raw SQL and return the rows (for tests and the command line)."""
+        async with self.transaction() as session:
+            result = await session.execute(text(sql))
+            return list(result.all()) if result.returns_rows else []
+
+    async def aclose(self) -> None:
+        if self._owns_engine:
+            await self.engine.dispose()
