@@ -38,12 +38,15 @@ class CallLogWriter:
         self._flush_lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flush_scheduled = False
 
     def add(self, row: dict[str, Any]) -> asyncio.Future[int]:
         """Queue a row; the future resolves to its id once it is written."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         self._pending.append((row, future))
+        if self._flush_scheduled:
+            return future
         if len(self._pending) >= self.batch_size:
             self._start_flush()
         elif self._timer is None:
@@ -65,7 +68,10 @@ class CallLogWriter:
                 exc.log_id = future.result()
 
     def _start_flush(self) -> None:
-        self._timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._flush_scheduled = True
         task = asyncio.get_running_loop().create_task(self._flush_quietly())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -80,6 +86,7 @@ class CallLogWriter:
     async def flush(self) -> None:
         """Write every queued row now. On failure the rows stay queued and StorageError is raised."""
         async with self._flush_lock:
+            self._flush_scheduled = False
             while self._pending:
                 batch, self._pending = self._pending[: self.batch_size * 10], self._pending[self.batch_size * 10 :]
                 try:

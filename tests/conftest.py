@@ -1,0 +1,54 @@
+"""Shared fixtures. The real servers (reference PDS, PostgreSQL) come from tests/realnet."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from pysky_async._response import XrpcResponse
+from pysky_async._storage.store import Store
+
+pytest_plugins = ["tests.realnet.fixtures"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A fresh, empty database: an SQLite file, or a new database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/pysky.sqlite3"
+    return str(request.getfixturevalue("pg_database_url"))
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    store = Store(database_url, auto_migrate=True)
+    await store.ensure_ready()
+    yield store
+    await store.aclose()
+
+
+def fake_jwt(*, lifetime: float = 3600, sub: str = "did:plc:test") -> str:
+    """An unsigned JWT-shaped token with the given remaining lifetime (for unit tests)."""
+
+    def segment(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    now = time.time()
+    return f"{segment({'alg': 'HS256', 'typ': 'at+jwt'})}.{segment({'sub': sub, 'iat': int(now), 'exp': now + lifetime})}.c2ln"
+
+
+def make_response(status: int = 200, body: object = None, url: str = "https://pds.test/xrpc/x.y.z",
+                  headers: dict[str, str] | None = None) -> XrpcResponse:
+    response = httpx.Response(status, json=body if body is not None else {},
+                              headers=headers, request=httpx.Request("GET", url))
+    return XrpcResponse.from_httpx(response)

@@ -1,0 +1,169 @@
+"""SessionManager and SessionMiddleware with stub handlers: no HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from pysky_async import LoginFailed, NotAuthenticated
+from pysky_async._request import AUTH, XrpcRequest
+from pysky_async._response import XrpcResponse
+from pysky_async._session import SessionManager, SessionMiddleware, pds_endpoint_from_did_doc
+from pysky_async._storage.store import Store
+
+from .conftest import fake_jwt, make_response
+
+pytestmark = pytest.mark.anyio
+
+DID_DOC = {
+    "id": "did:plc:me",
+    "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
+                 "serviceEndpoint": "https://pds.example.com/"}],
+}
+
+
+class FakeAuthServer:
+    """Answers createSession/refreshSession like the reference PDS."""
+
+    def __init__(self, *, lifetime: float = 3600, password: str = "pw") -> None:
+        self.lifetime = lifetime
+        self.password = password
+        self.calls: list[str] = []
+        self.refresh_dead = False
+
+    async def __call__(self, request: XrpcRequest) -> XrpcResponse:
+        self.calls.append(request.nsid)
+        await asyncio.sleep(0.01)
+        if request.nsid.endswith("createSession"):
+            if request.json["password"] != self.password:
+                return make_response(401, {"error": "AuthenticationRequired", "message": "Invalid identifier or password"})
+        elif self.refresh_dead:
+            return make_response(400, {"error": "ExpiredToken", "message": "Token has been revoked"})
+        return make_response(200, {"did": "did:plc:me", "handle": "me.test", "didDoc": DID_DOC,
+                                   "accessJwt": fake_jwt(lifetime=self.lifetime),
+                                   "refreshJwt": fake_jwt(lifetime=90 * 86400)})
+
+
+@pytest.fixture
+async def memory_store() -> AsyncIterator[Store]:
+    store = Store("sqlite+aiosqlite:///:memory:")
+    yield store
+    await store.aclose()
+
+
+def manager(store: Store, server: FakeAuthServer, password: str | None = "pw",
+            identifier: str | None = "me.test") -> SessionManager:
+    return SessionManager(store, server, auth_host="https://entryway.test",
+                          identifier=identifier, password=password)
+
+
+def test_pds_endpoint_comes_from_the_did_document() -> None:
+    assert pds_endpoint_from_did_doc(DID_DOC) == "https://pds.example.com"
+    assert pds_endpoint_from_did_doc({"service": [{"id": "#other", "type": "X", "serviceEndpoint": "https://x"}]}) is None
+    assert pds_endpoint_from_did_doc(None) is None
+
+
+async def test_authenticated_request_goes_to_the_pds_with_the_token(memory_store: Store) -> None:
+    server = FakeAuthServer()
+    middleware = SessionMiddleware(manager(memory_store, server))
+    seen: list[XrpcRequest] = []
+
+    async def call_next(request: XrpcRequest) -> XrpcResponse:
+        seen.append(request)
+        return make_response(200, {"ok": True})
+
+    await middleware(XrpcRequest("GET", "app.bsky.feed.getTimeline", AUTH), call_next)
+    await middleware(XrpcRequest("GET", "app.bsky.feed.getTimeline", AUTH), call_next)
+    assert server.calls == ["com.atproto.server.createSession"], "login is lazy and happens once"
+    assert seen[0].host == "https://pds.example.com"
+    assert seen[0].headers["Authorization"].startswith("Bearer ey")
+    assert seen[0].extensions["did"] == "did:plc:me"
+
+
+async def test_public_request_carries_no_session(memory_store: Store) -> None:
+    server = FakeAuthServer()
+    middleware = SessionMiddleware(manager(memory_store, server))
+
+    async def call_next(request: XrpcRequest) -> XrpcResponse:
+        assert "Authorization" not in request.headers
+        return make_response(200, {})
+
+    await middleware(XrpcRequest("GET", "app.bsky.actor.getProfile", "https://public.test"), call_next)
+    assert server.calls == []
+
+
+async def test_expired_token_refreshes_once_and_replays(memory_store: Store) -> None:
+    server = FakeAuthServer()
+    mgr = manager(memory_store, server)
+    middleware = SessionMiddleware(mgr)
+    await mgr.current()
+    first_token = mgr.session.access_jwt  # type: ignore[union-attr]
+    attempts: list[str] = []
+
+    async def call_next(request: XrpcRequest) -> XrpcResponse:
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        attempts.append(token)
+        if token == first_token:
+            return make_response(400, {"error": "ExpiredToken", "message": "Token has expired"})
+        return make_response(200, {"ok": True})
+
+    requests = [XrpcRequest("GET", "a.b.c", AUTH) for _ in range(50)]
+    responses = await asyncio.gather(*(middleware(r, call_next) for r in requests))
+    assert all(r.status_code == 200 for r in responses)
+    assert server.calls.count("com.atproto.server.refreshSession") == 1
+    assert len(attempts) == 100
+    assert all(r.extensions.get("session_was_refreshed") for r in requests)
+
+
+async def test_expiring_token_is_refreshed_before_the_call(memory_store: Store) -> None:
+    server = FakeAuthServer(lifetime=1)  # within 10% of its lifetime from the start? no: 1 s left
+    mgr = manager(memory_store, server)
+    await mgr.current()
+    server.lifetime = 3600
+    await asyncio.sleep(1.1)
+    await asyncio.gather(*(mgr.current() for _ in range(20)))
+    assert server.calls == ["com.atproto.server.createSession", "com.atproto.server.refreshSession"]
+
+
+async def test_dead_refresh_token_logs_in_again(memory_store: Store) -> None:
+    server = FakeAuthServer()
+    mgr = manager(memory_store, server)
+    session = await mgr.current()
+    server.refresh_dead = True
+    new = await mgr.refresh(session.access_jwt)
+    assert new.access_jwt != session.access_jwt
+    assert server.calls == ["com.atproto.server.createSession", "com.atproto.server.refreshSession",
+                            "com.atproto.server.createSession"]
+
+
+async def test_dead_refresh_token_without_password_says_what_to_set(memory_store: Store) -> None:
+    server = FakeAuthServer()
+    session = await manager(memory_store, server).current()
+    server.refresh_dead = True
+    no_password = manager(memory_store, server, password=None)
+    await no_password.current()  # the stored session is reused
+    with pytest.raises(NotAuthenticated, match="BSKY_AUTH_PASSWORD"):
+        await no_password.refresh(session.access_jwt)
+
+
+async def test_no_credentials_raises_not_authenticated(memory_store: Store) -> None:
+    with pytest.raises(NotAuthenticated, match="BSKY_AUTH_USERNAME"):
+        await manager(memory_store, FakeAuthServer(), identifier=None, password=None).current()
+
+
+async def test_wrong_password_is_a_login_failure(memory_store: Store) -> None:
+    with pytest.raises(LoginFailed, match="app password"):
+        await manager(memory_store, FakeAuthServer(password="right"), password="wrong").current()
+    assert await memory_store.execute_sql("SELECT * FROM bsky_session") == []
+
+
+async def test_second_manager_reuses_the_stored_session(memory_store: Store) -> None:
+    server = FakeAuthServer()
+    await manager(memory_store, server).current()
+    again = await manager(memory_store, server).current()
+    assert again.did == "did:plc:me"
+    assert server.calls == ["com.atproto.server.createSession"]
+    [row] = await memory_store.execute_sql("SELECT * FROM bsky_session")
+    assert "pw" not in [str(v) for v in row]
