@@ -59,14 +59,6 @@ class CallLogWriter:
         await self.flush()
         return future.result() if future.done() and not future.exception() else None
 
-    async def attach_log_id(self, exc: BaseException) -> None:
-        """Give an error raised outside the chain's flush (session calls) its row id."""
-        future = getattr(exc, "_log_future", None)
-        if isinstance(exc, PyskyError) and exc.log_id is None and future is not None:
-            await self.flush()
-            if future.done() and not future.exception():
-                exc.log_id = future.result()
-
     def _start_flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -137,9 +129,7 @@ class CallLogMiddleware:
                 exc.log_id = await self._write_now(row)
                 _log_error(exc)
             else:
-                future = self.writer.add(row)
-                if isinstance(exc, PyskyError):
-                    exc._log_future = future  # type: ignore[attr-defined]
+                self.writer.add(row)
             raise
         row = _row(request, timestamp, started, response, None)
         if response.is_error and self.flush_errors:

@@ -129,11 +129,7 @@ class AsyncBskyClient:
     async def login(self) -> Session:
         """Log in now (or load the stored session) instead of on the first call."""
         self._check_open()
-        try:
-            return await self.sessions.current()
-        except PyskyError as exc:
-            await self.call_log.attach_log_id(exc)
-            raise
+        return await self.sessions.current()
 
     def export_session(self) -> dict[str, str]:
         """The current session as a dict (contains tokens: keep it secret)."""
@@ -147,6 +143,10 @@ class AsyncBskyClient:
         if not isinstance(session, Session):
             session = Session(**{key: session[key] for key in Session.__dataclass_fields__})
         await self.sessions.adopt(session)
+
+    async def flush_call_log(self) -> None:
+        """Write the queued call-log rows now (they are also written in the background)."""
+        await self.call_log.flush()
 
     # -- raw XRPC --------------------------------------------------------------------
 
@@ -184,12 +184,7 @@ class AsyncBskyClient:
     async def send(self, request: XrpcRequest) -> XrpcResponse:
         """Run a request through the pipeline; raise an APIError subclass on an error status."""
         self._check_open()
-        try:
-            response = await self._handler(request)
-        except PyskyError as exc:
-            await self.call_log.attach_log_id(exc)
-            raise
-        return raise_for_status(response, request.nsid)
+        return raise_for_status(await self._handler(request), request.nsid)
 
     def _request(self, method: str, endpoint: str, hostname: str | None,
                  params: dict[str, Any], *, default_auth: bool = False) -> XrpcRequest:

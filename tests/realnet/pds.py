@@ -318,10 +318,12 @@ class PdsServer:
     def xrpc(
         self, nsid: str, body: dict[str, Any] | None = None, *, token: str | None = None
     ) -> dict[str, Any]:
-        """Minimal stdlib XRPC call (POST with a JSON body, or GET when body is None)."""
+        """Minimal stdlib XRPC call to the listen port: GET when ``body`` is None, else POST;
+        an empty ``body`` (``{}``) POSTs with no request body (procedures without input, such
+        as ``com.atproto.server.deleteSession``, reject one)."""
         headers = {"accept": "application/json"}
         data = None
-        if body is not None:
+        if body:
             data = json.dumps(body).encode()
             headers["content-type"] = "application/json"
         if token:
