@@ -44,7 +44,8 @@ def fake_jwt(*, lifetime: float = 3600, sub: str = "did:plc:test") -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
     now = time.time()
-    return f"{segment({'alg': 'HS256', 'typ': 'at+jwt'})}.{segment({'sub': sub, 'iat': int(now), 'exp': now + lifetime})}.c2ln"
+    header = segment({"alg": "HS256", "typ": "at+jwt"})
+    return f"{header}.{segment({'sub': sub, 'iat': int(now), 'exp': now + lifetime})}.c2ln"
 
 
 def make_response(status: int = 200, body: object = None, url: str = "https://pds.test/xrpc/x.y.z",

@@ -9,14 +9,12 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from pysky_async import AsyncBskyClient, LoginFailed, NotAuthenticated, RecordNotFound
-from pysky_async import _jwt
+from pysky_async import AsyncBskyClient, LoginFailed, NotAuthenticated, RecordNotFound, _jwt
 
 from .realnet.pds import Account, PdsServer
 
@@ -128,7 +126,7 @@ async def test_three_processes_sharing_a_database_refresh_once(pds_short_ttl: Pd
     processes = [worker(pds_short_ttl, short_ttl_account, database_url, calls=50) for _ in range(3)]
     try:
         assert {wait_ready(p) for p in processes} == {short_ttl_account.did}
-        time.sleep(3.5)  # every process holds the same, now expired, access token
+        await asyncio.sleep(3.5)  # every process holds the same, now expired, access token
         for p in processes:
             assert p.stdin is not None
             p.stdin.write("go\n")
@@ -176,7 +174,8 @@ async def test_exported_session_works_in_another_client(pds: PdsServer, pds_acco
         await first.login()
         exported = first.export_session()
     creates = pds.request_count(CREATE)
-    async with AsyncBskyClient(auth_host=listen_host(pds), database_url=f"sqlite+aiosqlite:///{tmp_path}/b.sqlite3") as second:
+    other_database = f"sqlite+aiosqlite:///{tmp_path}/b.sqlite3"
+    async with AsyncBskyClient(auth_host=listen_host(pds), database_url=other_database) as second:
         await second.login_with_session(exported)
         r = await second.get("com.atproto.server.getSession")
     assert r.handle == pds_account.handle

@@ -38,7 +38,8 @@ class FakeAuthServer:
         await asyncio.sleep(0.01)
         if request.nsid.endswith("createSession"):
             if request.json["password"] != self.password:
-                return make_response(401, {"error": "AuthenticationRequired", "message": "Invalid identifier or password"})
+                return make_response(401, {"error": "AuthenticationRequired",
+                                           "message": "Invalid identifier or password"})
         elif self.refresh_dead:
             return make_response(400, {"error": "ExpiredToken", "message": "Token has been revoked"})
         return make_response(200, {"did": "did:plc:me", "handle": "me.test", "didDoc": DID_DOC,
@@ -61,7 +62,8 @@ def manager(store: Store, server: FakeAuthServer, password: str | None = "pw",
 
 def test_pds_endpoint_comes_from_the_did_document() -> None:
     assert pds_endpoint_from_did_doc(DID_DOC) == "https://pds.example.com"
-    assert pds_endpoint_from_did_doc({"service": [{"id": "#other", "type": "X", "serviceEndpoint": "https://x"}]}) is None
+    other = {"service": [{"id": "#other", "type": "X", "serviceEndpoint": "https://x"}]}
+    assert pds_endpoint_from_did_doc(other) is None
     assert pds_endpoint_from_did_doc(None) is None
 
 

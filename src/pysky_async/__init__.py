@@ -34,15 +34,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AUTH",
+    "CHAT_PROXY",
+    "DEFAULT_AUTH_HOST",
+    "DEFAULT_PUBLIC_HOST",
     "APIError",
     "AsyncBskyClient",
     "AuthMissing",
     "AuthenticationRequired",
     "BadRequest",
-    "CHAT_PROXY",
     "ClientConfig",
-    "DEFAULT_AUTH_HOST",
-    "DEFAULT_PUBLIC_HOST",
     "ExpiredToken",
     "Forbidden",
     "Handler",

@@ -87,7 +87,7 @@ class CallLogWriter:
                 except BaseException:
                     self._pending[:0] = batch
                     raise
-                for (_, future), row_id in zip(batch, ids):
+                for (_, future), row_id in zip(batch, ids, strict=True):
                     if not future.done():
                         future.set_result(row_id)
 
@@ -133,7 +133,7 @@ class CallLogMiddleware:
             raise
         row = _row(request, timestamp, started, response, None)
         if response.is_error and self.flush_errors:
-            response.log_id = await self._write_now(row)  # type: ignore[misc]
+            response.log_id = await self._write_now(row)
         else:
             self.writer.add(row)
         return response
@@ -183,7 +183,8 @@ def _row(request: XrpcRequest, timestamp: dt.datetime, started: int,
         if response.is_error:
             row["exception_class"] = raw.get("error") if isinstance(raw.get("error"), str) else "HTTPError"
             row["exception_text"] = _text(raw.get("message"))
-            row["exception_response"] = redact(raw) if raw else _text(response.content[:_MAX_TEXT].decode("utf-8", "replace"))
+            body = response.content[:_MAX_TEXT].decode("utf-8", "replace")
+            row["exception_response"] = redact(raw) if raw else _text(body)
     if exc is not None:
         row["exception_class"] = type(exc).__name__
         row["exception_text"] = redact_text(str(exc))[:_MAX_TEXT] or None

@@ -11,7 +11,13 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._call_log import CallLogMiddleware, CallLogWriter
-from ._config import PROXIED_NAMESPACES, PROXIED_SERVICES, ClientConfig, normalize_endpoint, normalize_host
+from ._config import (
+    PROXIED_NAMESPACES,
+    PROXIED_SERVICES,
+    ClientConfig,
+    normalize_endpoint,
+    normalize_host,
+)
 from ._exceptions import NotAuthenticated, PyskyError
 from ._middleware import Handler, Middleware, build_chain
 from ._request import AUTH, XrpcRequest

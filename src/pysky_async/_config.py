@@ -72,8 +72,7 @@ def normalize_host(host: str) -> str:
 def normalize_endpoint(endpoint: str) -> str:
     """Accept ``"app.bsky.actor.getProfile"``, ``"xrpc/app.bsky..."`` or ``"/xrpc/app.bsky..."``."""
     nsid = endpoint.strip().lstrip("/")
-    if nsid.startswith("xrpc/"):
-        nsid = nsid[len("xrpc/"):]
+    nsid = nsid.removeprefix("xrpc/")
     if not _NSID.match(nsid):
         raise InvalidInput(
             f"{endpoint!r} is not an XRPC method name; expected an NSID such as "

@@ -28,6 +28,7 @@ class JsonObject(Mapping[str, Any]):
     """
 
     __slots__ = ("_raw",)
+    _raw: dict[str, Any]
 
     def __init__(self, raw: dict[str, Any]) -> None:
         object.__setattr__(self, "_raw", raw)
@@ -81,7 +82,10 @@ class XrpcResponse(JsonObject):
     Non-JSON bodies (blobs) are in ``.content``; their ``.raw`` is an empty dict.
     """
 
-    __slots__ = ("http", "content", "log_id")
+    __slots__ = ("content", "http", "log_id")
+    http: HttpInfo
+    content: bytes
+    log_id: int | None
 
     def __init__(self, raw: dict[str, Any], http: HttpInfo, content: bytes = b"") -> None:
         super().__init__(raw)
@@ -122,7 +126,7 @@ class XrpcResponse(JsonObject):
 
 def _has_elapsed(response: httpx.Response) -> bool:
     try:
-        response.elapsed
+        _ = response.elapsed
     except RuntimeError:
         return False
     return True

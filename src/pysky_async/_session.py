@@ -8,7 +8,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import _jwt
-from ._exceptions import APIError, AuthenticationRequired, ExpiredToken, InvalidToken, LoginFailed, NotAuthenticated
+from ._exceptions import (
+    APIError,
+    AuthenticationRequired,
+    ExpiredToken,
+    InvalidToken,
+    LoginFailed,
+    NotAuthenticated,
+)
 from ._middleware import Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse, raise_for_status

@@ -25,7 +25,7 @@ class SessionRepository:
         PostgreSQL takes a transaction-scoped advisory lock; SQLite transactions already
         start with BEGIN IMMEDIATE, which holds the database's write lock.
         """
-        if self.db.bind.dialect.name == "postgresql":
+        if self.db.get_bind().dialect.name == "postgresql":
             key = int.from_bytes(hashlib.sha256(account_key.encode()).digest()[:8], "big", signed=True)
             await self.db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 

@@ -13,7 +13,12 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import StaticPool
 
 from .._exceptions import StorageError
@@ -157,7 +162,7 @@ class Store:
         """Run raw SQL and return the rows (for tests and the command line)."""
         async with self.transaction() as session:
             result = await session.execute(text(sql))
-            return list(result.all()) if result.returns_rows else []
+            return list(result.all()) if result.returns_rows else []  # type: ignore[attr-defined]
 
     async def aclose(self) -> None:
         if self._owns_engine:
