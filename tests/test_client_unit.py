@@ -191,3 +191,40 @@ async def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyP
         assert "pw" not in repr(bsky.config)
         await bsky.get("app.bsky.actor.getProfile", actor="x")
     assert json.loads(server.requests[0].content) == {"identifier": "me.test", "password": "pw"}
+
+
+async def test_user_middleware_runs_inside_the_call_log_and_outside_the_session() -> None:
+    server = Server()
+    seen: list[tuple[str, str]] = []
+
+    class Tag:
+        async def __call__(self, request: pysky_async.XrpcRequest, call_next: pysky_async.Handler
+                           ) -> pysky_async.XrpcResponse:
+            seen.append((request.host, request.headers.get("Authorization", "")))
+            response = await call_next(request.with_headers(**{"X-Tag": "1"}))
+            request.extensions["write_op_points"] = 2
+            return response
+
+    async with client(server, username="me.test", password="pw", middleware=[Tag()]) as bsky:
+        await bsky.get("app.bsky.actor.getProfile", actor="x")
+        await bsky.flush_call_log()
+        [(points,)] = await bsky.store.execute_sql(
+            "SELECT write_op_points_consumed FROM bsky_api_call_log WHERE endpoint = 'app.bsky.actor.getProfile'")
+    assert seen == [(pysky_async.AUTH, "")], "user middleware sees the request before the session resolves it"
+    assert server.requests[-1].headers["x-tag"] == "1"
+    assert points == 2, "the call log (outermost) sees what inner middleware noted"
+
+
+async def test_injected_engine_is_used_and_left_open(tmp_path: object) -> None:
+    from pysky_async._storage.store import create_engine
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/shared.sqlite3")
+    server = Server()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(server))
+    async with AsyncBskyClient(engine=engine, http_client=http, auto_migrate=True) as bsky:
+        await bsky.get("a.b.c")
+    async with AsyncBskyClient(engine=engine, http_client=http) as again:
+        [(count,)] = await again.store.execute_sql("SELECT count(*) FROM bsky_api_call_log")
+    assert count == 1
+    await engine.dispose()
+    await http.aclose()
