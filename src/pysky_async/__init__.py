@@ -2,6 +2,7 @@
 
 from ._client import AsyncBskyClient
 from ._config import CHAT_PROXY, DEFAULT_AUTH_HOST, DEFAULT_PUBLIC_HOST, ClientConfig
+from ._cursor import ZERO_CURSOR
 from ._exceptions import (
     APIError,
     AuthenticationRequired,
@@ -9,8 +10,10 @@ from ._exceptions import (
     BadRequest,
     ExpiredToken,
     Forbidden,
+    IdentityNotFound,
     InvalidInput,
     InvalidRequest,
+    InvalidSwap,
     InvalidToken,
     LoginFailed,
     NetworkError,
@@ -26,29 +29,40 @@ from ._exceptions import (
     UpstreamFailure,
 )
 from ._middleware import Handler, Middleware
+from ._pagination import Paginator
+from ._records import Create, Delete, Record, RecordRef, Update, WriteResult
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, JsonObject, XrpcResponse
 from ._session import Session
+from ._syntax import AtUri, Did, Handle, InvalidIdentifier, Nsid, RecordKey, Tid
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AUTH",
-    "CHAT_PROXY",
-    "DEFAULT_AUTH_HOST",
-    "DEFAULT_PUBLIC_HOST",
     "APIError",
+    "AUTH",
     "AsyncBskyClient",
+    "AtUri",
     "AuthMissing",
     "AuthenticationRequired",
     "BadRequest",
+    "CHAT_PROXY",
     "ClientConfig",
+    "Create",
+    "DEFAULT_AUTH_HOST",
+    "DEFAULT_PUBLIC_HOST",
+    "Delete",
+    "Did",
     "ExpiredToken",
     "Forbidden",
+    "Handle",
     "Handler",
     "HttpInfo",
+    "IdentityNotFound",
+    "InvalidIdentifier",
     "InvalidInput",
     "InvalidRequest",
+    "InvalidSwap",
     "InvalidToken",
     "JsonObject",
     "LoginFailed",
@@ -56,16 +70,25 @@ __all__ = [
     "NetworkError",
     "NotAuthenticated",
     "NotFound",
+    "Nsid",
+    "Paginator",
     "PayloadTooLarge",
     "PyskyError",
     "RateLimitExceeded",
+    "Record",
+    "RecordKey",
     "RecordNotFound",
+    "RecordRef",
     "RequestTimeout",
     "ServerError",
     "Session",
     "StorageError",
+    "Tid",
+    "Update",
     "UpstreamFailure",
+    "WriteResult",
     "XrpcRequest",
     "XrpcResponse",
+    "ZERO_CURSOR",
     "__version__",
 ]

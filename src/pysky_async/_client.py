@@ -18,12 +18,18 @@ from ._config import (
     normalize_endpoint,
     normalize_host,
 )
+from ._cursor import ZERO_CURSOR, CursorMiddleware, CursorStore
 from ._exceptions import NotAuthenticated, PyskyError
+from ._identity import DEFAULT_PLC_DIRECTORY, IdentityResolver
 from ._middleware import Handler, Middleware, build_chain
+from ._pagination import Paginator
+from ._profiles import ProfilesMixin
+from ._records import RecordsMixin
 from ._request import AUTH, XrpcRequest
 from ._response import XrpcResponse, raise_for_status
 from ._session import Session, SessionManager, SessionMiddleware
 from ._storage.store import Store
+from ._syntax import Nsid
 from ._transport import HttpxTransport
 
 
@@ -32,7 +38,7 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class AsyncBskyClient:
+class AsyncBskyClient(RecordsMixin, ProfilesMixin):
     """An asyncio client for Bluesky and other AT Protocol services.
 
     ``async with AsyncBskyClient() as bsky: r = await bsky.get("app.bsky.actor.getProfile", actor=...)``
@@ -52,6 +58,7 @@ class AsyncBskyClient:
         middleware: your own middleware, run inside the call log and outside the session.
         timeout: seconds per request when the client creates its own httpx client.
         auto_migrate: create/upgrade the schema on first use (default: SQLite only).
+        plc_directory: where did:plc documents are resolved (default https://plc.directory).
     """
 
     def __init__(
@@ -67,6 +74,7 @@ class AsyncBskyClient:
         middleware: Sequence[Middleware] = (),
         timeout: float = 30.0,
         auto_migrate: bool | None = None,
+        plc_directory: str = DEFAULT_PLC_DIRECTORY,
     ) -> None:
         self.config = ClientConfig.from_options(
             username=username, password=password, auth_host=auth_host,
@@ -86,10 +94,13 @@ class AsyncBskyClient:
             identifier=self.config.username,
             password=self.config.password,
         )
+        self.cursors = CursorStore(self.store)
+        self.identity = IdentityResolver(self, plc_directory=plc_directory)
         self.middleware: list[Middleware] = [
             CallLogMiddleware(self.call_log),
             *middleware,
             SessionMiddleware(self.sessions),
+            CursorMiddleware(self.cursors),
         ]
         self._handler: Handler = build_chain(self.middleware, transport)
         self._state = _State.OPEN
@@ -192,6 +203,59 @@ class AsyncBskyClient:
         self._check_open()
         return raise_for_status(await self._handler(request), request.nsid)
 
+    def paginate(self, endpoint: str, *, hostname: str | None = None, items: str | None = None,
+                 cursor: str | None = None, cursor_key: str | None = None, resume: bool = False,
+                 max_items: int | None = None, first_cursor: str | None = None, **params: Any) -> Paginator:
+        """Iterate a cursor-based list endpoint: ``async for item in bsky.paginate(nsid, **params)``.
+
+        Args:
+            items: the response's list field, when it is not one of the standard names.
+            cursor: start at this cursor (ignores any saved one).
+            resume: start from the cursor saved for (account, endpoint, cursor_key) and save
+                the cursor of every page the caller has finished.
+            cursor_key: separates saved cursors that share an endpoint (e.g. per collection).
+            max_items: stop after this many items.
+            first_cursor: the cursor of a resumed run's first page when none is saved.
+        """
+        base = self._request("GET", endpoint, hostname, params)
+
+        async def make_request(page_cursor: str | None) -> XrpcRequest:
+            return _page_request(base, page_cursor, cursor_key, first_cursor)
+
+        return Paginator(self, make_request, items=items, cursor=cursor, resume=resume, max_items=max_items)
+
+    def list_records(self, collection: str, repo: str | None = None, *, limit: int = 100, reverse: bool = False,
+                     cursor: str | None = None, resume: bool = False, max_items: int | None = None) -> Paginator:
+        """Records of one collection (the logged-in account's unless ``repo`` is given).
+
+        For ``resume`` use ``reverse=True`` (oldest first): a resumed run then yields the
+        records created since the last run. Saved cursors are kept per repo and collection.
+        """
+        params: dict[str, Any] = {"collection": Nsid(collection), "limit": limit}
+        if reverse:
+            params["reverse"] = True
+        base = self._request("GET", "com.atproto.repo.listRecords", None, params)
+
+        async def make_request(page_cursor: str | None) -> XrpcRequest:
+            owner = await self._repo(repo)
+            request = base.replace(params={**base.params, "repo": owner})
+            return _page_request(request, page_cursor, f"{owner}/{collection}", None)
+
+        return Paginator(self, make_request, cursor=cursor, resume=resume, max_items=max_items)
+
+    def get_convo_logs(self, *, resume: bool = True, cursor: str | None = None) -> Paginator:
+        """Chat events (``chat.bsky.convo.getLog``); a first resumed run replays from the start."""
+        return self.paginate("chat.bsky.convo.getLog", items="logs", cursor=cursor, resume=resume,
+                             first_cursor=ZERO_CURSOR)
+
+    async def resolve_handle(self, handle: str) -> str:
+        """The DID of a handle (cached for a few minutes)."""
+        return await self.identity.resolve_handle(handle)
+
+    async def resolve_did(self, did: str) -> dict[str, Any]:
+        """The DID document of a did:plc or did:web DID (cached for a few minutes)."""
+        return await self.identity.resolve_did(did)
+
     def _request(self, method: str, endpoint: str, hostname: str | None,
                  params: dict[str, Any], *, default_auth: bool = False) -> XrpcRequest:
         nsid = normalize_endpoint(endpoint)
@@ -208,3 +272,13 @@ class AsyncBskyClient:
                 host = AUTH
         headers = {"atproto-proxy": proxy} if proxy and host == AUTH else {}
         return XrpcRequest(method, nsid, host, params=params, headers=headers)
+
+
+
+def _page_request(base: XrpcRequest, cursor: str | None, cursor_key: str | None,
+                  first_cursor: str | None) -> XrpcRequest:
+    """One page's request: a fresh copy of ``base`` (own extensions) with the cursor set."""
+    extensions: dict[str, Any] = {"cursor_key": cursor_key}
+    if first_cursor is not None:
+        extensions["first_cursor"] = first_cursor
+    return base.replace(params={**base.params, "cursor": cursor}, extensions=extensions)

@@ -10,9 +10,10 @@
     └── APIError                    the server answered with an error status
         ├── BadRequest              400 without a more specific XRPC error name
         │   ├── InvalidRequest
-        │   └── RecordNotFound
+        │   ├── RecordNotFound
+        │   └── InvalidSwap
         ├── ExpiredToken / InvalidToken / AuthenticationRequired / AuthMissing
-        ├── Forbidden / NotFound / PayloadTooLarge
+        ├── Forbidden / NotFound / PayloadTooLarge / IdentityNotFound
         ├── RateLimitExceeded       429
         ├── UpstreamFailure         502 from a proxied service
         └── ServerError             other 5xx
@@ -114,6 +115,10 @@ class RecordNotFound(BadRequest):
     """XRPC RecordNotFound."""
 
 
+class InvalidSwap(BadRequest):
+    """The record or repo changed since the swap CID was read: re-read it and try again."""
+
+
 class ExpiredToken(APIError):
     """The access or refresh token has expired or was revoked."""
 
@@ -150,6 +155,10 @@ class UpstreamFailure(APIError):
     """502 UpstreamFailure: the PDS could not reach the service it proxies to."""
 
 
+class IdentityNotFound(APIError):
+    """A handle or DID does not resolve (or its DID document names no PDS)."""
+
+
 class ServerError(APIError):
     """HTTP 5xx."""
 
@@ -159,6 +168,7 @@ _BY_ERROR_NAME: dict[str, type[APIError]] = {
     for cls in (
         InvalidRequest,
         RecordNotFound,
+        InvalidSwap,
         ExpiredToken,
         InvalidToken,
         AuthenticationRequired,

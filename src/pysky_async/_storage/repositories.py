@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import CallLogRow, SessionRow, utcnow
+from .models import CallLogRow, CursorRow, SessionRow, UserProfileRow, utcnow
 
 
 class SessionRepository:
@@ -70,3 +70,56 @@ class CallLogRepository:
 
     async def count(self) -> int:
         return int((await self.db.execute(select(func.count(CallLogRow.id)))).scalar_one())
+
+
+class CursorRepository:
+    """Saved pagination cursors, one per (account DID, endpoint, cursor_key)."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def get(self, did: str, endpoint: str, cursor_key: str) -> str | None:
+        result = await self.db.execute(
+            select(CursorRow.cursor).where(CursorRow.did == did, CursorRow.endpoint == endpoint,
+                                           CursorRow.cursor_key == cursor_key))
+        return result.scalar_one_or_none()
+
+    async def save(self, did: str, endpoint: str, cursor_key: str, cursor: str) -> None:
+        result = await self.db.execute(
+            select(CursorRow).where(CursorRow.did == did, CursorRow.endpoint == endpoint,
+                                    CursorRow.cursor_key == cursor_key))
+        row = result.scalar_one_or_none()
+        if row is None:
+            self.db.add(CursorRow(did=did, endpoint=endpoint, cursor_key=cursor_key, cursor=cursor))
+        else:
+            row.cursor = cursor
+            row.updated_at = utcnow()
+        await self.db.flush()
+
+
+class ProfileRepository:
+    """Cached actor profiles. A handle belongs to at most one cached DID: when a handle moves,
+    the old row loses it (handles are not unique over time)."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def find(self, actor: str) -> UserProfileRow | None:
+        column = UserProfileRow.did if actor.startswith("did:") else UserProfileRow.handle
+        result = await self.db.execute(select(UserProfileRow).where(column == actor).limit(1))
+        return result.scalar_one_or_none()
+
+    async def upsert(self, did: str, **fields: Any) -> UserProfileRow:
+        handle = fields.get("handle")
+        if handle:
+            moved = await self.db.execute(
+                select(UserProfileRow).where(UserProfileRow.handle == handle, UserProfileRow.did != did))
+            for row in moved.scalars():
+                row.handle = None
+        row = await self.db.get(UserProfileRow, did) or UserProfileRow(did=did)
+        self.db.add(row)
+        for name, value in fields.items():
+            setattr(row, name, value)
+        row.updated_at = utcnow()
+        await self.db.flush()
+        return row

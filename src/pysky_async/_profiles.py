@@ -1,0 +1,62 @@
+"""The profile cache: ``get_user_profile`` serves handles and DIDs from ``bsky_user_profile``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._base import ClientBase
+from ._exceptions import APIError
+from ._response import JsonObject
+from ._storage.models import UserProfileRow
+from ._storage.repositories import ProfileRepository
+from ._syntax import Did, Handle
+
+
+def _fields(profile: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "handle": profile.get("handle"),
+        "display_name": profile.get("displayName"),
+        "description": profile.get("description"),
+        "avatar": profile.get("avatar"),
+        "banner": profile.get("banner"),
+        "followers_count": profile.get("followersCount"),
+        "follows_count": profile.get("followsCount"),
+        "posts_count": profile.get("postsCount"),
+        "profile_created_at": profile.get("createdAt"),
+        "indexed_at": profile.get("indexedAt"),
+        "raw": profile,
+        "error": None,
+    }
+
+
+class ProfilesMixin(ClientBase):
+    """Profile methods of AsyncBskyClient."""
+
+    async def get_user_profile(self, actor: str, *, force_remote_call: bool = False) -> JsonObject:
+        """An actor's profile (``app.bsky.actor.getProfile``), from the cache when it has it.
+
+        A remote call refreshes the cache. A suspended or deleted account has its error
+        recorded on its cached row and raises APIError.
+        """
+        actor = str(Did(actor)) if actor.startswith("did:") else str(Handle(actor))
+        if not force_remote_call:
+            async with self.store.transaction() as db:
+                row = await ProfileRepository(db).find(actor)
+                if row is not None and row.error is None and row.raw is not None:
+                    return JsonObject(dict(row.raw))
+        try:
+            response = await self.get("app.bsky.actor.getProfile", actor=actor)
+        except APIError as exc:
+            await self._record_profile_error(actor, exc)
+            raise
+        async with self.store.transaction() as db:
+            await ProfileRepository(db).upsert(response.raw["did"], **_fields(response.raw))
+        return JsonObject(response.raw)
+
+    async def _record_profile_error(self, actor: str, exc: APIError) -> None:
+        async with self.store.transaction() as db:
+            repo = ProfileRepository(db)
+            row: UserProfileRow | None = await repo.find(actor)
+            did = row.did if row is not None else (actor if actor.startswith("did:") else None)
+            if did is not None:
+                await repo.upsert(did, error=f"{exc.error or exc.status_code}: {exc.message or ''}".strip())

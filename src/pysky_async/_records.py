@@ -1,0 +1,207 @@
+"""Records in any collection, and blobs: create, put, get, delete, applyWrites, upload."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._base import ClientBase
+from ._exceptions import InvalidInput, InvalidSwap, NotAuthenticated
+from ._response import JsonObject, XrpcResponse
+from ._syntax import AtUri, Nsid, RecordKey, Tid
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """A strong reference to a record: its ``uri`` and ``cid``."""
+
+    uri: str
+    cid: str
+
+    @property
+    def rkey(self) -> str:
+        return self.uri.rsplit("/", 1)[-1]
+
+    def to_dict(self) -> dict[str, str]:
+        """The ``com.atproto.repo.strongRef`` form."""
+        return {"uri": self.uri, "cid": self.cid}
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record as read back: ``uri``, ``cid`` and its ``value`` (attribute access)."""
+
+    uri: str
+    cid: str | None
+    value: JsonObject
+
+    @property
+    def ref(self) -> RecordRef:
+        if self.cid is None:
+            raise InvalidInput(f"{self.uri} was read without a CID")
+        return RecordRef(self.uri, self.cid)
+
+
+@dataclass(frozen=True)
+class Create:
+    """A create operation for ``apply_writes`` (the record key is chosen here when omitted)."""
+
+    collection: str
+    value: Mapping[str, Any]
+    rkey: str | None = None
+
+
+@dataclass(frozen=True)
+class Update:
+    """An update (put) operation for ``apply_writes``."""
+
+    collection: str
+    rkey: str
+    value: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Delete:
+    """A delete operation for ``apply_writes``."""
+
+    collection: str
+    rkey: str
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What ``apply_writes`` returns: the commit and one result per operation."""
+
+    commit: Mapping[str, Any] | None
+    results: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+def with_type(collection: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record with ``$type`` set to its collection when it has none."""
+    if not isinstance(record, Mapping):
+        raise InvalidInput(f"a record must be a dict, not {type(record).__name__}")
+    return {"$type": collection, **record}
+
+
+class RecordsMixin(ClientBase):
+    """Record and blob methods of AsyncBskyClient."""
+
+    async def create_record(self, collection: str, record: Mapping[str, Any], *,
+                            rkey: str | None = None, validate: bool | None = None,
+                            repo: str | None = None) -> RecordRef:
+        """Create a record; the record key (a TID unless given) is chosen on the client.
+
+        Custom collections need ``validate=False`` on servers that do not know their lexicon.
+        """
+        collection = Nsid(collection)
+        rkey = RecordKey(rkey) if rkey is not None else Tid.next()
+        body: dict[str, Any] = {"repo": await self._repo(repo), "collection": collection, "rkey": rkey,
+                                "record": with_type(collection, record)}
+        if validate is not None:
+            body["validate"] = validate
+        response = await self.post("com.atproto.repo.createRecord", data=body)
+        return RecordRef(response.raw["uri"], response.raw["cid"])
+
+    async def put_record(self, collection: str, rkey: str, record: Mapping[str, Any], *,
+                         swap_record: str | None = None, swap_commit: str | None = None,
+                         validate: bool | None = None, repo: str | None = None) -> RecordRef:
+        """Create or replace the record at ``collection/rkey``.
+
+        ``swap_record``: the CID the record must still have (None: no check). A stale swap
+        raises ``InvalidSwap``.
+        """
+        body: dict[str, Any] = {"repo": await self._repo(repo), "collection": Nsid(collection),
+                                "rkey": RecordKey(rkey), "record": with_type(collection, record)}
+        _add_optional(body, swapRecord=swap_record, swapCommit=swap_commit, validate=validate)
+        response = await _swapping(self.post("com.atproto.repo.putRecord", data=body))
+        return RecordRef(response.raw["uri"], response.raw["cid"])
+
+    async def get_record(self, uri: str | AtUri, *, cid: str | None = None) -> Record:
+        """Read one record by AT-URI (or bsky.app link)."""
+        at = _record_uri(uri)
+        response = await self.get("com.atproto.repo.getRecord", repo=at.authority, collection=at.collection,
+                                  rkey=at.rkey, cid=cid)
+        return Record(response.raw["uri"], response.raw.get("cid"), JsonObject(response.raw["value"]))
+
+    async def delete_record(self, uri: str | AtUri, *, swap_record: str | None = None,
+                            swap_commit: str | None = None) -> None:
+        """Delete a record by AT-URI (deleting a missing record is not an error on the PDS)."""
+        at = _record_uri(uri)
+        body: dict[str, Any] = {"repo": at.authority, "collection": at.collection, "rkey": at.rkey}
+        _add_optional(body, swapRecord=swap_record, swapCommit=swap_commit)
+        await _swapping(self.post("com.atproto.repo.deleteRecord", data=body))
+
+    async def apply_writes(self, writes: Sequence[Create | Update | Delete], *,
+                           validate: bool | None = None, swap_commit: str | None = None,
+                           repo: str | None = None) -> WriteResult:
+        """Apply up to 200 creates, updates and deletes in one atomic commit."""
+        if not writes:
+            raise InvalidInput("apply_writes needs at least one operation")
+        if len(writes) > 200:
+            raise InvalidInput(f"apply_writes takes at most 200 operations, got {len(writes)}: split them")
+        body: dict[str, Any] = {"repo": await self._repo(repo), "writes": [_write(w) for w in writes]}
+        _add_optional(body, validate=validate, swapCommit=swap_commit)
+        response = await _swapping(self.post("com.atproto.repo.applyWrites", data=body))
+        return WriteResult(response.raw.get("commit"), list(response.raw.get("results") or []))
+
+    async def upload_blob(self, data: bytes, mimetype: str) -> dict[str, Any]:
+        """Upload bytes; returns the blob ref to put in a record (``{"$type": "blob", ...}``)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidInput(f"upload_blob takes bytes, not {type(data).__name__}")
+        if not data:
+            raise InvalidInput("upload_blob got no data")
+        response = await self.post("com.atproto.repo.uploadBlob", data=bytes(data),
+                                   headers={"Content-Type": mimetype})
+        blob: dict[str, Any] = response.raw["blob"]
+        return blob
+
+    async def get_blob_url(self, did: str, cid: str) -> str:
+        """The URL of a blob on its owner's PDS (resolved from the DID document)."""
+        pds = await self.identity.pds_endpoint(did)
+        from urllib.parse import urlencode
+
+        return f"{pds}/xrpc/com.atproto.sync.getBlob?{urlencode({'did': did, 'cid': cid})}"
+
+    async def get_blob(self, did: str, cid: str) -> bytes:
+        """Download a blob from its owner's PDS."""
+        pds = await self.identity.pds_endpoint(did)
+        response = await self.get("com.atproto.sync.getBlob", hostname=pds, did=did, cid=cid)
+        return response.content
+
+
+def _record_uri(uri: str | AtUri) -> AtUri:
+    at = AtUri.parse(uri)
+    if at.collection is None or at.rkey is None:
+        raise InvalidInput(f"{uri} does not name a record: expected at://<repo>/<collection>/<rkey>")
+    if not at.has_did and not at.authority:
+        raise NotAuthenticated("a record URI needs a repo")
+    return at
+
+
+def _add_optional(body: dict[str, Any], **fields: Any) -> None:
+    body.update({key: value for key, value in fields.items() if value is not None})
+
+
+def _write(op: Create | Update | Delete) -> dict[str, Any]:
+    if isinstance(op, Create):
+        return {"$type": "com.atproto.repo.applyWrites#create", "collection": Nsid(op.collection),
+                "rkey": RecordKey(op.rkey) if op.rkey else Tid.next(), "value": with_type(op.collection, op.value)}
+    if isinstance(op, Update):
+        return {"$type": "com.atproto.repo.applyWrites#update", "collection": Nsid(op.collection),
+                "rkey": RecordKey(op.rkey), "value": with_type(op.collection, op.value)}
+    if isinstance(op, Delete):
+        return {"$type": "com.atproto.repo.applyWrites#delete", "collection": Nsid(op.collection),
+                "rkey": RecordKey(op.rkey)}
+    raise InvalidInput(f"apply_writes takes Create, Update and Delete operations, not {type(op).__name__}")
+
+
+async def _swapping(call: Any) -> XrpcResponse:
+    """Await a write; make a stale-swap error say what to do."""
+    try:
+        response: XrpcResponse = await call
+    except InvalidSwap as exc:
+        exc.message = (exc.message or "swap failed") + \
+            " — the record changed since you read its CID: read it again and retry with the new CID"
+        raise
+    return response

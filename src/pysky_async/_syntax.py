@@ -1,0 +1,213 @@
+"""AT Protocol identifiers as value types that validate on construction.
+
+``Did``, ``Handle``, ``Nsid``, ``RecordKey`` and ``Tid`` are ``str`` subclasses; ``AtUri`` parses
+``at://`` URIs and ``https://bsky.app/profile/<handle|did>/post/<rkey>`` links. Bad input raises
+``InvalidIdentifier`` (a ``ValueError``) saying what was wrong, before any request is made.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from ._exceptions import InvalidInput
+
+
+class InvalidIdentifier(InvalidInput):
+    """A DID, handle, NSID, record key, TID or AT-URI is malformed."""
+
+
+class _Checked(str):
+    """A string validated by ``PATTERN`` on construction."""
+
+    PATTERN: ClassVar[re.Pattern[str]]
+    KIND: ClassVar[str]
+    EXAMPLE: ClassVar[str]
+    MAX_LENGTH: ClassVar[int] = 2048
+
+    def __new__(cls, value: str) -> _Checked:
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, str):
+            raise InvalidIdentifier(f"a {cls.KIND} must be a string, not {type(value).__name__}")
+        if len(value) > cls.MAX_LENGTH or not cls.PATTERN.fullmatch(value):
+            raise InvalidIdentifier(f"{value!r} is not a valid {cls.KIND} (expected something like {cls.EXAMPLE!r})")
+        return super().__new__(cls, value)
+
+
+class Did(_Checked):
+    """A DID: ``did:plc:...`` or ``did:web:...`` (any method is accepted)."""
+
+    PATTERN = re.compile(r"did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]")
+    KIND = "DID"
+    EXAMPLE = "did:plc:z72i7hdynmk6r22z27h6tvur"
+
+    @property
+    def method(self) -> str:
+        return self.split(":", 2)[1]
+
+
+class Handle(_Checked):
+    """A handle (a domain name), normalised to lower case, without a leading ``@``."""
+
+    PATTERN = re.compile(
+        r"([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+    )
+    KIND = "handle"
+    EXAMPLE = "alice.bsky.social"
+    MAX_LENGTH = 253
+
+    def __new__(cls, value: str) -> Handle:
+        if isinstance(value, str):
+            value = value.strip().removeprefix("@").lower()
+        return super().__new__(cls, value)  # type: ignore[return-value]
+
+
+class Nsid(_Checked):
+    """A namespaced identifier: ``app.bsky.feed.post``."""
+
+    PATTERN = re.compile(
+        r"[a-zA-Z]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?)+\.[a-zA-Z][a-zA-Z0-9]{0,62}"
+    )
+    KIND = "NSID"
+    EXAMPLE = "app.bsky.feed.post"
+    MAX_LENGTH = 317
+
+
+class RecordKey(_Checked):
+    """A record key: 1-512 of ``[a-zA-Z0-9_~.:-]``, not ``.`` or ``..``."""
+
+    PATTERN = re.compile(r"(?!\.{1,2}$)[a-zA-Z0-9_~.:-]{1,512}")
+    KIND = "record key"
+    EXAMPLE = "3jzfcijpj2z2a"
+
+
+_B32 = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+class Tid(_Checked):
+    """A timestamp identifier: 13 base32-sortable characters (microseconds + clock id).
+
+    ``Tid.next()`` makes a new one, strictly increasing within the process.
+    """
+
+    PATTERN = re.compile(r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}")
+    KIND = "TID"
+    EXAMPLE = "3jzfcijpj2z2a"
+
+    _lock = threading.Lock()
+    _last = 0
+
+    @classmethod
+    def next(cls, clock_id: int | None = None) -> Tid:
+        """A new TID for now (never equal to or below the previous one from this process)."""
+        import random
+
+        with cls._lock:
+            micros = max(time.time_ns() // 1000, cls._last + 1)
+            cls._last = micros
+        clock = random.randrange(1024) if clock_id is None else clock_id
+        return cls.from_parts(micros, clock)
+
+    @classmethod
+    def from_parts(cls, timestamp_us: int, clock_id: int = 0) -> Tid:
+        value = (timestamp_us << 10) | (clock_id & 0x3FF)
+        chars = []
+        for _ in range(13):
+            chars.append(_B32[value & 31])
+            value >>= 5
+        return cls("".join(reversed(chars)))
+
+    @property
+    def _value(self) -> int:
+        value = 0
+        for char in self:
+            value = (value << 5) | _B32.index(char)
+        return value
+
+    @property
+    def timestamp_us(self) -> int:
+        """Microseconds since the Unix epoch."""
+        return self._value >> 10
+
+    @property
+    def clock_id(self) -> int:
+        return self._value & 0x3FF
+
+
+_BSKY_APP_HOSTS = ("bsky.app", "www.bsky.app", "staging.bsky.app")
+_COLLECTION_BY_PATH = {"post": "app.bsky.feed.post", "lists": "app.bsky.graph.list",
+                       "feed": "app.bsky.feed.generator"}
+
+
+@dataclass(frozen=True)
+class AtUri:
+    """``at://AUTHORITY[/COLLECTION[/RKEY]]``; the authority is a DID or a handle.
+
+    ``AtUri.parse`` also takes ``https://bsky.app/profile/<handle|did>/post/<rkey>`` links.
+    """
+
+    authority: str
+    collection: str | None = None
+    rkey: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.authority.startswith("did:"):
+            Did(self.authority)
+        else:
+            object.__setattr__(self, "authority", str(Handle(self.authority)))
+        if self.collection is not None:
+            Nsid(self.collection)
+        if self.rkey is not None:
+            if self.collection is None:
+                raise InvalidIdentifier("an AT-URI with a record key needs a collection")
+            RecordKey(self.rkey)
+
+    @classmethod
+    def parse(cls, value: str | AtUri) -> AtUri:
+        """Parse an ``at://`` URI or a bsky.app link; raises InvalidIdentifier."""
+        if isinstance(value, AtUri):
+            return value
+        if not isinstance(value, str):
+            raise InvalidIdentifier(f"an AT-URI must be a string, not {type(value).__name__}")
+        text = value.strip()
+        if text.startswith(("https://", "http://")):
+            return cls._from_link(text)
+        if not text.startswith("at://"):
+            raise InvalidIdentifier(
+                f"{value!r} is not an AT-URI: expected 'at://<did or handle>/<collection>/<rkey>' "
+                "or a https://bsky.app/profile/.../post/... link"
+            )
+        rest = text[len("at://"):].split("#", 1)[0].split("?", 1)[0].rstrip("/")
+        parts = rest.split("/")
+        if not parts[0] or len(parts) > 3:
+            raise InvalidIdentifier(f"{value!r} is not an AT-URI: expected at most authority/collection/rkey")
+        try:
+            return cls(*parts)
+        except InvalidIdentifier as exc:
+            raise InvalidIdentifier(f"{value!r} is not a valid AT-URI: {exc}") from None
+
+    @classmethod
+    def _from_link(cls, link: str) -> AtUri:
+        parts = urlsplit(link)
+        segments = [s for s in parts.path.split("/") if s]
+        if parts.hostname not in _BSKY_APP_HOSTS or len(segments) != 4 or segments[0] != "profile" \
+                or segments[2] not in _COLLECTION_BY_PATH:
+            raise InvalidIdentifier(
+                f"{link!r} is not a Bluesky post link: expected https://bsky.app/profile/<handle or did>/post/<rkey>"
+            )
+        try:
+            return cls(segments[1], _COLLECTION_BY_PATH[segments[2]], segments[3])
+        except InvalidIdentifier as exc:
+            raise InvalidIdentifier(f"{link!r} is not a valid Bluesky link: {exc}") from None
+
+    @property
+    def has_did(self) -> bool:
+        return self.authority.startswith("did:")
+
+    def __str__(self) -> str:
+        return "at://" + "/".join(p for p in (self.authority, self.collection, self.rkey) if p is not None)

@@ -1,0 +1,138 @@
+"""Paginator and cursor persistence against httpx.MockTransport (fast, no servers)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from pysky_async import ZERO_CURSOR, AsyncBskyClient, InvalidInput
+
+pytestmark = pytest.mark.anyio
+
+
+class PagedServer:
+    """Serves ``total`` items in pages of ``size``; the cursor is the next offset."""
+
+    def __init__(self, total: int, size: int = 10, field: str = "follows") -> None:
+        self.total, self.size, self.field = total, size, field
+        self.cursors: list[str | None] = []
+        self.in_flight = 0
+        self.max_ahead = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        self.cursors.append(cursor)
+        self.in_flight += 1
+        await asyncio.sleep(0.005)
+        self.in_flight -= 1
+        start = int(cursor or 0)
+        items = [{"n": n} for n in range(start, min(start + self.size, self.total))]
+        body: dict[str, object] = {self.field: items, "subject": {"did": "did:plc:x"}}
+        if start + self.size < self.total:
+            body["cursor"] = str(start + self.size)
+        return httpx.Response(200, json=body)
+
+
+def client(server: object, **kwargs: object) -> AsyncBskyClient:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(server))  # type: ignore[arg-type]
+    return AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", http_client=http,
+                           public_host="https://public.test", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_items_come_in_order_and_stop_without_cursor() -> None:
+    server = PagedServer(95)
+    async with client(server) as bsky:
+        items = [item.n async for item in bsky.paginate("app.bsky.graph.getFollows", actor="a.test", limit=10)]
+    assert items == list(range(95))
+    assert server.cursors == [None, *[str(n) for n in range(10, 100, 10)]]
+
+
+async def test_pages_and_max_items() -> None:
+    server = PagedServer(95)
+    async with client(server) as bsky:
+        pages = [len(page.follows) async for page in bsky.paginate("app.bsky.graph.getFollows").pages()]
+        some = await bsky.paginate("app.bsky.graph.getFollows", max_items=25).collect()
+    assert pages == [10] * 9 + [5]
+    assert [i.n for i in some] == list(range(25))
+
+
+async def test_never_more_than_one_page_ahead() -> None:
+    server = PagedServer(50)
+    fetched_when_seen: list[int] = []
+    async with client(server) as bsky:
+        async for page in bsky.paginate("app.bsky.graph.getFollows").pages():
+            await asyncio.sleep(0.05)  # the caller is slow: the next page is prefetched meanwhile
+            fetched_when_seen.append(len(server.cursors))
+            assert page.follows
+    # while page k (1-based) is being handled, at most page k+1 has been requested
+    assert all(fetched <= k + 1 for k, fetched in enumerate(fetched_when_seen, start=1))
+    assert fetched_when_seen[0] == 2, "the next page is fetched while the caller works"
+
+
+async def test_empty_page_repeating_its_cursor_stops() -> None:
+    calls: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        calls.append(cursor)
+        if cursor is None:
+            return httpx.Response(200, json={"logs": [{"rev": "1"}], "cursor": "c1"})
+        return httpx.Response(200, json={"logs": [], "cursor": "c1"})
+
+    async with client(handler) as bsky:
+        logs = await bsky.paginate("chat.bsky.convo.getLog", hostname="https://public.test").collect()
+    assert [log.rev for log in logs] == ["1"] and calls == [None, "c1"]
+
+
+async def test_unknown_list_field_needs_items_argument() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"a": [1], "b": [2]})
+
+    async with client(handler) as bsky:
+        with pytest.raises(InvalidInput, match="items="):
+            await bsky.paginate("com.example.list").collect()
+        assert await bsky.paginate("com.example.list", items="b").collect() == [2]
+
+
+async def test_resume_saves_a_cursor_only_after_its_page_is_finished() -> None:
+    server = PagedServer(30)
+    async with client(server) as bsky:
+        paginator = bsky.paginate("app.bsky.graph.getFollows", resume=True, cursor_key="alice")
+        seen = 0
+        async for _ in paginator:
+            seen += 1
+            if seen == 15:  # stop in the middle of the second page
+                break
+        [(saved,)] = await bsky.store.execute_sql("SELECT cursor FROM bsky_cursor")
+        assert saved == "10", "only the first (finished) page's cursor is saved"
+        rest = [i.n async for i in bsky.paginate("app.bsky.graph.getFollows", resume=True, cursor_key="alice")]
+        assert rest == list(range(10, 30)), "the unfinished page is seen again, nothing is lost"
+        again = [i.n async for i in bsky.paginate("app.bsky.graph.getFollows", resume=True, cursor_key="bob")]
+        assert again == list(range(30)), "another cursor_key has its own cursor"
+        explicit = [i.n async for i in bsky.paginate("app.bsky.graph.getFollows", resume=True,
+                                                     cursor_key="alice", cursor="20")]
+        assert explicit == list(range(20, 30)), "an explicit cursor bypasses the store"
+        await bsky.flush_call_log()
+        rows = await bsky.store.execute_sql("SELECT cursor_key, cursor_passed, cursor_received FROM bsky_api_call_log "
+                                            "WHERE cursor_key = 'alice' ORDER BY id")
+    assert rows[0] == ("alice", None, "10")
+    assert ("alice", "10", "20") in rows
+
+
+async def test_convo_log_first_resumed_run_starts_at_the_zero_cursor() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("createSession"):
+            return httpx.Response(200, json={"did": "did:plc:me", "handle": "me.test",
+                                             "accessJwt": "a.b.c", "refreshJwt": "d.e.f"})
+        seen.append(request)
+        return httpx.Response(200, json={"logs": [], "cursor": request.url.params.get("cursor", "now")})
+
+    async with client(handler, username="me.test", password="pw") as bsky:
+        await bsky.get_convo_logs().collect()
+    [request] = seen
+    assert request.url.params["cursor"] == ZERO_CURSOR
+    assert request.headers["atproto-proxy"] == "did:web:api.bsky.chat#bsky_chat"
