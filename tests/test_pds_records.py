@@ -98,8 +98,8 @@ async def test_crud_with_swap(pds: PdsServer, pds_account: Account, database_url
         await bsky.delete_record(ref.uri, swap_record=updated.cid)
         with pytest.raises(RecordNotFound):
             await bsky.get_record(ref.uri)
-        result = await bsky.apply_writes([Create(NOTE, {"text": "a"}, rkey="w1"), Create(NOTE, {"text": "b"}, rkey="w2")],
-                                         validate=False)
+        pair = [Create(NOTE, {"text": "a"}, rkey="w1"), Create(NOTE, {"text": "b"}, rkey="w2")]
+        result = await bsky.apply_writes(pair, validate=False)
         assert len(result.results) == 2 and result.commit is not None
         await bsky.apply_writes([Update(NOTE, "w1", {"text": "a2"}), Delete(NOTE, "w2")], validate=False)
         assert (await bsky.get_record(f"at://{bsky.did}/{NOTE}/w1")).value.text == "a2"
