@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
 from pysky_async._response import XrpcResponse
+from pysky_async._retry import set_testing
 from pysky_async._storage.store import Store
 
 pytest_plugins = ["tests.realnet.fixtures"]
@@ -19,6 +20,14 @@ pytest_plugins = ["tests.realnet.fixtures"]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def no_retry_sleep() -> Iterator[None]:
+    """Retries happen at once in tests (the back-off itself is tested in test_retry.py)."""
+    set_testing(True)
+    yield
+    set_testing(False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

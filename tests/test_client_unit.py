@@ -123,7 +123,7 @@ async def test_error_status_raises_the_matching_error_with_its_log_id(status: in
                                                                      error_class: type[Exception]) -> None:
     server = Server()
     server.routes["com.atproto.repo.getRecord"] = httpx.Response(status, json=body, headers={"Retry-After": "7"})
-    async with client(server, public_host="https://public.test") as bsky:
+    async with client(server, public_host="https://public.test", retry=None) as bsky:
         with pytest.raises(error_class) as info:
             await bsky.get("com.atproto.repo.getRecord", repo="x", collection="a.b.c", rkey="1")
         [(log_id, error)] = await bsky.store.execute_sql("SELECT id, exception_class FROM bsky_api_call_log")
@@ -132,6 +132,7 @@ async def test_error_status_raises_the_matching_error_with_its_log_id(status: in
     assert body["message"] in str(info.value)
     if status == 429:
         assert info.value.retry_after == 7  # type: ignore[attr-defined]
+        assert "the limit resets at" in str(info.value)
 
 
 async def test_non_json_error_body_is_reported() -> None:

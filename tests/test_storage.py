@@ -138,3 +138,15 @@ async def test_default_sqlite_file_is_created_and_migrated_on_first_use(tmp_path
     finally:
         await store.aclose()
     assert (tmp_path / "pysky_async" / "pysky_async.sqlite3").is_file()  # type: ignore[operator]
+
+
+async def test_processes_starting_together_migrate_once(database_url: str) -> None:
+    import asyncio
+
+    engines = [create_engine(database_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(migrate.upgrade(engine) for engine in engines))
+        assert await migrate.current_revision(engines[0]) == migrate.HEAD_REVISION
+    finally:
+        for engine in engines:
+            await engine.dispose()

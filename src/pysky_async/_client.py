@@ -24,13 +24,19 @@ from ._identity import DEFAULT_PLC_DIRECTORY, IdentityResolver
 from ._middleware import Handler, Middleware, build_chain
 from ._pagination import Paginator
 from ._profiles import ProfilesMixin
+from ._rate_limits import RateLimit, RateLimitTracker, RequestLimiter
 from ._records import RecordsMixin
 from ._request import AUTH, XrpcRequest
 from ._response import XrpcResponse, raise_for_status
+from ._retry import RetryMiddleware, RetryPolicy
 from ._session import Session, SessionManager, SessionMiddleware
 from ._storage.store import Store
 from ._syntax import Nsid
 from ._transport import HttpxTransport
+from ._write_budget import WriteBudget, WriteBudgetMiddleware
+
+DEFAULT_WRITE_BUDGET = WriteBudget()
+DEFAULT_RETRY = RetryPolicy()
 
 
 class _State(enum.Enum):
@@ -59,6 +65,9 @@ class AsyncBskyClient(RecordsMixin, ProfilesMixin):
         timeout: seconds per request when the client creates its own httpx client.
         auto_migrate: create/upgrade the schema on first use (default: SQLite only).
         plc_directory: where did:plc documents are resolved (default https://plc.directory).
+        write_budget: the per-account write limits to stay under (None: no budget).
+        retry: how reads and idempotent writes are retried (None: never).
+        request_limit: (requests, seconds) this process stays under (None: no client-side limit).
     """
 
     def __init__(
@@ -75,6 +84,9 @@ class AsyncBskyClient(RecordsMixin, ProfilesMixin):
         timeout: float = 30.0,
         auto_migrate: bool | None = None,
         plc_directory: str = DEFAULT_PLC_DIRECTORY,
+        write_budget: WriteBudget | None = DEFAULT_WRITE_BUDGET,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        request_limit: tuple[int, float] | None = (3000, 300.0),
     ) -> None:
         self.config = ClientConfig.from_options(
             username=username, password=password, auth_host=auth_host,
@@ -96,11 +108,16 @@ class AsyncBskyClient(RecordsMixin, ProfilesMixin):
         )
         self.cursors = CursorStore(self.store)
         self.identity = IdentityResolver(self, plc_directory=plc_directory)
+        self.rate_limit_tracker = RateLimitTracker()
         self.middleware: list[Middleware] = [
+            *([RetryMiddleware(retry)] if retry else []),
             CallLogMiddleware(self.call_log),
             *middleware,
             SessionMiddleware(self.sessions),
             CursorMiddleware(self.cursors),
+            *([WriteBudgetMiddleware(self.store, write_budget)] if write_budget else []),
+            *([RequestLimiter(*request_limit)] if request_limit else []),
+            self.rate_limit_tracker,
         ]
         self._handler: Handler = build_chain(self.middleware, transport)
         self._state = _State.OPEN
@@ -142,6 +159,11 @@ class AsyncBskyClient(RecordsMixin, ProfilesMixin):
     def handle(self) -> str | None:
         """The logged-in account's handle (None before the first authenticated call)."""
         return self.sessions.session.handle if self.sessions.session else None
+
+    @property
+    def rate_limits(self) -> dict[str, dict[str, RateLimit]]:
+        """The latest RateLimit-* state each server reported: ``{host: {policy: RateLimit}}``."""
+        return self.rate_limit_tracker.latest
 
     async def login(self) -> Session:
         """Log in now (or load the stored session) instead of on the first call."""

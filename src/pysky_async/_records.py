@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._base import ClientBase
-from ._exceptions import InvalidInput, InvalidSwap, NotAuthenticated
+from ._exceptions import BadRequest, InvalidInput, InvalidSwap, NotAuthenticated, RecordNotFound, ServerError
 from ._response import JsonObject, XrpcResponse
 from ._syntax import AtUri, Nsid, RecordKey, Tid
 
@@ -100,8 +100,25 @@ class RecordsMixin(ClientBase):
                                 "record": with_type(collection, record)}
         if validate is not None:
             body["validate"] = validate
-        response = await self.post("com.atproto.repo.createRecord", data=body)
+        try:
+            response = await self._write("com.atproto.repo.createRecord", body, idempotent=True)
+        except (ServerError, BadRequest):
+            # a retried create whose first attempt was processed finds its record already there
+            existing = await self._find_created(body)
+            if existing is None:
+                raise
+            return existing
         return RecordRef(response.raw["uri"], response.raw["cid"])
+
+    async def _find_created(self, body: dict[str, Any]) -> RecordRef | None:
+        uri = f"at://{body['repo']}/{body['collection']}/{body['rkey']}"
+        try:
+            record = await self.get_record(uri)
+        except RecordNotFound:
+            return None
+        if record.cid is None or record.value.raw != body["record"]:
+            return None
+        return RecordRef(record.uri, record.cid)
 
     async def put_record(self, collection: str, rkey: str, record: Mapping[str, Any], *,
                          swap_record: str | None = None, swap_commit: str | None = None,
@@ -114,7 +131,7 @@ class RecordsMixin(ClientBase):
         body: dict[str, Any] = {"repo": await self._repo(repo), "collection": Nsid(collection),
                                 "rkey": RecordKey(rkey), "record": with_type(collection, record)}
         _add_optional(body, swapRecord=swap_record, swapCommit=swap_commit, validate=validate)
-        response = await _swapping(self.post("com.atproto.repo.putRecord", data=body))
+        response = await _swapping(self._write("com.atproto.repo.putRecord", body, idempotent=True))
         return RecordRef(response.raw["uri"], response.raw["cid"])
 
     async def get_record(self, uri: str | AtUri, *, cid: str | None = None) -> Record:
@@ -130,7 +147,7 @@ class RecordsMixin(ClientBase):
         at = _record_uri(uri)
         body: dict[str, Any] = {"repo": at.authority, "collection": at.collection, "rkey": at.rkey}
         _add_optional(body, swapRecord=swap_record, swapCommit=swap_commit)
-        await _swapping(self.post("com.atproto.repo.deleteRecord", data=body))
+        await _swapping(self._write("com.atproto.repo.deleteRecord", body, idempotent=True))
 
     async def apply_writes(self, writes: Sequence[Create | Update | Delete], *,
                            validate: bool | None = None, swap_commit: str | None = None,
@@ -142,7 +159,8 @@ class RecordsMixin(ClientBase):
             raise InvalidInput(f"apply_writes takes at most 200 operations, got {len(writes)}: split them")
         body: dict[str, Any] = {"repo": await self._repo(repo), "writes": [_write(w) for w in writes]}
         _add_optional(body, validate=validate, swapCommit=swap_commit)
-        response = await _swapping(self.post("com.atproto.repo.applyWrites", data=body))
+        # not retried: a repeated create or delete inside applyWrites fails the whole batch
+        response = await _swapping(self._write("com.atproto.repo.applyWrites", body, idempotent=False))
         return WriteResult(response.raw.get("commit"), list(response.raw.get("results") or []))
 
     async def upload_blob(self, data: bytes, mimetype: str) -> dict[str, Any]:

@@ -145,6 +145,12 @@ def raise_for_status(response: XrpcResponse, endpoint: str) -> XrpcResponse:
     if not raw and response.content:
         message = redact_text(response.content[:500].decode("utf-8", "replace"))
     status = response.http.status_code
+    wait = retry_after(response.http.headers) if status == 429 else None
+    if wait is not None:
+        import datetime as dt
+
+        reset = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=wait)
+        message = f"{message or 'rate limited'}; the limit resets at {reset:%H:%M:%S} UTC (in {wait:.0f} s)"
     raise api_error_class(status, error)(
         status,
         error,
@@ -152,7 +158,7 @@ def raise_for_status(response: XrpcResponse, endpoint: str) -> XrpcResponse:
         endpoint=endpoint,
         response=redact(raw) if raw else message,
         log_id=response.log_id,
-        retry_after=retry_after(response.http.headers) if status == 429 else None,
+        retry_after=wait,
     )
 
 

@@ -9,6 +9,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .repositories import advisory_key
+
 HEAD_REVISION = "0001"
 """The newest migration; a test checks it is alembic's head."""
 
@@ -57,6 +59,9 @@ async def _run(engine: AsyncEngine, command_name: str, revision: str) -> None:
     from alembic import command
 
     def run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # processes starting together must not migrate the same database at once
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key("pysky_async:migrate")})
         config = alembic_config()
         config.attributes["connection"] = connection
         getattr(command, command_name)(config, revision)

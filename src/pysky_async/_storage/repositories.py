@@ -3,14 +3,32 @@ the Store's unit of work (``Store.transaction``) owns the transaction."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import CallLogRow, CursorRow, SessionRow, UserProfileRow, utcnow
+from .models import CallLogRow, CursorRow, SessionRow, UserProfileRow, WriteOpRow, utcnow
+
+BLOB_ENDPOINT = "com.atproto.repo.uploadBlob"
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for a PostgreSQL advisory lock."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+async def lock(db: AsyncSession, name: str) -> None:
+    """Serialise units of work on ``name`` across processes until commit.
+
+    PostgreSQL takes a transaction-scoped advisory lock; SQLite transactions already start
+    with BEGIN IMMEDIATE, which holds the database's write lock.
+    """
+    if db.get_bind().dialect.name == "postgresql":
+        await db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
 
 
 class SessionRepository:
@@ -20,14 +38,8 @@ class SessionRepository:
         self.db = db
 
     async def lock(self, account_key: str) -> None:
-        """Serialise logins/refreshes of one account across processes until commit.
-
-        PostgreSQL takes a transaction-scoped advisory lock; SQLite transactions already
-        start with BEGIN IMMEDIATE, which holds the database's write lock.
-        """
-        if self.db.get_bind().dialect.name == "postgresql":
-            key = int.from_bytes(hashlib.sha256(account_key.encode()).digest()[:8], "big", signed=True)
-            await self.db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        """Serialise logins/refreshes of one account across processes until commit."""
+        await lock(self.db, "session:" + account_key)
 
     async def get(self, account_key: str) -> SessionRow | None:
         result = await self.db.execute(select(SessionRow).where(SessionRow.account_key == account_key))
@@ -123,3 +135,40 @@ class ProfileRepository:
         row.updated_at = utcnow()
         await self.db.flush()
         return row
+
+
+class WriteLedgerRepository:
+    """The write-op ledger: points reserved per account, for the write budget."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def entries_since(self, did: str, since: dt.datetime, *,
+                            blobs: bool = False) -> list[tuple[dt.datetime, int]]:
+        """(created_at, points) of the account's entries after ``since``, oldest first."""
+        column = WriteOpRow.endpoint == BLOB_ENDPOINT
+        result = await self.db.execute(
+            select(WriteOpRow.created_at, WriteOpRow.points)
+            .where(WriteOpRow.did == did, WriteOpRow.created_at > since, column if blobs else ~column)
+            .order_by(WriteOpRow.created_at))
+        return [(created_at, points) for created_at, points in result.all()]
+
+    async def add(self, did: str, endpoint: str, points: int, at: dt.datetime) -> int:
+        row = WriteOpRow(did=did, endpoint=endpoint, points=points, created_at=at, state="reserved")
+        self.db.add(row)
+        await self.db.flush()
+        return row.id
+
+    async def settle(self, row_id: int, *, spent: bool) -> None:
+        """Keep a reservation as spent, or refund it (delete) when the write failed."""
+        row = await self.db.get(WriteOpRow, row_id)
+        if row is None:
+            return
+        if spent:
+            row.state = "spent"
+        else:
+            await self.db.delete(row)
+
+    async def prune(self, before: dt.datetime) -> None:
+        """Forget entries older than the longest window."""
+        await self.db.execute(delete(WriteOpRow).where(WriteOpRow.created_at < before))
