@@ -30,11 +30,14 @@ from ._exceptions import (
 )
 from ._middleware import Handler, Middleware
 from ._pagination import Paginator
+from ._rate_limits import RateLimit
 from ._records import Create, Delete, Record, RecordRef, Update, WriteResult
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, JsonObject, XrpcResponse
+from ._retry import RetryPolicy, set_testing
 from ._session import Session
 from ._syntax import AtUri, Did, Handle, InvalidIdentifier, Nsid, RecordKey, Tid
+from ._write_budget import WriteBudget
 
 __version__ = "0.1.0"
 
@@ -78,7 +81,9 @@ __all__ = [
     "Record",
     "RecordKey",
     "RecordNotFound",
+    "RateLimit",
     "RecordRef",
+    "RetryPolicy",
     "RequestTimeout",
     "ServerError",
     "Session",
@@ -86,9 +91,11 @@ __all__ = [
     "Tid",
     "Update",
     "UpstreamFailure",
+    "WriteBudget",
     "WriteResult",
     "XrpcRequest",
     "XrpcResponse",
     "ZERO_CURSOR",
+    "set_testing",
     "__version__",
 ]

@@ -188,9 +188,6 @@ def _row(request: XrpcRequest, timestamp: dt.datetime, started: int,
     if exc is not None:
         row["exception_class"] = type(exc).__name__
         row["exception_text"] = redact_text(str(exc))[:_MAX_TEXT] or None
-        status = getattr(exc, "status_code", None)
-        if isinstance(status, int):
-            row["http_status_code"] = status
     return row
 
 
