@@ -98,14 +98,17 @@ async def test_rate_limit_headers_show_up_in_rate_limits(limited_pds: PdsServer,
     assert latest.endpoint == "com.atproto.repo.createRecord" and 0 < latest.seconds_until_reset <= 300
 
 
+def budget_worker(config: dict[str, object]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tests.budget_worker", json.dumps(config)], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 async def test_two_processes_sharing_a_database_share_one_budget(
         limited_pds: PdsServer, limited_account: Account, database_url: str) -> None:
     config = {"username": limited_account.handle, "password": limited_account.password,
               "auth_host": listen_host(limited_pds), "database_url": database_url, "points": 30, "attempts": 10}
     before = limited_pds.request_count("com.atproto.repo.createRecord")
-    workers = [subprocess.Popen([sys.executable, "-m", "tests.budget_worker", json.dumps(config)], cwd=ROOT,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(2)]
+    workers = [budget_worker(config) for _ in range(2)]
     try:
         for worker in workers:
             assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
