@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def proxied_pds(pds: PdsServer) -> Iterator[tuple[PdsServer, int, int]]:  # noqa: ARG001 - same skip policy
+def proxied_pds(pds: PdsServer) -> Iterator[tuple[PdsServer, int, int]]:  # pds: the same skip policy
     public, private = free_port(), free_port()
     server = PdsServer.start(port=public, listen_port=private)
     yield server, public, private
