@@ -30,11 +30,13 @@ from ._exceptions import (
 )
 from ._middleware import Handler, Middleware
 from ._pagination import Paginator
+from ._posts import External, Post, PostFailed
 from ._rate_limits import RateLimit
 from ._records import Create, Delete, Record, RecordRef, Update, WriteResult
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, JsonObject, XrpcResponse
 from ._retry import RetryPolicy, set_testing
+from ._richtext import Facet, InvalidPost, split_thread
 from ._session import Session
 from ._syntax import AtUri, Did, Handle, InvalidIdentifier, Nsid, RecordKey, Tid
 from ._write_budget import WriteBudget
@@ -57,6 +59,8 @@ __all__ = [
     "Delete",
     "Did",
     "ExpiredToken",
+    "External",
+    "Facet",
     "Forbidden",
     "Handle",
     "Handler",
@@ -64,6 +68,7 @@ __all__ = [
     "IdentityNotFound",
     "InvalidIdentifier",
     "InvalidInput",
+    "InvalidPost",
     "InvalidRequest",
     "InvalidSwap",
     "InvalidToken",
@@ -76,6 +81,8 @@ __all__ = [
     "Nsid",
     "Paginator",
     "PayloadTooLarge",
+    "Post",
+    "PostFailed",
     "PyskyError",
     "RateLimitExceeded",
     "Record",
@@ -97,5 +104,6 @@ __all__ = [
     "XrpcResponse",
     "ZERO_CURSOR",
     "set_testing",
+    "split_thread",
     "__version__",
 ]

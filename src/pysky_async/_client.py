@@ -23,9 +23,9 @@ from ._exceptions import NotAuthenticated, PyskyError
 from ._identity import DEFAULT_PLC_DIRECTORY, IdentityResolver
 from ._middleware import Handler, Middleware, build_chain
 from ._pagination import Paginator
+from ._posts import PostsMixin
 from ._profiles import ProfilesMixin
 from ._rate_limits import RateLimit, RateLimitTracker, RequestLimiter
-from ._records import RecordsMixin
 from ._request import AUTH, XrpcRequest
 from ._response import XrpcResponse, raise_for_status
 from ._retry import RetryMiddleware, RetryPolicy
@@ -44,7 +44,7 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class AsyncBskyClient(RecordsMixin, ProfilesMixin):
+class AsyncBskyClient(PostsMixin, ProfilesMixin):
     """An asyncio client for Bluesky and other AT Protocol services.
 
     ``async with AsyncBskyClient() as bsky: r = await bsky.get("app.bsky.actor.getProfile", actor=...)``
@@ -68,6 +68,8 @@ class AsyncBskyClient(RecordsMixin, ProfilesMixin):
         write_budget: the per-account write limits to stay under (None: no budget).
         retry: how reads and idempotent writes are retried (None: never).
         request_limit: (requests, seconds) this process stays under (None: no client-side limit).
+        image_max_bytes: images are re-encoded to fit this blob size (Bluesky's PDS takes up to
+            2,000,000; other PDSes 1,000,000).
     """
 
     def __init__(
@@ -87,7 +89,9 @@ class AsyncBskyClient(RecordsMixin, ProfilesMixin):
         write_budget: WriteBudget | None = DEFAULT_WRITE_BUDGET,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         request_limit: tuple[int, float] | None = (3000, 300.0),
+        image_max_bytes: int = 1_000_000,
     ) -> None:
+        self.image_max_bytes = image_max_bytes
         self.config = ClientConfig.from_options(
             username=username, password=password, auth_host=auth_host,
             public_host=public_host, database_url=database_url, timeout=timeout,

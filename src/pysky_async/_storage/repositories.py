@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import CallLogRow, CursorRow, SessionRow, UserProfileRow, WriteOpRow, utcnow
+from .models import CallLogRow, CursorRow, PostRow, SessionRow, UserProfileRow, WriteOpRow, utcnow
 
 BLOB_ENDPOINT = "com.atproto.repo.uploadBlob"
 
@@ -172,3 +172,21 @@ class WriteLedgerRepository:
     async def prune(self, before: dt.datetime) -> None:
         """Forget entries older than the longest window."""
         await self.db.execute(delete(WriteOpRow).where(WriteOpRow.created_at < before))
+
+
+class PostRepository:
+    """Posts made through the library, findable by the caller's client_unique_key."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def by_key(self, did: str, client_unique_key: str) -> PostRow | None:
+        result = await self.db.execute(
+            select(PostRow).where(PostRow.did == did, PostRow.client_unique_key == client_unique_key))
+        return result.scalar_one_or_none()
+
+    async def add(self, **fields: Any) -> PostRow:
+        row = PostRow(**fields)
+        self.db.add(row)
+        await self.db.flush()
+        return row

@@ -1,0 +1,258 @@
+"""The post API: ``await bsky.create_post(text=...)`` or ``create_post(post=Post(...))``.
+
+Everything that can fail is done before the record is written — text limits, mention lookups,
+reply and quote references, image preparation and uploads, video processing — so a failed post
+leaves nothing behind, and the error says which part failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import BadRequest, IdentityNotFound, InvalidInput, PyskyError
+from ._records import RecordRef, RecordsMixin
+from ._richtext import Facet, InvalidPost, RichText, parse
+from ._storage.repositories import PostRepository
+from ._syntax import AtUri
+
+POST = "app.bsky.feed.post"
+
+
+class PostFailed(PyskyError):
+    """A part of the post failed (a network, server or storage error); nothing was posted.
+
+    ``part`` names the part, ``__cause__`` is the error. Bad input (InvalidPost, InvalidImage,
+    IncompatibleVideo...) is raised as itself: it already names what was wrong.
+    """
+
+    def __init__(self, part: str, cause: BaseException) -> None:
+        self.part = part
+        super().__init__(f"could not post: {part} failed: {cause}. Nothing was posted.")
+
+
+@dataclass(frozen=True)
+class External:
+    """A link card: ``External(uri, title, description, thumb=path|bytes|None)``."""
+
+    uri: str
+    title: str = ""
+    description: str = ""
+    thumb: str | Path | bytes | None = None
+
+
+@dataclass
+class Post:
+    """A post to make. Text may hold markdown links and images; links, @mentions and
+    #hashtags are detected. ``reply_uri``/``quote_uri`` take at:// URIs or bsky.app links."""
+
+    text: str = ""
+    langs: list[str] | None = None
+    reply_uri: str | None = None
+    quote_uri: str | None = None
+    client_unique_key: str | None = None
+    reply_client_unique_key: str | None = None
+    created_at: dt.datetime | None = None
+    facets: list[Facet] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)
+    video: Any = None
+    external: External | None = None
+
+    def add(self, item: Any) -> Post:
+        """Attach a Facet, Image, Video or External; returns the post for chaining."""
+        from ._images import Image
+        from ._video import Video
+
+        if isinstance(item, Facet):
+            self.facets.append(item)
+        elif isinstance(item, Image):
+            self.images.append(item)
+        elif isinstance(item, Video):
+            if self.video is not None:
+                raise InvalidPost("a post can have one video")
+            self.video = item
+        elif isinstance(item, External):
+            self.external = item
+        else:
+            raise InvalidPost(f"a post can hold Facet, Image, Video or External, not {type(item).__name__}")
+        return self
+
+
+MAX_IMAGES = 4
+
+
+class PostsMixin(RecordsMixin):
+    """Post methods of AsyncBskyClient."""
+
+    image_max_bytes: int
+
+    async def create_post(self, text: str | None = None, *, post: Post | None = None, **options: Any) -> RecordRef:
+        """Make a post; returns its ``uri`` and ``cid``. See ``Post`` for the options."""
+        if (text is None) == (post is None):
+            raise InvalidPost("pass text= or post=, not both")
+        post = post if post is not None else Post(text or "", **options)
+        session = await self.sessions.current()
+        if post.client_unique_key:
+            async with self.store.transaction() as db:
+                existing = await PostRepository(db).by_key(session.did, post.client_unique_key)
+            if existing is not None:  # posted before: never post twice
+                return RecordRef(existing.uri, existing.cid)
+        rich = parse(post.text, explicit=post.facets)
+        rich.check_length()
+        record = await self._build_post_record(post, rich)
+        ref = await self.create_record(POST, record)
+        try:
+            async with self.store.transaction() as db:
+                await PostRepository(db).add(
+                    did=session.did, uri=ref.uri, cid=ref.cid, client_unique_key=post.client_unique_key,
+                    text=record["text"], reply_root_uri=record.get("reply", {}).get("root", {}).get("uri"),
+                    reply_parent_uri=record.get("reply", {}).get("parent", {}).get("uri"))
+        except BaseException:
+            await asyncio.shield(self.delete_record(ref.uri))  # no half-written state
+            raise
+        return ref
+
+    async def _build_post_record(self, post: Post, rich: RichText) -> dict[str, Any]:
+        images = [*post.images, *[_markdown_image(i.source, i.alt) for i in rich.images]]
+        if len(images) > MAX_IMAGES:
+            raise InvalidPost(f"a post can have {MAX_IMAGES} images, this one has {len(images)}")
+        if images and post.video is not None:
+            raise InvalidPost("a post can have images or a video, not both")
+        created_at = post.created_at or dt.datetime.now(dt.timezone.utc)
+        record: dict[str, Any] = {"$type": POST, "text": rich.text,
+                                  "createdAt": created_at.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+                                  .replace("+00:00", "Z")}
+        if post.langs:
+            if len(post.langs) > 3:
+                raise InvalidPost("a post can name at most 3 languages")
+            record["langs"] = list(post.langs)
+        mentions, reply, quote, media = await asyncio.gather(
+            _part("mention lookup", self._resolve_mentions(rich)),
+            _part("reply reference", self._reply_refs(post)),
+            _part("quoted post", self._strong_ref(post.quote_uri)),
+            _part("media", self._media(images, post)),
+        )
+        facets = sorted([*rich.facets, *mentions], key=lambda f: f.byteStart)
+        _check_facets(facets, rich.text)
+        if facets:
+            record["facets"] = [f.to_dict() for f in facets]
+        if reply:
+            record["reply"] = reply
+        embed = media
+        if quote is not None:
+            record_embed = {"$type": "app.bsky.embed.record", "record": quote}
+            embed = ({"$type": "app.bsky.embed.recordWithMedia", "record": record_embed, "media": media}
+                     if media else record_embed)
+        if embed:
+            record["embed"] = embed
+        return record
+
+    async def _resolve_mentions(self, rich: RichText) -> list[Facet]:
+        async def resolve(handle: str) -> str | None:
+            try:
+                return await self.identity.resolve_handle(handle)
+            except (BadRequest, IdentityNotFound):
+                return None  # no such account: the mention stays plain text
+
+        dids = await asyncio.gather(*(resolve(handle) for _, _, handle in rich.mentions))
+        return [Facet(start, end, did=did) for (start, end, _), did in zip(rich.mentions, dids, strict=True) if did]
+
+    async def _strong_ref(self, uri: str | None) -> dict[str, str] | None:
+        if uri is None:
+            return None
+        at = AtUri.parse(uri)
+        if not at.has_did:
+            at = AtUri(await self.identity.resolve_handle(at.authority), at.collection, at.rkey)
+        return (await self.get_record(at)).ref.to_dict()
+
+    async def _reply_refs(self, post: Post) -> dict[str, Any] | None:
+        parent_uri = post.reply_uri
+        if post.reply_client_unique_key is not None:
+            session = await self.sessions.current()
+            async with self.store.transaction() as db:
+                row = await PostRepository(db).by_key(session.did, post.reply_client_unique_key)
+            if row is None:
+                raise InvalidPost(f"no post was made with client_unique_key={post.reply_client_unique_key!r}")
+            parent_uri = row.uri
+        if parent_uri is None:
+            return None
+        parent = await self._strong_ref(parent_uri)
+        assert parent is not None
+        record = await self.get_record(parent["uri"])
+        root = record.value.raw.get("reply", {}).get("root") or parent
+        return {"root": {"uri": root["uri"], "cid": root["cid"]}, "parent": parent}
+
+    async def _media(self, images: list[Any], post: Post) -> dict[str, Any] | None:
+        if images:
+            blobs = await asyncio.gather(*(self._upload_image(n, image) for n, image in enumerate(images, 1)))
+            return {"$type": "app.bsky.embed.images", "images": blobs}
+        if post.video is not None:
+            from ._video import video_embed
+
+            uploaded = await self.upload_video(post.video)  # type: ignore[attr-defined]
+            return video_embed(uploaded, post.video)  # type: ignore[no-any-return]
+        if post.external is not None:
+            return await self._external(post.external)
+        return None
+
+    async def _upload_image(self, number: int, image: Any) -> dict[str, Any]:
+        import anyio
+
+        from ._images import prepare_image
+
+        name = str(image.filename) if image.filename is not None else "image data"
+        try:
+            prepared = await anyio.to_thread.run_sync(lambda: prepare_image(image, max_bytes=self.image_max_bytes))
+            blob = await self.upload_blob(prepared.data, prepared.mimetype)
+        except InvalidInput:
+            raise
+        except (PyskyError, OSError) as exc:
+            raise PostFailed(f"image {number} ({name})", exc) from exc
+        return {"image": blob, "alt": image.alt or "", "aspectRatio": prepared.aspect_ratio}
+
+    async def _external(self, external: External) -> dict[str, Any]:
+        card: dict[str, Any] = {"uri": external.uri, "title": external.title, "description": external.description}
+        if external.thumb is not None:
+            from ._images import Image
+
+            thumb = external.thumb
+            image = Image(data=thumb) if isinstance(thumb, bytes) else Image(filename=thumb)
+            card["thumb"] = (await self._upload_image(1, image))["image"]
+        return {"$type": "app.bsky.embed.external", "external": card}
+
+
+async def _part(name: str, work: Any) -> Any:
+    try:
+        return await work
+    except (PostFailed, InvalidInput):
+        raise
+    except (PyskyError, OSError) as exc:
+        raise PostFailed(name, exc) from exc
+
+
+def _markdown_image(source: str, alt: str) -> Any:
+    from ._images import Image
+
+    if source.startswith(("http://", "https://")):
+        raise InvalidPost(f"markdown image {source!r}: only local files can be attached; download it first")
+    return Image(filename=source, alt=alt)
+
+
+def _check_facets(facets: list[Facet], text: str) -> None:
+    encoded = text.encode("utf-8")
+    end = 0
+    for facet in facets:
+        if facet.byteEnd > len(encoded):
+            raise InvalidPost(f"facet [{facet.byteStart}, {facet.byteEnd}) is past the end of the text "
+                              f"({len(encoded)} bytes)")
+        if facet.byteStart < end:
+            raise InvalidPost(f"facets overlap at byte {facet.byteStart}")
+        try:
+            encoded[facet.byteStart:facet.byteEnd].decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidPost(f"facet [{facet.byteStart}, {facet.byteEnd}) cuts a character in two") from None
+        end = facet.byteEnd
+

@@ -1,0 +1,243 @@
+"""Post text into facets: markdown links and images, then links, mentions and hashtags.
+
+Markdown ``[text](https://…)`` becomes a link facet over ``text``; ``![alt](path-or-url)``
+becomes an image embed and leaves the text; everything else stays exactly as written. Bare
+URLs and domains, ``@handle`` mentions and ``#hashtags`` are detected the way the official
+TypeScript SDK's ``detectFacets`` does (``@atproto/api`` rich-text/util.ts). Facets never
+overlap (markdown facets win) and are sorted. Offsets are UTF-8 byte offsets and always fall
+on character boundaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import regex
+
+from ._exceptions import InvalidInput
+
+MAX_GRAPHEMES = 300
+MAX_BYTES = 3000
+
+
+class InvalidPost(InvalidInput):
+    """The post cannot be made as given (too long, bad facet, too many images...)."""
+
+
+@dataclass(frozen=True)
+class Facet:
+    """An explicit facet over UTF-8 bytes ``[byteStart, byteEnd)``: a link (``uri``), a
+    mention (``did``) or a hashtag (``tag``) — exactly one of them."""
+
+    byteStart: int
+    byteEnd: int
+    uri: str | None = None
+    did: str | None = None
+    tag: str | None = None
+
+    def __post_init__(self) -> None:
+        if sum(value is not None for value in (self.uri, self.did, self.tag)) != 1:
+            raise InvalidPost("a Facet needs exactly one of uri=, did= or tag=")
+        if not 0 <= self.byteStart < self.byteEnd:
+            raise InvalidPost(f"facet byte range [{self.byteStart}, {self.byteEnd}) is empty or negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.uri is not None:
+            feature = {"$type": "app.bsky.richtext.facet#link", "uri": self.uri}
+        elif self.did is not None:
+            feature = {"$type": "app.bsky.richtext.facet#mention", "did": self.did}
+        else:
+            feature = {"$type": "app.bsky.richtext.facet#tag", "tag": self.tag}
+        return {"$type": "app.bsky.richtext.facet", "index": {"byteStart": self.byteStart, "byteEnd": self.byteEnd},
+                "features": [feature]}
+
+
+@dataclass(frozen=True)
+class MarkdownImage:
+    """``![alt](source)`` found in the text: a file path or URL to attach as an image."""
+
+    alt: str
+    source: str
+
+
+@dataclass
+class RichText:
+    """Text after markdown, with its facets; ``mentions`` still carry handles (resolved later)."""
+
+    text: str
+    facets: list[Facet] = field(default_factory=list)
+    mentions: list[tuple[int, int, str]] = field(default_factory=list)  # byteStart, byteEnd, handle
+    images: list[MarkdownImage] = field(default_factory=list)
+
+    @property
+    def graphemes(self) -> int:
+        return grapheme_count(self.text)
+
+    def check_length(self) -> None:
+        """Raise InvalidPost when the text is over Bluesky's limits."""
+        size = len(self.text.encode("utf-8"))
+        graphemes = self.graphemes
+        if graphemes > MAX_GRAPHEMES or size > MAX_BYTES:
+            raise InvalidPost(
+                f"the post text is {graphemes} characters ({size} bytes); Bluesky allows {MAX_GRAPHEMES} "
+                f"characters and {MAX_BYTES} bytes: shorten it, or split it with split_thread()")
+
+
+def grapheme_count(text: str) -> int:
+    """User-perceived characters (extended grapheme clusters), as Bluesky counts them."""
+    return len(regex.findall(r"\X", text))
+
+
+def utf8_offset(text: str, index: int) -> int:
+    return len(text[:index].encode("utf-8"))
+
+
+_MD_IMAGE = regex.compile(r"!\[([^\[\]\n]*)\]\(([^()\s]+)\)")
+_MD_LINK = regex.compile(r"(?<!!)\[([^\[\]\n]+)\]\((https?://[^\s()]+(?:\([^\s()]*\)[^\s()]*)*)\)")
+_MENTION = regex.compile(r"(^|\s|\()(@)([a-zA-Z0-9.-]+)(\b)")
+_URL = regex.compile(r"(^|\s|\()((https?://\S+)|(?P<domain>[a-z][a-z0-9]*(\.[a-z0-9]+)+)\S*)", regex.IGNORECASE)
+_ZW = "\u00ad\u2060\u200a\u200b\u200c\u200d\u20e2"
+_TAG = regex.compile(rf"(^|\s)[#＃]((?!\ufe0f)[^\s{_ZW}]*[^\d\s\p{{P}}{_ZW}]+[^\s{_ZW}]*)?")
+_TRAILING_PUNCTUATION = regex.compile(r"\p{P}+$")
+_HANDLE = regex.compile(r"([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+
+# bare domains are linked only with a known top-level domain (the SDK checks a full TLD list);
+# every two-letter country code counts
+_GENERIC_TLDS = frozenset("""
+com net org edu gov mil int info biz name pro app dev io ai social blue page site online tech xyz club
+news blog art design live life world today one top wiki store shop cloud codes network systems digital
+media studio space website email link click zone lol moe gg sh fm tv ly me to""".split())
+
+
+def _valid_domain(domain: str, *, allow_test: bool = False) -> bool:
+    tld = domain.rsplit(".", 1)[-1].lower()
+    if allow_test and tld == "test":
+        return True
+    return tld in _GENERIC_TLDS or (len(tld) == 2 and tld.isalpha())
+
+
+def parse(text: str, *, markdown: bool = True, detect: bool = True, explicit: list[Facet] | None = None) -> RichText:
+    """Markdown first, then detection on the resulting text. Facets never overlap: explicit
+    facets (over the text after markdown) and markdown facets win over detected ones."""
+    result = _apply_markdown(text) if markdown else RichText(text)
+    result.facets.extend(explicit or [])
+    if detect:
+        taken = [(f.byteStart, f.byteEnd) for f in result.facets]
+        for start, end, handle in _detect_mentions(result.text):
+            if _free(taken, start, end):
+                result.mentions.append((start, end, handle))
+                taken.append((start, end))
+        for facet in _detect_links(result.text) + _detect_tags(result.text):
+            if _free(taken, facet.byteStart, facet.byteEnd):
+                result.facets.append(facet)
+                taken.append((facet.byteStart, facet.byteEnd))
+    result.facets.sort(key=lambda f: f.byteStart)
+    result.mentions.sort()
+    return result
+
+
+def _free(taken: list[tuple[int, int]], start: int, end: int) -> bool:
+    return all(end <= s or start >= e for s, e in taken)
+
+
+def _apply_markdown(text: str) -> RichText:
+    images: list[MarkdownImage] = []
+
+    def take_image(match: regex.Match[str]) -> str:
+        images.append(MarkdownImage(match.group(1), match.group(2)))
+        return ""
+
+    text = _MD_IMAGE.sub(take_image, text)
+    if images:  # an image line leaves no trailing blank behind
+        text = text.rstrip()
+    out: list[str] = []
+    facets: list[Facet] = []
+    position = 0
+    size = 0
+    for match in _MD_LINK.finditer(text):
+        before = text[position:match.start()]
+        out.append(before)
+        size += len(before.encode("utf-8"))
+        label = match.group(1)
+        label_size = len(label.encode("utf-8"))
+        out.append(label)
+        facets.append(Facet(size, size + label_size, uri=match.group(2)))
+        size += label_size
+        position = match.end()
+    out.append(text[position:])
+    return RichText("".join(out), facets=facets, images=images)
+
+
+def _detect_mentions(text: str) -> list[tuple[int, int, str]]:
+    found = []
+    for match in _MENTION.finditer(text):
+        handle = match.group(3)
+        if not _HANDLE.fullmatch(handle) or not _valid_domain(handle, allow_test=True):
+            continue
+        start = match.start(2)
+        found.append((utf8_offset(text, start), utf8_offset(text, start + 1 + len(handle)), handle.lower()))
+    return found
+
+
+def _detect_links(text: str) -> list[Facet]:
+    facets = []
+    for match in _URL.finditer(text):
+        uri = match.group(2)
+        if not uri.lower().startswith("http"):
+            domain = match.group("domain")
+            if not domain or not _valid_domain(domain):
+                continue
+            uri = "https://" + uri
+        start, end = match.start(2), match.end(2)
+        if uri[-1] in ".,;:!?":
+            uri, end = uri[:-1], end - 1
+        if uri.endswith(")") and "(" not in uri:
+            uri, end = uri[:-1], end - 1
+        if end > start:
+            facets.append(Facet(utf8_offset(text, start), utf8_offset(text, end), uri=uri))
+    return facets
+
+
+def _detect_tags(text: str) -> list[Facet]:
+    facets = []
+    for match in _TAG.finditer(text):
+        tag = match.group(2)
+        if not tag:
+            continue
+        tag = _TRAILING_PUNCTUATION.sub("", tag.strip())
+        if not tag or len(tag) > 64:
+            continue
+        start = match.start(0) + len(match.group(1))
+        facets.append(Facet(utf8_offset(text, start), utf8_offset(text, start + 1 + len(tag)), tag=tag))
+    return facets
+
+
+def split_thread(text: str, *, max_graphemes: int = MAX_GRAPHEMES, max_bytes: int = MAX_BYTES) -> list[str]:
+    """Split long post text into parts that each fit one post, at whitespace, never inside a
+    markdown link/image or a word (a single word longer than a post is cut at graphemes)."""
+    tokens = regex.findall(r"!?\[[^\[\]\n]*\]\([^()\s]+\)\S*|\S+|\s+", text)
+    parts: list[str] = []
+    current = ""
+
+    def fits(candidate: str) -> bool:
+        rendered = _apply_markdown(candidate).text
+        return grapheme_count(rendered) <= max_graphemes and len(rendered.encode("utf-8")) <= max_bytes
+
+    for token in tokens:
+        if fits(current + token):
+            current += token
+            continue
+        if current.strip():
+            parts.append(current.strip())
+        current = token.lstrip()
+        while current and not fits(current):  # one token longer than a post: cut it
+            clusters = regex.findall(r"\X", current)
+            cut = len(clusters)
+            while cut > 1 and not fits("".join(clusters[:cut])):
+                cut = cut * 9 // 10 if cut > 20 else cut - 1
+            parts.append("".join(clusters[:cut]))
+            current = "".join(clusters[cut:])
+    if current.strip():
+        parts.append(current.strip())
+    return parts
