@@ -22,7 +22,7 @@ def test_markdown_link_becomes_a_facet_over_the_visible_text_after_emoji() -> No
     rich = parse("👩‍👩‍👧 café [the docs](https://atproto.com/specs) ✨")
     assert rich.text == "👩‍👩‍👧 café the docs ✨"
     [facet] = rich.facets
-    assert rich.text.encode()[facet.byteStart:facet.byteEnd] == "the docs".encode()
+    assert rich.text.encode()[facet.byteStart:facet.byteEnd] == b"the docs"
     assert facet.byteStart == len("👩‍👩‍👧 café ".encode()) and facet.uri == "https://atproto.com/specs"
 
 

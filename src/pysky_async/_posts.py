@@ -63,19 +63,21 @@ class Post:
 
     def add(self, item: Any) -> Post:
         """Attach a Facet, Image, Video or External; returns the post for chaining."""
+        if isinstance(item, Facet):
+            self.facets.append(item)
+            return self
+        if isinstance(item, External):
+            self.external = item
+            return self
         from ._images import Image
         from ._video import Video
 
-        if isinstance(item, Facet):
-            self.facets.append(item)
-        elif isinstance(item, Image):
+        if isinstance(item, Image):
             self.images.append(item)
         elif isinstance(item, Video):
             if self.video is not None:
                 raise InvalidPost("a post can have one video")
             self.video = item
-        elif isinstance(item, External):
-            self.external = item
         else:
             raise InvalidPost(f"a post can hold Facet, Image, Video or External, not {type(item).__name__}")
         return self
