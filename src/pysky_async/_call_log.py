@@ -39,12 +39,14 @@ class CallLogWriter:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._flush_scheduled = False
+        self.rows_added = 0
 
     def add(self, row: dict[str, Any]) -> asyncio.Future[int]:
         """Queue a row; the future resolves to its id once it is written."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         self._pending.append((row, future))
+        self.rows_added += 1
         if self._flush_scheduled:
             return future
         if len(self._pending) >= self.batch_size:

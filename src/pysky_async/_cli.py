@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("nsid")
         sub.add_argument("args", nargs="*", metavar="key=value")
         sub.add_argument("--hostname", help="host to call (default: the account's PDS or the public AppView)")
+    graph = commands.add_parser("graph", help="export the follow graph of the authors of matching posts")
+    graph.add_argument("--query", required=True, help="the post search, e.g. '#databs'")
+    graph.add_argument("--out", required=True, help="the CSV file to write (appended to when resumed)")
+    graph.add_argument("--concurrency", type=int, default=8)
+    graph.add_argument("--include-outsiders", action="store_true",
+                       help="also write follows of accounts that are not among the authors")
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "downgrade", "current"])
     db.add_argument("revision", nargs="?")
@@ -70,6 +76,13 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     async with AsyncBskyClient(auth_host=args.auth_host, public_host=args.public_host,
                                database_url=args.database_url) as bsky:
+        if args.command == "graph":
+            from ._graph import export_follow_graph
+
+            report = await export_follow_graph(bsky, args.query, args.out, concurrency=args.concurrency,
+                                               include_outsiders=args.include_outsiders)
+            print(report)
+            return 0
         if args.command == "get":
             response = await bsky.get(args.nsid, hostname=args.hostname, params=_pairs(args.args))
         else:
@@ -80,6 +93,10 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "graph":
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return asyncio.run(_run(args))
     except PyskyError as exc:

@@ -20,6 +20,7 @@ from ._config import (
 )
 from ._cursor import ZERO_CURSOR, CursorMiddleware, CursorStore
 from ._exceptions import NotAuthenticated, PyskyError
+from ._graph import GraphReport, export_follow_graph
 from ._identity import DEFAULT_PLC_DIRECTORY, IdentityResolver
 from ._middleware import Handler, Middleware, build_chain
 from ._pagination import Paginator
@@ -273,6 +274,10 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin):
         """Chat events (``chat.bsky.convo.getLog``); a first resumed run replays from the start."""
         return self.paginate("chat.bsky.convo.getLog", items="logs", cursor=cursor, resume=resume,
                              first_cursor=ZERO_CURSOR)
+
+    async def export_follow_graph(self, query: str, out: str, **options: Any) -> GraphReport:
+        """Write the follow graph of the authors of posts matching ``query`` to a CSV (see ``_graph``)."""
+        return await export_follow_graph(self, query, out, **options)
 
     async def resolve_handle(self, handle: str) -> str:
         """The DID of a handle (cached for a few minutes)."""
