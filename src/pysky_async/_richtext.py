@@ -43,6 +43,7 @@ class Facet:
             raise InvalidPost(f"facet byte range [{self.byteStart}, {self.byteEnd}) is empty or negative")
 
     def to_dict(self) -> dict[str, Any]:
+        feature: dict[str, Any]
         if self.uri is not None:
             feature = {"$type": "app.bsky.richtext.facet#link", "uri": self.uri}
         elif self.did is not None:
