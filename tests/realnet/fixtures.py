@@ -79,9 +79,9 @@ def _require_postgres() -> None:
         )
 
 
-def _start_pds(**kwargs: str) -> PdsServer:
+def _start_pds(access_ttl: str | None = None) -> PdsServer:
     _require_node()
-    return PdsServer.start(**kwargs)  # errors propagate: a failure, not a skip
+    return PdsServer.start(access_ttl=access_ttl)  # errors propagate: a failure, not a skip
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,84 @@
+"""The FastAPI and aiohttp examples, in-process, against the real reference PDS.
+
+Both share one AsyncBskyClient across requests: concurrent requests after the access token
+expired cause exactly one refreshSession on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from examples import aiohttp_app, fastapi_app
+
+from .realnet.pds import Account, PdsServer
+from .test_pds_sessions import listen_host
+
+pytestmark = pytest.mark.anyio
+
+Call = Callable[..., Any]
+
+
+@asynccontextmanager
+async def fastapi_client(options: dict[str, Any]) -> AsyncIterator[Call]:
+    app = fastapi_app.make_app(**options)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://app") as http:
+
+        async def call(method: str, path: str, json: Any = None) -> tuple[int, Any]:
+            response = await http.request(method, path, json=json)
+            return response.status_code, response.json()
+
+        yield call
+
+
+@asynccontextmanager
+async def aiohttp_client(options: dict[str, Any]) -> AsyncIterator[Call]:
+    async with TestClient(TestServer(aiohttp_app.make_app(**options))) as http:
+
+        async def call(method: str, path: str, json: Any = None) -> tuple[int, Any]:
+            response = await http.request(method, path, json=json)
+            body = await response.json() if response.content_type == "application/json" else await response.text()
+            return response.status, body
+
+        yield call
+
+
+APPS = {"fastapi": fastapi_client, "aiohttp": aiohttp_client}
+
+
+@pytest.mark.parametrize("kind", APPS)
+async def test_profile_and_post_endpoints(kind: str, pds_short_ttl: PdsServer, short_ttl_account: Account,
+                                          tmp_path: Path) -> None:
+    options = {"username": short_ttl_account.handle, "password": short_ttl_account.password,
+               "auth_host": listen_host(pds_short_ttl), "database_url": f"sqlite+aiosqlite:///{tmp_path}/app.db"}
+    async with APPS[kind](options) as call:
+        status, created = await call("POST", "/posts", {"text": f"hello from {kind}"})
+        assert status == 201 and created["uri"].startswith(f"at://{short_ttl_account.did}/app.bsky.feed.post/")
+        status, _ = await call("GET", f"/profile/{short_ttl_account.handle}")
+        assert status == 404, "no profile record yet"
+        async with AsyncBskyClient_for(options) as bsky:
+            await bsky.put_record("app.bsky.actor.profile", "self", {"displayName": "Short TTL"})
+        status, profile = await call("GET", f"/profile/{short_ttl_account.handle}")
+        assert status == 200 and profile == {"did": short_ttl_account.did, "displayName": "Short TTL",
+                                             "description": None}
+        await asyncio.sleep(3.5)  # the shared session's access token expires
+        refreshes = pds_short_ttl.request_count("com.atproto.server.refreshSession")
+        results = await asyncio.gather(*(call("POST", "/posts", {"text": f"post {n}"}) for n in range(20)))
+        assert [status for status, _ in results] == [201] * 20
+        assert len({body["uri"] for _, body in results}) == 20
+        assert pds_short_ttl.request_count("com.atproto.server.refreshSession") == refreshes + 1
+        status, _ = await call("POST", "/posts", {"text": "x" * 400})
+        assert status == 422
+
+
+def AsyncBskyClient_for(options: dict[str, Any]) -> Any:
+    from pysky_async import AsyncBskyClient
+
+    return AsyncBskyClient(**options)
