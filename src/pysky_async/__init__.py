@@ -28,6 +28,7 @@ from ._exceptions import (
     StorageError,
     UpstreamFailure,
 )
+from ._images import Image, ImageTooLarge, InvalidImage, PreparedImage, prepare_image
 from ._middleware import Handler, Middleware
 from ._pagination import Paginator
 from ._posts import External, Post, PostFailed
@@ -66,7 +67,10 @@ __all__ = [
     "Handler",
     "HttpInfo",
     "IdentityNotFound",
+    "Image",
+    "ImageTooLarge",
     "InvalidIdentifier",
+    "InvalidImage",
     "InvalidInput",
     "InvalidPost",
     "InvalidRequest",
@@ -83,6 +87,7 @@ __all__ = [
     "PayloadTooLarge",
     "Post",
     "PostFailed",
+    "PreparedImage",
     "PyskyError",
     "RateLimitExceeded",
     "Record",
@@ -106,4 +111,5 @@ __all__ = [
     "set_testing",
     "split_thread",
     "__version__",
+    "prepare_image",
 ]
