@@ -14,7 +14,7 @@ from pysky_async._response import XrpcResponse
 from pysky_async._retry import set_testing
 from pysky_async._storage.store import Store
 
-pytest_plugins = ["tests.realnet.fixtures"]
+pytest_plugins = ["tests.realnet.fixtures", "tests.realnet.devenv_fixtures"]
 
 
 @pytest.fixture

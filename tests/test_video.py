@@ -21,7 +21,6 @@ from pysky_async._video import (
     UploadedVideo,
     Video,
     VideoInfo,
-    VideoMixin,
     VideoProcessingFailed,
     VideoProcessingTimeout,
     VideoUploadRefused,
@@ -38,9 +37,7 @@ POST = "app.bsky.feed.post"
 VTT = b"WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n"
 
 
-class VideoClient(AsyncBskyClient, VideoMixin):
-    """AsyncBskyClient with VideoMixin (a no-op once the client lists VideoMixin among its bases)."""
-
+VideoClient = AsyncBskyClient
 
 # -- check_video: no network ---------------------------------------------------------------
 
@@ -186,6 +183,14 @@ async def test_video_uploads_and_the_post_round_trips(bsky: VideoClient, fake: F
     assert embed["captions"][0]["lang"] == "en" and embed["captions"][0]["file"]["mimeType"] == "text/vtt"
     stored = await bsky.get_blob(pds_account.did, embed["video"]["ref"]["$link"])
     assert stored == path.read_bytes(), "the fake stored the very bytes on the real PDS"
+    await bsky.flush_call_log()
+    rows = await bsky.store.execute_sql("SELECT hostname, endpoint, http_status_code FROM bsky_api_call_log "
+                                        "WHERE endpoint LIKE 'app.bsky.video.%' ORDER BY id")
+    logged = [tuple(row) for row in rows]
+    service = fake.url.split("://")[1]
+    assert logged[:2] == [(service, "app.bsky.video.getUploadLimits", 200),
+                          (service, "app.bsky.video.uploadVideo", 200)], "video service calls are in the call log"
+    assert {row[1] for row in logged[2:]} == {"app.bsky.video.getJobStatus"}
 
 
 @pytest.mark.anyio
@@ -387,3 +392,25 @@ async def test_service_auth_expiry_is_checked_before_asking(bsky: VideoClient, p
     payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert payload["exp"] == now + 1800 and payload["lxm"] == "com.atproto.repo.uploadBlob"
     assert payload["aud"] == "did:web:video.bsky.app" and payload["iss"] == bsky.did
+
+
+@pytest.mark.anyio
+async def test_create_post_with_a_video_waits_for_processing_then_posts(
+        pds: PdsServer, pds_account: Account, fake: FakeVideoService, tmp_path: Path) -> None:
+    from pysky_async import AsyncBskyClient, Post
+
+    async with AsyncBskyClient(username=pds_account.handle, password=pds_account.password,
+                               auth_host=listen_host(pds), plc_directory=pds.plc_url,
+                               database_url=f"sqlite+aiosqlite:///{tmp_path}/post.sqlite3",
+                               video_host=fake.url, video_service_did=fake.service_did) as client:
+        with pytest.raises(IncompatibleVideo, match="HEVC"):
+            await client.create_post(post=Post("bad").add(Video(filename=videos.hevc_mp4(tmp_path))))
+        assert fake.uploads == [] and await client.list_records(POST).collect() == []
+        ref = await client.create_post(post=Post("a rotated video #clip").add(
+            Video(filename=videos.rotated_mp4(tmp_path), alt="turned")))
+        record = await client.get_record(ref.uri)
+    embed = record.value.raw["embed"]
+    assert embed["$type"] == "app.bsky.embed.video" and embed["alt"] == "turned"
+    assert embed["aspectRatio"] == {"width": 48, "height": 64}
+    assert record.value.raw["facets"][0]["features"][0]["tag"] == "clip"
+    assert len(fake.uploads) == 1

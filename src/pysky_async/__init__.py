@@ -40,6 +40,18 @@ from ._retry import RetryPolicy, set_testing
 from ._richtext import Facet, InvalidPost, split_thread
 from ._session import Session
 from ._syntax import AtUri, Did, Handle, InvalidIdentifier, Nsid, RecordKey, Tid
+from ._video import (
+    Caption,
+    IncompatibleVideo,
+    UploadedVideo,
+    Video,
+    VideoInfo,
+    VideoProcessingFailed,
+    VideoProcessingTimeout,
+    VideoUploadRefused,
+    check_video,
+    video_embed,
+)
 from ._write_budget import WriteBudget
 
 __version__ = "0.1.0"
@@ -53,6 +65,7 @@ __all__ = [
     "AuthenticationRequired",
     "BadRequest",
     "CHAT_PROXY",
+    "Caption",
     "ClientConfig",
     "Create",
     "DEFAULT_AUTH_HOST",
@@ -67,6 +80,7 @@ __all__ = [
     "Handler",
     "HttpInfo",
     "IdentityNotFound",
+    "IncompatibleVideo",
     "Image",
     "ImageTooLarge",
     "InvalidIdentifier",
@@ -102,7 +116,13 @@ __all__ = [
     "StorageError",
     "Tid",
     "Update",
+    "UploadedVideo",
     "UpstreamFailure",
+    "Video",
+    "VideoInfo",
+    "VideoProcessingFailed",
+    "VideoProcessingTimeout",
+    "VideoUploadRefused",
     "WriteBudget",
     "WriteResult",
     "XrpcRequest",
@@ -111,5 +131,7 @@ __all__ = [
     "set_testing",
     "split_thread",
     "__version__",
+    "check_video",
     "prepare_image",
+    "video_embed",
 ]

@@ -34,6 +34,7 @@ from ._session import Session, SessionManager, SessionMiddleware
 from ._storage.store import Store
 from ._syntax import Nsid
 from ._transport import HttpxTransport
+from ._video import DEFAULT_VIDEO_HOST, VideoMixin
 from ._write_budget import WriteBudget, WriteBudgetMiddleware
 
 DEFAULT_WRITE_BUDGET = WriteBudget()
@@ -45,7 +46,7 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class AsyncBskyClient(PostsMixin, ProfilesMixin):
+class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
     """An asyncio client for Bluesky and other AT Protocol services.
 
     ``async with AsyncBskyClient() as bsky: r = await bsky.get("app.bsky.actor.getProfile", actor=...)``
@@ -71,6 +72,8 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin):
         request_limit: (requests, seconds) this process stays under (None: no client-side limit).
         image_max_bytes: images are re-encoded to fit this blob size (Bluesky's PDS takes up to
             2,000,000; other PDSes 1,000,000).
+        video_host / video_service_did: Bluesky's video service (default https://video.bsky.app,
+            ``did:web:video.bsky.app``).
     """
 
     def __init__(
@@ -91,8 +94,12 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin):
         retry: RetryPolicy | None = DEFAULT_RETRY,
         request_limit: tuple[int, float] | None = (3000, 300.0),
         image_max_bytes: int = 1_000_000,
+        video_host: str = DEFAULT_VIDEO_HOST,
+        video_service_did: str | None = None,
     ) -> None:
         self.image_max_bytes = image_max_bytes
+        self.video_host = normalize_host(video_host)
+        self.video_service_did = video_service_did
         self.config = ClientConfig.from_options(
             username=username, password=password, auth_host=auth_host,
             public_host=public_host, database_url=database_url, timeout=timeout,

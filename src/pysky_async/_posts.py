@@ -195,7 +195,7 @@ class PostsMixin(RecordsMixin):
             from ._video import video_embed
 
             uploaded = await self.upload_video(post.video)  # type: ignore[attr-defined]
-            return video_embed(uploaded, post.video)  # type: ignore[no-any-return]
+            return video_embed(uploaded, post.video)
         if post.external is not None:
             return await self._external(post.external)
         return None
