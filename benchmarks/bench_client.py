@@ -379,6 +379,10 @@ def profile_variant(variant: str, port: int, calls: dict[str, int], cpu: int | N
             stats.sort_stats("cumulative").print_stats(40)
 
 
+def load_average() -> str:
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=None,
@@ -415,12 +419,16 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             profile_variant(args.profile, server.port, calls, client_cpu)
             return
+        load_before = load_average()
         results = run_all(server.port, calls, client_cpu)
+        load_after = load_average()
     finally:
         server.stop()
     print(render_table(results))
     print()
     print(render_targets(results))
+    print(f"machine load (1-min average) before / after: {load_before} / {load_after} "
+          "(above ~2 on 2 cores, other processes were competing: rerun on an idle machine)")
 
 
 if __name__ == "__main__":

@@ -200,8 +200,8 @@ async def test_get_user_profile_serves_handle_and_did_from_one_call(devenv: DevE
         assert [tuple(r) for r in rows] == [(account.did, account.handle, "Cached Carol", "first", None)]
 
         # the cache does not see the change until a forced remote call
-        await bsky.create_record("app.bsky.actor.profile",
-                                 {"displayName": "Renamed Carol", "description": "second"}, rkey="self")
+        await bsky.put_record("app.bsky.actor.profile", "self",
+                              {"displayName": "Renamed Carol", "description": "second"})
         devenv.process_all()
         assert (await bsky.get_user_profile(account.did)).displayName == "Cached Carol"
         assert await count_calls(bsky, "app.bsky.actor.getProfile") == 1
