@@ -134,7 +134,7 @@ async def make_pysky(base: str, tmp: str, *, aiohttp: bool) -> ClientUnderTest:
     )
 
     async def call() -> Any:
-        return await bsky.get(NSID, **PARAMS)
+        return await bsky.get(NSID, repo=PARAMS["repo"], collection=PARAMS["collection"], rkey=PARAMS["rkey"])
 
     async def close() -> None:
         await bsky.aclose()
@@ -195,14 +195,14 @@ async def measure(variant: str, mode: str, port: int, n: int, profile: str | Non
         cut = await make_client(variant, base, tmp)
         await warm_up(cut)
 
-        profiler = cProfile.Profile() if profile else None
+        profiler = cProfile.Profile() if profile is not None else None
         if profiler is not None:
             profiler.enable()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await run_calls(cut.call, n, mode)
         await cut.close()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        if profiler is not None:
+        if profiler is not None and profile is not None:
             profiler.disable()
             profiler.dump_stats(profile)
 

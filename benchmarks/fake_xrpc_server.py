@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 
 GET_RECORD_PATH = b"/xrpc/com.atproto.repo.getRecord"
 
@@ -140,4 +139,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -95,15 +95,17 @@ async def test_failed_unit_of_work_is_rolled_back(store: Store) -> None:
         assert await SessionRepository(db).get("x@host") is None
 
 
-async def test_call_log_batch_insert_returns_ids_in_order_and_keeps_utc(store: Store) -> None:
+async def test_call_log_batch_insert_keeps_order_and_utc(store: Store) -> None:
     moment = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
     rows = [{"timestamp": moment, "endpoint": f"a.b.c{i}", "method": "GET", "params": {"i": i},
              "write_op_points_consumed": 0, "session_was_refreshed": False} for i in range(5)]
     async with store.transaction() as db:
-        ids = await CallLogRepository(db).add_many(rows)
-    assert ids == sorted(ids) and len(set(ids)) == 5
-    result = await store.execute_sql("SELECT id, endpoint, timestamp FROM bsky_api_call_log ORDER BY id")
-    assert [(r[0], r[1]) for r in result] == [(ids[i], f"a.b.c{i}") for i in range(5)]
+        repo = CallLogRepository(db)
+        await repo.add_many(rows)
+        last = await repo.add({**rows[0], "endpoint": "a.b.last"})
+    result = await store.execute_sql("SELECT id, endpoint FROM bsky_api_call_log ORDER BY id")
+    assert [r[1] for r in result] == [f"a.b.c{i}" for i in range(5)] + ["a.b.last"]
+    assert result[-1][0] == last
     async with store.transaction() as db:
         from sqlalchemy import select
 

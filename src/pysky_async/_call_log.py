@@ -28,38 +28,35 @@ _MAX_TEXT = 4000
 
 
 class CallLogWriter:
-    """A write-behind queue of call-log rows, flushed every ``interval`` s or ``batch_size`` rows."""
+    """A write-behind queue of call-log rows, flushed every ``interval`` s or ``batch_size`` rows
+    with one executemany INSERT per flush."""
 
     def __init__(self, store: Store, *, batch_size: int = 100, interval: float = 0.05) -> None:
         self.store = store
         self.batch_size = batch_size
         self.interval = interval
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[int]]] = []
+        self._pending: list[dict[str, Any]] = []
         self._flush_lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._flush_scheduled = False
         self.rows_added = 0
 
-    def add(self, row: dict[str, Any]) -> asyncio.Future[int]:
-        """Queue a row; the future resolves to its id once it is written."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        self._pending.append((row, future))
+    def add(self, row: dict[str, Any]) -> None:
+        """Queue a row; it is written within ``interval`` seconds."""
+        self._pending.append(row)
         self.rows_added += 1
         if self._flush_scheduled:
-            return future
+            return
         if len(self._pending) >= self.batch_size:
             self._start_flush()
         elif self._timer is None:
-            self._timer = loop.call_later(self.interval, self._start_flush)
-        return future
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._start_flush)
 
-    async def add_and_flush(self, row: dict[str, Any]) -> int | None:
-        """Queue a row, write it now, and return its id (None if the database failed)."""
-        future = self.add(row)
-        await self.flush()
-        return future.result() if future.done() and not future.exception() else None
+    async def add_and_flush(self, row: dict[str, Any]) -> int:
+        """Write the queued rows and then ``row`` now; returns ``row``'s id."""
+        self.rows_added += 1
+        return await self._write(row)
 
     def _start_flush(self) -> None:
         if self._timer is not None:
@@ -79,19 +76,20 @@ class CallLogWriter:
 
     async def flush(self) -> None:
         """Write every queued row now. On failure the rows stay queued and StorageError is raised."""
+        await self._write(None)
+
+    async def _write(self, last: dict[str, Any] | None) -> int:
         async with self._flush_lock:
             self._flush_scheduled = False
-            while self._pending:
-                batch, self._pending = self._pending[: self.batch_size * 10], self._pending[self.batch_size * 10 :]
-                try:
-                    async with self.store.transaction() as db:
-                        ids = await CallLogRepository(db).add_many([row for row, _ in batch])
-                except BaseException:
-                    self._pending[:0] = batch
-                    raise
-                for (_, future), row_id in zip(batch, ids, strict=True):
-                    if not future.done():
-                        future.set_result(row_id)
+            batch, self._pending = self._pending, []
+            try:
+                async with self.store.transaction() as db:
+                    repo = CallLogRepository(db)
+                    await repo.add_many(batch)
+                    return await repo.add(last) if last is not None else 0
+            except BaseException:
+                self._pending[:0] = batch
+                raise
 
     @property
     def pending(self) -> int:

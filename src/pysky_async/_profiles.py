@@ -12,9 +12,14 @@ from ._storage.repositories import ProfileRepository
 from ._syntax import Did, Handle
 
 
+INVALID_HANDLE = "handle.invalid"
+
+
 def _fields(profile: dict[str, Any]) -> dict[str, Any]:
+    handle = profile.get("handle")
     return {
-        "handle": profile.get("handle"),
+        # many accounts can show "handle.invalid": it must never identify one of them
+        "handle": None if handle == INVALID_HANDLE else handle,
         "display_name": profile.get("displayName"),
         "description": profile.get("description"),
         "avatar": profile.get("avatar"),
@@ -39,7 +44,7 @@ class ProfilesMixin(ClientBase):
         recorded on its cached row and raises APIError.
         """
         actor = str(Did(actor)) if actor.startswith("did:") else str(Handle(actor))
-        if not force_remote_call:
+        if not force_remote_call and actor != INVALID_HANDLE:
             async with self.store.transaction() as db:
                 row = await ProfileRepository(db).find(actor)
                 if row is not None and row.error is None and row.raw is not None:

@@ -71,14 +71,14 @@ class CallLogRepository:
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
 
-    async def add_many(self, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """Insert rows in one batch; returns their ids in order."""
-        if not rows:
-            return []
-        result = await self.db.execute(
-            insert(CallLogRow).returning(CallLogRow.id, sort_by_parameter_order=True), list(rows)
-        )
-        return list(result.scalars())
+    async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows with one executemany statement."""
+        if rows:
+            await self.db.execute(insert(CallLogRow), list(rows))
+
+    async def add(self, row: dict[str, Any]) -> int:
+        """Insert one row and return its id."""
+        return int((await self.db.execute(insert(CallLogRow).returning(CallLogRow.id), row)).scalar_one())
 
     async def count(self) -> int:
         return int((await self.db.execute(select(func.count(CallLogRow.id)))).scalar_one())
