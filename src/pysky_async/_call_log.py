@@ -31,7 +31,7 @@ class CallLogWriter:
     """A write-behind queue of call-log rows, flushed every ``interval`` s or ``batch_size`` rows
     with one executemany INSERT per flush."""
 
-    def __init__(self, store: Store, *, batch_size: int = 100, interval: float = 0.05) -> None:
+    def __init__(self, store: Store, *, batch_size: int = 500, interval: float = 0.25) -> None:
         self.store = store
         self.batch_size = batch_size
         self.interval = interval
@@ -83,7 +83,7 @@ class CallLogWriter:
             self._flush_scheduled = False
             batch, self._pending = self._pending, []
             try:
-                async with self.store.transaction() as db:
+                async with self.store.core_transaction() as db:
                     repo = CallLogRepository(db)
                     await repo.add_many(batch)
                     return await repo.add(last) if last is not None else 0

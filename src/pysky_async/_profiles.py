@@ -11,7 +11,6 @@ from ._storage.models import UserProfileRow
 from ._storage.repositories import ProfileRepository
 from ._syntax import Did, Handle
 
-
 INVALID_HANDLE = "handle.invalid"
 
 

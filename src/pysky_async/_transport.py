@@ -31,18 +31,28 @@ class HttpxTransport:
                 content=request.content,
                 headers=request.headers,
             )
-        except httpx.TimeoutException as exc:
-            raise RequestTimeout(
-                f"{request.nsid} to {request.host} timed out ({type(exc).__name__}); "
-                "the server may be overloaded: retry later or raise the client's timeout="
-            ) from exc
         except httpx.TransportError as exc:
-            raise NetworkError(
-                f"{request.nsid} to {request.host} failed before any answer: {exc!r}; "
-                "check the host name and your network"
-            ) from exc
+            raise transport_error(request, exc) from exc
         return XrpcResponse.from_httpx(response)
+
+
+def transport_error(request: XrpcRequest, exc: httpx.TransportError) -> NetworkError:
+    """The pysky_async error for an httpx transport failure (raise it ``from exc``)."""
+    if isinstance(exc, httpx.TimeoutException) and _really_timed_out(exc):
+        return RequestTimeout(
+            f"{request.nsid} to {request.host} timed out ({type(exc).__name__}); "
+            "the server may be overloaded: retry later or raise the client's timeout=")
+    return NetworkError(
+        f"{request.nsid} to {request.host} failed before any answer: {exc.__cause__ or exc!r}; "
+        "check the host name and your network")
 
 
 def _query(params: Any) -> dict[str, Any]:
     return {key: value for key, value in params.items() if value is not None}
+
+
+def _really_timed_out(exc: httpx.TimeoutException) -> bool:
+    """httpx-aiohttp maps every aiohttp connection error (a server that hung up, a refused
+    connection) to ConnectTimeout; only a timeout underneath is one."""
+    cause = exc.__cause__
+    return cause is None or isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__

@@ -26,6 +26,7 @@ the body streamed from disk, then ``getJobStatus`` polled (no auth) until the jo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -39,10 +40,11 @@ import httpx
 
 from ._base import ClientBase
 from ._call_log import CallLogMiddleware, CallLogWriter
-from ._exceptions import InvalidInput, NetworkError, PyskyError, RateLimitExceeded, RequestTimeout, ServerError
+from ._exceptions import InvalidInput, NetworkError, PyskyError, RateLimitExceeded, ServerError
 from ._middleware import build_chain
 from ._request import AUTH, XrpcRequest
 from ._response import XrpcResponse, raise_for_status
+from ._transport import transport_error
 
 if TYPE_CHECKING:
     pass
@@ -302,13 +304,14 @@ class _StreamingTransport:
                 request.method, url, params={k: v for k, v in request.params.items() if v is not None},
                 content=body, headers=request.headers,
                 timeout=httpx.Timeout(60.0, read=300.0) if body is not None else httpx.USE_CLIENT_DEFAULT)
-        except httpx.TimeoutException as exc:
-            raise RequestTimeout(f"{request.nsid} to {request.host} timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            raise NetworkError(f"{request.nsid} to {request.host} failed before any answer: {exc!r}") from exc
+            raise transport_error(request, exc) from exc
         finally:
             if body is not None:
-                await body.aclose()
+                # the transport may still be iterating it in its own task (cancellation):
+                # then it is closed when that task ends
+                with contextlib.suppress(RuntimeError):
+                    await body.aclose()
         return XrpcResponse.from_httpx(response)
 
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from .models import CallLogRow, CursorRow, PostRow, SessionRow, UserProfileRow, WriteOpRow, utcnow
 
 BLOB_ENDPOINT = "com.atproto.repo.uploadBlob"
+CALL_LOG = cast(Table, CallLogRow.__table__)
 
 
 def advisory_key(name: str) -> int:
@@ -66,19 +67,19 @@ class SessionRepository:
 
 
 class CallLogRepository:
-    """The API call log."""
+    """The API call log (works on an ORM session or a Core connection)."""
 
-    def __init__(self, db: AsyncSession) -> None:
+    def __init__(self, db: AsyncSession | AsyncConnection) -> None:
         self.db = db
 
     async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert rows with one executemany statement."""
         if rows:
-            await self.db.execute(insert(CallLogRow), list(rows))
+            await self.db.execute(insert(CALL_LOG), list(rows))
 
     async def add(self, row: dict[str, Any]) -> int:
         """Insert one row and return its id."""
-        return int((await self.db.execute(insert(CallLogRow).returning(CallLogRow.id), row)).scalar_one())
+        return int((await self.db.execute(insert(CALL_LOG).returning(CALL_LOG.c.id), row)).scalar_one())
 
     async def count(self) -> int:
         return int((await self.db.execute(select(func.count(CallLogRow.id)))).scalar_one())

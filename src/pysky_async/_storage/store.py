@@ -14,6 +14,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -155,6 +156,19 @@ class Store:
             try:
                 async with self._sessions() as session, session.begin():
                     yield session
+            except SQLAlchemyError as exc:
+                raise StorageError(f"database error: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A lighter unit of work on a Core connection (no ORM session), for bulk inserts."""
+        await self.ensure_ready()
+        async with contextlib.AsyncExitStack() as stack:
+            if self._serial is not None:
+                await stack.enter_async_context(self._serial)
+            try:
+                async with self.engine.begin() as connection:
+                    yield connection
             except SQLAlchemyError as exc:
                 raise StorageError(f"database error: {exc}") from exc
 
