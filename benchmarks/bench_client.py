@@ -67,8 +67,8 @@ VARIANTS = [
     Variant("httpx", "raw httpx.AsyncClient", "default"),
     Variant("httpx-aiohttp", "raw httpx.AsyncClient + AiohttpTransport", "aiohttp"),
     Variant("atproto", "atproto SDK AsyncClient", "default"),
-    Variant("pysky", "pysky_async (full pipeline + SQLite log)", "default"),
-    Variant("pysky-aiohttp", "pysky_async + AiohttpTransport", "aiohttp"),
+    Variant("pysky", "pysky_async given httpx's own transport (full pipeline + SQLite log)", "default"),
+    Variant("pysky-aiohttp", "pysky_async as it comes (AiohttpTransport, full pipeline + SQLite log)", "aiohttp"),
 ]
 RAW_FOR_TRANSPORT = {"default": "httpx", "aiohttp": "httpx-aiohttp"}
 ATPROTO_TARGET_VARIANT = "pysky-aiohttp"  # the pysky_async variant compared with atproto
@@ -123,7 +123,11 @@ async def make_atproto(base: str) -> ClientUnderTest:
 async def make_pysky(base: str, tmp: str, *, aiohttp: bool) -> ClientUnderTest:
     from pysky_async import AsyncBskyClient
 
-    http = aiohttp_httpx_client() if aiohttp else None
+    import httpx
+
+    # the library's default http client is httpx on AiohttpTransport; the other variant is
+    # given a plain httpx.AsyncClient to compare with raw httpx on the same transport
+    http = None if aiohttp else httpx.AsyncClient()
     bsky = AsyncBskyClient(
         public_host=base,
         database_url=f"sqlite+aiosqlite:///{tmp}/bench.sqlite3",

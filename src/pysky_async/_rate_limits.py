@@ -11,6 +11,7 @@ import asyncio
 import collections
 import datetime as dt
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ._middleware import Handler
@@ -34,13 +35,15 @@ class RateLimit:
         return max(0.0, (self.reset_at - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
-def parse_rate_limit(headers: object, endpoint: str) -> RateLimit | None:
+def parse_rate_limit(headers: Mapping[str, str], endpoint: str) -> RateLimit | None:
     """The RateLimit-* headers of a response, or None when it has none."""
-    get = getattr(headers, "get")  # noqa: B009 - httpx.Headers or a dict
-    limit, remaining, reset = get("ratelimit-limit"), get("ratelimit-remaining"), get("ratelimit-reset")
-    if limit is None or remaining is None or reset is None:
+    limit = headers.get("ratelimit-limit")
+    if limit is None:
         return None
-    policy = get("ratelimit-policy") or f"{limit}"
+    remaining, reset = headers.get("ratelimit-remaining"), headers.get("ratelimit-reset")
+    if remaining is None or reset is None:
+        return None
+    policy = headers.get("ratelimit-policy") or f"{limit}"
     window = None
     for part in policy.split(";")[1:]:
         key, _, value = part.strip().partition("=")
@@ -82,12 +85,17 @@ class RequestLimiter:
         return await call_next(request)
 
     async def acquire(self) -> None:
+        if self._admit():  # the common case: no lock, no await
+            return
         async with self._lock:
-            while True:
-                now = time.monotonic()
-                while self._sent and self._sent[0] <= now - self.per_seconds:
-                    self._sent.popleft()
-                if len(self._sent) < self.max_requests:
-                    self._sent.append(now)
-                    return
-                await asyncio.sleep(self._sent[0] + self.per_seconds - now)
+            while not self._admit():
+                await asyncio.sleep(self._sent[0] + self.per_seconds - time.monotonic())
+
+    def _admit(self) -> bool:
+        now = time.monotonic()
+        while self._sent and self._sent[0] <= now - self.per_seconds:
+            self._sent.popleft()
+        if len(self._sent) < self.max_requests:
+            self._sent.append(now)
+            return True
+        return False
