@@ -87,9 +87,11 @@ class RequestLimiter:
     async def acquire(self) -> None:
         if self._admit():  # the common case: no lock, no await
             return
-        async with self._lock:
-            while not self._admit():
+        async with self._lock:  # waiters queue here, in order
+            while True:
                 await asyncio.sleep(self._sent[0] + self.per_seconds - time.monotonic())
+                if self._admit():
+                    return
 
     def _admit(self) -> bool:
         now = time.monotonic()
