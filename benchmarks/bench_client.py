@@ -121,9 +121,9 @@ async def make_atproto(base: str) -> ClientUnderTest:
 
 
 async def make_pysky(base: str, tmp: str, *, aiohttp: bool) -> ClientUnderTest:
-    from pysky_async import AsyncBskyClient
-
     import httpx
+
+    from pysky_async import AsyncBskyClient
 
     # the library's default http client is httpx on AiohttpTransport; the other variant is
     # given a plain httpx.AsyncClient to compare with raw httpx on the same transport

@@ -22,10 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pysky_async import AsyncBskyClient  # noqa: E402
-from tests.realnet.devenv import DevEnv  # noqa: E402
-from tests.realnet.postgres import PostgresServer  # noqa: E402
-from tests.test_graph_and_bot import seed_community  # noqa: E402
+from tests.realnet.devenv import DevEnv
+from tests.realnet.postgres import PostgresServer
+from tests.test_graph_and_bot import seed_community
+
+from pysky_async import AsyncBskyClient
 
 
 async def run(devenv: DevEnv, query: str, concurrency: int, workdir: Path) -> tuple[float, int, set[tuple[str, str]]]:

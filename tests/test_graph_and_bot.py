@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from examples import bot
+
 from pysky_async import AsyncBskyClient
 
 from .realnet.devenv import DevEnv
@@ -80,7 +80,7 @@ async def test_graph_export_writes_exactly_the_expected_edges(devenv: DevEnv, tm
     assert all(int(row["source_followers_count"]) >= followers[row["source"]] for row in rows)
 
 
-async def test_graph_export_killed_halfway_resumes_without_duplicates(devenv: DevEnv, tmp_path: Path) -> None:
+def test_graph_export_killed_halfway_resumes_without_duplicates(devenv: DevEnv, tmp_path: Path) -> None:
     query = f"#dataBS{secrets.token_hex(3)}"
     members, expected = seed_community(devenv, query)
     runner, _ = devenv.new_account("r")

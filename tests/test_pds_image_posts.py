@@ -66,3 +66,15 @@ async def test_a_bad_image_fails_the_post_and_nothing_is_posted(bsky: AsyncBskyC
     with pytest.raises(Exception, match="4 images"):
         await bsky.create_post(post=five)
     assert await bsky.list_records("app.bsky.feed.post").collect() == []
+
+
+async def test_quote_with_media_is_record_with_media(bsky: AsyncBskyClient) -> None:  # noqa: F811
+    quoted = await bsky.create_post("the original")
+    post = Post("quoting with a picture", quote_uri=quoted.uri).add(Image(data=encoded(photo_like(200, 100), "PNG"),
+                                                                         alt="pic"))
+    embed = (await bsky.get_record((await bsky.create_post(post=post)).uri)).value.embed.raw
+    assert embed["$type"] == "app.bsky.embed.recordWithMedia"
+    assert embed["record"] == {"$type": "app.bsky.embed.record", "record": quoted.to_dict()}
+    assert embed["media"]["$type"] == "app.bsky.embed.images"
+    assert embed["media"]["images"][0]["alt"] == "pic"
+    assert embed["media"]["images"][0]["aspectRatio"] == {"width": 200, "height": 100}
