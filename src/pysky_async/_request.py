@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ class XrpcRequest:
         host: base URL to call, or ``AUTH`` for "the logged-in account's PDS".
         params: query parameters.
         json: a JSON body (POST), or None.
-        content: a raw body (POST, e.g. a blob), or None.
+        content: a raw body (POST, e.g. a blob; or an async iterator streaming it), or None.
         headers: extra request headers.
         extensions: per-call notes that middleware leave for each other (cursor key,
             whether the session was refreshed, write points...). Not sent.
@@ -32,7 +32,7 @@ class XrpcRequest:
     host: str
     params: Mapping[str, Any] = field(default_factory=dict)
     json: Any = None
-    content: bytes | None = None
+    content: bytes | AsyncIterator[bytes] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     extensions: dict[str, Any] = field(default_factory=dict, compare=False)
 

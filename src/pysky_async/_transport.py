@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -12,7 +14,11 @@ from ._response import XrpcResponse
 
 
 class HttpxTransport:
-    """Sends requests with a shared ``httpx.AsyncClient``; error statuses are returned as values."""
+    """Sends requests with a shared ``httpx.AsyncClient``; error statuses are returned as values.
+
+    ``request.content`` may be an async generator (a body streamed from disk);
+    ``extensions["timeout"]`` overrides the client's timeout for one request.
+    """
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
@@ -22,17 +28,25 @@ class HttpxTransport:
             raise RuntimeError("an authenticated request reached the transport without a host")
         url = f"{request.host}/xrpc/{request.nsid}"
         request.extensions["url"] = url
+        body = request.content
         try:
             response = await self.http.request(
                 request.method,
                 url,
                 params=_query(request.params),
-                json=request.json if request.content is None else None,
-                content=request.content,
+                json=request.json if body is None else None,
+                content=body,
                 headers=request.headers,
+                timeout=request.extensions.get("timeout", httpx.USE_CLIENT_DEFAULT),
             )
         except httpx.TransportError as exc:
             raise transport_error(request, exc) from exc
+        finally:
+            if isinstance(body, AsyncGenerator):
+                # on cancellation the transport may still be iterating it in its own task;
+                # it is then closed when that task ends
+                with contextlib.suppress(RuntimeError):
+                    await body.aclose()
         return XrpcResponse.from_httpx(response)
 
 

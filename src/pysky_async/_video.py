@@ -4,19 +4,7 @@
 ``uploaded = await bsky.upload_video(Video(filename="clip.mp4", alt="..."))`` then
 ``video_embed(uploaded)`` for an ``app.bsky.embed.video`` record field.
 
-What passes ``check_video`` is described in ``_video_check``. Summary:
-
-    container        video            audio (optional)    mimetype
-    MP4 / MOV        H.264            AAC                 video/mp4, video/quicktime
-    WebM             VP8, VP9, AV1    Opus, Vorbis        video/webm
-
-at most 10 minutes (``max_duration``) and 300,000,000 bytes (``max_bytes``), and whole: the
-first frames must decode and the last packets must be there. Refused with a reason that says
-what to do: HEVC/H.265 and MPEG-4 Part 2 (mp4v, DivX, Xvid) video, files without a video
-stream (audio only), other containers — MPEG-TS/PS (``video/mpeg``: no index, so duration and
-completeness cannot be checked cheaply; remux to MP4 without re-encoding), Matroska (.mkv),
-GIF, AVI... The video service accepts more (it transcodes), but these are the formats Bluesky's
-apps upload, so they are the ones known to process.
+What passes ``check_video`` (MP4/MOV with H.264 and AAC, WebM...) is described in ``_video_check``.
 
 Uploads follow the video service's wire format: a service token from the account's PDS
 (``com.atproto.server.getServiceAuth``) for ``getUploadLimits`` and for ``uploadVideo`` (whose
@@ -26,7 +14,6 @@ the body streamed from disk, then ``getJobStatus`` polled (no auth) until the jo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid
@@ -42,9 +29,9 @@ from ._base import ClientBase
 from ._call_log import CallLogMiddleware, CallLogWriter
 from ._exceptions import InvalidInput, NetworkError, PyskyError, RateLimitExceeded, ServerError
 from ._middleware import build_chain
-from ._request import AUTH, XrpcRequest
+from ._request import XrpcRequest
 from ._response import XrpcResponse, raise_for_status
-from ._transport import transport_error
+from ._transport import HttpxTransport
 
 if TYPE_CHECKING:
     pass
@@ -227,8 +214,9 @@ class VideoMixin(ClientBase):
         name = f"{uuid.uuid4().hex}.{'mov' if info.container == 'mov' else info.container}"
         request = XrpcRequest("POST", "app.bsky.video.uploadVideo", host, params={"did": did, "name": name},
                               headers={"Authorization": f"Bearer {token}", "Content-Type": info.mimetype,
-                                       "Content-Length": str(info.size)})
-        request.extensions["stream"] = (video, info.size)
+                                       "Content-Length": str(info.size)},
+                              content=_chunks(video, info.size))
+        request.extensions["timeout"] = httpx.Timeout(60.0, read=300.0)
         response = await self._video_service(request, accept_error=_is_already_exists)
         return _job_status(response.raw)
 
@@ -236,7 +224,7 @@ class VideoMixin(ClientBase):
                              accept_error: Callable[[XrpcResponse], bool] | None = None) -> XrpcResponse:
         writer = getattr(self, "call_log", None)
         chain = build_chain([CallLogMiddleware(writer)] if isinstance(writer, CallLogWriter) else [],
-                            _StreamingTransport(self.http))
+                            HttpxTransport(self.http))
         response = await chain(request)
         if accept_error is not None and response.is_error and accept_error(response):
             return response
@@ -284,35 +272,6 @@ def _job_status(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The JobStatus of a response that may be bare or wrapped in ``{"jobStatus": ...}``."""
     inner = raw.get("jobStatus")
     return dict(inner) if isinstance(inner, Mapping) else dict(raw)
-
-
-class _StreamingTransport:
-    """Like HttpxTransport, to a non-PDS host; ``extensions["stream"]`` (a Video) is streamed as the body."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self.http = http
-
-    async def __call__(self, request: XrpcRequest) -> XrpcResponse:
-        if request.host == AUTH:
-            raise RuntimeError("video service calls need an explicit host")
-        url = f"{request.host}/xrpc/{request.nsid}"
-        request.extensions["url"] = url
-        stream: tuple[Video, int] | None = request.extensions.get("stream")
-        body = _chunks(*stream) if stream is not None else None
-        try:
-            response = await self.http.request(
-                request.method, url, params={k: v for k, v in request.params.items() if v is not None},
-                content=body, headers=request.headers,
-                timeout=httpx.Timeout(60.0, read=300.0) if body is not None else httpx.USE_CLIENT_DEFAULT)
-        except httpx.TransportError as exc:
-            raise transport_error(request, exc) from exc
-        finally:
-            if body is not None:
-                # the transport may still be iterating it in its own task (cancellation):
-                # then it is closed when that task ends
-                with contextlib.suppress(RuntimeError):
-                    await body.aclose()
-        return XrpcResponse.from_httpx(response)
 
 
 async def _chunks(video: Video, size: int) -> AsyncGenerator[bytes, None]:

@@ -85,10 +85,16 @@ def _configure_sqlite(engine: AsyncEngine, *, wal: bool) -> None:
         # take transaction control from the driver so BEGIN IMMEDIATE is ours to emit
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if wal:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if wal:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except Exception as exc:
+                # another process is switching the new file to WAL right now; the mode is
+                # stored in the file, so this connection gets it anyway
+                if "locked" not in str(exc):
+                    raise
+            cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -147,30 +153,26 @@ class Store:
             self._ready = True
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commits on success, rolls back on error; errors become StorageError."""
+    async def _guarded(self) -> AsyncIterator[None]:
+        """Schema ready, SQLite work serialised, SQLAlchemy errors turned into StorageError."""
         await self.ensure_ready()
-        async with contextlib.AsyncExitStack() as stack:
-            if self._serial is not None:
-                await stack.enter_async_context(self._serial)
+        async with self._serial if self._serial is not None else contextlib.nullcontext():
             try:
-                async with self._sessions() as session, session.begin():
-                    yield session
+                yield
             except SQLAlchemyError as exc:
                 raise StorageError(f"database error: {exc}") from exc
 
     @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work: commits on success, rolls back on error; errors become StorageError."""
+        async with self._guarded(), self._sessions() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
     async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
         """A lighter unit of work on a Core connection (no ORM session), for bulk inserts."""
-        await self.ensure_ready()
-        async with contextlib.AsyncExitStack() as stack:
-            if self._serial is not None:
-                await stack.enter_async_context(self._serial)
-            try:
-                async with self.engine.begin() as connection:
-                    yield connection
-            except SQLAlchemyError as exc:
-                raise StorageError(f"database error: {exc}") from exc
+        async with self._guarded(), self.engine.begin() as connection:
+            yield connection
 
     async def execute_sql(self, sql: str) -> list[Any]:
         """Run raw SQL and return the rows (for tests and the command line)."""
