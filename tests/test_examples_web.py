@@ -17,6 +17,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from examples import aiohttp_app, fastapi_app
 
+from pysky_async import AsyncBskyClient
+
 from .realnet.pds import Account, PdsServer
 from .test_pds_sessions import listen_host
 
@@ -63,7 +65,7 @@ async def test_profile_and_post_endpoints(kind: str, pds_short_ttl: PdsServer, s
         assert status == 201 and created["uri"].startswith(f"at://{short_ttl_account.did}/app.bsky.feed.post/")
         status, _ = await call("GET", f"/profile/{short_ttl_account.handle}")
         assert status == 404, "no profile record yet"
-        async with AsyncBskyClient_for(options) as bsky:
+        async with AsyncBskyClient(**options) as bsky:  # a second client on the same database
             await bsky.put_record("app.bsky.actor.profile", "self", {"displayName": "Short TTL"})
         status, profile = await call("GET", f"/profile/{short_ttl_account.handle}")
         assert status == 200 and profile == {"did": short_ttl_account.did, "displayName": "Short TTL",
@@ -76,9 +78,3 @@ async def test_profile_and_post_endpoints(kind: str, pds_short_ttl: PdsServer, s
         assert pds_short_ttl.request_count("com.atproto.server.refreshSession") == refreshes + 1
         status, _ = await call("POST", "/posts", {"text": "x" * 400})
         assert status == 422
-
-
-def AsyncBskyClient_for(options: dict[str, Any]) -> Any:
-    from pysky_async import AsyncBskyClient
-
-    return AsyncBskyClient(**options)
