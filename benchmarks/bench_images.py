@@ -17,13 +17,18 @@ from __future__ import annotations
 import io
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image as PILImage
 
 from pysky_async._images import Image, prepare_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.test_images import photo_like
 
 LIMIT = 1_000_000
 PYSKY_LIMIT = math.floor(976.56 * 1024)  # pysky's MAX_ALLOWED_IMAGE_SIZE
@@ -38,23 +43,6 @@ class Outcome:
     height: int
     size: int
     quality: str
-
-
-def photo_like(width: int, height: int) -> PILImage.Image:
-    """Noise at several scales (roughly 1/f, like a photo) over colour gradients; compresses like a photo."""
-    tile = PILImage.effect_noise((max(1, width // 4), max(1, height // 4)), 40)
-    layer = PILImage.new("L", (width, height))
-    for x in range(4):
-        for y in range(4):
-            layer.paste(tile, (x * (width // 4), y * (height // 4)))
-    for divisor, sigma in ((4, 50), (16, 60), (64, 70)):
-        coarse = PILImage.effect_noise((max(1, width // divisor), max(1, height // divisor)), sigma)
-        layer = PILImage.blend(layer, coarse.resize((width, height), PILImage.Resampling.BICUBIC), 0.5)
-    across = PILImage.linear_gradient("L").rotate(90).resize((width, height))
-    down = PILImage.linear_gradient("L").resize((width, height))
-    back = across.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT)
-    bands = (PILImage.blend(layer, across, 0.4), PILImage.blend(layer, down, 0.4), PILImage.blend(layer, back, 0.6))
-    return PILImage.merge("RGB", bands)
 
 
 def pysky_published(data: bytes) -> Outcome:

@@ -18,7 +18,7 @@ import pytest
 from pysky_async import AsyncBskyClient, RateLimitExceeded, WriteBudget
 
 from .realnet.pds import Account, PdsServer
-from .test_pds_sessions import ROOT, listen_host
+from .test_pds_sessions import ROOT, listen_host, release
 
 pytestmark = pytest.mark.anyio
 
@@ -109,19 +109,9 @@ async def test_two_processes_sharing_a_database_share_one_budget(
               "auth_host": listen_host(limited_pds), "database_url": database_url, "points": 30, "attempts": 10}
     before = limited_pds.request_count("com.atproto.repo.createRecord")
     workers = [budget_worker(config) for _ in range(2)]
-    try:
-        for worker in workers:
-            assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
-        for worker in workers:
-            assert worker.stdin is not None
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
-        results = [worker.communicate(timeout=120) for worker in workers]
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.communicate()
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+    results = release(workers, timeout=120)
     created = [int(out.split()[1]) for out, _ in results]
     refused = [int(out.split()[3]) for out, _ in results]
     assert sum(created) == 10 and sum(refused) == 10, results

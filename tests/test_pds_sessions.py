@@ -51,6 +51,31 @@ def revoke(pds: PdsServer, refresh_jwt: str) -> None:
     assert response.status_code == 200, response.text
 
 
+def release(processes: list[subprocess.Popen[str]], timeout: float) -> list[tuple[str, str]]:
+    """Tell waiting workers to go; their (stdout, stderr). Kills any still running on the way out."""
+    try:
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        return [process.communicate(timeout=timeout) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
+async def fifty_calls_after_expiry(bsky: AsyncBskyClient, pds: PdsServer, did: str) -> None:
+    """Log in, let the 3 s access token expire, then 50 concurrent calls: exactly one refresh."""
+    await bsky.login()
+    await asyncio.sleep(3.5)
+    before = pds.request_count(REFRESH)
+    results = await asyncio.gather(*(bsky.get("com.atproto.server.getSession") for _ in range(50)))
+    assert all(r.did == did for r in results)
+    assert pds.request_count(REFRESH) == before + 1
+
+
 def wait_ready(process: subprocess.Popen[str]) -> str:
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -91,12 +116,7 @@ async def test_real_expiry_50_concurrent_calls_one_refresh(pds_short_ttl: PdsSer
                                                            short_ttl_account: Account, tmp_path: Path) -> None:
     """The access token really expires (3 s); 50 calls then share one refreshSession."""
     async with client(pds_short_ttl, short_ttl_account, f"sqlite+aiosqlite:///{tmp_path}/db.sqlite3") as bsky:
-        await bsky.login()
-        await asyncio.sleep(3.5)
-        before = pds_short_ttl.request_count(REFRESH)
-        results = await asyncio.gather(*(bsky.get("com.atproto.server.getSession") for _ in range(50)))
-        assert all(r.did == short_ttl_account.did for r in results)
-        assert pds_short_ttl.request_count(REFRESH) == before + 1
+        await fifty_calls_after_expiry(bsky, pds_short_ttl, short_ttl_account.did)
 
 
 async def test_expired_token_answer_refreshes_once_and_replays(
@@ -105,12 +125,7 @@ async def test_expired_token_answer_refreshes_once_and_replays(
     """Without the client-side expiry check, the server's 400 ExpiredToken drives the refresh."""
     monkeypatch.setattr(_jwt, "expires_soon", lambda token, now=None: False)
     async with client(pds_short_ttl, short_ttl_account, f"sqlite+aiosqlite:///{tmp_path}/db.sqlite3") as bsky:
-        await bsky.login()
-        await asyncio.sleep(3.5)
-        before = pds_short_ttl.request_count(REFRESH)
-        results = await asyncio.gather(*(bsky.get("com.atproto.server.getSession") for _ in range(50)))
-        assert all(r.did == short_ttl_account.did for r in results)
-        assert pds_short_ttl.request_count(REFRESH) == before + 1
+        await fifty_calls_after_expiry(bsky, pds_short_ttl, short_ttl_account.did)
         await bsky.flush_call_log()
         rows = await bsky.store.execute_sql(
             "SELECT http_status_code, session_was_refreshed FROM bsky_api_call_log "
@@ -124,19 +139,9 @@ async def test_three_processes_sharing_a_database_refresh_once(pds_short_ttl: Pd
                                                                database_url: str) -> None:
     creates, refreshes = pds_short_ttl.request_count(CREATE), pds_short_ttl.request_count(REFRESH)
     processes = [worker(pds_short_ttl, short_ttl_account, database_url, calls=50) for _ in range(3)]
-    try:
-        assert {wait_ready(p) for p in processes} == {short_ttl_account.did}
-        await asyncio.sleep(3.5)  # every process holds the same, now expired, access token
-        for p in processes:
-            assert p.stdin is not None
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        outputs = [p.communicate(timeout=60) for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
+    assert {wait_ready(p) for p in processes} == {short_ttl_account.did}
+    await asyncio.sleep(3.5)  # every process holds the same, now expired, access token
+    outputs = release(processes, timeout=60)
     assert [out.strip() for out, _ in outputs] == ["done 50"] * 3, outputs
     assert pds_short_ttl.request_count(CREATE) == creates + 1
     assert pds_short_ttl.request_count(REFRESH) == refreshes + 1

@@ -32,7 +32,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .pds import Account, _free_port, _read_tail, _tail, realnet_dir
+from .pds import Account, _free_port, _read_tail, _tail, realnet_dir, stop_process
 
 __all__ = ["DevEnv", "DevEnvError", "install_devenv", "devenv_installed"]
 
@@ -243,21 +242,7 @@ class DevEnv:
         _live.discard(self)
         proc = self._proc
         if proc is not None:
-            if proc.poll() is None:
-                try:
-                    os.kill(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    proc.wait(timeout=10)
-            else:
-                proc.wait()
+            stop_process(proc, grace=20)
         if not keep_dir and os.environ.get("PYSKY_REALNET_KEEP") != "1":
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
 

@@ -289,22 +289,7 @@ class PdsServer:
                 return
             self._stopped = True
         _live_servers.discard(self)
-        proc = self._proc
-        if proc.poll() is None:
-            try:
-                os.kill(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=10)
-        else:
-            proc.wait()
+        stop_process(self._proc, grace=10)
         if not keep_log and os.environ.get("PYSKY_REALNET_KEEP") != "1":
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -414,6 +399,25 @@ class PdsServer:
                 self._seen_barriers.update(urllib.parse.parse_qs(query).get(_BARRIER_PARAM, []))
                 continue
             self._counts[urllib.parse.unquote(url_path)] += 1
+
+
+def stop_process(proc: subprocess.Popen[Any], *, grace: float) -> None:
+    """SIGTERM, then SIGKILL to its process group after ``grace`` seconds; reaps it."""
+    if proc.poll() is not None:
+        proc.wait()
+        return
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
 
 
 class _PortInUse(PdsError):
