@@ -21,15 +21,14 @@ while installing or starting dev-env when they *are* available is a failure, nev
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 from collections.abc import Iterator
-from typing import NoReturn
 
 import pytest
 
 from .devenv import DevEnv, devenv_installed
+from .fixtures import _unavailable  # the same skip-or-fail policy
 from .pds import realnet_dir
 from .postgres import PostgresServer, find_pg_bindir
 
@@ -47,12 +46,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if DEVENV_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.realnet)
             item.add_marker(pytest.mark.appview)
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("PYSKY_REQUIRE_REALNET") == "1":
-        pytest.fail(f"{reason} (PYSKY_REQUIRE_REALNET=1, so this is a failure)", pytrace=False)
-    pytest.skip(reason)
 
 
 def _require_node() -> None:
