@@ -1,10 +1,13 @@
 """A FastAPI service sharing one AsyncBskyClient (one session, one refresh) across all requests.
 
     pip install -e '.[examples]'
-    BSKY_AUTH_USERNAME=... BSKY_AUTH_PASSWORD=... uvicorn examples.fastapi_app:app
+    BSKY_AUTH_USERNAME=... BSKY_AUTH_PASSWORD=... uvicorn examples.fastapi_app:app --port 8000
 
     GET  /profile/{actor}   the actor's profile record (displayName, description)
-    POST /posts             {"text": "..."} → {"uri": ..., "cid": ...}
+    POST /posts             {"text": "..."} → 201 {"uri": ..., "cid": ...}
+
+Settings come from the client's environment variables (PYSKY_AUTH_HOST, PYSKY_PLC_DIRECTORY, ...;
+see the README). Errors: see examples/http_errors.py — never a 500 for something the user did.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from pysky_async import AsyncBskyClient, InvalidInput, RecordNotFound
+from pysky_async import AsyncBskyClient, PyskyError
+
+from .http_errors import http_error
 
 
 class NewPost(BaseModel):
@@ -42,22 +48,21 @@ def make_app(**client_options: Any) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
 
+    @app.exception_handler(PyskyError)
+    async def pysky_error(request: Request, exc: PyskyError) -> JSONResponse:
+        status, headers = http_error(exc)
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
     @app.get("/profile/{actor}")
     async def profile(actor: str, bsky: Bsky) -> dict[str, Any]:
-        try:
-            did = actor if actor.startswith("did:") else await bsky.resolve_handle(actor)
-            record = await bsky.get_record(f"at://{did}/app.bsky.actor.profile/self")
-        except (InvalidInput, RecordNotFound) as exc:
-            raise HTTPException(404, str(exc)) from exc
+        did = actor if actor.startswith("did:") else await bsky.resolve_handle(actor)
+        record = await bsky.get_record(f"at://{did}/app.bsky.actor.profile/self")
         return {"did": did, "displayName": record.value.raw.get("displayName"),
                 "description": record.value.raw.get("description")}
 
     @app.post("/posts", status_code=201)
     async def create_post(body: NewPost, bsky: Bsky) -> dict[str, str]:
-        try:
-            ref = await bsky.create_post(body.text)
-        except InvalidInput as exc:
-            raise HTTPException(422, str(exc)) from exc
+        ref = await bsky.create_post(body.text)
         return {"uri": ref.uri, "cid": ref.cid}
 
     return app

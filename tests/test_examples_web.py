@@ -1,7 +1,9 @@
-"""The FastAPI and aiohttp examples, in-process, against the real reference PDS.
+"""The FastAPI and aiohttp examples against the real reference PDS.
 
 Both share one AsyncBskyClient across requests: concurrent requests after the access token
-expired cause exactly one refreshSession on the server.
+expired cause exactly one refreshSession on the server. Served on real sockets (uvicorn,
+aiohttp's runner), they answer what the user got wrong with 4xx and an unreachable Bluesky with
+503 — never 500.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from examples import aiohttp_app, fastapi_app
 
-from pysky_async import AsyncBskyClient
+from pysky_async import AsyncBskyClient, WriteBudget
 
 from .realnet.pds import Account, PdsServer
+from .test_fault_proxy import free_port
 from .test_pds_sessions import listen_host
 
 pytestmark = pytest.mark.anyio
@@ -78,3 +81,59 @@ async def test_profile_and_post_endpoints(kind: str, pds_short_ttl: PdsServer, s
         assert pds_short_ttl.request_count("com.atproto.server.refreshSession") == refreshes + 1
         status, _ = await call("POST", "/posts", {"text": "x" * 400})
         assert status == 422
+
+
+@asynccontextmanager
+async def serving(kind: str, options: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    """The example app listening on a real loopback port, and an HTTP client for it."""
+    port = free_port()
+    if kind == "fastapi":
+        import uvicorn
+
+        server = uvicorn.Server(uvicorn.Config(fastapi_app.make_app(**options), host="127.0.0.1", port=port,
+                                               log_level="warning", lifespan="on"))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            assert not task.done(), task
+            await asyncio.sleep(0.02)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+                yield http
+        finally:
+            server.should_exit = True
+            await task
+    else:
+        from aiohttp import web
+
+        runner = web.AppRunner(aiohttp_app.make_app(**options))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+                yield http
+        finally:
+            await runner.cleanup()
+
+
+@pytest.mark.parametrize("kind", APPS)
+async def test_mistakes_get_4xx_and_outages_503_never_500(kind: str, pds: PdsServer, pds_account: Account,
+                                                          tmp_path: Path) -> None:
+    options = {"username": pds_account.handle, "password": pds_account.password, "auth_host": listen_host(pds),
+               "database_url": f"sqlite+aiosqlite:///{tmp_path}/app.db",
+               "write_budget": WriteBudget(hourly_points=6)}  # two posts an hour
+    async with serving(kind, options) as http:
+        assert (await http.get("/profile/nobody-here.test")).status_code == 404
+        assert (await http.get("/profile/not a handle")).status_code in (404, 422)
+        bad_json = await http.post("/posts", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert bad_json.status_code in (400, 422)
+        assert (await http.post("/posts", json={"txt": "no text field"})).status_code == 422
+        assert (await http.post("/posts", json={"text": "x" * 400})).status_code == 422
+        assert [(await http.post("/posts", json={"text": f"post {n}"})).status_code for n in range(2)] == [201, 201]
+        spent = await http.post("/posts", json={"text": "one too many"})
+        assert spent.status_code == 429 and int(spent.headers["Retry-After"]) > 0, spent.text
+    unreachable = {**options, "auth_host": f"http://127.0.0.1:{free_port()}",
+                   "database_url": f"sqlite+aiosqlite:///{tmp_path}/down.db"}
+    async with serving(kind, unreachable) as http:
+        down = await http.post("/posts", json={"text": "hello?"})
+        assert down.status_code == 503 and "Retry-After" in down.headers, down.text
+        assert "127.0.0.1" in down.json()["detail"], "the message names the host"

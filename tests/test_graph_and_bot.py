@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
+import logging
 import os
 import random
 import secrets
@@ -12,14 +14,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from examples import bot
 
-from pysky_async import AsyncBskyClient
+from pysky_async import AsyncBskyClient, NetworkError
 
 from .realnet.devenv import DevEnv
+from .realnet.fault_proxy import FaultProxy
 from .realnet.pds import Account
+from .test_fault_proxy import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -30,9 +35,24 @@ def iso_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def client(devenv: DevEnv, account: Account, database_url: str) -> AsyncBskyClient:
+def client(devenv: DevEnv, account: Account, database_url: str, **options: Any) -> AsyncBskyClient:
     return AsyncBskyClient(username=account.handle, password=account.password, auth_host=devenv.pds_listen_url,
-                           database_url=database_url, plc_directory=devenv.plc_url, auto_migrate=True)
+                           database_url=database_url, plc_directory=devenv.plc_url, auto_migrate=True, **options)
+
+
+UPDATE_SEEN = "app.bsky.notification.updateSeen"
+
+
+class CrashOn:
+    """A middleware that fails one method as if the process died just before calling it."""
+
+    def __init__(self, nsid: str) -> None:
+        self.nsid = nsid
+
+    async def __call__(self, request: Any, call_next: Any) -> Any:
+        if request.nsid == self.nsid:
+            raise NetworkError(f"crashed before {self.nsid}")
+        return await call_next(request)
 
 
 def seed_community(devenv: DevEnv, query: str, size: int = 20) -> tuple[list[Account], set[tuple[str, str]]]:
@@ -137,12 +157,52 @@ async def test_bot_answers_each_mention_once_across_restarts(devenv: DevEnv, tmp
         assert await bot.poll_once(bsky) == 0
     assert await replies() == [first]
     second = mention("again")
-    async with client(devenv, bot_account, database_url) as bsky:  # a restart
+    async with client(devenv, bot_account, database_url, middleware=[CrashOn(UPDATE_SEEN)]) as bsky:
+        with pytest.raises(NetworkError, match="crashed"):  # replied, then died before marking it seen
+            await bot.poll_once(bsky)
+    async with client(devenv, bot_account, database_url) as bsky:  # a restart sees it unread again
         assert await bot.poll_once(bsky) == 1
-        await bsky.store.execute_sql("DELETE FROM bsky_cursor")  # even if the stored position is lost
-        await bot.poll_once(bsky)
+        assert await bot.poll_once(bsky) == 0
     assert sorted(await replies()) == sorted([first, second]), "one reply per mention"
     devenv.process_all()
     async with client(devenv, bot_account, database_url) as bsky:
         reply = (await bsky.list_records("app.bsky.feed.post", max_items=1).collect())[0]
     assert f"@{fan.handle}" in reply.value.text and "bsky.app/profile/" in str(reply.value.raw["facets"])
+
+
+async def test_bot_survives_failed_polls_and_goes_on(devenv: DevEnv, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The bot's server is down (connection refused) for its first polls, then comes back."""
+    bot_account, _ = devenv.new_account("b")
+    fan, fan_token = devenv.new_account("f")
+    port = free_port()
+    down = FaultProxy(int(devenv.pds_listen_url.rsplit(":", 1)[1]), rate=0.0)  # started later: refused until then
+    text = f"hi @{bot_account.handle}"
+    start = text.index("@")
+    devenv.xrpc("com.atproto.repo.createRecord", {
+        "repo": fan.did, "collection": "app.bsky.feed.post",
+        "record": {"text": text, "createdAt": iso_now(), "facets": [{
+            "index": {"byteStart": start, "byteEnd": len(text)},
+            "features": [{"$type": "app.bsky.richtext.facet#mention", "did": bot_account.did}]}]}}, token=fan_token)
+    devenv.process_all()
+    options = {"username": bot_account.handle, "password": bot_account.password,
+               "auth_host": f"http://127.0.0.1:{port}", "plc_directory": devenv.plc_url,
+               "database_url": f"sqlite+aiosqlite:///{tmp_path}/bot.sqlite3"}
+    caplog.set_level(logging.WARNING, logger="bot")
+    task = asyncio.create_task(bot.main(poll_interval=0.05, max_backoff=0.5, **options))
+    try:
+        while sum("poll failed" in r.message for r in caplog.records) < 2:
+            assert not task.done(), task
+            await asyncio.sleep(0.05)
+        await down.start(port)
+        async with client(devenv, bot_account, f"sqlite+aiosqlite:///{tmp_path}/check.sqlite3") as bsky:
+            for _ in range(200):
+                if await bsky.list_records("app.bsky.feed.post").collect():
+                    break
+                await asyncio.sleep(0.1)
+            replies = await bsky.list_records("app.bsky.feed.post").collect()
+        assert len(replies) == 1 and not task.done(), "answered once, and still running"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await down.stop()

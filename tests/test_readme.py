@@ -1,0 +1,185 @@
+"""The README is a test: every code block in README.md runs here, as written, against the real
+reference servers (dev-env: PLC, PDS and the bsky AppView; the fake video service for the video
+snippet, since Bluesky's video service is not open source).
+
+What the test injects, and nothing else:
+- environment variables for hosts and credentials (``BSKY_AUTH_USERNAME``/``BSKY_AUTH_PASSWORD``
+  of a fresh dev-env account, ``PYSKY_AUTH_HOST``, ``PYSKY_PUBLIC_HOST``, ``PYSKY_PLC_DIRECTORY``,
+  ``PYSKY_VIDEO_HOST``, ``PYSKY_VIDEO_SERVICE_DID``, ``PYSKY_DATABASE_URL``), with the virtualenv
+  first on ``PATH``;
+- the actor ``bsky.app`` (an account that exists only on the real network) is replaced by a
+  dev-env account's handle, ``alice.bsky.social`` by another's;
+- a working directory holding the files the snippets open (``photo.jpg``, ``clip.mp4``,
+  ``en.vtt``, ``notes.txt``).
+
+Python blocks: a block that runs its own event loop (``asyncio.run(...)``) is a whole program and
+runs as one. The other blocks are fragments: they run in order, in one program, inside the
+``async with AsyncBskyClient() as bsky:`` that the README says they assume. Shell blocks run in
+bash, line by line, each command as written. The test command block is what ``.ci/run`` runs:
+this test checks that .ci/run runs exactly it instead of recursing into it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .realnet.devenv import DevEnv
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+VENV_BIN = Path(sys.executable).parent
+TEST_COMMAND = ".venv/bin/python -m pytest"
+
+_FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<code>.*?)^```", re.M | re.S)
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    code: str
+    line: int
+
+    @property
+    def is_program(self) -> bool:
+        return "asyncio.run(" in self.code
+
+
+def readme_blocks() -> list[Block]:
+    text = README.read_text(encoding="utf-8")
+    return [Block(m["lang"], m["code"], text.count("\n", 0, m.start()) + 1) for m in _FENCE.finditer(text)]
+
+
+def test_every_block_has_a_known_language() -> None:
+    blocks = readme_blocks()
+    assert blocks, "README.md has no code blocks?"
+    unknown = [(b.line, b.lang) for b in blocks if b.lang not in ("python", "bash", "text")]
+    assert not unknown, f"code blocks without python/bash/text language: {unknown}"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    commands = [b for b in readme_blocks() if b.lang == "bash" and TEST_COMMAND in b.code]
+    assert commands, f"README must show the test command {TEST_COMMAND!r}"
+    assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text()
+
+
+# ---------------------------------------------------------------- running against real servers
+
+SUBSTITUTIONS = {"bsky.app": "actor_handle", "alice.bsky.social": "other_handle"}
+
+
+@dataclass
+class ReadmeWorld:
+    env: dict[str, str]
+    cwd: Path
+    values: dict[str, str]
+
+    def substitute(self, code: str) -> str:
+        for literal, key in SUBSTITUTIONS.items():
+            code = re.sub(rf"(?<![\w/.]){re.escape(literal)}(?![\w])", self.values[key], code)
+        return code
+
+    async def run(self, argv: list[str], *, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run without blocking the loop: the fake video service in this process must answer."""
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+        return subprocess.CompletedProcess(argv, process.returncode or 0, out.decode(), err.decode())
+
+
+def _fixture_files(directory: Path) -> None:
+    from PIL import Image
+
+    from .videos import h264_aac_mp4
+
+    Image.new("RGB", (640, 480), (30, 120, 200)).save(directory / "photo.jpg", quality=90)
+    h264_aac_mp4(directory, "clip.mp4")
+    (directory / "en.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n", encoding="utf-8")
+    (directory / "notes.txt").write_text(" ".join(f"word{n}" for n in range(200)), encoding="utf-8")
+
+
+@pytest.fixture
+async def world(devenv: DevEnv, tmp_path: Path) -> AsyncIterator[ReadmeWorld]:
+    from .realnet.fake_video_service import FakeVideoService
+
+    me, _ = devenv.new_account("me")
+    actor, _ = devenv.new_account("actor")
+    other, _ = devenv.new_account("alice")
+    devenv.process_all()
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    _fixture_files(cwd)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BSKY_", "PYSKY_", "PG"))}
+    async with FakeVideoService(plc_url=devenv.plc_url, step_delay=0.01) as video:
+        env = {
+            **clean,
+            "PATH": f"{VENV_BIN}{os.pathsep}{clean.get('PATH', '')}",
+            "BSKY_AUTH_USERNAME": me.handle,
+            "BSKY_AUTH_PASSWORD": me.password,
+            "PYSKY_AUTH_HOST": devenv.pds_url,
+            "PYSKY_PUBLIC_HOST": devenv.appview_url,
+            "PYSKY_PLC_DIRECTORY": devenv.plc_url,
+            "PYSKY_VIDEO_HOST": video.url,
+            "PYSKY_VIDEO_SERVICE_DID": video.service_did,
+            "PYSKY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/readme.sqlite3",
+            "PYTHONPATH": str(ROOT),
+        }
+        yield ReadmeWorld(env, cwd, {"actor_handle": actor.handle, "other_handle": other.handle})
+
+
+def _fragment_program(blocks: list[Block]) -> str:
+    body = "\n".join(f"# README.md line {b.line}\n{b.code}" for b in blocks)
+    return ("import asyncio\nfrom pysky_async import *\n\n"
+            "async def readme():\n    async with AsyncBskyClient() as bsky:\n"
+            f"{textwrap.indent(body, ' ' * 8)}\n\nasyncio.run(readme())\n")
+
+
+def _shell_commands(code: str) -> Iterator[str]:
+    """Commands of a shell block, continuation lines joined, comments dropped."""
+    for command in code.replace("\\\n", " ").splitlines():
+        command = command.strip()
+        if command and not command.startswith("#"):
+            yield command
+
+
+
+@pytest.mark.anyio
+async def test_readme_python_blocks_run(world: ReadmeWorld) -> None:
+    blocks = [b for b in readme_blocks() if b.lang == "python"]
+    programs = [b for b in blocks if b.is_program]
+    fragments = [b for b in blocks if not b.is_program]
+    for program in programs:
+        result = await world.run([sys.executable, "-c", world.substitute(program.code)])
+        assert result.returncode == 0, f"README.md line {program.line} failed:\n{result.stderr}"
+    source = world.substitute(_fragment_program(fragments))
+    (world.cwd / "readme_fragments.py").write_text(source, encoding="utf-8")
+    result = await world.run([sys.executable, "readme_fragments.py"])
+    assert result.returncode == 0, f"README fragments failed (see readme_fragments.py):\n{result.stderr}"
+
+
+@pytest.mark.anyio
+async def test_readme_shell_blocks_run(world: ReadmeWorld) -> None:
+    for block in (b for b in readme_blocks() if b.lang == "bash"):
+        for command in _shell_commands(block.code):
+            if command == TEST_COMMAND:
+                continue  # .ci/run runs it (test_ci_runs_the_readme_test_command)
+            result = await world.run(["bash", "-euo", "pipefail", "-c", world.substitute(command)])
+            assert result.returncode == 0, (
+                f"README.md line {block.line}: {shlex.quote(command)} failed ({result.returncode}):\n"
+                f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
