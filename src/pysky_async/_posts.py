@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._exceptions import BadRequest, IdentityNotFound, InvalidInput, PyskyError
+from ._lenient import at_uri_from_text
 from ._records import RecordRef, RecordsMixin
 from ._richtext import Facet, InvalidPost, RichText, parse
 from ._storage.repositories import PostRepository
@@ -165,7 +166,7 @@ class PostsMixin(RecordsMixin):
     async def _strong_ref(self, uri: str | None) -> dict[str, str] | None:
         if uri is None:
             return None
-        at = AtUri.parse(uri)
+        at = at_uri_from_text(uri)
         if not at.has_did:
             at = AtUri(await self.identity.resolve_handle(at.authority), at.collection, at.rkey)
         return (await self.get_record(at)).ref.to_dict()
