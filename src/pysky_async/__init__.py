@@ -39,7 +39,7 @@ from ._records import Create, Delete, Record, RecordRef, Update, WriteResult
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, JsonObject, XrpcResponse
 from ._retry import RetryPolicy, set_testing
-from ._richtext import Facet, InvalidPost, split_thread
+from ._richtext import Facet, InvalidPost, detect_facets, split_thread
 from ._session import Session
 from ._syntax import AtIdentifier, AtUri, Did, Handle, InvalidIdentifier, Nsid, RecordKey, Tid
 from ._video import (
@@ -143,4 +143,5 @@ __all__ = [
     "Uri",
     "at_uri_from_text",
     "handle_from_text",
+    "detect_facets",
 ]

@@ -18,7 +18,7 @@ from ._lenient import at_uri_from_text
 from ._records import RecordRef, RecordsMixin
 from ._richtext import Facet, InvalidPost, RichText, parse
 from ._storage.repositories import PostRepository
-from ._syntax import AtUri
+from ._syntax import AtUri, InvalidIdentifier
 
 POST = "app.bsky.feed.post"
 
@@ -157,8 +157,8 @@ class PostsMixin(RecordsMixin):
         async def resolve(handle: str) -> str | None:
             try:
                 return await self.identity.resolve_handle(handle)
-            except (BadRequest, IdentityNotFound):
-                return None  # no such account: the mention stays plain text
+            except (BadRequest, IdentityNotFound, InvalidIdentifier):
+                return None  # no such account (or not a handle at all): the mention stays plain text
 
         dids = await asyncio.gather(*(resolve(handle) for _, _, handle in rich.mentions))
         return [Facet(start, end, did=did) for (start, end, _), did in zip(rich.mentions, dids, strict=True) if did]
