@@ -131,3 +131,11 @@ def test_overlapping_detections_are_reported_but_parse_keeps_one() -> None:
     assert {(f.did, f.tag) for f in facets} == {("a.com", None), (None, "x(@a.com")}
     rich = parse("#x(@a.com")
     assert rich.mentions == [(3, 9, "a.com")] and rich.facets == []
+
+
+def test_a_virama_without_a_consonant_before_it_does_not_join_the_next_consonant() -> None:
+    """Unicode's GB9c joins consonant+virama+consonant only; the regex module's \\X also joins a
+    bare virama to the next consonant. Intl.Segmenter (and Bluesky) count two here."""
+    assert grapheme_count("\u09cd\u0915") == 2
+    assert grapheme_count("\u0915\u094d\u0937") == 1  # क्ष: a real conjunct is one
+    assert grapheme_count("e\u0301\r\n🇫🇷🇺") == 4
