@@ -56,7 +56,7 @@ class Datetime(_Checked):
         """``moment`` (timezone-aware) in UTC with milliseconds: ``2024-05-01T12:00:00.000Z``."""
         if moment.tzinfo is None:
             raise InvalidIdentifier(f"{moment!r} has no time zone: pass an aware datetime (tzinfo=timezone.utc)")
-        return cls(moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z")
+        return cls(moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
 
 
 _GRANDFATHERED = (
