@@ -30,6 +30,7 @@ class _Checked(str):
     KIND: ClassVar[str]
     EXAMPLE: ClassVar[str]
     MAX_LENGTH: ClassVar[int] = 2048
+    HINT: ClassVar[str] = ""
 
     def __new__(cls, value: str) -> _Checked:
         if isinstance(value, cls):
@@ -37,7 +38,8 @@ class _Checked(str):
         if not isinstance(value, str):
             raise InvalidIdentifier(f"a {cls.KIND} must be a string, not {type(value).__name__}")
         if len(value) > cls.MAX_LENGTH or not cls.PATTERN.fullmatch(value) or not cls._valid(value):
-            raise InvalidIdentifier(f"{value!r} is not a valid {cls.KIND} (expected something like {cls.EXAMPLE!r})")
+            raise InvalidIdentifier(
+                f"{value!r} is not a valid {cls.KIND} (expected something like {cls.EXAMPLE!r}){cls.HINT}")
         return super().__new__(cls, value)
 
     @classmethod
@@ -68,6 +70,7 @@ class Handle(_Checked):
     KIND = "handle"
     EXAMPLE = "alice.bsky.social"
     MAX_LENGTH = 253
+    HINT = "; for typed input such as ' @alice.bsky.social' use handle_from_text()"
 
     def __new__(cls, value: str) -> Handle:
         if isinstance(value, str) and not isinstance(value, cls):
