@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pysky_async import InvalidPost, detect_facets, split_thread
 from pysky_async._richtext import grapheme_count, parse
+
+from .conformance.corpus import rich_texts
 
 
 def spans(text: str) -> list[tuple[str, str]]:
@@ -139,3 +143,27 @@ def test_a_virama_without_a_consonant_before_it_does_not_join_the_next_consonant
     assert grapheme_count("\u09cd\u0915") == 2
     assert grapheme_count("\u0915\u094d\u0937") == 1  # क्ष: a real conjunct is one
     assert grapheme_count("e\u0301\r\n🇫🇷🇺") == 4
+
+
+def test_parse_keeps_every_detected_facet_when_none_overlap() -> None:
+    """create_post's parse() adds only the no-overlap rule on top of detect_facets (compared with
+    the official SDK in tests/conformance): over the generated corpus, texts without overlapping
+    detections give the same facets and mentions."""
+    checked = 0
+    for text in rich_texts(1000):
+        detected = sorted((f.byteStart, f.byteEnd, f.did, f.uri, f.tag) for f in detect_facets(text))
+        if any(a[1] > b[0] for a, b in itertools.pairwise(detected)):
+            continue
+        rich = parse(text, markdown=False)
+        got = sorted([(f.byteStart, f.byteEnd, None, f.uri, f.tag) for f in rich.facets]
+                     + [(s, e, handle, None, None) for s, e, handle in rich.mentions])
+        assert got == detected, text
+        checked += 1
+    assert checked > 900
+
+
+def test_split_thread_cuts_long_words_at_unicode_graphemes() -> None:
+    word = "\u0915\u094d\u0937" * 400  # क्ष, one grapheme of 3 code points
+    parts = split_thread(word)
+    assert len(parts) > 1 and "".join(parts) == word
+    assert all(len(part) % 3 == 0 and grapheme_count(part) <= 300 for part in parts)

@@ -29,7 +29,18 @@ def grapheme_count(text: str) -> int:
     """User-perceived characters (extended grapheme clusters), as Bluesky counts them."""
     if text.isascii():
         return len(text) - text.count("\r\n")
-    count = 0
+    return len(_starts(text))
+
+
+def split_graphemes(text: str) -> list[str]:
+    """``text`` cut into its extended grapheme clusters."""
+    starts = _starts(text)
+    return [text[start:end] for start, end in zip(starts, [*starts[1:], len(text)], strict=True)]
+
+
+def _starts(text: str) -> list[int]:
+    """The index of the first code point of every grapheme cluster."""
+    starts = []
     prev = ("Control", "None", False)
     pictographic_run = False  # GB11: ExtPict Extend* seen, so ZWJ then ExtPict joins
     after_zwj_pictographic = False
@@ -41,7 +52,7 @@ def grapheme_count(text: str) -> int:
         gcb, incb, pictographic = props
         if index == 0 or _breaks(prev, props, after_zwj_pictographic, consonant_run and linker_seen,
                                  regional_odd):
-            count += 1
+            starts.append(index)
         # state for the next boundary
         after_zwj_pictographic = gcb == "ZWJ" and pictographic_run
         pictographic_run = pictographic or (pictographic_run and gcb == "Extend")
@@ -53,7 +64,7 @@ def grapheme_count(text: str) -> int:
             consonant_run = linker_seen = False
         regional_odd = gcb == "Regional_Indicator" and not regional_odd
         prev = props
-    return count
+    return starts
 
 
 def _breaks(prev: tuple[str, str, bool], here: tuple[str, str, bool], zwj_pictographic: bool,

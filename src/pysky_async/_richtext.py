@@ -18,7 +18,7 @@ import regex
 
 from ._detection import detect as detect_spans
 from ._exceptions import InvalidInput
-from ._graphemes import grapheme_count
+from ._graphemes import grapheme_count, split_graphemes
 
 MAX_GRAPHEMES = 300
 MAX_BYTES = 3000
@@ -177,7 +177,7 @@ def split_thread(text: str, *, max_graphemes: int = MAX_GRAPHEMES, max_bytes: in
             parts.append(current.strip())
         current = token.lstrip()
         while current and not fits(current):  # one token longer than a post: cut it
-            clusters = regex.findall(r"\X", current)
+            clusters = split_graphemes(current)
             cut = len(clusters)
             while cut > 1 and not fits("".join(clusters[:cut])):
                 cut = cut * 9 // 10 if cut > 20 else cut - 1
