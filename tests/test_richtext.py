@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pysky_async import InvalidPost, split_thread
+from pysky_async import InvalidPost, detect_facets, split_thread
 from pysky_async._richtext import grapheme_count, parse
+
+from .conformance.corpus import rich_texts
 
 
 def spans(text: str) -> list[tuple[str, str]]:
@@ -98,3 +102,68 @@ def test_offsets_are_character_boundaries_that_slice_back(prefix: str, label: st
         previous_end = facet.byteEnd
     for start, end, handle in rich.mentions:
         assert encoded[start:end].decode("utf-8").lower() == "@" + handle
+
+
+def test_real_top_level_domains_and_not_file_names() -> None:
+    """The issue's examples: @alice.photography and @band.music are mentions, main.go is not a link."""
+    assert spans("hi @alice.photography and @band.music") == [("@alice.photography", "@alice.photography"),
+                                                             ("@band.music", "@band.music")]
+    assert spans("edit main.go and notes.txt, see bsky.social") == [("bsky.social", "https://bsky.social")]
+
+
+def test_cashtags_become_upper_case_tag_facets() -> None:
+    facets = detect_facets("buy $aapl, ($GOOG) not $TOOLONG or $1BTC")
+    assert [(f.byteStart, f.byteEnd, f.tag) for f in facets] == [(4, 9, "$AAPL"), (12, 17, "$GOOG")]
+
+
+def test_tag_length_counts_graphemes_not_code_points() -> None:
+    family = "🇫🇷"  # 2 code points (4 UTF-16 units), 1 grapheme
+    assert [f.tag for f in detect_facets("#" + family * 64)] == [family * 64]
+    assert detect_facets("#" + family * 65) == []
+
+
+def test_javascript_semantics_of_digits_boundaries_and_spaces() -> None:
+    assert [f.tag for f in detect_facets("#١٢٣")] == ["١٢٣"]  # JS \d is ASCII: Arabic-Indic digits make a tag
+    assert [f.did for f in detect_facets("@alice.testé")] == ["alice.test"]  # JS \b is ASCII: é ends the handle
+    assert [f.tag for f in detect_facets("a\ufeff#tag")] == ["tag"]  # U+FEFF is JS whitespace
+    assert detect_facets("a\x1c#tag") == []  # U+001C is Python whitespace, not JS
+    assert detect_facets("@alice.COM HTTPS://example.com") == []  # the SDK matches TLDs and "http" in lower case
+
+
+def test_overlapping_detections_are_reported_but_parse_keeps_one() -> None:
+    facets = detect_facets("#x(@a.com")
+    assert {(f.did, f.tag) for f in facets} == {("a.com", None), (None, "x(@a.com")}
+    rich = parse("#x(@a.com")
+    assert rich.mentions == [(3, 9, "a.com")] and rich.facets == []
+
+
+def test_a_virama_without_a_consonant_before_it_does_not_join_the_next_consonant() -> None:
+    """Unicode's GB9c joins consonant+virama+consonant only; the regex module's \\X also joins a
+    bare virama to the next consonant. Intl.Segmenter (and Bluesky) count two here."""
+    assert grapheme_count("\u09cd\u0915") == 2
+    assert grapheme_count("\u0915\u094d\u0937") == 1  # क्ष: a real conjunct is one
+    assert grapheme_count("e\u0301\r\n🇫🇷🇺") == 4
+
+
+def test_parse_keeps_every_detected_facet_when_none_overlap() -> None:
+    """create_post's parse() adds only the no-overlap rule on top of detect_facets (compared with
+    the official SDK in tests/conformance): over the generated corpus, texts without overlapping
+    detections give the same facets and mentions."""
+    checked = 0
+    for text in rich_texts(1000):
+        detected = sorted((f.byteStart, f.byteEnd, f.did, f.uri, f.tag) for f in detect_facets(text))
+        if any(a[1] > b[0] for a, b in itertools.pairwise(detected)):
+            continue
+        rich = parse(text, markdown=False)
+        got = sorted([(f.byteStart, f.byteEnd, None, f.uri, f.tag) for f in rich.facets]
+                     + [(s, e, handle, None, None) for s, e, handle in rich.mentions])
+        assert got == detected, text
+        checked += 1
+    assert checked > 900
+
+
+def test_split_thread_cuts_long_words_at_unicode_graphemes() -> None:
+    word = "\u0915\u094d\u0937" * 400  # क्ष, one grapheme of 3 code points
+    parts = split_thread(word)
+    assert len(parts) > 1 and "".join(parts) == word
+    assert all(len(part) % 3 == 0 and grapheme_count(part) <= 300 for part in parts)

@@ -28,7 +28,9 @@ from ._exceptions import (
     StorageError,
     UpstreamFailure,
 )
+from ._formats import Cid, Datetime, Language, Uri
 from ._images import Image, ImageTooLarge, InvalidImage, PreparedImage, prepare_image
+from ._lenient import at_uri_from_text, handle_from_text
 from ._middleware import Handler, Middleware
 from ._pagination import Paginator
 from ._posts import External, Post, PostFailed
@@ -37,9 +39,9 @@ from ._records import Create, Delete, Record, RecordRef, Update, WriteResult
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, JsonObject, XrpcResponse
 from ._retry import RetryPolicy, set_testing
-from ._richtext import Facet, InvalidPost, split_thread
+from ._richtext import Facet, InvalidPost, detect_facets, split_thread
 from ._session import Session
-from ._syntax import AtUri, Did, Handle, InvalidIdentifier, Nsid, RecordKey, Tid
+from ._syntax import AtIdentifier, AtUri, Did, Handle, InvalidIdentifier, Nsid, RecordKey, Tid
 from ._video import (
     Caption,
     IncompatibleVideo,
@@ -134,4 +136,12 @@ __all__ = [
     "check_video",
     "prepare_image",
     "video_embed",
+    "AtIdentifier",
+    "Cid",
+    "Datetime",
+    "Language",
+    "Uri",
+    "at_uri_from_text",
+    "handle_from_text",
+    "detect_facets",
 ]

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ._exceptions import IdentityNotFound, InvalidInput, NetworkError
+from ._lenient import handle_from_text
 from ._session import pds_endpoint_from_did_doc
-from ._syntax import Did, Handle
+from ._syntax import Did
 
 if TYPE_CHECKING:
     from ._client import AsyncBskyClient
@@ -43,7 +44,7 @@ class IdentityResolver:
 
     async def resolve_handle(self, handle: str) -> str:
         """The DID a handle points to."""
-        handle = Handle(handle)
+        handle = handle_from_text(handle)  # people type "@alice.bsky.social"
         cached = self._cached("handle:" + handle)
         if cached is not None:
             return str(cached)

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ._exceptions import BadRequest, IdentityNotFound, InvalidInput, PyskyError
+from ._formats import Datetime, Language
+from ._lenient import at_uri_from_text
 from ._records import RecordRef, RecordsMixin
 from ._richtext import Facet, InvalidPost, RichText, parse
 from ._storage.repositories import PostRepository
-from ._syntax import AtUri
+from ._syntax import AtUri, InvalidIdentifier
 
 POST = "app.bsky.feed.post"
 
@@ -61,6 +63,22 @@ class Post:
     video: Any = None
     external: External | None = None
 
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise InvalidPost when ``langs`` or ``created_at`` is not a valid atproto value."""
+        if self.langs is not None:
+            if len(self.langs) > 3:
+                raise InvalidPost("a post can name at most 3 languages")
+            for lang in self.langs:
+                try:
+                    Language(lang)
+                except InvalidIdentifier as exc:
+                    raise InvalidPost(f"Post(langs=...): {exc}; use BCP 47 tags such as 'en' or 'pt-BR'") from None
+        if self.created_at is not None:
+            _created_at(self.created_at)
+
     def add(self, item: Any) -> Post:
         """Attach a Facet, Image, Video or External; returns the post for chaining."""
         if isinstance(item, Facet):
@@ -102,6 +120,7 @@ class PostsMixin(RecordsMixin):
                 existing = await PostRepository(db).by_key(session.did, post.client_unique_key)
             if existing is not None:  # posted before: never post twice
                 return RecordRef(existing.uri, existing.cid)
+        post.check()
         rich = parse(post.text, explicit=post.facets)
         rich.check_length()
         record = await self._build_post_record(post, rich)
@@ -123,13 +142,9 @@ class PostsMixin(RecordsMixin):
             raise InvalidPost(f"a post can have {MAX_IMAGES} images, this one has {len(images)}")
         if images and post.video is not None:
             raise InvalidPost("a post can have images or a video, not both")
-        created_at = post.created_at or dt.datetime.now(dt.timezone.utc)
-        record: dict[str, Any] = {"$type": POST, "text": rich.text,
-                                  "createdAt": created_at.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
-                                  .replace("+00:00", "Z")}
+        created_at = _created_at(post.created_at or dt.datetime.now(dt.timezone.utc))
+        record: dict[str, Any] = {"$type": POST, "text": rich.text, "createdAt": str(created_at)}
         if post.langs:
-            if len(post.langs) > 3:
-                raise InvalidPost("a post can name at most 3 languages")
             record["langs"] = list(post.langs)
         mentions, reply, quote, media = await asyncio.gather(
             _part("mention lookup", self._resolve_mentions(rich)),
@@ -156,8 +171,8 @@ class PostsMixin(RecordsMixin):
         async def resolve(handle: str) -> str | None:
             try:
                 return await self.identity.resolve_handle(handle)
-            except (BadRequest, IdentityNotFound):
-                return None  # no such account: the mention stays plain text
+            except (BadRequest, IdentityNotFound, InvalidIdentifier):
+                return None  # no such account (or not a handle at all): the mention stays plain text
 
         dids = await asyncio.gather(*(resolve(handle) for _, _, handle in rich.mentions))
         return [Facet(start, end, did=did) for (start, end, _), did in zip(rich.mentions, dids, strict=True) if did]
@@ -165,7 +180,7 @@ class PostsMixin(RecordsMixin):
     async def _strong_ref(self, uri: str | None) -> dict[str, str] | None:
         if uri is None:
             return None
-        at = AtUri.parse(uri)
+        at = at_uri_from_text(uri)
         if not at.has_did:
             at = AtUri(await self.identity.resolve_handle(at.authority), at.collection, at.rkey)
         return (await self.get_record(at)).ref.to_dict()
@@ -258,3 +273,10 @@ def _check_facets(facets: list[Facet], text: str) -> None:
             raise InvalidPost(f"facet [{facet.byteStart}, {facet.byteEnd}) cuts a character in two") from None
         end = facet.byteEnd
 
+
+def _created_at(moment: dt.datetime) -> Datetime:
+    """``createdAt`` for a record: UTC with milliseconds (a naive datetime counts as local time)."""
+    try:
+        return Datetime.of(moment.astimezone(dt.timezone.utc))
+    except InvalidIdentifier as exc:
+        raise InvalidPost(f"Post(created_at=...): {exc}") from None

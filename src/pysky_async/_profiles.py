@@ -6,10 +6,11 @@ from typing import Any
 
 from ._base import ClientBase
 from ._exceptions import APIError
+from ._lenient import handle_from_text
 from ._response import JsonObject
 from ._storage.models import UserProfileRow
 from ._storage.repositories import ProfileRepository
-from ._syntax import Did, Handle
+from ._syntax import Did
 
 INVALID_HANDLE = "handle.invalid"
 
@@ -42,7 +43,7 @@ class ProfilesMixin(ClientBase):
         A remote call refreshes the cache. A suspended or deleted account has its error
         recorded on its cached row and raises APIError.
         """
-        actor = str(Did(actor)) if actor.startswith("did:") else str(Handle(actor))
+        actor = str(Did(actor)) if actor.startswith("did:") else str(handle_from_text(actor))
         if not force_remote_call and actor != INVALID_HANDLE:
             async with self.store.transaction() as db:
                 row = await ProfileRepository(db).find(actor)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ._base import ClientBase
 from ._exceptions import BadRequest, InvalidInput, InvalidSwap, NotAuthenticated, RecordNotFound, ServerError
+from ._lenient import at_uri_from_text
 from ._response import JsonObject, XrpcResponse
 from ._syntax import AtUri, Nsid, RecordKey, Tid
 
@@ -189,7 +190,7 @@ class RecordsMixin(ClientBase):
 
 
 def _record_uri(uri: str | AtUri) -> AtUri:
-    at = AtUri.parse(uri)
+    at = at_uri_from_text(uri)
     if at.collection is None or at.rkey is None:
         raise InvalidInput(f"{uri} does not name a record: expected at://<repo>/<collection>/<rkey>")
     if not at.has_did and not at.authority:

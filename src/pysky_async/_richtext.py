@@ -2,10 +2,11 @@
 
 Markdown ``[text](https://…)`` becomes a link facet over ``text``; ``![alt](path-or-url)``
 becomes an image embed and leaves the text; everything else stays exactly as written. Bare
-URLs and domains, ``@handle`` mentions and ``#hashtags`` are detected the way the official
-TypeScript SDK's ``detectFacets`` does (``@atproto/api`` rich-text/util.ts). Facets never
-overlap (markdown facets win) and are sorted. Offsets are UTF-8 byte offsets and always fall
-on character boundaries.
+URLs and domains, ``@handle`` mentions, ``#hashtags`` and ``$CASHTAGS`` are detected exactly as
+the official ``detectFacets`` of ``@atproto/api`` does (``_detection``; ``detect_facets`` gives
+that list as is). ``parse`` keeps facets from overlapping (explicit and markdown facets first,
+then mentions, links, tags, cashtags) and sorts them. Offsets are UTF-8 byte offsets and always
+fall on character boundaries.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 import regex
 
+from ._detection import detect as detect_spans
 from ._exceptions import InvalidInput
+from ._graphemes import grapheme_count, split_graphemes
 
 MAX_GRAPHEMES = 300
 MAX_BYTES = 3000
@@ -85,37 +88,22 @@ class RichText:
                 f"characters and {MAX_BYTES} bytes: shorten it, or split it with split_thread()")
 
 
-def grapheme_count(text: str) -> int:
-    """User-perceived characters (extended grapheme clusters), as Bluesky counts them."""
-    return len(regex.findall(r"\X", text))
-
-
 def utf8_offset(text: str, index: int) -> int:
     return len(text[:index].encode("utf-8"))
 
 
 _MD_IMAGE = regex.compile(r"!\[([^\[\]\n]*)\]\(([^()\s]+)\)")
 _MD_LINK = regex.compile(r"(?<!!)\[([^\[\]\n]+)\]\((https?://[^\s()]+(?:\([^\s()]*\)[^\s()]*)*)\)")
-_MENTION = regex.compile(r"(^|\s|\()(@)([a-zA-Z0-9.-]+)(\b)")
-_URL = regex.compile(r"(^|\s|\()((https?://\S+)|(?P<domain>[a-z][a-z0-9]*(\.[a-z0-9]+)+)\S*)", regex.IGNORECASE)
-_ZW = "\u00ad\u2060\u200a\u200b\u200c\u200d\u20e2"
-_TAG = regex.compile(rf"(^|\s)[#＃]((?!\ufe0f)[^\s{_ZW}]*[^\d\s\p{{P}}{_ZW}]+[^\s{_ZW}]*)?")
-_TRAILING_PUNCTUATION = regex.compile(r"\p{P}+$")
-_HANDLE = regex.compile(r"([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
-
-# bare domains are linked only with a known top-level domain (the SDK checks a full TLD list);
-# every two-letter country code counts
-_GENERIC_TLDS = frozenset("""
-com net org edu gov mil int info biz name pro app dev io ai social blue page site online tech xyz club
-news blog art design live life world today one top wiki store shop cloud codes network systems digital
-media studio space website email link click zone lol moe gg sh fm tv ly me to""".split())
-
-
-def _valid_domain(domain: str, *, allow_test: bool = False) -> bool:
-    tld = domain.rsplit(".", 1)[-1].lower()
-    if allow_test and tld == "test":
-        return True
-    return tld in _GENERIC_TLDS or (len(tld) == 2 and tld.isalpha())
+def detect_facets(text: str) -> list[Facet]:
+    """The facets the official ``detectFacets`` finds, in its order; a mention facet holds the
+    handle as written in ``did`` (resolve it before posting). Facets may overlap here."""
+    facets = []
+    for start, end, kind, value in detect_spans(text):
+        byte_start = utf8_offset(text, start)
+        byte_end = byte_start + len(text[start:end].encode("utf-8"))
+        key = {"mention": "did", "link": "uri", "tag": "tag"}[kind]
+        facets.append(Facet(byte_start, byte_end, **{key: value}))
+    return facets
 
 
 def parse(text: str, *, markdown: bool = True, detect: bool = True, explicit: list[Facet] | None = None) -> RichText:
@@ -125,14 +113,14 @@ def parse(text: str, *, markdown: bool = True, detect: bool = True, explicit: li
     result.facets.extend(explicit or [])
     if detect:
         taken = [(f.byteStart, f.byteEnd) for f in result.facets]
-        for start, end, handle in _detect_mentions(result.text):
-            if _free(taken, start, end):
-                result.mentions.append((start, end, handle))
-                taken.append((start, end))
-        for facet in _detect_links(result.text) + _detect_tags(result.text):
-            if _free(taken, facet.byteStart, facet.byteEnd):
+        for facet in detect_facets(result.text):
+            if not _free(taken, facet.byteStart, facet.byteEnd):
+                continue
+            taken.append((facet.byteStart, facet.byteEnd))
+            if facet.did is not None:
+                result.mentions.append((facet.byteStart, facet.byteEnd, facet.did))
+            else:
                 result.facets.append(facet)
-                taken.append((facet.byteStart, facet.byteEnd))
     result.facets.sort(key=lambda f: f.byteStart)
     result.mentions.sort()
     return result
@@ -170,50 +158,6 @@ def _apply_markdown(text: str) -> RichText:
     return RichText("".join(out), facets=facets, images=images)
 
 
-def _detect_mentions(text: str) -> list[tuple[int, int, str]]:
-    found = []
-    for match in _MENTION.finditer(text):
-        handle = match.group(3)
-        if not _HANDLE.fullmatch(handle) or not _valid_domain(handle, allow_test=True):
-            continue
-        start = match.start(2)
-        found.append((utf8_offset(text, start), utf8_offset(text, start + 1 + len(handle)), handle.lower()))
-    return found
-
-
-def _detect_links(text: str) -> list[Facet]:
-    facets = []
-    for match in _URL.finditer(text):
-        uri = match.group(2)
-        if not uri.lower().startswith("http"):
-            domain = match.group("domain")
-            if not domain or not _valid_domain(domain):
-                continue
-            uri = "https://" + uri
-        start, end = match.start(2), match.end(2)
-        if uri[-1] in ".,;:!?":
-            uri, end = uri[:-1], end - 1
-        if uri.endswith(")") and "(" not in uri:
-            uri, end = uri[:-1], end - 1
-        if end > start:
-            facets.append(Facet(utf8_offset(text, start), utf8_offset(text, end), uri=uri))
-    return facets
-
-
-def _detect_tags(text: str) -> list[Facet]:
-    facets = []
-    for match in _TAG.finditer(text):
-        tag = match.group(2)
-        if not tag:
-            continue
-        tag = _TRAILING_PUNCTUATION.sub("", tag.strip())
-        if not tag or len(tag) > 64:
-            continue
-        start = match.start(0) + len(match.group(1))
-        facets.append(Facet(utf8_offset(text, start), utf8_offset(text, start + 1 + len(tag)), tag=tag))
-    return facets
-
-
 def split_thread(text: str, *, max_graphemes: int = MAX_GRAPHEMES, max_bytes: int = MAX_BYTES) -> list[str]:
     """Split long post text into parts that each fit one post, at whitespace, never inside a
     markdown link/image or a word (a single word longer than a post is cut at graphemes)."""
@@ -233,7 +177,7 @@ def split_thread(text: str, *, max_graphemes: int = MAX_GRAPHEMES, max_bytes: in
             parts.append(current.strip())
         current = token.lstrip()
         while current and not fits(current):  # one token longer than a post: cut it
-            clusters = regex.findall(r"\X", current)
+            clusters = split_graphemes(current)
             cut = len(clusters)
             while cut > 1 and not fits("".join(clusters[:cut])):
                 cut = cut * 9 // 10 if cut > 20 else cut - 1

@@ -98,8 +98,9 @@ class Video:
             raise InvalidInput("a Video takes filename= or data=, exactly one")
         if len(self.captions) > MAX_CAPTIONS:
             raise InvalidInput(f"a video takes at most {MAX_CAPTIONS} captions, got {len(self.captions)}")
-        if self.alt is not None and len(self.alt) > 10_000:
-            raise InvalidInput(f"video alt text is {len(self.alt)} characters; Bluesky takes 1,000 graphemes at most")
+        # no length check on alt: app.bsky.embed.video sets no limit on it since lexicon change #5350
+        if self.alt is not None and not isinstance(self.alt, str):
+            raise InvalidInput(f"video alt text must be a string, not {type(self.alt).__name__}")
 
     @property
     def name(self) -> str:
