@@ -26,7 +26,7 @@ class Flaky:
         self.attempts: list[int] = []
 
     async def __call__(self, request: XrpcRequest) -> XrpcResponse:
-        self.attempts.append(request.extensions["attempt"])
+        self.attempts.append(request.context.attempt)
         outcome = self.outcomes.pop(0) if self.outcomes else 200
         if isinstance(outcome, Exception):
             raise outcome
@@ -40,7 +40,7 @@ def read() -> XrpcRequest:
 
 def write(idempotent: bool) -> XrpcRequest:
     request = XrpcRequest("POST", "com.atproto.repo.createRecord", "https://pds.test", json={})
-    request.extensions["idempotent"] = idempotent
+    request.context.idempotent = idempotent
     return request
 
 

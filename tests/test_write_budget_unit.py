@@ -23,7 +23,7 @@ CREATE = "com.atproto.repo.createRecord"
 
 def write(nsid: str = CREATE, did: str = "did:plc:me", **body: object) -> XrpcRequest:
     request = XrpcRequest("POST", nsid, "https://pds.test", json=body)
-    request.extensions["did"] = did
+    request.context.did = did
     return request
 
 
@@ -54,7 +54,7 @@ async def test_write_over_budget_raises_before_anything_is_sent(ledger_store: St
     for _ in range(3):
         request = write()
         await middleware(request, call_next)
-        assert request.extensions["write_op_points"] == 3
+        assert request.context.write_points == 3
     with pytest.raises(RateLimitExceeded, match="fits again at") as info:
         await middleware(write(), call_next)
     assert len(sent) == 3

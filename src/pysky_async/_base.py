@@ -45,5 +45,5 @@ class ClientBase:
     async def _write(self, nsid: str, body: dict[str, Any], *, idempotent: bool) -> XrpcResponse:
         """POST a JSON body to the account's PDS; ``idempotent`` lets the retry layer repeat it."""
         request = self._request("POST", nsid, None, {}, default_auth=True).replace(json=body)
-        request.extensions["idempotent"] = idempotent
+        request.context.idempotent = idempotent
         return await self.send(request)

@@ -18,11 +18,12 @@ from ._config import (
     normalize_endpoint,
     normalize_host,
 )
+from ._context import CallContext
 from ._cursor import ZERO_CURSOR, CursorMiddleware, CursorStore
 from ._exceptions import NotAuthenticated, PyskyError
 from ._graph import GraphReport, export_follow_graph
 from ._identity import DEFAULT_PLC_DIRECTORY, IdentityResolver
-from ._middleware import Handler, Middleware, build_chain
+from ._middleware import Middleware, Pipeline
 from ._pagination import Paginator
 from ._posts import PostsMixin
 from ._profiles import ProfilesMixin
@@ -122,7 +123,7 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
         transport = HttpxTransport(self.http)
         self.sessions = SessionManager(
             self.store,
-            build_chain([CallLogMiddleware(self.call_log, flush_errors=False)], transport),
+            self._send_unchecked,
             auth_host=self.config.auth_host,
             identifier=self.config.username,
             password=self.config.password,
@@ -130,7 +131,7 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
         self.cursors = CursorStore(self.store)
         self.identity = IdentityResolver(self, plc_directory=plc_directory)
         self.rate_limit_tracker = RateLimitTracker()
-        self.middleware: list[Middleware] = [
+        self._pipeline = Pipeline([
             *([RetryMiddleware(retry)] if retry else []),
             CallLogMiddleware(self.call_log),
             *middleware,
@@ -139,8 +140,7 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
             *([WriteBudgetMiddleware(self.store, write_budget)] if write_budget else []),
             *([RequestLimiter(*request_limit)] if request_limit else []),
             self.rate_limit_tracker,
-        ]
-        self._handler: Handler = build_chain(self.middleware, transport)
+        ], transport)
         self._state = _State.OPEN
 
     # -- lifecycle -------------------------------------------------------------------
@@ -244,7 +244,16 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
     async def send(self, request: XrpcRequest) -> XrpcResponse:
         """Run a request through the pipeline; raise an APIError subclass on an error status."""
         self._check_open()
-        return raise_for_status(await self._handler(request), request.nsid)
+        return raise_for_status(await self._pipeline(request), request.nsid)
+
+    async def _send_unchecked(self, request: XrpcRequest) -> XrpcResponse:
+        """Run a request through the pipeline; error statuses come back as values."""
+        return await self._pipeline(request)
+
+    @property
+    def middleware(self) -> tuple[Middleware, ...]:
+        """The pipeline, outermost first; fixed at construction (pass ``middleware=``)."""
+        return self._pipeline.middlewares
 
     def paginate(self, endpoint: str, *, hostname: str | None = None, items: str | None = None,
                  cursor: str | None = None, cursor_key: str | None = None, resume: bool = False,
@@ -324,8 +333,6 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
 
 def _page_request(base: XrpcRequest, cursor: str | None, cursor_key: str | None,
                   first_cursor: str | None) -> XrpcRequest:
-    """One page's request: a fresh copy of ``base`` (own extensions) with the cursor set."""
-    extensions: dict[str, Any] = {"cursor_key": cursor_key}
-    if first_cursor is not None:
-        extensions["first_cursor"] = first_cursor
-    return base.replace(params={**base.params, "cursor": cursor}, extensions=extensions)
+    """One page's request: a fresh copy of ``base`` (its own context) with the cursor set."""
+    return base.replace(params={**base.params, "cursor": cursor},
+                        context=CallContext(cursor_key=cursor_key, first_cursor=first_cursor))

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 
 from ._exceptions import NetworkError
-from ._middleware import Handler
+from ._middleware import RETRY, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse, retry_after
 
@@ -54,11 +54,13 @@ class RetryPolicy:
 
 
 def is_safe_to_retry(request: XrpcRequest) -> bool:
-    return request.method == "GET" or bool(request.extensions.get("idempotent"))
+    return request.method == "GET" or request.context.idempotent
 
 
 class RetryMiddleware:
     """The outermost middleware: every attempt goes through the rest of the chain (and the call log)."""
+
+    name = RETRY
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
@@ -69,7 +71,7 @@ class RetryMiddleware:
         attempt = 0
         while True:
             attempt += 1
-            request.extensions["attempt"] = attempt
+            request.context.attempt = attempt
             try:
                 response = await call_next(request)
             except NetworkError:

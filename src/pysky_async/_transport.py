@@ -17,7 +17,7 @@ class HttpxTransport:
     """Sends requests with a shared ``httpx.AsyncClient``; error statuses are returned as values.
 
     ``request.content`` may be an async generator (a body streamed from disk);
-    ``extensions["timeout"]`` overrides the client's timeout for one request.
+    ``context.timeout`` overrides the client's timeout for one request.
     """
 
     def __init__(self, http: httpx.AsyncClient) -> None:
@@ -26,8 +26,8 @@ class HttpxTransport:
     async def __call__(self, request: XrpcRequest) -> XrpcResponse:
         if request.host == AUTH:
             raise RuntimeError("an authenticated request reached the transport without a host")
-        url = f"{request.host}/xrpc/{request.nsid}"
-        request.extensions["url"] = url
+        url = request.url
+        request.context.url = url
         body = request.content
         try:
             response = await self.http.request(
@@ -37,7 +37,7 @@ class HttpxTransport:
                 json=request.json if body is None else None,
                 content=body,
                 headers=request.headers,
-                timeout=request.extensions.get("timeout", httpx.USE_CLIENT_DEFAULT),
+                timeout=request.context.timeout or httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
             raise transport_error(request, exc) from exc

@@ -216,7 +216,7 @@ class VideoMixin(ClientBase):
                               headers={"Authorization": f"Bearer {token}", "Content-Type": info.mimetype,
                                        "Content-Length": str(info.size)},
                               content=_chunks(video, info.size))
-        request.extensions["timeout"] = httpx.Timeout(60.0, read=300.0)
+        request.context.timeout = httpx.Timeout(60.0, read=300.0)
         response = await self._video_service(request, accept_error=_is_already_exists)
         return _job_status(response.raw)
 

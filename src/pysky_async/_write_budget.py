@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._exceptions import InvalidInput, RateLimitExceeded
-from ._middleware import Handler
+from ._middleware import WRITE_BUDGET, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse
 from ._storage.models import utcnow
@@ -77,12 +77,14 @@ class WriteBudgetMiddleware:
     Runs inside the session middleware (the ledger is per account DID).
     """
 
+    name = WRITE_BUDGET
+
     def __init__(self, store: Store, budget: WriteBudget) -> None:
         self.store = store
         self.budget = budget
 
     async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:
-        did = request.extensions.get("did")
+        did = request.context.did
         points = write_points(request)
         is_blob = request.nsid == BLOB_ENDPOINT
         if did is None or not (points or is_blob):
@@ -96,7 +98,7 @@ class WriteBudgetMiddleware:
         spent = not response.is_error
         await asyncio.shield(self._settle(reservation, spent=spent))
         if spent and not is_blob:
-            request.extensions["write_op_points"] = points
+            request.context.write_points = points
         return response
 
     async def _reserve(self, did: str, endpoint: str, points: int, is_blob: bool) -> int:
