@@ -109,3 +109,44 @@ async def test_login_and_refresh_are_in_the_call_log_as_the_sessions_own_calls()
         ("app.bsky.actor.getProfile", 200, "did:plc:me", True),
     ]
     assert seen == ["anonymous"], "the caller's middleware saw the call once and never the login or refresh"
+
+
+async def test_with_options_shares_pool_store_and_sessions_and_closes_none_of_them() -> None:
+    from pysky_async import InvalidInput, RetryPolicy
+
+    seen: list[httpx.Request] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(server))
+    async with AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", http_client=http,
+                               public_host="https://public.test") as bsky:
+        fast = bsky.with_options(timeout=2.5, retry=RetryPolicy(attempts=1))
+        assert (fast.http, fast.store, fast.sessions, fast.call_log) == (bsky.http, bsky.store, bsky.sessions,
+                                                                          bsky.call_log)
+        assert fast.config.timeout == 2.5 and fast.config.retry == RetryPolicy(attempts=1)
+        assert bsky.config.timeout is None, "the original keeps its options"
+        await fast.get("app.bsky.actor.getProfile", actor="a.test")
+        assert seen[-1].extensions["timeout"]["read"] == 2.5
+        await fast.aclose()
+        await bsky.get("app.bsky.actor.getProfile", actor="a.test")  # still open
+        await bsky.flush_call_log()
+        [(rows,)] = await bsky.store.execute_sql("SELECT count(*) FROM bsky_api_call_log")
+        assert rows == 2, "both clients write to the one call log"
+        with pytest.raises(InvalidInput, match="make a new AsyncBskyClient"):
+            bsky.with_options(username="other.test")
+
+
+def test_one_version_string() -> None:
+    import pysky_async
+    from pysky_async._client import USER_AGENT
+
+    assert USER_AGENT == f"pysky_async/{pysky_async.__version__}"
+
+
+def test_the_budget_refusal_is_not_an_http_error() -> None:
+    from pysky_async import APIError, PyskyError, WriteBudgetExhausted
+
+    assert issubclass(WriteBudgetExhausted, PyskyError) and not issubclass(WriteBudgetExhausted, APIError)

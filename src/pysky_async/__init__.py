@@ -2,6 +2,7 @@
 
 from ._client import AsyncBskyClient
 from ._config import CHAT_PROXY, DEFAULT_AUTH_HOST, DEFAULT_PUBLIC_HOST, ClientConfig
+from ._context import CallContext
 from ._cursor import ZERO_CURSOR
 from ._exceptions import (
     APIError,
@@ -11,6 +12,9 @@ from ._exceptions import (
     ExpiredToken,
     Forbidden,
     IdentityNotFound,
+    ImageTooLarge,
+    IncompatibleVideo,
+    InvalidImage,
     InvalidInput,
     InvalidRequest,
     InvalidSwap,
@@ -20,6 +24,7 @@ from ._exceptions import (
     NotAuthenticated,
     NotFound,
     PayloadTooLarge,
+    PostFailed,
     PyskyError,
     RateLimitExceeded,
     RecordNotFound,
@@ -27,34 +32,38 @@ from ._exceptions import (
     ServerError,
     StorageError,
     UpstreamFailure,
+    VideoProcessingFailed,
+    VideoProcessingTimeout,
+    VideoUploadRefused,
+    WriteBudgetExhausted,
 )
-from ._images import Image, ImageTooLarge, InvalidImage, PreparedImage, prepare_image
+from ._graph import GraphReport, export_follow_graph
+from ._identity import IdentityResolver
+from ._images import Image, PreparedImage, prepare_image
+from ._media import External, Media
 from ._middleware import Handler, Middleware
 from ._pagination import Paginator
-from ._posts import External, Post, PostFailed
+from ._posts import Post, Posts
+from ._profiles import Profiles
 from ._rate_limits import RateLimit
-from ._records import Create, Delete, Record, RecordRef, Update, WriteResult
+from ._records import Create, Delete, Record, RecordRef, Records, Update, WriteResult
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, JsonObject, XrpcResponse
 from ._retry import RetryPolicy, set_testing
 from ._richtext import Facet, InvalidPost, split_thread
 from ._session import Session
 from ._syntax import AtUri, Did, Handle, InvalidIdentifier, Nsid, RecordKey, Tid
+from ._version import __version__
 from ._video import (
     Caption,
-    IncompatibleVideo,
     UploadedVideo,
     Video,
     VideoInfo,
-    VideoProcessingFailed,
-    VideoProcessingTimeout,
-    VideoUploadRefused,
+    Videos,
     check_video,
     video_embed,
 )
 from ._write_budget import WriteBudget
-
-__version__ = "0.1.0"
 
 __all__ = [
     "APIError",
@@ -65,6 +74,7 @@ __all__ = [
     "AuthenticationRequired",
     "BadRequest",
     "CHAT_PROXY",
+    "CallContext",
     "Caption",
     "ClientConfig",
     "Create",
@@ -76,10 +86,12 @@ __all__ = [
     "External",
     "Facet",
     "Forbidden",
+    "GraphReport",
     "Handle",
     "Handler",
     "HttpInfo",
     "IdentityNotFound",
+    "IdentityResolver",
     "IncompatibleVideo",
     "Image",
     "ImageTooLarge",
@@ -92,6 +104,7 @@ __all__ = [
     "InvalidToken",
     "JsonObject",
     "LoginFailed",
+    "Media",
     "Middleware",
     "NetworkError",
     "NotAuthenticated",
@@ -101,6 +114,8 @@ __all__ = [
     "PayloadTooLarge",
     "Post",
     "PostFailed",
+    "Posts",
+    "Profiles",
     "PreparedImage",
     "PyskyError",
     "RateLimitExceeded",
@@ -109,6 +124,7 @@ __all__ = [
     "RecordNotFound",
     "RateLimit",
     "RecordRef",
+    "Records",
     "RetryPolicy",
     "RequestTimeout",
     "ServerError",
@@ -123,7 +139,9 @@ __all__ = [
     "VideoProcessingFailed",
     "VideoProcessingTimeout",
     "VideoUploadRefused",
+    "Videos",
     "WriteBudget",
+    "WriteBudgetExhausted",
     "WriteResult",
     "XrpcRequest",
     "XrpcResponse",
@@ -132,6 +150,7 @@ __all__ = [
     "split_thread",
     "__version__",
     "check_video",
+    "export_follow_graph",
     "prepare_image",
     "video_embed",
 ]

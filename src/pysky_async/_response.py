@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -163,7 +164,8 @@ def raise_for_status(response: XrpcResponse, endpoint: str) -> XrpcResponse:
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait, from ``Retry-After`` or ``RateLimit-Reset`` (epoch seconds)."""
+    """Seconds to wait, from ``Retry-After`` (seconds or an HTTP date) or ``RateLimit-Reset``
+    (epoch seconds)."""
     import time
 
     value = headers.get("retry-after")
@@ -172,6 +174,14 @@ def retry_after(headers: httpx.Headers) -> float | None:
             return max(0.0, float(value))
         except ValueError:
             pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.timezone.utc)
+            return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
     reset = headers.get("ratelimit-reset")
     if reset is not None:
         try:
