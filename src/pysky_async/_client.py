@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ._aiohttp_transport import AiohttpXrpcTransport, SharedAiohttpSession
 from ._call_log import CallLogMiddleware, CallLogWriter
 from ._config import (
     DEFAULT_PLC_DIRECTORY,
@@ -50,13 +51,14 @@ DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"pysky_async/{__version__}"
 
 
-def default_http_client(timeout: float) -> httpx.AsyncClient:
+def default_http_client(timeout: float, session: SharedAiohttpSession | None = None) -> httpx.AsyncClient:
     """The httpx client the library makes for itself: on aiohttp's transport, which costs about
     half the CPU per call of httpx's own pool here, and a third at 32 concurrent calls
-    (benchmarks/bench_client.py)."""
+    (benchmarks/bench_client.py). With ``session``, its aiohttp session is that one."""
     from httpx_aiohttp import AiohttpTransport
 
-    return httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}, transport=AiohttpTransport())
+    return httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT},
+                             transport=AiohttpTransport(client=session))
 
 
 class _State(enum.Enum):
@@ -76,7 +78,14 @@ class _Shared:
     cursors: CursorStore
     rate_limit_tracker: RateLimitTracker
     limiters: dict[tuple[int, float], RequestLimiter]
+    aiohttp_session: SharedAiohttpSession | None = None
     state: _State = _State.OPEN
+
+    def transport(self, timeout: float | None) -> HttpxTransport | AiohttpXrpcTransport:
+        """The innermost handler: straight onto aiohttp when the client owns its httpx client."""
+        if self.aiohttp_session is not None:
+            return AiohttpXrpcTransport(self.aiohttp_session, self.http, timeout=timeout)
+        return HttpxTransport(self.http, timeout=timeout)
 
     def limiter(self, limit: tuple[int, float] | None) -> RequestLimiter | None:
         """One request limiter per limit, shared by every client with that limit."""
@@ -154,13 +163,14 @@ class AsyncBskyClient:
             retry=retry, request_limit=request_limit, image_max_bytes=image_max_bytes, video_host=video_host,
             video_service_did=video_service_did,
         )
-        http = http_client or default_http_client(timeout or DEFAULT_TIMEOUT)
+        aiohttp_session = SharedAiohttpSession() if http_client is None else None
+        http = http_client or default_http_client(timeout or DEFAULT_TIMEOUT, aiohttp_session)
         store = Store(database_url, engine=engine, auto_migrate=auto_migrate)
         sessions = SessionManager(store, self._send_unchecked, auth_host=config.auth_host,
                                   identifier=config.username, password=config.password)
         shared = _Shared(http=http, owns_http=http_client is None, store=store, call_log=CallLogWriter(store),
                          sessions=sessions, cursors=CursorStore(store), rate_limit_tracker=RateLimitTracker(),
-                         limiters={})
+                         limiters={}, aiohttp_session=aiohttp_session)
         self._setup(shared, config, owner=True)
 
     def _setup(self, shared: _Shared, config: ClientConfig, *, owner: bool) -> None:
@@ -184,7 +194,7 @@ class AsyncBskyClient:
             *([WriteBudgetMiddleware(shared.store, config.write_budget)] if config.write_budget else []),
             *([limiter] if limiter else []),
             shared.rate_limit_tracker,
-        ], HttpxTransport(shared.http, timeout=config.timeout))
+        ], shared.transport(config.timeout))
         self._xrpc = Xrpc(config, shared.sessions, self._pipeline, self._check_open)
         self.identity = IdentityResolver(self._xrpc, plc_directory=config.plc_directory)
         self.records = Records(self._xrpc, self.identity)
@@ -241,9 +251,13 @@ class AsyncBskyClient:
         try:
             await shared.call_log.aclose()
         finally:
-            if shared.owns_http:
-                await shared.http.aclose()
-            await shared.store.aclose()
+            try:
+                if shared.owns_http:
+                    await shared.http.aclose()
+                if shared.aiohttp_session is not None:
+                    await shared.aiohttp_session.aclose()
+            finally:
+                await shared.store.aclose()
 
     def _check_open(self) -> None:
         if self._state is _State.CLOSED or self._shared.state is _State.CLOSED:

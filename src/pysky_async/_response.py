@@ -108,14 +108,7 @@ class XrpcResponse(JsonObject):
     def from_httpx(cls, response: httpx.Response) -> XrpcResponse:
         """Decode an httpx response; a JSON body becomes the attributes."""
         content = response.content
-        raw: Any = {}
-        if content and "json" in response.headers.get("content-type", ""):
-            try:
-                raw = json.loads(content)
-            except ValueError:
-                raw = {}
-        if not isinstance(raw, dict):
-            raw = {"value": raw}
+        raw = decode_body(content, response.headers)
         info = HttpInfo(
             status_code=response.status_code,
             headers=response.headers,
@@ -123,6 +116,17 @@ class XrpcResponse(JsonObject):
             url=str(response.url),
         )
         return cls(raw, info, content)
+
+
+def decode_body(content: bytes, headers: httpx.Headers) -> dict[str, Any]:
+    """A JSON body as a dict (a non-object value as ``{"value": ...}``); {} for other bodies."""
+    if not content or "json" not in headers.get("content-type", ""):
+        return {}
+    try:
+        raw = json.loads(content)
+    except ValueError:
+        return {}
+    return raw if isinstance(raw, dict) else {"value": raw}
 
 
 def _has_elapsed(response: httpx.Response) -> bool:
