@@ -86,15 +86,11 @@ async def _child(config: dict[str, str]) -> dict[str, float]:
     from tests.realnet.fake_video_service import FakeVideoService
     from tests.videos import h264_aac_mp4
 
-    from pysky_async import AsyncBskyClient
-    from pysky_async._video import Video, VideoMixin
-
-    class Client(AsyncBskyClient, VideoMixin):
-        pass
+    from pysky_async import AsyncBskyClient, Video
 
     path = Path(config["path"])
     size = int(config["size"])
-    bsky = Client(username=config["handle"], password=config["password"], auth_host=config["auth_host"],
+    bsky = AsyncBskyClient(username=config["handle"], password=config["password"], auth_host=config["auth_host"],
                   plc_directory=config["plc_url"], database_url=f"sqlite+aiosqlite:///{config['db']}",
                   auto_migrate=True)
     async with FakeVideoService(plc_url=config["plc_url"], store_on_pds=False) as fake, bsky:

@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 
-from pysky_async import AsyncBskyClient, RateLimitExceeded, WriteBudget
+from pysky_async import AsyncBskyClient, WriteBudget, WriteBudgetExhausted
 
 
 async def main(config: dict[str, object]) -> None:
@@ -25,7 +25,7 @@ async def main(config: dict[str, object]) -> None:
             try:
                 await bsky.create_record("com.example.budget", {"n": n}, validate=False)
                 created += 1
-            except RateLimitExceeded:
+            except WriteBudgetExhausted:
                 refused += 1
         print("created", created, "refused", refused, flush=True)
 

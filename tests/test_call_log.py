@@ -41,11 +41,11 @@ async def test_success_is_logged_behind_the_call_with_every_column(memory_store:
     middleware = CallLogMiddleware(writer)
     request = XrpcRequest("GET", "app.bsky.feed.getTimeline", "https://pds.test",
                           params={"cursor": "c1", "limit": 5})
-    request.extensions.update(did="did:plc:me", cursor_key="timeline", write_op_points=3,
-                              session_was_refreshed=True)
+    ctx = request.context
+    ctx.did, ctx.cursor_key, ctx.write_points, ctx.session_was_refreshed = "did:plc:me", "timeline", 3, True
 
     async def call_next(req: XrpcRequest) -> XrpcResponse:
-        req.extensions["url"] = "https://pds.test/xrpc/app.bsky.feed.getTimeline"
+        req.context.url = "https://pds.test/xrpc/app.bsky.feed.getTimeline"
         return make_response(200, {"feed": [], "cursor": "c2"})
 
     response = await middleware(request, call_next)

@@ -203,7 +203,7 @@ async def test_user_middleware_runs_inside_the_call_log_and_outside_the_session(
                            ) -> pysky_async.XrpcResponse:
             seen.append((request.host, request.headers.get("Authorization", "")))
             response = await call_next(request.with_headers(**{"X-Tag": "1"}))
-            request.extensions["write_op_points"] = 2
+            request.context.write_points = 2
             return response
 
     async with client(server, username="me.test", password="pw", middleware=[Tag()]) as bsky:

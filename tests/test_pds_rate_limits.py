@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pysky_async import AsyncBskyClient, RateLimitExceeded, WriteBudget
+from pysky_async import AsyncBskyClient, RateLimitExceeded, WriteBudget, WriteBudgetExhausted
 
 from .realnet.pds import Account, PdsServer
 from .test_pds_sessions import ROOT, listen_host, release
@@ -55,7 +55,7 @@ async def test_budget_refuses_the_write_before_it_is_sent(limited_pds: PdsServer
                       write_budget=WriteBudget(hourly_points=30)) as bsky:
         for n in range(10):
             await bsky.create_record("com.example.note", {"n": n}, validate=False)
-        with pytest.raises(RateLimitExceeded, match="fits again at") as info:
+        with pytest.raises(WriteBudgetExhausted, match=r"was not sent.*fits again at") as info:
             await bsky.create_record("com.example.note", {"n": 10}, validate=False)
         assert info.value.retry_after is not None and info.value.retry_after > 3000
         assert limited_pds.request_count("com.atproto.repo.createRecord") == before + 10
@@ -64,7 +64,7 @@ async def test_budget_refuses_the_write_before_it_is_sent(limited_pds: PdsServer
             "SELECT http_status_code, write_op_points_consumed, exception_class FROM bsky_api_call_log "
             "WHERE endpoint = 'com.atproto.repo.createRecord' ORDER BY id")
     assert [row[0] for row in rows] == [200] * 10 + [None], "the server never had to answer 429"
-    assert rows[-1][2] == "RateLimitExceeded", "the refused write is logged, though never sent"
+    assert rows[-1][2] == "WriteBudgetExhausted", "the refused write is logged, though never sent"
     assert sum(row[1] for row in rows) == 30
 
 

@@ -140,3 +140,27 @@ async def test_resolve_handle_and_did(pds: PdsServer, pds_account: Account, tmp_
             await bsky.resolve_handle("nobody-here.test")
         with pytest.raises(IdentityNotFound):
             await bsky.resolve_did("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa")
+
+
+async def test_login_service_auth_and_identity_calls_are_in_the_call_log(pds: PdsServer, pds_account: Account,
+                                                                        tmp_path: Path) -> None:
+    from pysky_async import IdentityNotFound
+
+    async with AsyncBskyClient(username=pds_account.handle, password=pds_account.password,
+                               auth_host=listen_host(pds), plc_directory=pds.plc_url,
+                               database_url=f"sqlite+aiosqlite:///{tmp_path}/rows.sqlite3") as bsky:
+        await bsky.login()
+        await bsky.get_service_auth("did:web:video.example", "app.bsky.video.getUploadLimits")
+        await bsky.resolve_did(pds_account.did)
+        with pytest.raises(IdentityNotFound) as info:
+            await bsky.resolve_did("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa")
+        await bsky.flush_call_log()
+        rows = await bsky.store.execute_sql(
+            "SELECT hostname, endpoint, http_status_code, request_did FROM bsky_api_call_log ORDER BY id")
+    logged = [tuple(row) for row in rows]
+    plc = pds.plc_url.split("://")[1]
+    assert logged[0][1:3] == ("com.atproto.server.createSession", 200)
+    assert logged[1][1:] == ("com.atproto.server.getServiceAuth", 200, pds_account.did)
+    assert logged[2:] == [(plc, "resolve_did", 200, None), (plc, "resolve_did", 404, None)], \
+        "DID documents are fetched through the pipeline, without the session"
+    assert info.value.status_code == 404 and info.value.reason == "not_found"

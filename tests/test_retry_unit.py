@@ -26,7 +26,7 @@ class Flaky:
         self.attempts: list[int] = []
 
     async def __call__(self, request: XrpcRequest) -> XrpcResponse:
-        self.attempts.append(request.extensions["attempt"])
+        self.attempts.append(request.context.attempt)
         outcome = self.outcomes.pop(0) if self.outcomes else 200
         if isinstance(outcome, Exception):
             raise outcome
@@ -40,7 +40,7 @@ def read() -> XrpcRequest:
 
 def write(idempotent: bool) -> XrpcRequest:
     request = XrpcRequest("POST", "com.atproto.repo.createRecord", "https://pds.test", json={})
-    request.extensions["idempotent"] = idempotent
+    request.context.idempotent = idempotent
     return request
 
 
@@ -91,6 +91,33 @@ async def test_429_with_a_distant_reset_is_returned_at_once() -> None:
 
     response = await RetryMiddleware(RetryPolicy(max_rate_limit_wait=60))(read(), limited)
     assert response.status_code == 429
+
+
+async def test_a_429_that_fits_max_rate_limit_wait_is_retried_beyond_max_total_delay() -> None:
+    answers = [make_response(429, {"error": "RateLimitExceeded"}, headers={"Retry-After": "90"}),
+               make_response(200, {"ok": True})]
+
+    async def limited_once(request: XrpcRequest) -> XrpcResponse:
+        return answers.pop(0)
+
+    response = await RetryMiddleware(RetryPolicy())(read(), limited_once)  # defaults: 60 s total, 120 s per 429
+    assert response.status_code == 200 and answers == []
+
+
+def test_retry_after_is_read_in_seconds_and_as_an_http_date() -> None:
+    import email.utils
+
+    import httpx
+
+    from pysky_async._response import retry_after
+
+    assert retry_after(httpx.Headers({"Retry-After": "7"})) == 7.0
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    wait = retry_after(httpx.Headers({"Retry-After": in_a_minute}))
+    assert wait is not None and 55 <= wait <= 61
+    past = email.utils.formatdate(time.time() - 60, usegmt=True)
+    assert retry_after(httpx.Headers({"Retry-After": past})) == 0.0
+    assert retry_after(httpx.Headers({"Retry-After": "soon"})) is None
 
 
 async def test_backoff_grows_exponentially_with_jitter_and_really_sleeps() -> None:

@@ -81,7 +81,7 @@ async def test_authenticated_request_goes_to_the_pds_with_the_token(memory_store
     assert server.calls == ["com.atproto.server.createSession"], "login is lazy and happens once"
     assert seen[0].host == "https://pds.example.com"
     assert seen[0].headers["Authorization"].startswith("Bearer ey")
-    assert seen[0].extensions["did"] == "did:plc:me"
+    assert seen[0].context.did == "did:plc:me"
 
 
 async def test_public_request_carries_no_session(memory_store: Store) -> None:
@@ -116,7 +116,7 @@ async def test_expired_token_refreshes_once_and_replays(memory_store: Store) -> 
     assert all(r.status_code == 200 for r in responses)
     assert server.calls.count("com.atproto.server.refreshSession") == 1
     assert len(attempts) == 100
-    assert all(r.extensions.get("session_was_refreshed") for r in requests)
+    assert all(r.context.session_was_refreshed for r in requests)
 
 
 async def test_expiring_token_is_refreshed_before_the_call(memory_store: Store) -> None:

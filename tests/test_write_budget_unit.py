@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pysky_async import NetworkError, RateLimitExceeded, WriteBudget
+from pysky_async import NetworkError, WriteBudget, WriteBudgetExhausted
 from pysky_async._request import XrpcRequest
 from pysky_async._response import XrpcResponse
 from pysky_async._storage.store import Store
@@ -23,7 +23,7 @@ CREATE = "com.atproto.repo.createRecord"
 
 def write(nsid: str = CREATE, did: str = "did:plc:me", **body: object) -> XrpcRequest:
     request = XrpcRequest("POST", nsid, "https://pds.test", json=body)
-    request.extensions["did"] = did
+    request.context.did = did
     return request
 
 
@@ -54,8 +54,8 @@ async def test_write_over_budget_raises_before_anything_is_sent(ledger_store: St
     for _ in range(3):
         request = write()
         await middleware(request, call_next)
-        assert request.extensions["write_op_points"] == 3
-    with pytest.raises(RateLimitExceeded, match="fits again at") as info:
+        assert request.context.write_points == 3
+    with pytest.raises(WriteBudgetExhausted, match="fits again at") as info:
         await middleware(write(), call_next)
     assert len(sent) == 3
     assert info.value.retry_after is not None and 3500 < info.value.retry_after <= 3600
@@ -94,7 +94,7 @@ async def test_failed_and_cancelled_writes_are_refunded(ledger_store: Store) -> 
         await task
     await middleware(write(), ok)
     await middleware(write(), ok)  # 6 of 6 points: nothing failed was charged
-    with pytest.raises(RateLimitExceeded):
+    with pytest.raises(WriteBudgetExhausted):
         await middleware(write(), ok)
     [(count, points)] = await ledger_store.execute_sql("SELECT count(*), sum(points) FROM bsky_write_op")
     assert (count, points) == (2, 6)
@@ -145,5 +145,5 @@ async def test_blob_uploads_have_their_own_daily_count(ledger_store: Store) -> N
     await middleware(write(), ok)  # uses all write points
     for _ in range(2):
         await middleware(write("com.atproto.repo.uploadBlob"), ok)
-    with pytest.raises(RateLimitExceeded, match="blob uploads"):
+    with pytest.raises(WriteBudgetExhausted, match="blob uploads"):
         await middleware(write("com.atproto.repo.uploadBlob"), ok)

@@ -2,6 +2,7 @@
 
 from ._client import AsyncBskyClient
 from ._config import CHAT_PROXY, DEFAULT_AUTH_HOST, DEFAULT_PUBLIC_HOST, ClientConfig
+from ._context import CallContext
 from ._cursor import ZERO_CURSOR
 from ._exceptions import (
     APIError,
@@ -11,6 +12,9 @@ from ._exceptions import (
     ExpiredToken,
     Forbidden,
     IdentityNotFound,
+    ImageTooLarge,
+    IncompatibleVideo,
+    InvalidImage,
     InvalidInput,
     InvalidRequest,
     InvalidSwap,
@@ -20,6 +24,7 @@ from ._exceptions import (
     NotAuthenticated,
     NotFound,
     PayloadTooLarge,
+    PostFailed,
     PyskyError,
     RateLimitExceeded,
     RecordNotFound,
@@ -27,36 +32,40 @@ from ._exceptions import (
     ServerError,
     StorageError,
     UpstreamFailure,
+    VideoProcessingFailed,
+    VideoProcessingTimeout,
+    VideoUploadRefused,
+    WriteBudgetExhausted,
 )
 from ._formats import Cid, Datetime, Language, Uri
-from ._images import Image, ImageTooLarge, InvalidImage, PreparedImage, prepare_image
+from ._graph import GraphReport, export_follow_graph
+from ._identity import IdentityResolver
+from ._images import Image, PreparedImage, prepare_image
 from ._lenient import at_uri_from_text, handle_from_text
+from ._media import External, Media
 from ._middleware import Handler, Middleware
 from ._pagination import Paginator
-from ._posts import External, Post, PostFailed
+from ._posts import Post, Posts
+from ._profiles import Profiles
 from ._rate_limits import RateLimit
-from ._records import Create, Delete, Record, RecordRef, Update, WriteResult
+from ._records import Create, Delete, Record, RecordRef, Records, Update, WriteResult
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, JsonObject, XrpcResponse
 from ._retry import RetryPolicy, set_testing
 from ._richtext import Facet, InvalidPost, detect_facets, split_thread
 from ._session import Session
 from ._syntax import AtIdentifier, AtUri, Did, Handle, InvalidIdentifier, Nsid, RecordKey, Tid
+from ._version import __version__
 from ._video import (
     Caption,
-    IncompatibleVideo,
     UploadedVideo,
     Video,
     VideoInfo,
-    VideoProcessingFailed,
-    VideoProcessingTimeout,
-    VideoUploadRefused,
+    Videos,
     check_video,
     video_embed,
 )
 from ._write_budget import WriteBudget
-
-__version__ = "0.1.0"
 
 __all__ = [
     "APIError",
@@ -67,6 +76,7 @@ __all__ = [
     "AuthenticationRequired",
     "BadRequest",
     "CHAT_PROXY",
+    "CallContext",
     "Caption",
     "ClientConfig",
     "Create",
@@ -78,10 +88,12 @@ __all__ = [
     "External",
     "Facet",
     "Forbidden",
+    "GraphReport",
     "Handle",
     "Handler",
     "HttpInfo",
     "IdentityNotFound",
+    "IdentityResolver",
     "IncompatibleVideo",
     "Image",
     "ImageTooLarge",
@@ -94,6 +106,7 @@ __all__ = [
     "InvalidToken",
     "JsonObject",
     "LoginFailed",
+    "Media",
     "Middleware",
     "NetworkError",
     "NotAuthenticated",
@@ -103,6 +116,8 @@ __all__ = [
     "PayloadTooLarge",
     "Post",
     "PostFailed",
+    "Posts",
+    "Profiles",
     "PreparedImage",
     "PyskyError",
     "RateLimitExceeded",
@@ -111,6 +126,7 @@ __all__ = [
     "RecordNotFound",
     "RateLimit",
     "RecordRef",
+    "Records",
     "RetryPolicy",
     "RequestTimeout",
     "ServerError",
@@ -125,7 +141,9 @@ __all__ = [
     "VideoProcessingFailed",
     "VideoProcessingTimeout",
     "VideoUploadRefused",
+    "Videos",
     "WriteBudget",
+    "WriteBudgetExhausted",
     "WriteResult",
     "XrpcRequest",
     "XrpcResponse",
@@ -134,6 +152,7 @@ __all__ = [
     "split_thread",
     "__version__",
     "check_video",
+    "export_follow_graph",
     "prepare_image",
     "video_embed",
     "AtIdentifier",

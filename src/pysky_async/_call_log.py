@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from ._exceptions import PyskyError, StorageError
-from ._middleware import Handler
+from ._middleware import CALL_LOG, Handler
 from ._redact import redact, redact_text
 from ._request import XrpcRequest
 from ._response import XrpcResponse
@@ -111,8 +111,10 @@ class CallLogMiddleware:
     Args:
         writer: the queue rows go to.
         flush_errors: write an error's row before returning/raising it, so it carries
-            ``log_id``. Off for session calls made while a database lock is held.
+            ``log_id`` (a call can turn this off with ``context.log_errors_at_once``).
     """
+
+    name = CALL_LOG
 
     def __init__(self, writer: CallLogWriter, *, flush_errors: bool = True) -> None:
         self.writer = writer
@@ -125,14 +127,14 @@ class CallLogMiddleware:
             response = await call_next(request)
         except BaseException as exc:
             row = _row(request, timestamp, started, None, exc)
-            if isinstance(exc, PyskyError) and self.flush_errors:
+            if isinstance(exc, PyskyError) and self.flush_errors and request.context.log_errors_at_once:
                 exc.log_id = await self._write_now(row)
                 _log_error(exc)
             else:
                 self.writer.add(row)
             raise
         row = _row(request, timestamp, started, response, None)
-        if response.is_error and self.flush_errors:
+        if response.is_error and self.flush_errors and request.context.log_errors_at_once:
             response.log_id = await self._write_now(row)
         else:
             self.writer.add(row)
@@ -154,16 +156,18 @@ def _log_error(exc: PyskyError) -> None:
 
 def _row(request: XrpcRequest, timestamp: dt.datetime, started: int,
          response: XrpcResponse | None, exc: BaseException | None) -> dict[str, Any]:
-    ext = request.extensions
-    url = ext.get("url") or (response.http.url if response is not None else None)
+    duration = (time.perf_counter_ns() - started) // 1000
+    request.context.elapsed_us = duration
+    ctx = request.context
+    url = ctx.url or (response.http.url if response is not None else None)
     row: dict[str, Any] = {
         "timestamp": timestamp,
         "hostname": _hostname(url) if url else (None if request.authenticated else _hostname(request.host)),
         "endpoint": request.nsid,
         "method": request.method,
-        "request_did": ext.get("did"),
-        "cursor_key": ext.get("cursor_key"),
-        "cursor_passed": _text(ext.get("cursor_passed") or request.params.get("cursor")),
+        "request_did": ctx.did,
+        "cursor_key": ctx.cursor_key,
+        "cursor_passed": _text(ctx.cursor_passed or request.params.get("cursor")),
         "cursor_received": None,
         "http_status_code": None,
         "params": _params(request),
@@ -171,9 +175,9 @@ def _row(request: XrpcRequest, timestamp: dt.datetime, started: int,
         "exception_text": None,
         "exception_response": None,
         "response_keys": None,
-        "write_op_points_consumed": int(ext.get("write_op_points", 0)),
-        "session_was_refreshed": bool(ext.get("session_was_refreshed", False)),
-        "duration_microseconds": (time.perf_counter_ns() - started) // 1000,
+        "write_op_points_consumed": ctx.write_points,
+        "session_was_refreshed": ctx.session_was_refreshed,
+        "duration_microseconds": duration,
     }
     if response is not None:
         raw = response.raw

@@ -1,55 +1,64 @@
-"""AsyncBskyClient: the one way in."""
+"""AsyncBskyClient: the one way in. It owns the shared parts (HTTP pool, store, call log,
+sessions), builds the pipeline once from its frozen ``ClientConfig``, and hands each feature
+object (records, posts, media, video, identity, profiles) what it needs."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ._aiohttp_transport import AiohttpXrpcTransport, SharedAiohttpSession
 from ._call_log import CallLogMiddleware, CallLogWriter
 from ._config import (
-    PROXIED_NAMESPACES,
-    PROXIED_SERVICES,
+    DEFAULT_PLC_DIRECTORY,
+    DEFAULT_RETRY,
+    DEFAULT_VIDEO_HOST,
+    DEFAULT_WRITE_BUDGET,
     ClientConfig,
-    normalize_endpoint,
-    normalize_host,
 )
+from ._context import CallContext
 from ._cursor import ZERO_CURSOR, CursorMiddleware, CursorStore
-from ._exceptions import NotAuthenticated, PyskyError
+from ._exceptions import InvalidInput, NotAuthenticated, PyskyError
 from ._graph import GraphReport, export_follow_graph
-from ._identity import DEFAULT_PLC_DIRECTORY, IdentityResolver
-from ._middleware import Handler, Middleware, build_chain
+from ._identity import IdentityResolver
+from ._media import Media
+from ._middleware import Middleware, Pipeline
 from ._pagination import Paginator
-from ._posts import PostsMixin
-from ._profiles import ProfilesMixin
+from ._posts import Post, Posts
+from ._profiles import Profiles
 from ._rate_limits import RateLimit, RateLimitTracker, RequestLimiter
-from ._request import AUTH, XrpcRequest
-from ._response import XrpcResponse, raise_for_status
+from ._records import Create, Delete, Record, RecordRef, Records, Update, WriteResult
+from ._request import XrpcRequest
+from ._response import JsonObject, XrpcResponse
 from ._retry import RetryMiddleware, RetryPolicy
 from ._session import Session, SessionManager, SessionMiddleware
 from ._storage.store import Store
-from ._syntax import Nsid
+from ._syntax import AtUri, Nsid
 from ._transport import HttpxTransport
-from ._video import DEFAULT_VIDEO_HOST, VideoMixin
+from ._version import __version__
+from ._video import UploadedVideo, Video, Videos
 from ._write_budget import WriteBudget, WriteBudgetMiddleware
+from ._xrpc import Xrpc
+
+DEFAULT_TIMEOUT = 30.0
+USER_AGENT = f"pysky_async/{__version__}"
 
 
-def default_http_client(timeout: float) -> httpx.AsyncClient:
+def default_http_client(timeout: float, session: SharedAiohttpSession | None = None) -> httpx.AsyncClient:
     """The httpx client the library makes for itself: on aiohttp's transport, which costs about
     half the CPU per call of httpx's own pool here, and a third at 32 concurrent calls
-    (benchmarks/bench_client.py)."""
+    (benchmarks/bench_client.py). With ``session``, its aiohttp session is that one."""
     from httpx_aiohttp import AiohttpTransport
 
-    return httpx.AsyncClient(timeout=timeout, headers={"User-Agent": "pysky_async/0.1"},
-                             transport=AiohttpTransport())
-
-
-DEFAULT_WRITE_BUDGET = WriteBudget()
-DEFAULT_RETRY = RetryPolicy()
+    return httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT},
+                             transport=AiohttpTransport(client=session))
 
 
 class _State(enum.Enum):
@@ -57,12 +66,48 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
+@dataclass
+class _Shared:
+    """What a client and the clients made from it by ``with_options`` share."""
+
+    http: httpx.AsyncClient
+    owns_http: bool
+    store: Store
+    call_log: CallLogWriter
+    sessions: SessionManager
+    cursors: CursorStore
+    rate_limit_tracker: RateLimitTracker
+    limiters: dict[tuple[int, float], RequestLimiter]
+    aiohttp_session: SharedAiohttpSession | None = None
+    state: _State = _State.OPEN
+
+    def transport(self, timeout: float | None) -> HttpxTransport | AiohttpXrpcTransport:
+        """The innermost handler: straight onto aiohttp when the client owns its httpx client."""
+        if self.aiohttp_session is not None:
+            return AiohttpXrpcTransport(self.aiohttp_session, self.http, timeout=timeout)
+        return HttpxTransport(self.http, timeout=timeout)
+
+    def limiter(self, limit: tuple[int, float] | None) -> RequestLimiter | None:
+        """One request limiter per limit, shared by every client with that limit."""
+        if limit is None:
+            return None
+        if limit not in self.limiters:
+            self.limiters[limit] = RequestLimiter(*limit)
+        return self.limiters[limit]
+
+
+_FIXED_OPTIONS = frozenset({"username", "password", "auth_host", "database_url", "engine", "http_client",
+                            "auto_migrate"})
+
+
+class AsyncBskyClient:
     """An asyncio client for Bluesky and other AT Protocol services.
 
     ``async with AsyncBskyClient() as bsky: r = await bsky.get("app.bsky.actor.getProfile", actor=...)``
 
-    Every option is keyword-only and falls back to the environment:
+    Features are namespaces — ``bsky.records``, ``bsky.posts``, ``bsky.media``, ``bsky.video``,
+    ``bsky.identity``, ``bsky.profiles`` — and also flat methods (``bsky.create_record``...).
+    Every option is keyword-only, falls back to the environment, and ends up in ``bsky.config``:
 
     Args:
         username, password: the account (``BSKY_AUTH_USERNAME``/``BSKY_AUTH_PASSWORD``); not
@@ -73,9 +118,12 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
         auth_host: where to log in (default ``https://bsky.social``); calls then go to the
             account's own PDS from its DID document.
         public_host: the unauthenticated AppView (default ``https://public.api.bsky.app``).
-        http_client: an ``httpx.AsyncClient`` to share (left open on close).
-        middleware: your own middleware, run inside the call log and outside the session.
-        timeout: seconds per request when the client creates its own httpx client.
+        http_client: an ``httpx.AsyncClient`` to share (left open on close; a slower path than
+            the client's own, see the README's performance figures).
+        middleware: your own middleware, run inside the call log and outside the session;
+            fixed at construction (``bsky.middleware`` is a read-only tuple).
+        timeout: seconds per request (default 30; an injected ``http_client`` keeps its own
+            timeout unless this is given).
         auto_migrate: create/upgrade the schema on first use (default: SQLite only).
         plc_directory: where did:plc documents are resolved (default https://plc.directory).
         write_budget: the per-account write limits to stay under (None: no budget).
@@ -98,7 +146,7 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
         public_host: str | None = None,
         http_client: httpx.AsyncClient | None = None,
         middleware: Sequence[Middleware] = (),
-        timeout: float = 30.0,
+        timeout: float | None = None,
         auto_migrate: bool | None = None,
         plc_directory: str = DEFAULT_PLC_DIRECTORY,
         write_budget: WriteBudget | None = DEFAULT_WRITE_BUDGET,
@@ -108,40 +156,73 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
         video_host: str = DEFAULT_VIDEO_HOST,
         video_service_did: str | None = None,
     ) -> None:
-        self.image_max_bytes = image_max_bytes
-        self.video_host = normalize_host(video_host)
-        self.video_service_did = video_service_did
-        self.config = ClientConfig.from_options(
-            username=username, password=password, auth_host=auth_host,
-            public_host=public_host, database_url=database_url, timeout=timeout,
+        config = ClientConfig.from_options(
+            username=username, password=password, auth_host=auth_host, public_host=public_host,
+            database_url=database_url, engine=engine, http_client=http_client, middleware=middleware,
+            timeout=timeout, auto_migrate=auto_migrate, plc_directory=plc_directory, write_budget=write_budget,
+            retry=retry, request_limit=request_limit, image_max_bytes=image_max_bytes, video_host=video_host,
+            video_service_did=video_service_did,
         )
-        self._owns_http = http_client is None
-        self.http = http_client or default_http_client(timeout)
-        self.store = Store(database_url, engine=engine, auto_migrate=auto_migrate)
-        self.call_log = CallLogWriter(self.store)
-        transport = HttpxTransport(self.http)
-        self.sessions = SessionManager(
-            self.store,
-            build_chain([CallLogMiddleware(self.call_log, flush_errors=False)], transport),
-            auth_host=self.config.auth_host,
-            identifier=self.config.username,
-            password=self.config.password,
-        )
-        self.cursors = CursorStore(self.store)
-        self.identity = IdentityResolver(self, plc_directory=plc_directory)
-        self.rate_limit_tracker = RateLimitTracker()
-        self.middleware: list[Middleware] = [
-            *([RetryMiddleware(retry)] if retry else []),
-            CallLogMiddleware(self.call_log),
-            *middleware,
-            SessionMiddleware(self.sessions),
-            CursorMiddleware(self.cursors),
-            *([WriteBudgetMiddleware(self.store, write_budget)] if write_budget else []),
-            *([RequestLimiter(*request_limit)] if request_limit else []),
-            self.rate_limit_tracker,
-        ]
-        self._handler: Handler = build_chain(self.middleware, transport)
+        aiohttp_session = SharedAiohttpSession() if http_client is None else None
+        http = http_client or default_http_client(timeout or DEFAULT_TIMEOUT, aiohttp_session)
+        store = Store(database_url, engine=engine, auto_migrate=auto_migrate)
+        sessions = SessionManager(store, self._send_unchecked, auth_host=config.auth_host,
+                                  identifier=config.username, password=config.password)
+        shared = _Shared(http=http, owns_http=http_client is None, store=store, call_log=CallLogWriter(store),
+                         sessions=sessions, cursors=CursorStore(store), rate_limit_tracker=RateLimitTracker(),
+                         limiters={}, aiohttp_session=aiohttp_session)
+        self._setup(shared, config, owner=True)
+
+    def _setup(self, shared: _Shared, config: ClientConfig, *, owner: bool) -> None:
+        self.config = config
+        self._shared = shared
+        self._owner = owner
         self._state = _State.OPEN
+        self.http = shared.http
+        self.store = shared.store
+        self.call_log = shared.call_log
+        self.sessions = shared.sessions
+        self.cursors = shared.cursors
+        self.rate_limit_tracker = shared.rate_limit_tracker
+        limiter = shared.limiter(config.request_limit)
+        self._pipeline = Pipeline([
+            *([RetryMiddleware(config.retry)] if config.retry else []),
+            CallLogMiddleware(shared.call_log),
+            *config.middleware,
+            SessionMiddleware(shared.sessions),
+            CursorMiddleware(shared.cursors),
+            *([WriteBudgetMiddleware(shared.store, config.write_budget)] if config.write_budget else []),
+            *([limiter] if limiter else []),
+            shared.rate_limit_tracker,
+        ], shared.transport(config.timeout))
+        self._xrpc = Xrpc(config, shared.sessions, self._pipeline, self._check_open)
+        self.identity = IdentityResolver(self._xrpc, plc_directory=config.plc_directory)
+        self.records = Records(self._xrpc, self.identity)
+        self.profiles = Profiles(self._xrpc, shared.store)
+        self.media = Media(self.records, image_max_bytes=config.image_max_bytes)
+        self.video = Videos(self._xrpc, shared.sessions, self.records, video_host=config.video_host,
+                            video_service_did=config.video_service_did)
+        self.posts = Posts(shared.store, shared.sessions, self.records, self.identity, self.media, self.video)
+
+    def with_options(self, **changes: Any) -> AsyncBskyClient:
+        """A client with some options changed (``timeout=``, ``retry=``, ``write_budget=``,
+        ``request_limit=``, ``middleware=``, ``public_host=``...) that shares this one's HTTP
+        pool, store, call log and sessions. Closing it closes nothing it shares.
+
+        The account, the database and the HTTP client cannot change: make a new client.
+        """
+        fixed = _FIXED_OPTIONS & changes.keys()
+        if fixed:
+            raise InvalidInput(f"{', '.join(sorted(fixed))} cannot change in a client that shares this one's "
+                               "sessions, store and HTTP pool: make a new AsyncBskyClient")
+        self._check_open()
+        try:
+            config = self.config.replace(**changes)
+        except TypeError as exc:
+            raise InvalidInput(f"with_options: {exc}") from exc
+        client = object.__new__(type(self))
+        client._setup(self._shared, config, owner=False)
+        return client
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -154,20 +235,38 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Flush the call log and close what the client created. Safe to call twice."""
+        """Flush the call log and close what the client created. Safe to call twice.
+
+        A client made by ``with_options`` only flushes the call log: what it shares stays open.
+        """
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        shared = self._shared
+        if not self._owner:
+            if shared.state is _State.OPEN:
+                await shared.call_log.flush()
+            return
+        shared.state = _State.CLOSED
         try:
-            await self.call_log.aclose()
+            await shared.call_log.aclose()
         finally:
-            if self._owns_http:
-                await self.http.aclose()
-            await self.store.aclose()
+            try:
+                if shared.owns_http:
+                    await shared.http.aclose()
+                if shared.aiohttp_session is not None:
+                    await shared.aiohttp_session.aclose()
+            finally:
+                await shared.store.aclose()
 
     def _check_open(self) -> None:
-        if self._state is _State.CLOSED:
+        if self._state is _State.CLOSED or self._shared.state is _State.CLOSED:
             raise PyskyError("this AsyncBskyClient is closed; create a new one")
+
+    @property
+    def middleware(self) -> tuple[Middleware, ...]:
+        """The pipeline, outermost first; fixed at construction (pass ``middleware=``)."""
+        return self._pipeline.middlewares
 
     # -- the account -----------------------------------------------------------------
 
@@ -217,8 +316,7 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
         ``hostname`` None means the account's PDS when there are credentials, else the public
         AppView; pass a host (``"bsky.social"``, ``"https://..."``) to choose.
         """
-        request = self._request("GET", endpoint, hostname, {**(params or {}), **kwargs})
-        return await self.send(request)
+        return await self._xrpc.get(endpoint, hostname=hostname, params=params, **kwargs)
 
     async def post(self, endpoint: str, *, hostname: str | None = None,
                    params: Mapping[str, Any] | None = None, data: Any = None,
@@ -228,23 +326,15 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
         ``data`` is the body: a dict (sent as JSON) or bytes (sent as is; set Content-Type in
         ``headers``). Keyword arguments are added to a JSON body. ``params`` is the query string.
         """
-        if kwargs:
-            if data is not None and not isinstance(data, Mapping):
-                raise TypeError("keyword body fields need data= to be a dict or None")
-            data = {**(data or {}), **kwargs}
-        request = self._request("POST", endpoint, hostname, dict(params or {}), default_auth=True)
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            request = request.replace(content=bytes(data))
-        elif data is not None:
-            request = request.replace(json=data)
-        if headers:
-            request = request.with_headers(**headers)
-        return await self.send(request)
+        return await self._xrpc.post(endpoint, hostname=hostname, params=params, data=data, headers=headers,
+                                     **kwargs)
 
     async def send(self, request: XrpcRequest) -> XrpcResponse:
         """Run a request through the pipeline; raise an APIError subclass on an error status."""
-        self._check_open()
-        return raise_for_status(await self._handler(request), request.nsid)
+        return await self._xrpc.send(request)
+
+    async def _send_unchecked(self, request: XrpcRequest) -> XrpcResponse:
+        return await self._pipeline(request)
 
     def paginate(self, endpoint: str, *, hostname: str | None = None, items: str | None = None,
                  cursor: str | None = None, cursor_key: str | None = None, resume: bool = False,
@@ -260,7 +350,7 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
             max_items: stop after this many items.
             first_cursor: the cursor of a resumed run's first page when none is saved.
         """
-        base = self._request("GET", endpoint, hostname, params)
+        base = self._xrpc.request("GET", endpoint, hostname, params)
 
         async def make_request(page_cursor: str | None) -> XrpcRequest:
             return _page_request(base, page_cursor, cursor_key, first_cursor)
@@ -277,10 +367,10 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
         params: dict[str, Any] = {"collection": Nsid(collection), "limit": limit}
         if reverse:
             params["reverse"] = True
-        base = self._request("GET", "com.atproto.repo.listRecords", None, params)
+        base = self._xrpc.request("GET", "com.atproto.repo.listRecords", None, params)
 
         async def make_request(page_cursor: str | None) -> XrpcRequest:
-            owner = await self._repo(repo)
+            owner = await self._xrpc.repo(repo)
             request = base.replace(params={**base.params, "repo": owner})
             return _page_request(request, page_cursor, f"{owner}/{collection}", None)
 
@@ -291,41 +381,76 @@ class AsyncBskyClient(PostsMixin, ProfilesMixin, VideoMixin):
         return self.paginate("chat.bsky.convo.getLog", items="logs", cursor=cursor, resume=resume,
                              first_cursor=ZERO_CURSOR)
 
-    async def export_follow_graph(self, query: str, out: str, **options: Any) -> GraphReport:
-        """Write the follow graph of the authors of posts matching ``query`` to a CSV (see ``_graph``)."""
-        return await export_follow_graph(self, query, out, **options)
+    # -- flat methods: thin delegations to the feature objects ---------------------------
+
+    async def create_record(self, collection: str, record: Mapping[str, Any], **options: Any) -> RecordRef:
+        """``bsky.records.create``: create a record (``rkey=``, ``validate=``, ``repo=``)."""
+        return await self.records.create(collection, record, **options)
+
+    async def put_record(self, collection: str, rkey: str, record: Mapping[str, Any], **options: Any) -> RecordRef:
+        """``bsky.records.put``: create or replace a record (``swap_record=``, ``swap_commit=``...)."""
+        return await self.records.put(collection, rkey, record, **options)
+
+    async def get_record(self, uri: str | AtUri, *, cid: str | None = None) -> Record:
+        """``bsky.records.get``: read one record by AT-URI (or bsky.app link)."""
+        return await self.records.get(uri, cid=cid)
+
+    async def delete_record(self, uri: str | AtUri, **options: Any) -> None:
+        """``bsky.records.delete``: delete a record by AT-URI (``swap_record=``, ``swap_commit=``)."""
+        await self.records.delete(uri, **options)
+
+    async def apply_writes(self, writes: Sequence[Create | Update | Delete], **options: Any) -> WriteResult:
+        """``bsky.records.apply_writes``: up to 200 creates, updates and deletes in one commit."""
+        return await self.records.apply_writes(writes, **options)
+
+    async def upload_blob(self, data: bytes, mimetype: str) -> dict[str, Any]:
+        """``bsky.records.upload_blob``: upload bytes; returns the blob ref for a record."""
+        return await self.records.upload_blob(data, mimetype)
+
+    async def get_blob_url(self, did: str, cid: str) -> str:
+        """``bsky.records.blob_url``: the URL of a blob on its owner's PDS."""
+        return await self.records.blob_url(did, cid)
+
+    async def get_blob(self, did: str, cid: str) -> bytes:
+        """``bsky.records.get_blob``: download a blob from its owner's PDS."""
+        return await self.records.get_blob(did, cid)
+
+    async def create_post(self, text: str | None = None, *, post: Post | None = None, **options: Any) -> RecordRef:
+        """``bsky.posts.create``: make a post; returns its ``uri`` and ``cid``."""
+        return await self.posts.create(text, post=post, **options)
+
+    async def get_user_profile(self, actor: str, *, force_remote_call: bool = False) -> JsonObject:
+        """``bsky.profiles.get``: an actor's profile, from the cache when it has it."""
+        return await self.profiles.get(actor, force_remote_call=force_remote_call)
+
+    async def get_service_auth(self, aud: str, lxm: str | None = None, exp: int | None = None) -> str:
+        """A token from the account's PDS that ``aud`` accepts as the account (for ``lxm`` only)."""
+        return await self._xrpc.service_auth(aud, lxm, exp)
+
+    async def upload_video(self, video: Video, **options: Any) -> UploadedVideo:
+        """``bsky.video.upload``: check, upload and wait for a video to be processed."""
+        return await self.video.upload(video, **options)
+
+    async def get_video_job(self, job_id: str, *, video_host: str | None = None) -> dict[str, Any]:
+        """``bsky.video.get_job``: the video service's ``jobStatus`` of a job."""
+        return await self.video.get_job(job_id, video_host=video_host)
 
     async def resolve_handle(self, handle: str) -> str:
-        """The DID of a handle (cached for a few minutes)."""
+        """``bsky.identity.resolve_handle``: the DID of a handle (cached for a few minutes)."""
         return await self.identity.resolve_handle(handle)
 
     async def resolve_did(self, did: str) -> dict[str, Any]:
-        """The DID document of a did:plc or did:web DID (cached for a few minutes)."""
+        """``bsky.identity.resolve_did``: the DID document of a did:plc or did:web DID."""
         return await self.identity.resolve_did(did)
 
-    def _request(self, method: str, endpoint: str, hostname: str | None,
-                 params: dict[str, Any], *, default_auth: bool = False) -> XrpcRequest:
-        nsid = normalize_endpoint(endpoint)
-        proxy = next((did for prefix, did in PROXIED_NAMESPACES.items() if nsid.startswith(prefix)), None)
-        if hostname is None:
-            authenticated = default_auth or proxy is not None or self.sessions.can_authenticate
-            host = AUTH if authenticated else self.config.public_host
-        else:
-            host = normalize_host(hostname)
-            bare = host.split("://", 1)[1]
-            if bare in PROXIED_SERVICES:
-                proxy, host = PROXIED_SERVICES[bare], AUTH
-            elif host == self.config.auth_host:
-                host = AUTH
-        headers = {"atproto-proxy": proxy} if proxy and host == AUTH else {}
-        return XrpcRequest(method, nsid, host, params=params, headers=headers)
-
+    async def export_follow_graph(self, query: str, out: str | Path, **options: Any) -> GraphReport:
+        """``pysky_async.export_follow_graph(bsky, ...)``: the follow graph of the authors of posts
+        matching ``query``, written to a CSV (an application of the library, in ``_graph``)."""
+        return await export_follow_graph(self, query, out, **options)
 
 
 def _page_request(base: XrpcRequest, cursor: str | None, cursor_key: str | None,
                   first_cursor: str | None) -> XrpcRequest:
-    """One page's request: a fresh copy of ``base`` (own extensions) with the cursor set."""
-    extensions: dict[str, Any] = {"cursor_key": cursor_key}
-    if first_cursor is not None:
-        extensions["first_cursor"] = first_cursor
-    return base.replace(params={**base.params, "cursor": cursor}, extensions=extensions)
+    """One page's request: a fresh copy of ``base`` (its own context) with the cursor set."""
+    return base.replace(params={**base.params, "cursor": cursor},
+                        context=CallContext(cursor_key=cursor_key, first_cursor=first_cursor))

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import InvalidInput
+from ._retry import RetryPolicy
+from ._write_budget import WriteBudget
+
+if TYPE_CHECKING:
+    import httpx
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from ._middleware import Middleware
 
 DEFAULT_AUTH_HOST = "https://bsky.social"
 DEFAULT_PUBLIC_HOST = "https://public.api.bsky.app"
 CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
+DEFAULT_PLC_DIRECTORY = "https://plc.directory"
+DEFAULT_VIDEO_HOST = "https://video.bsky.app"
+DEFAULT_WRITE_BUDGET = WriteBudget()
+DEFAULT_RETRY = RetryPolicy()
 
 PROXIED_SERVICES: dict[str, str] = {"api.bsky.chat": CHAT_PROXY}
 """Hosts that are reached through the PDS with an ``atproto-proxy`` header, never directly."""
@@ -24,36 +38,64 @@ _NSID = re.compile(r"^[a-zA-Z]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """The normalised settings of an AsyncBskyClient."""
+    """Every option of an AsyncBskyClient, normalised (see ``AsyncBskyClient`` for each one).
+
+    Frozen: ``bsky.with_options(...)`` makes a client with a changed copy.
+    """
 
     username: str | None
     password: str | None = field(repr=False)
     auth_host: str
     public_host: str
-    database_url: str | None
-    timeout: float
+    database_url: str | None = field(repr=False)
+    engine: AsyncEngine | None = field(default=None, repr=False, compare=False)
+    http_client: httpx.AsyncClient | None = field(default=None, repr=False, compare=False)
+    middleware: tuple[Middleware, ...] = ()
+    timeout: float | None = None
+    auto_migrate: bool | None = None
+    plc_directory: str = DEFAULT_PLC_DIRECTORY
+    write_budget: WriteBudget | None = DEFAULT_WRITE_BUDGET
+    retry: RetryPolicy | None = DEFAULT_RETRY
+    request_limit: tuple[int, float] | None = (3000, 300.0)
+    image_max_bytes: int = 1_000_000
+    video_host: str = DEFAULT_VIDEO_HOST
+    video_service_did: str | None = None
 
     @classmethod
     def from_options(
         cls,
         *,
-        username: str | None,
-        password: str | None,
-        auth_host: str | None,
-        public_host: str | None,
-        database_url: str | None,
-        timeout: float,
+        username: str | None = None,
+        password: str | None = None,
+        auth_host: str | None = None,
+        public_host: str | None = None,
+        database_url: str | None = None,
         env: Mapping[str, str] | None = None,
+        **options: Any,
     ) -> ClientConfig:
+        """Keyword arguments first, then environment variables, then defaults."""
         env = os.environ if env is None else env
+        if "middleware" in options:
+            options["middleware"] = tuple(options["middleware"])
+        if "video_host" in options:
+            options["video_host"] = normalize_host(options["video_host"])
         return cls(
             username=username or env.get("BSKY_AUTH_USERNAME") or None,
             password=password or env.get("BSKY_AUTH_PASSWORD") or None,
             auth_host=normalize_host(auth_host or DEFAULT_AUTH_HOST),
             public_host=normalize_host(public_host or DEFAULT_PUBLIC_HOST),
             database_url=database_url,
-            timeout=timeout,
+            **options,
         )
+
+    def replace(self, **changes: Any) -> ClientConfig:
+        """A copy with some options changed (normalised as in ``from_options``)."""
+        if "middleware" in changes:
+            changes["middleware"] = tuple(changes["middleware"])
+        for host in ("public_host", "video_host"):
+            if host in changes:
+                changes[host] = normalize_host(changes[host])
+        return dataclasses.replace(self, **changes)
 
 
 def normalize_host(host: str) -> str:

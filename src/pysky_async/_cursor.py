@@ -6,7 +6,7 @@ cursor, which the paginator does only once the caller has finished the page it c
 
 from __future__ import annotations
 
-from ._middleware import Handler
+from ._middleware import CURSOR, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse
 from ._storage.repositories import CursorRepository
@@ -34,17 +34,19 @@ class CursorStore:
 class CursorMiddleware:
     """On a request marked ``resume`` with no cursor, sends the saved cursor (or the request's
     ``first_cursor`` when nothing is saved yet). Runs inside the session middleware, which
-    names the account (``extensions["did"]``)."""
+    names the account (``context.did``)."""
+
+    name = CURSOR
 
     def __init__(self, cursors: CursorStore) -> None:
         self.cursors = cursors
 
     async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:
-        ext = request.extensions
-        if ext.get("resume") and request.params.get("cursor") is None:
-            saved = await self.cursors.load(ext.get("did") or "", request.nsid, ext.get("cursor_key") or "")
-            cursor = saved or ext.get("first_cursor")
+        ctx = request.context
+        if ctx.resume and request.params.get("cursor") is None:
+            saved = await self.cursors.load(ctx.did or "", request.nsid, ctx.cursor_key or "")
+            cursor = saved or ctx.first_cursor
             if cursor is not None:
-                ext["cursor_passed"] = cursor
+                ctx.cursor_passed = cursor
                 request = request.replace(params={**request.params, "cursor": cursor})
         return await call_next(request)

@@ -1,4 +1,4 @@
-"""The pysky_async error tree.
+"""The pysky_async error tree: every error the library raises is a ``PyskyError``.
 
     PyskyError
     ├── NotAuthenticated            no session and no credentials to make one
@@ -6,14 +6,25 @@
     ├── NetworkError                the request never got an HTTP answer
     │   └── RequestTimeout
     ├── StorageError                the database failed (wraps SQLAlchemy errors)
+    ├── WriteBudgetExhausted        the write budget refused a write; nothing was sent
+    ├── IdentityNotFound            a handle or DID does not resolve (or names no PDS)
+    ├── PostFailed                  a part of a post failed; nothing was posted
+    ├── VideoUploadRefused          the video service will not take an upload now
+    ├── VideoProcessingFailed       the video service's job failed
+    ├── VideoProcessingTimeout (TimeoutError)
     ├── InvalidInput (ValueError)   bad input caught before any request
+    │   ├── InvalidImage
+    │   │   └── ImageTooLarge
+    │   ├── IncompatibleVideo
+    │   ├── InvalidPost             (in _richtext)
+    │   └── InvalidIdentifier       (in _syntax)
     └── APIError                    the server answered with an error status
         ├── BadRequest              400 without a more specific XRPC error name
         │   ├── InvalidRequest
         │   ├── RecordNotFound
         │   └── InvalidSwap
         ├── ExpiredToken / InvalidToken / AuthenticationRequired / AuthMissing
-        ├── Forbidden / NotFound / PayloadTooLarge / IdentityNotFound
+        ├── Forbidden / NotFound / PayloadTooLarge
         ├── RateLimitExceeded       429
         ├── UpstreamFailure         502 from a proxied service
         └── ServerError             other 5xx
@@ -24,6 +35,8 @@ Every error that came from a call carries ``log_id``, the id of its row in
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -155,8 +168,110 @@ class UpstreamFailure(APIError):
     """502 UpstreamFailure: the PDS could not reach the service it proxies to."""
 
 
-class IdentityNotFound(APIError):
-    """A handle or DID does not resolve (or its DID document names no PDS)."""
+class IdentityNotFound(PyskyError):
+    """A handle or DID does not resolve, or its DID document cannot be used.
+
+    Attributes:
+        identifier: the handle or DID.
+        reason: ``"not_found"``, ``"bad_document"`` or ``"no_pds"``.
+        status_code: the HTTP status the resolver answered with, or None (no HTTP error:
+            e.g. a document that names no PDS).
+    """
+
+    def __init__(self, message: str, *, identifier: str, reason: str, status_code: int | None = None) -> None:
+        self.identifier = identifier
+        self.reason = reason
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class WriteBudgetExhausted(PyskyError):
+    """The write budget refused a write before it was sent (nothing reached the server).
+
+    Attributes:
+        did: the account. endpoint: the write's NSID. points: what it would have cost.
+        retry_after: seconds until it fits. fits_at: when it fits (UTC).
+    """
+
+    def __init__(self, message: str, *, did: str, endpoint: str, points: int, retry_after: float,
+                 fits_at: dt.datetime) -> None:
+        self.did = did
+        self.endpoint = endpoint
+        self.points = points
+        self.retry_after = retry_after
+        self.fits_at = fits_at
+        super().__init__(message)
+
+
+class PostFailed(PyskyError):
+    """A part of the post failed (a network, server or storage error); nothing was posted.
+
+    ``part`` names the part, ``__cause__`` is the error. Bad input (InvalidPost, InvalidImage,
+    IncompatibleVideo...) is raised as itself: it already names what was wrong.
+    """
+
+    def __init__(self, part: str, cause: BaseException) -> None:
+        self.part = part
+        super().__init__(f"could not post: {part} failed: {cause}. Nothing was posted.")
+
+
+class InvalidImage(InvalidInput):
+    """The image cannot be read, decoded or prepared for upload."""
+
+
+class ImageTooLarge(InvalidImage):
+    """The image cannot be made to fit under ``max_bytes``."""
+
+
+class IncompatibleVideo(InvalidInput):
+    """The video cannot be posted as it is; ``reason`` is a short code, the message says what to do.
+
+    Reasons: ``not_a_video``, ``empty``, ``too_big``, ``too_long``, ``truncated``, ``audio_only``,
+    ``hevc``, ``mpeg4_part2``, ``unsupported_video_codec``, ``unsupported_audio_codec``,
+    ``unsupported_container``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"{message} [{reason}]")
+
+
+class VideoUploadRefused(PyskyError):
+    """The video service will not take an upload from this account now (``getUploadLimits``)."""
+
+    def __init__(self, message: str, *, error: str | None = None, limits: Mapping[str, Any] | None = None) -> None:
+        self.message = message
+        self.error = error
+        self.limits = dict(limits or {})
+        super().__init__(f"the video service refused the upload: {message}")
+
+
+class VideoProcessingFailed(PyskyError):
+    """The video service's job ended in ``JOB_STATE_FAILED``; nothing was posted.
+
+    ``failure_code``: validation_failure, encoding_failure, pds_upload_failure,
+    pds_upload_unsupported_blob_size, generic_failure (or None when the service gave none).
+    """
+
+    def __init__(self, job_id: str, failure_code: str | None, message: str | None, error: str | None = None) -> None:
+        self.job_id = job_id
+        self.failure_code = failure_code
+        self.message = message
+        self.error = error
+        super().__init__(f"video job {job_id} failed ({failure_code or error or 'no failure code'}): "
+                         f"{message or error or 'no message'}")
+
+
+class VideoProcessingTimeout(PyskyError, TimeoutError):
+    """The job did not finish within ``timeout`` seconds; nothing was posted. It may still finish:
+    ``get_video_job(job_id)`` later, or upload again (the service answers ``already_exists``)."""
+
+    def __init__(self, job_id: str, timeout: float, state: str | None, progress: int | None) -> None:
+        self.job_id = job_id
+        self.state = state
+        self.progress = progress
+        super().__init__(f"video job {job_id} still {state or 'unknown'} ({progress or 0}%) after {timeout:g} s; "
+                         "raise timeout= or retry later")
 
 
 class ServerError(APIError):

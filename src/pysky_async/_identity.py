@@ -1,33 +1,41 @@
-"""Identity: handle → DID, DID → DID document (PLC directory or did:web), with a TTL cache."""
+"""Identity: handle → DID, DID → DID document (PLC directory or did:web), with a TTL cache.
+
+Every lookup is a call through the client's pipeline (and so in the call log); DID documents
+are fetched with a non-XRPC ``path`` and skip the session, cursor and write budget.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from ._exceptions import IdentityNotFound, InvalidInput, NetworkError
+from ._config import DEFAULT_PLC_DIRECTORY
+from ._exceptions import IdentityNotFound, InvalidInput
 from ._lenient import handle_from_text
+from ._middleware import NO_ACCOUNT
+from ._request import XrpcRequest
 from ._session import pds_endpoint_from_did_doc
 from ._syntax import Did
 
 if TYPE_CHECKING:
-    from ._client import AsyncBskyClient
+    from ._xrpc import Xrpc
 
-DEFAULT_PLC_DIRECTORY = "https://plc.directory"
+
+RESOLVE_DID = "resolve_did"
+"""The ``endpoint`` of DID document fetches in the call log (they are not XRPC calls)."""
 
 
 class IdentityResolver:
-    """Resolves handles and DIDs and caches the answers for ``ttl`` seconds.
+    """Resolves handles and DIDs and caches the answers for ``ttl`` seconds (``bsky.identity``).
 
     Handles resolve through ``com.atproto.identity.resolveHandle`` on the client's server;
     ``did:plc`` through the PLC directory; ``did:web`` through ``/.well-known/did.json``.
     """
 
-    def __init__(self, client: AsyncBskyClient, *, plc_directory: str = DEFAULT_PLC_DIRECTORY,
+    def __init__(self, xrpc: Xrpc, *, plc_directory: str = DEFAULT_PLC_DIRECTORY,
                  ttl: float = 300.0) -> None:
-        self.client = client
+        self._xrpc = xrpc
         self.plc_directory = plc_directory.rstrip("/")
         self.ttl = ttl
         self._cache: dict[str, tuple[float, Any]] = {}
@@ -48,7 +56,7 @@ class IdentityResolver:
         cached = self._cached("handle:" + handle)
         if cached is not None:
             return str(cached)
-        response = await self.client.get("com.atproto.identity.resolveHandle", handle=handle)
+        response = await self._xrpc.get("com.atproto.identity.resolveHandle", handle=handle)
         return str(self._store("handle:" + handle, Did(response.raw["did"])))
 
     async def resolve_did(self, did: str) -> dict[str, Any]:
@@ -58,34 +66,34 @@ class IdentityResolver:
         if cached is not None:
             return dict(cached)
         if did.method == "plc":
-            url = f"{self.plc_directory}/{did}"
+            host, path = self.plc_directory, f"/{did}"
         elif did.method == "web":
-            host = did.split(":", 2)[2].replace("%3A", ":")
-            scheme = "http" if host.split(":")[0] in ("localhost", "127.0.0.1") else "https"
-            url = f"{scheme}://{host}/.well-known/did.json"
+            bare = did.split(":", 2)[2].replace("%3A", ":")
+            scheme = "http" if bare.split(":")[0] in ("localhost", "127.0.0.1") else "https"
+            host, path = f"{scheme}://{bare}", "/.well-known/did.json"
         else:
             raise InvalidInput(f"{did}: only did:plc and did:web can be resolved")
-        try:
-            response = await self.client.http.get(url)
-        except httpx.TransportError as exc:
-            raise NetworkError(f"could not reach {url} to resolve {did}: {exc!r}") from exc
+        request = XrpcRequest("GET", RESOLVE_DID, host, path=path, skip=NO_ACCOUNT)
+        response = await self._xrpc.send_unchecked(request)
+        url = host + path
         if response.status_code != 200:
-            raise IdentityNotFound(response.status_code, "DidNotFound",
-                                   f"{did} did not resolve at {url}", endpoint="resolve_did")
-        document = response.json()
+            raise IdentityNotFound(f"{did} did not resolve at {url} (HTTP {response.status_code})",
+                                   identifier=did, reason="not_found", status_code=response.status_code)
+        try:
+            document = json.loads(response.content)
+        except ValueError:
+            document = None
         if not isinstance(document, dict) or document.get("id") != did:
-            raise IdentityNotFound(502, "BadDidDocument", f"{url} returned no DID document for {did}",
-                                   endpoint="resolve_did")
+            raise IdentityNotFound(f"{url} returned no DID document for {did}", identifier=did,
+                                   reason="bad_document")
         return dict(self._store("did:" + did, document))
 
     async def pds_endpoint(self, did: str) -> str:
         """The PDS URL in a DID's document."""
         endpoint = pds_endpoint_from_did_doc(await self.resolve_did(did))
         if endpoint is None:
-            raise IdentityNotFound(404, "NoPds", f"the DID document of {did} names no PDS",
-                                   endpoint="resolve_did")
+            raise IdentityNotFound(f"the DID document of {did} names no PDS", identifier=did, reason="no_pds")
         return endpoint
-
     async def handle_of(self, did: str) -> str | None:
         """The handle claimed in a DID document (``alsoKnownAs: at://<handle>``), unverified."""
         for aka in (await self.resolve_did(did)).get("alsoKnownAs") or []:

@@ -41,7 +41,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-from ._exceptions import InvalidInput
+from ._exceptions import ImageTooLarge, InvalidImage, InvalidInput
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -64,14 +64,6 @@ _MIN_LONG_SIDE = 128  # never shrink below this (or the original, if smaller) to
 _BYTES_PER_PIXEL_Q_MAX = 0.3  # images needing less than this at full size try quality 95 first
 _PNG_MIN_SCALE = 0.75
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "La", "RGBa"})
-
-
-class InvalidImage(InvalidInput):
-    """The image cannot be read, decoded or prepared for upload."""
-
-
-class ImageTooLarge(InvalidImage):
-    """The image cannot be made to fit under ``max_bytes``."""
 
 
 @dataclass(frozen=True)

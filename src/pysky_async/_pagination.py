@@ -66,7 +66,7 @@ class Paginator:
     async def _fetch(self, cursor: str | None, first: bool) -> tuple[XrpcRequest, XrpcResponse]:
         request = await self._make_request(cursor)
         if first and self._resume:
-            request.extensions["resume"] = True
+            request.context.resume = True
         return request, await self._client.send(request)
 
     async def pages(self) -> AsyncIterator[XrpcResponse]:
@@ -78,7 +78,7 @@ class Paginator:
             while pending is not None:
                 request, page = await pending
                 pending = None
-                sent = request.extensions.get("cursor_passed") or request.params.get("cursor")
+                sent = request.context.cursor_passed or request.params.get("cursor")
                 name = items_field(page.raw, request.nsid, self._items)
                 count = len(page.raw[name])
                 next_cursor = page.raw.get("cursor")
@@ -92,8 +92,8 @@ class Paginator:
                 yielded += len(page.raw[name])
                 yield page
                 if self._resume and next_cursor and next_cursor != sent:
-                    await self._client.cursors.save(request.extensions.get("did") or "", request.nsid,
-                                                    request.extensions.get("cursor_key") or "", next_cursor)
+                    await self._client.cursors.save(request.context.did or "", request.nsid,
+                                                    request.context.cursor_key or "", next_cursor)
         finally:
             if pending is not None:
                 pending.cancel()

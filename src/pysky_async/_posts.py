@@ -10,40 +10,25 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._exceptions import BadRequest, IdentityNotFound, InvalidInput, PyskyError
+from ._exceptions import BadRequest, IdentityNotFound, InvalidInput, PostFailed, PyskyError
 from ._formats import Datetime, Language
 from ._lenient import at_uri_from_text
-from ._records import RecordRef, RecordsMixin
+from ._media import External, Media
+from ._records import RecordRef
 from ._richtext import Facet, InvalidPost, RichText, parse
 from ._storage.repositories import PostRepository
 from ._syntax import AtUri, InvalidIdentifier
 
+if TYPE_CHECKING:
+    from ._identity import IdentityResolver
+    from ._records import Records
+    from ._session import SessionManager
+    from ._storage.store import Store
+    from ._video import Videos
+
 POST = "app.bsky.feed.post"
-
-
-class PostFailed(PyskyError):
-    """A part of the post failed (a network, server or storage error); nothing was posted.
-
-    ``part`` names the part, ``__cause__`` is the error. Bad input (InvalidPost, InvalidImage,
-    IncompatibleVideo...) is raised as itself: it already names what was wrong.
-    """
-
-    def __init__(self, part: str, cause: BaseException) -> None:
-        self.part = part
-        super().__init__(f"could not post: {part} failed: {cause}. Nothing was posted.")
-
-
-@dataclass(frozen=True)
-class External:
-    """A link card: ``External(uri, title, description, thumb=path|bytes|None)``."""
-
-    uri: str
-    title: str = ""
-    description: str = ""
-    thumb: str | Path | bytes | None = None
 
 
 @dataclass
@@ -104,19 +89,31 @@ class Post:
 MAX_IMAGES = 4
 
 
-class PostsMixin(RecordsMixin):
-    """Post methods of AsyncBskyClient."""
+class Posts:
+    """Posts (``bsky.posts``): everything that can fail is done before the record is written.
 
-    image_max_bytes: int
+    Args:
+        xrpc: how calls are made. store: the posts table (``client_unique_key``).
+        sessions: the account. records, identity, media, video: the parts of a post.
+    """
 
-    async def create_post(self, text: str | None = None, *, post: Post | None = None, **options: Any) -> RecordRef:
+    def __init__(self, store: Store, sessions: SessionManager, records: Records, identity: IdentityResolver,
+                 media: Media, video: Videos) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._records = records
+        self._identity = identity
+        self._media = media
+        self._video = video
+
+    async def create(self, text: str | None = None, *, post: Post | None = None, **options: Any) -> RecordRef:
         """Make a post; returns its ``uri`` and ``cid``. See ``Post`` for the options."""
         if (text is None) == (post is None):
             raise InvalidPost("pass text= or post=, not both")
         post = post if post is not None else Post(text or "", **options)
-        session = await self.sessions.current()
+        session = await self._sessions.current()
         if post.client_unique_key:
-            async with self.store.transaction() as db:
+            async with self._store.transaction() as db:
                 existing = await PostRepository(db).by_key(session.did, post.client_unique_key)
             if existing is not None:  # posted before: never post twice
                 return RecordRef(existing.uri, existing.cid)
@@ -124,15 +121,15 @@ class PostsMixin(RecordsMixin):
         rich = parse(post.text, explicit=post.facets)
         rich.check_length()
         record = await self._build_post_record(post, rich)
-        ref = await self.create_record(POST, record)
+        ref = await self._records.create(POST, record)
         try:
-            async with self.store.transaction() as db:
+            async with self._store.transaction() as db:
                 await PostRepository(db).add(
                     did=session.did, uri=ref.uri, cid=ref.cid, client_unique_key=post.client_unique_key,
                     text=record["text"], reply_root_uri=record.get("reply", {}).get("root", {}).get("uri"),
                     reply_parent_uri=record.get("reply", {}).get("parent", {}).get("uri"))
         except BaseException:
-            await asyncio.shield(self.delete_record(ref.uri))  # no half-written state
+            await asyncio.shield(self._records.delete(ref.uri))  # no half-written state
             raise
         return ref
 
@@ -150,7 +147,7 @@ class PostsMixin(RecordsMixin):
             _part("mention lookup", self._resolve_mentions(rich)),
             _part("reply reference", self._reply_refs(post)),
             _part("quoted post", self._strong_ref(post.quote_uri)),
-            _part("media", self._media(images, post)),
+            _part("media", self._embed_media(images, post)),
         )
         facets = sorted([*rich.facets, *mentions], key=lambda f: f.byteStart)
         _check_facets(facets, rich.text)
@@ -170,7 +167,7 @@ class PostsMixin(RecordsMixin):
     async def _resolve_mentions(self, rich: RichText) -> list[Facet]:
         async def resolve(handle: str) -> str | None:
             try:
-                return await self.identity.resolve_handle(handle)
+                return await self._identity.resolve_handle(handle)
             except (BadRequest, IdentityNotFound, InvalidIdentifier):
                 return None  # no such account (or not a handle at all): the mention stays plain text
 
@@ -182,14 +179,14 @@ class PostsMixin(RecordsMixin):
             return None
         at = at_uri_from_text(uri)
         if not at.has_did:
-            at = AtUri(await self.identity.resolve_handle(at.authority), at.collection, at.rkey)
-        return (await self.get_record(at)).ref.to_dict()
+            at = AtUri(await self._identity.resolve_handle(at.authority), at.collection, at.rkey)
+        return (await self._records.get(at)).ref.to_dict()
 
     async def _reply_refs(self, post: Post) -> dict[str, Any] | None:
         parent_uri = post.reply_uri
         if post.reply_client_unique_key is not None:
-            session = await self.sessions.current()
-            async with self.store.transaction() as db:
+            session = await self._sessions.current()
+            async with self._store.transaction() as db:
                 row = await PostRepository(db).by_key(session.did, post.reply_client_unique_key)
             if row is None:
                 raise InvalidPost(f"no post was made with client_unique_key={post.reply_client_unique_key!r}")
@@ -198,47 +195,22 @@ class PostsMixin(RecordsMixin):
             return None
         parent = await self._strong_ref(parent_uri)
         assert parent is not None
-        record = await self.get_record(parent["uri"])
+        record = await self._records.get(parent["uri"])
         root = record.value.raw.get("reply", {}).get("root") or parent
         return {"root": {"uri": root["uri"], "cid": root["cid"]}, "parent": parent}
 
-    async def _media(self, images: list[Any], post: Post) -> dict[str, Any] | None:
+    async def _embed_media(self, images: list[Any], post: Post) -> dict[str, Any] | None:
         if images:
-            blobs = await asyncio.gather(*(self._upload_image(n, image) for n, image in enumerate(images, 1)))
+            blobs = await asyncio.gather(*(self._media.upload_image(image, n) for n, image in enumerate(images, 1)))
             return {"$type": "app.bsky.embed.images", "images": blobs}
         if post.video is not None:
             from ._video import video_embed
 
-            uploaded = await self.upload_video(post.video)  # type: ignore[attr-defined]
+            uploaded = await self._video.upload(post.video)
             return video_embed(uploaded, post.video)
         if post.external is not None:
-            return await self._external(post.external)
+            return await self._media.external(post.external)
         return None
-
-    async def _upload_image(self, number: int, image: Any) -> dict[str, Any]:
-        import anyio
-
-        from ._images import prepare_image
-
-        name = str(image.filename) if image.filename is not None else "image data"
-        try:
-            prepared = await anyio.to_thread.run_sync(lambda: prepare_image(image, max_bytes=self.image_max_bytes))
-            blob = await self.upload_blob(prepared.data, prepared.mimetype)
-        except InvalidInput:
-            raise
-        except (PyskyError, OSError) as exc:
-            raise PostFailed(f"image {number} ({name})", exc) from exc
-        return {"image": blob, "alt": image.alt or "", "aspectRatio": prepared.aspect_ratio}
-
-    async def _external(self, external: External) -> dict[str, Any]:
-        card: dict[str, Any] = {"uri": external.uri, "title": external.title, "description": external.description}
-        if external.thumb is not None:
-            from ._images import Image
-
-            thumb = external.thumb
-            image = Image(data=thumb) if isinstance(thumb, bytes) else Image(filename=thumb)
-            card["thumb"] = (await self._upload_image(1, image))["image"]
-        return {"$type": "app.bsky.embed.external", "external": card}
 
 
 async def _part(name: str, work: Any) -> Any:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._base import ClientBase
 from ._exceptions import APIError
 from ._lenient import handle_from_text
 from ._response import JsonObject
 from ._storage.models import UserProfileRow
 from ._storage.repositories import ProfileRepository
+from ._storage.store import Store
 from ._syntax import Did
+
+if TYPE_CHECKING:
+    from ._xrpc import Xrpc
 
 INVALID_HANDLE = "handle.invalid"
 
@@ -34,10 +37,14 @@ def _fields(profile: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class ProfilesMixin(ClientBase):
-    """Profile methods of AsyncBskyClient."""
+class Profiles:
+    """Profiles through the cache in ``bsky_user_profile`` (``bsky.profiles``)."""
 
-    async def get_user_profile(self, actor: str, *, force_remote_call: bool = False) -> JsonObject:
+    def __init__(self, xrpc: Xrpc, store: Store) -> None:
+        self._xrpc = xrpc
+        self._store = store
+
+    async def get(self, actor: str, *, force_remote_call: bool = False) -> JsonObject:
         """An actor's profile (``app.bsky.actor.getProfile``), from the cache when it has it.
 
         A remote call refreshes the cache. A suspended or deleted account has its error
@@ -45,21 +52,21 @@ class ProfilesMixin(ClientBase):
         """
         actor = str(Did(actor)) if actor.startswith("did:") else str(handle_from_text(actor))
         if not force_remote_call and actor != INVALID_HANDLE:
-            async with self.store.transaction() as db:
+            async with self._store.transaction() as db:
                 row = await ProfileRepository(db).find(actor)
                 if row is not None and row.error is None and row.raw is not None:
                     return JsonObject(dict(row.raw))
         try:
-            response = await self.get("app.bsky.actor.getProfile", actor=actor)
+            response = await self._xrpc.get("app.bsky.actor.getProfile", actor=actor)
         except APIError as exc:
             await self._record_profile_error(actor, exc)
             raise
-        async with self.store.transaction() as db:
+        async with self._store.transaction() as db:
             await ProfileRepository(db).upsert(response.raw["did"], **_fields(response.raw))
         return JsonObject(response.raw)
 
     async def _record_profile_error(self, actor: str, exc: APIError) -> None:
-        async with self.store.transaction() as db:
+        async with self._store.transaction() as db:
             repo = ProfileRepository(db)
             row: UserProfileRow | None = await repo.find(actor)
             did = row.did if row is not None else (actor if actor.startswith("did:") else None)

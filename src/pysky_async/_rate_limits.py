@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ._middleware import Handler
+from ._middleware import RATE_LIMITS, REQUEST_LIMIT, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse
 
@@ -59,6 +59,8 @@ def parse_rate_limit(headers: Mapping[str, str], endpoint: str) -> RateLimit | N
 class RateLimitTracker:
     """Middleware recording the latest RateLimit-* headers per host and policy."""
 
+    name = RATE_LIMITS
+
     def __init__(self) -> None:
         self.latest: dict[str, dict[str, RateLimit]] = {}
 
@@ -73,6 +75,8 @@ class RateLimitTracker:
 
 class RequestLimiter:
     """Middleware keeping this process under ``max_requests`` per ``per_seconds`` (sliding window)."""
+
+    name = REQUEST_LIMIT
 
     def __init__(self, max_requests: int = 3000, per_seconds: float = 300.0) -> None:
         self.max_requests = max_requests

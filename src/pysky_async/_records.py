@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._base import ClientBase
 from ._exceptions import BadRequest, InvalidInput, InvalidSwap, NotAuthenticated, RecordNotFound, ServerError
 from ._lenient import at_uri_from_text
 from ._response import JsonObject, XrpcResponse
 from ._syntax import AtUri, Nsid, RecordKey, Tid
+
+if TYPE_CHECKING:
+    from ._identity import IdentityResolver
+    from ._xrpc import Xrpc
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,19 @@ def with_type(collection: str, record: Mapping[str, Any]) -> dict[str, Any]:
     return {"$type": collection, **record}
 
 
-class RecordsMixin(ClientBase):
-    """Record and blob methods of AsyncBskyClient."""
+class Records:
+    """Records in any collection, and blobs (``bsky.records``).
 
-    async def create_record(self, collection: str, record: Mapping[str, Any], *,
+    Args:
+        xrpc: how calls are made.
+        identity: resolves a blob owner's PDS.
+    """
+
+    def __init__(self, xrpc: Xrpc, identity: IdentityResolver) -> None:
+        self._xrpc = xrpc
+        self._identity = identity
+
+    async def create(self, collection: str, record: Mapping[str, Any], *,
                             rkey: str | None = None, validate: bool | None = None,
                             repo: str | None = None) -> RecordRef:
         """Create a record; the record key (a TID unless given) is chosen on the client.
@@ -97,12 +109,12 @@ class RecordsMixin(ClientBase):
         """
         collection = Nsid(collection)
         rkey = RecordKey(rkey) if rkey is not None else Tid.next()
-        body: dict[str, Any] = {"repo": await self._repo(repo), "collection": collection, "rkey": rkey,
+        body: dict[str, Any] = {"repo": await self._xrpc.repo(repo), "collection": collection, "rkey": rkey,
                                 "record": with_type(collection, record)}
         if validate is not None:
             body["validate"] = validate
         try:
-            response = await self._write("com.atproto.repo.createRecord", body, idempotent=True)
+            response = await self._xrpc.write("com.atproto.repo.createRecord", body, idempotent=True)
         except (ServerError, BadRequest):
             # a retried create whose first attempt was processed finds its record already there
             existing = await self._find_created(body)
@@ -114,14 +126,14 @@ class RecordsMixin(ClientBase):
     async def _find_created(self, body: dict[str, Any]) -> RecordRef | None:
         uri = f"at://{body['repo']}/{body['collection']}/{body['rkey']}"
         try:
-            record = await self.get_record(uri)
+            record = await self.get(uri)
         except RecordNotFound:
             return None
         if record.cid is None or record.value.raw != body["record"]:
             return None
         return RecordRef(record.uri, record.cid)
 
-    async def put_record(self, collection: str, rkey: str, record: Mapping[str, Any], *,
+    async def put(self, collection: str, rkey: str, record: Mapping[str, Any], *,
                          swap_record: str | None = None, swap_commit: str | None = None,
                          validate: bool | None = None, repo: str | None = None) -> RecordRef:
         """Create or replace the record at ``collection/rkey``.
@@ -129,26 +141,26 @@ class RecordsMixin(ClientBase):
         ``swap_record``: the CID the record must still have (None: no check). A stale swap
         raises ``InvalidSwap``.
         """
-        body: dict[str, Any] = {"repo": await self._repo(repo), "collection": Nsid(collection),
+        body: dict[str, Any] = {"repo": await self._xrpc.repo(repo), "collection": Nsid(collection),
                                 "rkey": RecordKey(rkey), "record": with_type(collection, record)}
         _add_optional(body, swapRecord=swap_record, swapCommit=swap_commit, validate=validate)
-        response = await _swapping(self._write("com.atproto.repo.putRecord", body, idempotent=True))
+        response = await _swapping(self._xrpc.write("com.atproto.repo.putRecord", body, idempotent=True))
         return RecordRef(response.raw["uri"], response.raw["cid"])
 
-    async def get_record(self, uri: str | AtUri, *, cid: str | None = None) -> Record:
+    async def get(self, uri: str | AtUri, *, cid: str | None = None) -> Record:
         """Read one record by AT-URI (or bsky.app link)."""
         at = _record_uri(uri)
-        response = await self.get("com.atproto.repo.getRecord", repo=at.authority, collection=at.collection,
+        response = await self._xrpc.get("com.atproto.repo.getRecord", repo=at.authority, collection=at.collection,
                                   rkey=at.rkey, cid=cid)
         return Record(response.raw["uri"], response.raw.get("cid"), JsonObject(response.raw["value"]))
 
-    async def delete_record(self, uri: str | AtUri, *, swap_record: str | None = None,
+    async def delete(self, uri: str | AtUri, *, swap_record: str | None = None,
                             swap_commit: str | None = None) -> None:
         """Delete a record by AT-URI (deleting a missing record is not an error on the PDS)."""
         at = _record_uri(uri)
         body: dict[str, Any] = {"repo": at.authority, "collection": at.collection, "rkey": at.rkey}
         _add_optional(body, swapRecord=swap_record, swapCommit=swap_commit)
-        await _swapping(self._write("com.atproto.repo.deleteRecord", body, idempotent=True))
+        await _swapping(self._xrpc.write("com.atproto.repo.deleteRecord", body, idempotent=True))
 
     async def apply_writes(self, writes: Sequence[Create | Update | Delete], *,
                            validate: bool | None = None, swap_commit: str | None = None,
@@ -158,10 +170,10 @@ class RecordsMixin(ClientBase):
             raise InvalidInput("apply_writes needs at least one operation")
         if len(writes) > 200:
             raise InvalidInput(f"apply_writes takes at most 200 operations, got {len(writes)}: split them")
-        body: dict[str, Any] = {"repo": await self._repo(repo), "writes": [_write(w) for w in writes]}
+        body: dict[str, Any] = {"repo": await self._xrpc.repo(repo), "writes": [_write(w) for w in writes]}
         _add_optional(body, validate=validate, swapCommit=swap_commit)
         # not retried: a repeated create or delete inside applyWrites fails the whole batch
-        response = await _swapping(self._write("com.atproto.repo.applyWrites", body, idempotent=False))
+        response = await _swapping(self._xrpc.write("com.atproto.repo.applyWrites", body, idempotent=False))
         return WriteResult(response.raw.get("commit"), list(response.raw.get("results") or []))
 
     async def upload_blob(self, data: bytes, mimetype: str) -> dict[str, Any]:
@@ -170,22 +182,22 @@ class RecordsMixin(ClientBase):
             raise InvalidInput(f"upload_blob takes bytes, not {type(data).__name__}")
         if not data:
             raise InvalidInput("upload_blob got no data")
-        response = await self.post("com.atproto.repo.uploadBlob", data=bytes(data),
+        response = await self._xrpc.post("com.atproto.repo.uploadBlob", data=bytes(data),
                                    headers={"Content-Type": mimetype})
         blob: dict[str, Any] = response.raw["blob"]
         return blob
 
-    async def get_blob_url(self, did: str, cid: str) -> str:
+    async def blob_url(self, did: str, cid: str) -> str:
         """The URL of a blob on its owner's PDS (resolved from the DID document)."""
-        pds = await self.identity.pds_endpoint(did)
+        pds = await self._identity.pds_endpoint(did)
         from urllib.parse import urlencode
 
         return f"{pds}/xrpc/com.atproto.sync.getBlob?{urlencode({'did': did, 'cid': cid})}"
 
     async def get_blob(self, did: str, cid: str) -> bytes:
         """Download a blob from its owner's PDS."""
-        pds = await self.identity.pds_endpoint(did)
-        response = await self.get("com.atproto.sync.getBlob", hostname=pds, did=did, cid=cid)
+        pds = await self._identity.pds_endpoint(did)
+        response = await self._xrpc.get("com.atproto.sync.getBlob", hostname=pds, did=did, cid=cid)
         return response.content
 
 

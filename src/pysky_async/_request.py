@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._context import CallContext
+
 AUTH = "auth"
 """Marker host: the account's own PDS (resolved by the session middleware)."""
 
@@ -23,8 +25,11 @@ class XrpcRequest:
         json: a JSON body (POST), or None.
         content: a raw body (POST, e.g. a blob; or an async iterator streaming it), or None.
         headers: extra request headers.
-        extensions: per-call notes that middleware leave for each other (cursor key,
-            whether the session was refreshed, write points...). Not sent.
+        path: a non-XRPC path on ``host`` (``"/.well-known/did.json"``); ``nsid`` then only
+            names the call in the call log.
+        skip: names of the middlewares this call does not pass through (``SESSION``,
+            ``WRITE_BUDGET``... from ``_middleware``); see ``Pipeline``.
+        context: the typed per-call context the middlewares share (``CallContext``).
     """
 
     method: str
@@ -34,7 +39,9 @@ class XrpcRequest:
     json: Any = None
     content: bytes | AsyncIterator[bytes] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
-    extensions: dict[str, Any] = field(default_factory=dict, compare=False)
+    path: str | None = None
+    skip: frozenset[str] = frozenset()
+    context: CallContext = field(default_factory=CallContext, compare=False)
 
     @property
     def authenticated(self) -> bool:
@@ -42,8 +49,13 @@ class XrpcRequest:
         return self.host == AUTH
 
     def replace(self, **changes: Any) -> XrpcRequest:
-        """A copy with some fields changed (extensions are shared with the original)."""
+        """A copy with some fields changed (the context is shared with the original)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def url(self) -> str:
+        """Where the request goes (without the query string)."""
+        return f"{self.host}{self.path}" if self.path is not None else f"{self.host}/xrpc/{self.nsid}"
 
     def with_headers(self, **headers: str) -> XrpcRequest:
         """A copy with these headers added or replaced."""

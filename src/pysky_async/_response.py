@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -107,14 +108,7 @@ class XrpcResponse(JsonObject):
     def from_httpx(cls, response: httpx.Response) -> XrpcResponse:
         """Decode an httpx response; a JSON body becomes the attributes."""
         content = response.content
-        raw: Any = {}
-        if content and "json" in response.headers.get("content-type", ""):
-            try:
-                raw = json.loads(content)
-            except ValueError:
-                raw = {}
-        if not isinstance(raw, dict):
-            raw = {"value": raw}
+        raw = decode_body(content, response.headers)
         info = HttpInfo(
             status_code=response.status_code,
             headers=response.headers,
@@ -122,6 +116,17 @@ class XrpcResponse(JsonObject):
             url=str(response.url),
         )
         return cls(raw, info, content)
+
+
+def decode_body(content: bytes, headers: httpx.Headers) -> dict[str, Any]:
+    """A JSON body as a dict (a non-object value as ``{"value": ...}``); {} for other bodies."""
+    if not content or "json" not in headers.get("content-type", ""):
+        return {}
+    try:
+        raw = json.loads(content)
+    except ValueError:
+        return {}
+    return raw if isinstance(raw, dict) else {"value": raw}
 
 
 def _has_elapsed(response: httpx.Response) -> bool:
@@ -163,7 +168,8 @@ def raise_for_status(response: XrpcResponse, endpoint: str) -> XrpcResponse:
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait, from ``Retry-After`` or ``RateLimit-Reset`` (epoch seconds)."""
+    """Seconds to wait, from ``Retry-After`` (seconds or an HTTP date) or ``RateLimit-Reset``
+    (epoch seconds)."""
     import time
 
     value = headers.get("retry-after")
@@ -172,6 +178,14 @@ def retry_after(headers: httpx.Headers) -> float | None:
             return max(0.0, float(value))
         except ValueError:
             pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.timezone.utc)
+            return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
     reset = headers.get("ratelimit-reset")
     if reset is not None:
         try:

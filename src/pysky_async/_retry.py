@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 
 from ._exceptions import NetworkError
-from ._middleware import Handler
+from ._middleware import RETRY, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse, retry_after
 
@@ -38,8 +38,10 @@ class RetryPolicy:
     Args:
         attempts: attempts per call in all (1 = no retries).
         initial_delay / max_delay: the back-off grows from one to the other (doubling, with jitter).
-        max_total_delay: give up once this much time would have been spent sleeping.
-        max_rate_limit_wait: a 429 whose reset is further away than this is raised at once.
+        max_total_delay: give up once this much time would have been spent sleeping on
+            back-off (a 429's announced wait counts against ``max_rate_limit_wait`` instead).
+        max_rate_limit_wait: a 429 whose reset is further away than this is raised at once;
+            one within it is waited for, even when that is longer than ``max_total_delay``.
     """
 
     attempts: int = 4
@@ -54,11 +56,13 @@ class RetryPolicy:
 
 
 def is_safe_to_retry(request: XrpcRequest) -> bool:
-    return request.method == "GET" or bool(request.extensions.get("idempotent"))
+    return request.method == "GET" or request.context.idempotent
 
 
 class RetryMiddleware:
     """The outermost middleware: every attempt goes through the rest of the chain (and the call log)."""
+
+    name = RETRY
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
@@ -69,7 +73,7 @@ class RetryMiddleware:
         attempt = 0
         while True:
             attempt += 1
-            request.extensions["attempt"] = attempt
+            request.context.attempt = attempt
             try:
                 response = await call_next(request)
             except NetworkError:
@@ -83,15 +87,15 @@ class RetryMiddleware:
                 status = response.http.status_code
                 if status not in RETRY_STATUSES or attempt >= policy.attempts or not is_safe_to_retry(request):
                     return response
-                delay = policy.backoff(attempt)
-                if status == 429:
-                    wait = retry_after(response.http.headers)
-                    if wait is not None:
-                        if wait > policy.max_rate_limit_wait:
-                            return response
-                        delay = wait + random.uniform(0, 0.25)
-                if slept + delay > policy.max_total_delay:
-                    return response
+                wait = retry_after(response.http.headers) if status == 429 else None
+                if wait is not None:
+                    if wait > policy.max_rate_limit_wait:
+                        return response
+                    delay = wait + random.uniform(0, 0.25)
+                else:
+                    delay = policy.backoff(attempt)
+                    if slept + delay > policy.max_total_delay:
+                        return response
                 reason = f"HTTP {status}"
             logger.info("%s failed (%s, attempt %d of %d); retrying in %.2f s",
                         request.nsid, reason, attempt, policy.attempts, delay)

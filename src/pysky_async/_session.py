@@ -16,7 +16,7 @@ from ._exceptions import (
     LoginFailed,
     NotAuthenticated,
 )
-from ._middleware import Handler
+from ._middleware import SESSION, SESSION_OWN, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse, raise_for_status
 from ._storage.models import SessionRow
@@ -71,7 +71,7 @@ class SessionManager:
 
     Args:
         store: where sessions are kept.
-        send: the handler for session calls (logged, but outside the session middleware).
+        send: the pipeline; the session's own calls skip the session middleware (``SESSION_OWN``).
         auth_host: the service to log in to (the entryway, e.g. ``https://bsky.social``).
         identifier / password: credentials, or None.
     """
@@ -171,10 +171,8 @@ class SessionManager:
         return await self._login()
 
     async def _refresh(self, current: Session) -> Session:
-        request = XrpcRequest(
-            "POST", "com.atproto.server.refreshSession", self.auth_host,
-            headers={"Authorization": f"Bearer {current.refresh_jwt}"},
-        )
+        request = self._own_call("com.atproto.server.refreshSession",
+                                 headers={"Authorization": f"Bearer {current.refresh_jwt}"})
         response = raise_for_status(await self.send(request), request.nsid)
         return self._session_from(response, fallback=current)
 
@@ -184,10 +182,8 @@ class SessionManager:
                 "the stored session has expired and no password is configured: pass "
                 "password= (or set BSKY_AUTH_PASSWORD) so the client can log in again"
             )
-        request = XrpcRequest(
-            "POST", "com.atproto.server.createSession", self.auth_host,
-            json={"identifier": self.identifier, "password": self._password},
-        )
+        request = self._own_call("com.atproto.server.createSession",
+                                 json={"identifier": self.identifier, "password": self._password})
         response = await self.send(request)
         try:
             raise_for_status(response, request.nsid)
@@ -202,6 +198,13 @@ class SessionManager:
                 raise LoginFailed(f"{self.auth_host} refused the login: {exc.message}") from exc
             raise
         return self._session_from(response, fallback=None)
+
+    def _own_call(self, nsid: str, **fields: Any) -> XrpcRequest:
+        """A login or refresh: logged, but outside the session and the caller's middlewares; its error row
+        is written behind the call (a database lock is held)."""
+        request = XrpcRequest("POST", nsid, self.auth_host, skip=SESSION_OWN, **fields)
+        request.context.log_errors_at_once = False
+        return request
 
     def _session_from(self, response: XrpcResponse, *, fallback: Session | None) -> Session:
         raw = response.raw
@@ -221,6 +224,8 @@ class SessionMiddleware:
     """Sends authenticated calls to the account's PDS with its token; on an expired token
     (400 ExpiredToken, or 401) refreshes once (single-flight) and replays the call once."""
 
+    name = SESSION
+
     def __init__(self, manager: SessionManager) -> None:
         self.manager = manager
 
@@ -231,13 +236,13 @@ class SessionMiddleware:
         response = await call_next(_authorize(request, session))
         if _needs_refresh(response):
             session = await self.manager.refresh(session.access_jwt)
-            request.extensions["session_was_refreshed"] = True
+            request.context.session_was_refreshed = True
             response = await call_next(_authorize(request, session))
         return response
 
 
 def _authorize(request: XrpcRequest, session: Session) -> XrpcRequest:
-    request.extensions["did"] = session.did
+    request.context.did = session.did
     return request.replace(
         host=session.pds_endpoint,
         headers={**request.headers, "Authorization": f"Bearer {session.access_jwt}"},

@@ -17,17 +17,19 @@ class HttpxTransport:
     """Sends requests with a shared ``httpx.AsyncClient``; error statuses are returned as values.
 
     ``request.content`` may be an async generator (a body streamed from disk);
-    ``extensions["timeout"]`` overrides the client's timeout for one request.
+    ``timeout`` (None: the httpx client's own) applies to every request; ``context.timeout``
+    overrides it for one request.
     """
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, timeout: float | None = None) -> None:
         self.http = http
+        self.timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
 
     async def __call__(self, request: XrpcRequest) -> XrpcResponse:
         if request.host == AUTH:
             raise RuntimeError("an authenticated request reached the transport without a host")
-        url = f"{request.host}/xrpc/{request.nsid}"
-        request.extensions["url"] = url
+        url = request.url
+        request.context.url = url
         body = request.content
         try:
             response = await self.http.request(
@@ -37,7 +39,7 @@ class HttpxTransport:
                 json=request.json if body is None else None,
                 content=body,
                 headers=request.headers,
-                timeout=request.extensions.get("timeout", httpx.USE_CLIENT_DEFAULT),
+                timeout=request.context.timeout or self.timeout,
             )
         except httpx.TransportError as exc:
             raise transport_error(request, exc) from exc

@@ -25,20 +25,28 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from ._base import ClientBase
-from ._call_log import CallLogMiddleware, CallLogWriter
-from ._exceptions import InvalidInput, NetworkError, PyskyError, RateLimitExceeded, ServerError
-from ._middleware import build_chain
+from ._config import DEFAULT_VIDEO_HOST
+from ._exceptions import (
+    IncompatibleVideo,
+    InvalidInput,
+    NetworkError,
+    RateLimitExceeded,
+    ServerError,
+    VideoProcessingFailed,
+    VideoProcessingTimeout,
+    VideoUploadRefused,
+)
+from ._middleware import NO_ACCOUNT
 from ._request import XrpcRequest
 from ._response import XrpcResponse, raise_for_status
-from ._transport import HttpxTransport
 
 if TYPE_CHECKING:
-    pass
+    from ._records import Records
+    from ._session import SessionManager
+    from ._xrpc import Xrpc
 
 from ._video_check import (
     Caption,
-    IncompatibleVideo,
     Video,
     VideoInfo,
     check_video,
@@ -46,46 +54,7 @@ from ._video_check import (
 
 logger = logging.getLogger("pysky_async")
 
-DEFAULT_VIDEO_HOST = "https://video.bsky.app"
 UPLOAD_CHUNK = 1 << 20
-
-
-class VideoUploadRefused(PyskyError):
-    """The video service will not take an upload from this account now (``getUploadLimits``)."""
-
-    def __init__(self, message: str, *, error: str | None = None, limits: Mapping[str, Any] | None = None) -> None:
-        self.message = message
-        self.error = error
-        self.limits = dict(limits or {})
-        super().__init__(f"the video service refused the upload: {message}")
-
-
-class VideoProcessingFailed(PyskyError):
-    """The video service's job ended in ``JOB_STATE_FAILED``; nothing was posted.
-
-    ``failure_code``: validation_failure, encoding_failure, pds_upload_failure,
-    pds_upload_unsupported_blob_size, generic_failure (or None when the service gave none).
-    """
-
-    def __init__(self, job_id: str, failure_code: str | None, message: str | None, error: str | None = None) -> None:
-        self.job_id = job_id
-        self.failure_code = failure_code
-        self.message = message
-        self.error = error
-        super().__init__(f"video job {job_id} failed ({failure_code or error or 'no failure code'}): "
-                         f"{message or error or 'no message'}")
-
-
-class VideoProcessingTimeout(PyskyError, TimeoutError):
-    """The job did not finish within ``timeout`` seconds; nothing was posted. It may still finish:
-    ``get_video_job(job_id)`` later, or upload again (the service answers ``already_exists``)."""
-
-    def __init__(self, job_id: str, timeout: float, state: str | None, progress: int | None) -> None:
-        self.job_id = job_id
-        self.state = state
-        self.progress = progress
-        super().__init__(f"video job {job_id} still {state or 'unknown'} ({progress or 0}%) after {timeout:g} s; "
-                         "raise timeout= or retry later")
 
 
 @dataclass(frozen=True)
@@ -123,31 +92,24 @@ def video_embed(uploaded: UploadedVideo, alt: str | Video | None = None,
 # -- the client side --------------------------------------------------------------------
 
 
-class VideoMixin(ClientBase):
-    """Video uploads for AsyncBskyClient (video service calls go through ``self.http``)."""
+class Videos:
+    """Video uploads through Bluesky's video service (``bsky.video``); every call goes through
+    the client's pipeline (the video service's skip the session and the write budget).
 
-    if TYPE_CHECKING:
-        async def upload_blob(self, data: bytes, mimetype: str) -> dict[str, Any]: ...
+    Args:
+        xrpc: how calls are made. sessions: the account. records: uploads caption blobs.
+        video_host / video_service_did: the default video service and its DID.
+    """
 
-    async def get_service_auth(self, aud: str, lxm: str | None = None, exp: int | None = None) -> str:
-        """A token from the account's PDS that ``aud`` accepts as the account (for ``lxm`` only).
+    def __init__(self, xrpc: Xrpc, sessions: SessionManager, records: Records, *,
+                 video_host: str = DEFAULT_VIDEO_HOST, video_service_did: str | None = None) -> None:
+        self._xrpc = xrpc
+        self._sessions = sessions
+        self._records = records
+        self.video_host = video_host
+        self.video_service_did = video_service_did
 
-        ``exp`` (epoch seconds) must be in the future: within an hour with ``lxm``, within 60 s
-        without (the PDS's default is 60 s).
-        """
-        if exp is not None:
-            exp = int(exp)
-            ahead = exp - time.time()
-            if ahead <= 0 or ahead > (3600 if lxm else 60):
-                raise InvalidInput(f"service token exp must be in the future and at most {3600 if lxm else 60} s "
-                                   f"ahead{'' if lxm else ' without lxm'}; got {ahead:.0f} s")
-        params = {"aud": aud, "lxm": lxm, "exp": exp}
-        request = self._request("GET", "com.atproto.server.getServiceAuth", None,
-                                {k: v for k, v in params.items() if v is not None}, default_auth=True)
-        token: str = (await self.send(request)).raw["token"]
-        return token
-
-    async def upload_video(self, video: Video, *, progress: Callable[[int], object] | None = None,
+    async def upload(self, video: Video, *, progress: Callable[[int], object] | None = None,
                            timeout: float = 600,  # noqa: ASYNC109 - how long processing may take, not I/O
                            poll_interval: float = 1.0, video_host: str | None = None,
                            video_service_did: str | None = None) -> UploadedVideo:
@@ -168,12 +130,11 @@ class VideoMixin(ClientBase):
             raise InvalidInput(f"upload_video takes a Video, not {type(video).__name__}")
         caption_data = [(caption.lang, caption.read()) for caption in video.captions]
         info = await anyio.to_thread.run_sync(lambda: check_video(video))
-        host = (video_host or getattr(self, "video_host", None) or DEFAULT_VIDEO_HOST).rstrip("/")
-        service_did = (video_service_did or getattr(self, "video_service_did", None)
-                       or f"did:web:{urlsplit(host).hostname}")
-        session = await self.sessions.current()
+        host = (video_host or self.video_host).rstrip("/")
+        service_did = video_service_did or self.video_service_did or f"did:web:{urlsplit(host).hostname}"
+        session = await self._sessions.current()
         await self._check_upload_limits(host, service_did, info)
-        token = await self.get_service_auth(f"did:web:{urlsplit(session.pds_endpoint).hostname}",
+        token = await self._xrpc.service_auth(f"did:web:{urlsplit(session.pds_endpoint).hostname}",
                                             "com.atproto.repo.uploadBlob", int(time.time()) + 1800)
         status = await self._upload_video_body(host, token, session.did, video, info)
         job_id = str(status.get("jobId") or "")
@@ -185,20 +146,20 @@ class VideoMixin(ClientBase):
             blob = await self._wait_for_job(host, job_id, status, progress, timeout, poll_interval)
         elif progress is not None:
             progress(100)
-        captions = tuple([{"lang": lang, "file": await self.upload_blob(data, "text/vtt")}
+        captions = tuple([{"lang": lang, "file": await self._records.upload_blob(data, "text/vtt")}
                           for lang, data in caption_data])
         return UploadedVideo(blob=dict(blob), info=info, job_id=job_id, alt=video.alt, captions=captions)
 
-    async def get_video_job(self, job_id: str, *, video_host: str | None = None) -> dict[str, Any]:
+    async def get_job(self, job_id: str, *, video_host: str | None = None) -> dict[str, Any]:
         """The video service's ``jobStatus`` of a job (no auth)."""
-        host = (video_host or getattr(self, "video_host", None) or DEFAULT_VIDEO_HOST).rstrip("/")
+        host = (video_host or self.video_host).rstrip("/")
         response = await self._video_service(XrpcRequest("GET", "app.bsky.video.getJobStatus", host,
-                                                         params={"jobId": job_id}))
+                                                         params={"jobId": job_id}, skip=NO_ACCOUNT))
         return _job_status(response.raw)
 
     async def _check_upload_limits(self, host: str, service_did: str, info: VideoInfo) -> None:
-        token = await self.get_service_auth(service_did, "app.bsky.video.getUploadLimits")
-        request = XrpcRequest("GET", "app.bsky.video.getUploadLimits", host,
+        token = await self._xrpc.service_auth(service_did, "app.bsky.video.getUploadLimits")
+        request = XrpcRequest("GET", "app.bsky.video.getUploadLimits", host, skip=NO_ACCOUNT,
                               headers={"Authorization": f"Bearer {token}"})
         limits = (await self._video_service(request)).raw
         if not limits.get("canUpload"):
@@ -215,17 +176,14 @@ class VideoMixin(ClientBase):
         request = XrpcRequest("POST", "app.bsky.video.uploadVideo", host, params={"did": did, "name": name},
                               headers={"Authorization": f"Bearer {token}", "Content-Type": info.mimetype,
                                        "Content-Length": str(info.size)},
-                              content=_chunks(video, info.size))
-        request.extensions["timeout"] = httpx.Timeout(60.0, read=300.0)
+                              content=_chunks(video, info.size), skip=NO_ACCOUNT)
+        request.context.timeout = httpx.Timeout(60.0, read=300.0)
         response = await self._video_service(request, accept_error=_is_already_exists)
         return _job_status(response.raw)
 
     async def _video_service(self, request: XrpcRequest,
                              accept_error: Callable[[XrpcResponse], bool] | None = None) -> XrpcResponse:
-        writer = getattr(self, "call_log", None)
-        chain = build_chain([CallLogMiddleware(writer)] if isinstance(writer, CallLogWriter) else [],
-                            HttpxTransport(self.http))
-        response = await chain(request)
+        response = await self._xrpc.send_unchecked(request)
         if accept_error is not None and response.is_error and accept_error(response):
             return response
         return raise_for_status(response, request.nsid)
@@ -257,7 +215,7 @@ class VideoMixin(ClientBase):
                     await anyio.sleep(delay)
                     delay = min(delay * 1.5, max(poll_interval, 5.0))
                 try:
-                    status, polled = await self.get_video_job(job_id, video_host=host), True
+                    status, polled = await self.get_job(job_id, video_host=host), True
                 except (ServerError, RateLimitExceeded, NetworkError) as exc:
                     logger.warning("video job %s: polling failed (%s); trying again", job_id, exc)
         raise VideoProcessingTimeout(job_id, limit, status.get("state"), status.get("progress"))
@@ -293,6 +251,6 @@ async def _chunks(video: Video, size: int) -> AsyncGenerator[bytes, None]:
 
 
 __all__ = [
-    "Caption", "IncompatibleVideo", "UploadedVideo", "Video", "VideoInfo", "VideoMixin", "VideoProcessingFailed",
+    "Caption", "IncompatibleVideo", "UploadedVideo", "Video", "VideoInfo", "Videos", "VideoProcessingFailed",
     "VideoProcessingTimeout", "VideoUploadRefused", "check_video", "video_embed",
 ]

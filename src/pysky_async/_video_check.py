@@ -26,7 +26,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import InvalidInput
+from ._exceptions import IncompatibleVideo, InvalidInput
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -45,19 +45,6 @@ _ACCEPTED: dict[str, tuple[frozenset[str], frozenset[str], str]] = {
 }
 _REENCODE = "re-encode it to H.264/AAC MP4, e.g. ffmpeg -i IN -c:v libx264 -c:a aac -movflags +faststart OUT.mp4"
 _REMUX = "remux it to MP4 without re-encoding: ffmpeg -i IN -c copy -movflags +faststart OUT.mp4"
-
-
-class IncompatibleVideo(InvalidInput):
-    """The video cannot be posted as it is; ``reason`` is a short code, the message says what to do.
-
-    Reasons: ``not_a_video``, ``empty``, ``too_big``, ``too_long``, ``truncated``, ``audio_only``,
-    ``hevc``, ``mpeg4_part2``, ``unsupported_video_codec``, ``unsupported_audio_codec``,
-    ``unsupported_container``.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        super().__init__(f"{message} [{reason}]")
 
 
 @dataclass(frozen=True)

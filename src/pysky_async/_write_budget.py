@@ -15,8 +15,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._exceptions import InvalidInput, RateLimitExceeded
-from ._middleware import Handler
+from ._exceptions import InvalidInput, WriteBudgetExhausted
+from ._middleware import WRITE_BUDGET, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse
 from ._storage.models import utcnow
@@ -44,7 +44,7 @@ class WriteBudget:
     Args:
         hourly_points / daily_points: points allowed per trailing hour / day.
         daily_blobs: blob uploads allowed per trailing day.
-        on_budget_exhausted: ``"raise"`` RateLimitExceeded (with when the write will fit), or
+        on_budget_exhausted: ``"raise"`` WriteBudgetExhausted (with when the write will fit), or
             ``"wait"`` until it fits.
         warn_ratio: log a warning when more than this share of a window is used.
         hour / day: the window lengths in seconds.
@@ -77,12 +77,14 @@ class WriteBudgetMiddleware:
     Runs inside the session middleware (the ledger is per account DID).
     """
 
+    name = WRITE_BUDGET
+
     def __init__(self, store: Store, budget: WriteBudget) -> None:
         self.store = store
         self.budget = budget
 
     async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:
-        did = request.extensions.get("did")
+        did = request.context.did
         points = write_points(request)
         is_blob = request.nsid == BLOB_ENDPOINT
         if did is None or not (points or is_blob):
@@ -96,7 +98,7 @@ class WriteBudgetMiddleware:
         spent = not response.is_error
         await asyncio.shield(self._settle(reservation, spent=spent))
         if spent and not is_blob:
-            request.extensions["write_op_points"] = points
+            request.context.write_points = points
         return response
 
     async def _reserve(self, did: str, endpoint: str, points: int, is_blob: bool) -> int:
@@ -112,12 +114,11 @@ class WriteBudgetMiddleware:
             if self.budget.on_budget_exhausted == "raise":
                 fits_at = now + dt.timedelta(seconds=wait)
                 what = "blob uploads" if is_blob else f"{points} write points"
-                raise RateLimitExceeded(
-                    429, "WriteBudgetExhausted",
-                    f"{what} for {did} would exceed the write budget; it fits again at "
-                    f"{fits_at:%Y-%m-%d %H:%M:%S} UTC (in {wait:.0f} s). Pass "
+                raise WriteBudgetExhausted(
+                    f"{endpoint} was not sent: {what} for {did} would exceed the write budget; it fits "
+                    f"again at {fits_at:%Y-%m-%d %H:%M:%S} UTC (in {wait:.0f} s). Pass "
                     "write_budget=WriteBudget(on_budget_exhausted='wait') to wait instead",
-                    endpoint=endpoint, retry_after=wait)
+                    did=did, endpoint=endpoint, points=points, retry_after=wait, fits_at=fits_at)
             logger.warning("write budget of %s exhausted: waiting %.1f s before %s", did, wait, endpoint)
             await asyncio.sleep(wait)
 

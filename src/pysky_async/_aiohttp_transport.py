@@ -1,0 +1,129 @@
+"""The fast path: XRPC requests straight onto the aiohttp session under the library's own
+httpx client, skipping httpx's per-call URL parsing, request and response building.
+
+The client's ``bsky.http`` (an ``httpx.AsyncClient`` on ``httpx-aiohttp``'s transport) and
+this transport share one ``aiohttp.ClientSession``, so one connection pool. Requests whose
+body is streamed (video uploads) take the httpx path (``HttpxTransport``). A caller's own
+``httpx.AsyncClient`` (``http_client=``) always takes the httpx path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from ._exceptions import NetworkError, RequestTimeout
+from ._request import AUTH, XrpcRequest
+from ._response import HttpInfo, XrpcResponse, decode_body
+from ._transport import HttpxTransport
+
+if TYPE_CHECKING:
+    import aiohttp
+    import yarl
+
+
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+
+class SharedAiohttpSession:
+    """Creates the one ``aiohttp.ClientSession`` on first use (it needs a running loop), with
+    the connection settings ``httpx-aiohttp``'s transport would have used."""
+
+    def __init__(self, limits: httpx.Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self.session: aiohttp.ClientSession | None = None
+
+    async def aclose(self) -> None:
+        """Close the session (safe to call twice, or when it was never opened)."""
+        if self.session is not None and not self.session.closed:
+            await self.session.close()
+
+    def __call__(self) -> aiohttp.ClientSession:
+        if self.session is None or self.session.closed:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(limit=self.limits.max_connections or 0,
+                                             keepalive_timeout=self.limits.keepalive_expiry,
+                                             ssl=httpx.create_ssl_context())
+            self.session = aiohttp.ClientSession(connector=connector)
+        return self.session
+
+
+class AiohttpXrpcTransport:
+    """Sends requests on the shared aiohttp session; error statuses are returned as values.
+
+    Args:
+        session: the shared session.
+        http: the library's own httpx client: its headers are sent, its timeout is the default;
+            streamed bodies go through it.
+        timeout: seconds per request (None: the httpx client's).
+    """
+
+    def __init__(self, session: SharedAiohttpSession, http: httpx.AsyncClient, *, timeout: float | None = None) -> None:
+        import aiohttp
+        import yarl
+
+        self._session = session
+        self._fallback = HttpxTransport(http, timeout=timeout)
+        self._headers = {key: value for key, value in http.headers.items() if key.lower() != "connection"}
+        self._timeout = _client_timeout(httpx.Timeout(timeout) if timeout is not None else http.timeout)
+        self._bases: dict[str, yarl.URL] = {}
+        self._yarl = yarl.URL
+        self._aiohttp_errors = (aiohttp.ClientError, OSError)
+
+    async def __call__(self, request: XrpcRequest) -> XrpcResponse:
+        body = request.content
+        if body is not None and not isinstance(body, bytes):
+            return await self._fallback(request)
+        if request.host == AUTH:
+            raise RuntimeError("an authenticated request reached the transport without a host")
+        ctx = request.context
+        url = request.url
+        ctx.url = url
+        query = _query(request.params)
+        target = self._yarl(f"{url}?{query}" if query else url, encoded=True)
+        headers = {**self._headers, **request.headers} if request.headers else self._headers
+        timeout = _client_timeout(httpx.Timeout(ctx.timeout)) if ctx.timeout is not None else self._timeout
+        started = time.perf_counter()
+        try:
+            async with self._session().request(request.method, target, headers=headers, timeout=timeout,
+                                               json=request.json if body is None else None, data=body,
+                                               allow_redirects=False) as response:
+                content = await response.read()
+                status, raw_headers = response.status, response.raw_headers
+        except asyncio.TimeoutError as exc:
+            raise RequestTimeout(
+                f"{request.nsid} to {request.host} timed out; the server may be overloaded: retry later or "
+                "raise the client's timeout=") from exc
+        except self._aiohttp_errors as exc:
+            raise NetworkError(
+                f"{request.nsid} to {request.host} failed before any answer: {exc!r}; "
+                "check the host name and your network") from exc
+        headers_out = httpx.Headers(raw_headers)
+        info = HttpInfo(status, headers_out, dt.timedelta(seconds=time.perf_counter() - started), str(target))
+        return XrpcResponse(decode_body(content, headers_out), info, content)
+
+
+def _client_timeout(timeout: httpx.Timeout) -> Any:
+    import aiohttp
+
+    return aiohttp.ClientTimeout(sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool)
+
+
+def _query(params: Mapping[str, Any]) -> str:
+    """The query string as httpx builds it: None left out, booleans as true/false, a list as
+    repeated keys, every value percent-encoded."""
+    parts = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            text = ("true" if item else "false") if isinstance(item, bool) else str(item)
+            parts.append(f"{quote(key, safe='')}={quote(text, safe='')}")
+    return "&".join(parts)

@@ -1,0 +1,47 @@
+"""The typed per-call context: what the middlewares of one call tell each other.
+
+One ``CallContext`` travels with a call through every attempt; ``request.replace`` keeps it.
+Each field has one writer (named below) and any number of readers, so middlewares depend on
+named, typed fields instead of on each other's dictionary keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class CallContext:
+    """Per-call notes. Not sent.
+
+    Attributes:
+        did: the account the call is made as (set by the session middleware).
+        idempotent: a write that may be repeated safely (set by the caller; read by retry).
+        resume: send the saved cursor when the request has none (set by the paginator).
+        cursor_key: separates saved cursors sharing an endpoint (set by the caller).
+        first_cursor: the cursor of a resumed run's first page when none is saved.
+        cursor_passed: the saved cursor the cursor middleware sent.
+        write_points: the write points this call spent (set by the write budget).
+        session_was_refreshed: the token was refreshed and the call replayed (session).
+        attempt: 1 for the first attempt, 2 for the first retry... (set by retry).
+        url: the URL of the last attempt, without the query (set by the transport).
+        timeout: seconds (or an ``httpx.Timeout``) for this call instead of the client's.
+        log_errors_at_once: write an error's call-log row before returning it so it carries
+            ``log_id``; off for the session's own calls, made while a database lock is held.
+        elapsed_us: how long the last attempt took, in microseconds (set by the call log).
+    """
+
+    did: str | None = None
+    idempotent: bool = False
+    resume: bool = False
+    cursor_key: str | None = None
+    first_cursor: str | None = None
+    cursor_passed: str | None = None
+    write_points: int = 0
+    session_was_refreshed: bool = False
+    attempt: int = 0
+    url: str | None = None
+    timeout: Any = None
+    log_errors_at_once: bool = True
+    elapsed_us: int | None = None
