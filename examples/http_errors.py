@@ -19,6 +19,7 @@ from pysky_async import (
     RecordNotFound,
     ServerError,
     UpstreamFailure,
+    WriteBudgetExhausted,
 )
 
 
@@ -28,7 +29,7 @@ def http_error(exc: PyskyError) -> tuple[int, dict[str, str]]:
         return 404, {}
     if isinstance(exc, InvalidInput):
         return 422, {}
-    if isinstance(exc, RateLimitExceeded):
+    if isinstance(exc, (WriteBudgetExhausted, RateLimitExceeded)):
         return 429, {"Retry-After": str(math.ceil(exc.retry_after or 60))}
     if isinstance(exc, (NetworkError, UpstreamFailure, ServerError)):
         return 503, {"Retry-After": "30"}

@@ -14,12 +14,15 @@ from ._exceptions import (
     IdentityNotFound,
     ImageTooLarge,
     IncompatibleVideo,
+    InvalidIdentifier,
     InvalidImage,
     InvalidInput,
+    InvalidPost,
     InvalidRequest,
     InvalidSwap,
     InvalidToken,
     LoginFailed,
+    MissingDependency,
     NetworkError,
     NotAuthenticated,
     NotFound,
@@ -32,6 +35,7 @@ from ._exceptions import (
     ServerError,
     StorageError,
     UpstreamFailure,
+    UsageError,
     VideoProcessingFailed,
     VideoProcessingTimeout,
     VideoUploadRefused,
@@ -52,9 +56,9 @@ from ._records import Create, Delete, Record, RecordRef, Records, Update, WriteR
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, JsonObject, XrpcResponse
 from ._retry import RetryPolicy, set_testing
-from ._richtext import Facet, InvalidPost, detect_facets, split_thread
+from ._richtext import Facet, detect_facets, split_thread
 from ._session import Session
-from ._syntax import AtIdentifier, AtUri, Did, Handle, InvalidIdentifier, Nsid, RecordKey, Tid
+from ._syntax import AtIdentifier, AtUri, Did, Handle, Nsid, RecordKey, Tid
 from ._version import __version__
 from ._video import (
     Caption,
@@ -136,6 +140,8 @@ __all__ = [
     "Update",
     "UploadedVideo",
     "UpstreamFailure",
+    "UsageError",
+    "MissingDependency",
     "Video",
     "VideoInfo",
     "VideoProcessingFailed",

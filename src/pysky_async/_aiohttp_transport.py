@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from ._exceptions import NetworkError, RequestTimeout
+from ._network_errors import failure_reason
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, XrpcResponse, decode_body
 from ._transport import HttpxTransport
@@ -103,7 +104,7 @@ class AiohttpXrpcTransport:
                 "raise the client's timeout=") from exc
         except self._aiohttp_errors as exc:
             raise NetworkError(
-                f"{request.nsid} to {request.host} failed before any answer: {exc!r}; "
+                f"{request.nsid} to {request.host} got no answer: {failure_reason(exc)}; "
                 "check the host name and your network") from exc
         headers_out = httpx.Headers(raw_headers)
         info = HttpInfo(status, headers_out, dt.timedelta(seconds=time.perf_counter() - started), str(target))

@@ -150,7 +150,7 @@ class CallLogMiddleware:
 
 def _log_error(exc: PyskyError) -> None:
     if exc.log_id is not None:
-        logger.info("%s: %s; see SELECT * FROM bsky_api_call_log WHERE id = %d",
+        logger.debug("%s: %s; see SELECT * FROM bsky_api_call_log WHERE id = %d",
                     type(exc).__name__, redact_text(str(exc)), exc.log_id)
 
 

@@ -1,25 +1,35 @@
-"""``python -m pysky_async`` / ``pysky-async``: call XRPC methods and manage the database.
+"""pysky-async (or python -m pysky_async): call XRPC methods, manage the session and the database.
 
-    pysky-async get app.bsky.actor.getProfile actor=bsky.app
-    pysky-async post com.atproto.repo.createRecord repo=me.bsky.social collection=... 'record={"text":"hi"}'
-    pysky-async db upgrade
+examples:
+  pysky-async get app.bsky.actor.getProfile actor=bsky.app
+  pysky-async post com.atproto.repo.createRecord repo=me.bsky.social collection=... 'record={"text":"hi"}'
+  pysky-async --auth-host http://localhost:2583 get com.atproto.server.describeServer
+  pysky-async session show
+  pysky-async db path
 
-Credentials and the database come from the same environment variables as the client.
+Credentials (BSKY_AUTH_USERNAME, BSKY_AUTH_PASSWORD), hosts (PYSKY_AUTH_HOST, PYSKY_PUBLIC_HOST ...)
+and the database (PYSKY_DATABASE_URL ...) come from the same environment variables as the client.
+Without an account, --auth-host is also where queries go.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
+from . import _jwt
 from ._client import AsyncBskyClient
-from ._exceptions import PyskyError
+from ._exceptions import NotAuthenticated, PyskyError
 from ._storage import migrate
-from ._storage.store import Store
+from ._storage.store import Store, resolve_database_url
 
 
 def _pairs(items: Sequence[str]) -> dict[str, Any]:
@@ -57,12 +67,19 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--include-outsiders", action="store_true",
                        help="also write follows of accounts that are not among the authors")
     db = commands.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade", "downgrade", "current"])
+    db.add_argument("action", choices=["upgrade", "downgrade", "current", "path"],
+                    help="path: print the database URL in use (password hidden)")
     db.add_argument("revision", nargs="?")
+    session = commands.add_parser("session", help="the stored login of the configured account")
+    session.add_argument("action", choices=["show", "clear"],
+                         help="show: who, where, until when (never the tokens); clear: forget it here")
     return parser
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.command == "db" and args.action == "path":
+        print(make_url(resolve_database_url(args.database_url)).render_as_string(hide_password=True))
+        return 0
     if args.command == "db":
         store = Store(args.database_url, auto_migrate=False)
         try:
@@ -74,8 +91,13 @@ async def _run(args: argparse.Namespace) -> int:
         finally:
             await store.aclose()
         return 0
-    async with AsyncBskyClient(auth_host=args.auth_host, public_host=args.public_host,
+    public_host = args.public_host
+    if public_host is None and args.auth_host and not os.environ.get("BSKY_AUTH_USERNAME"):
+        public_host = args.auth_host  # no account: the server named is the one to ask
+    async with AsyncBskyClient(auth_host=args.auth_host, public_host=public_host,
                                database_url=args.database_url) as bsky:
+        if args.command == "session":
+            return await _session_command(bsky, args.action)
         if args.command == "graph":
             from ._graph import export_follow_graph
 
@@ -88,6 +110,24 @@ async def _run(args: argparse.Namespace) -> int:
         else:
             response = await bsky.post(args.nsid, hostname=args.hostname, data=_pairs(args.args))
     print(json.dumps(response.raw, indent=2, ensure_ascii=False))
+    return 0
+
+
+async def _session_command(bsky: AsyncBskyClient, action: str) -> int:
+    if not bsky.sessions.identifier:
+        raise NotAuthenticated("no account configured: set BSKY_AUTH_USERNAME (the session is stored per account)")
+    stored = await bsky.sessions.stored()
+    if stored is None:
+        print(f"no stored session for {bsky.sessions.account_key}")
+        return 0
+    if action == "clear":
+        await bsky.sessions.forget()
+        print(f"forgot the stored session of {stored.handle} ({stored.did}); the next call logs in again")
+        return 0
+    exp = _jwt.claims(stored.access_jwt).get("exp")
+    expires = dt.datetime.fromtimestamp(exp, dt.timezone.utc).isoformat() if isinstance(exp, (int, float)) else None
+    print(json.dumps({"account": bsky.sessions.account_key, "did": stored.did, "handle": stored.handle,
+                      "pds": stored.pds_endpoint, "access_token_expires": expires}, indent=2))
     return 0
 
 

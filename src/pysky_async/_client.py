@@ -17,9 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ._aiohttp_transport import AiohttpXrpcTransport, SharedAiohttpSession
 from ._call_log import CallLogMiddleware, CallLogWriter
 from ._config import (
-    DEFAULT_PLC_DIRECTORY,
     DEFAULT_RETRY,
-    DEFAULT_VIDEO_HOST,
     DEFAULT_WRITE_BUDGET,
     ClientConfig,
 )
@@ -115,24 +113,27 @@ class AsyncBskyClient:
         database_url: any SQLAlchemy async URL; else ``PYSKY_DATABASE_URL``, the ``PG*``
             variables, ``BSKY_SQLITE_FILENAME``, or an SQLite file in the user data directory.
         engine: an AsyncEngine to use instead of ``database_url`` (left open on close).
-        auth_host: where to log in (default ``https://bsky.social``); calls then go to the
+        auth_host: where to log in (``PYSKY_AUTH_HOST``, default ``https://bsky.social``); calls then go to the
             account's own PDS from its DID document.
-        public_host: the unauthenticated AppView (default ``https://public.api.bsky.app``).
+        public_host: the unauthenticated AppView (``PYSKY_PUBLIC_HOST``, default
+            ``https://public.api.bsky.app``).
         http_client: an ``httpx.AsyncClient`` to share (left open on close; a slower path than
             the client's own, see the README's performance figures).
         middleware: your own middleware, run inside the call log and outside the session;
             fixed at construction (``bsky.middleware`` is a read-only tuple).
-        timeout: seconds per request (default 30; an injected ``http_client`` keeps its own
+        timeout: seconds per request (``PYSKY_TIMEOUT``, default 30; an injected ``http_client`` keeps its own
             timeout unless this is given).
         auto_migrate: create/upgrade the schema on first use (default: SQLite only).
-        plc_directory: where did:plc documents are resolved (default https://plc.directory).
+        plc_directory: where did:plc documents are resolved (``PYSKY_PLC_DIRECTORY``, default
+            https://plc.directory).
         write_budget: the per-account write limits to stay under (None: no budget).
         retry: how reads and idempotent writes are retried (None: never).
         request_limit: (requests, seconds) this process stays under (None: no client-side limit).
-        image_max_bytes: images are re-encoded to fit this blob size (Bluesky's PDS takes up to
+        image_max_bytes: images are re-encoded to fit this blob size (``PYSKY_IMAGE_MAX_BYTES``,
+            default 1,000,000; Bluesky's PDS takes up to
             2,000,000; other PDSes 1,000,000).
-        video_host / video_service_did: Bluesky's video service (default https://video.bsky.app,
-            ``did:web:video.bsky.app``).
+        video_host / video_service_did: Bluesky's video service (``PYSKY_VIDEO_HOST`` /
+            ``PYSKY_VIDEO_SERVICE_DID``, default https://video.bsky.app, ``did:web:video.bsky.app``).
     """
 
     def __init__(
@@ -148,12 +149,12 @@ class AsyncBskyClient:
         middleware: Sequence[Middleware] = (),
         timeout: float | None = None,
         auto_migrate: bool | None = None,
-        plc_directory: str = DEFAULT_PLC_DIRECTORY,
+        plc_directory: str | None = None,
         write_budget: WriteBudget | None = DEFAULT_WRITE_BUDGET,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         request_limit: tuple[int, float] | None = (3000, 300.0),
-        image_max_bytes: int = 1_000_000,
-        video_host: str = DEFAULT_VIDEO_HOST,
+        image_max_bytes: int | None = None,
+        video_host: str | None = None,
         video_service_did: str | None = None,
     ) -> None:
         config = ClientConfig.from_options(
@@ -164,7 +165,7 @@ class AsyncBskyClient:
             video_service_did=video_service_did,
         )
         aiohttp_session = SharedAiohttpSession() if http_client is None else None
-        http = http_client or default_http_client(timeout or DEFAULT_TIMEOUT, aiohttp_session)
+        http = http_client or default_http_client(config.timeout or DEFAULT_TIMEOUT, aiohttp_session)
         store = Store(database_url, engine=engine, auto_migrate=auto_migrate)
         sessions = SessionManager(store, self._send_unchecked, auth_host=config.auth_host,
                                   identifier=config.username, password=config.password)
@@ -289,6 +290,12 @@ class AsyncBskyClient:
         """Log in now (or load the stored session) instead of on the first call."""
         self._check_open()
         return await self.sessions.current()
+
+    async def logout(self) -> None:
+        """End the session on the server (``deleteSession``) and forget the stored one. The next
+        authenticated call logs in again (with the password, if the client has one)."""
+        self._check_open()
+        await self.sessions.logout()
 
     def export_session(self) -> dict[str, str]:
         """The current session as a dict (contains tokens: keep it secret)."""

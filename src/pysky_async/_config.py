@@ -73,17 +73,22 @@ class ClientConfig:
         env: Mapping[str, str] | None = None,
         **options: Any,
     ) -> ClientConfig:
-        """Keyword arguments first, then environment variables, then defaults."""
+        """Keyword arguments first, then environment variables (``ENVIRONMENT``), then defaults."""
         env = os.environ if env is None else env
         if "middleware" in options:
             options["middleware"] = tuple(options["middleware"])
-        if "video_host" in options:
-            options["video_host"] = normalize_host(options["video_host"])
+        for option, variable in ENVIRONMENT.items():
+            if options.get(option) is None and env.get(variable):
+                options[option] = _from_env(option, variable, env[variable])
+        for host in ("video_host", "plc_directory"):
+            if options.get(host) is not None:
+                options[host] = normalize_host(options[host])
+        options = {key: value for key, value in options.items() if value is not None or key not in _NONE_IS_DEFAULT}
         return cls(
             username=username or env.get("BSKY_AUTH_USERNAME") or None,
             password=password or env.get("BSKY_AUTH_PASSWORD") or None,
-            auth_host=normalize_host(auth_host or DEFAULT_AUTH_HOST),
-            public_host=normalize_host(public_host or DEFAULT_PUBLIC_HOST),
+            auth_host=normalize_host(auth_host or env.get("PYSKY_AUTH_HOST") or DEFAULT_AUTH_HOST),
+            public_host=normalize_host(public_host or env.get("PYSKY_PUBLIC_HOST") or DEFAULT_PUBLIC_HOST),
             database_url=database_url,
             **options,
         )
@@ -96,6 +101,31 @@ class ClientConfig:
             if host in changes:
                 changes[host] = normalize_host(changes[host])
         return dataclasses.replace(self, **changes)
+
+
+ENVIRONMENT: dict[str, str] = {
+    "timeout": "PYSKY_TIMEOUT",
+    "plc_directory": "PYSKY_PLC_DIRECTORY",
+    "video_host": "PYSKY_VIDEO_HOST",
+    "video_service_did": "PYSKY_VIDEO_SERVICE_DID",
+    "image_max_bytes": "PYSKY_IMAGE_MAX_BYTES",
+}
+"""Options (besides the account, hosts and database) that a deployment sets in the environment."""
+
+_NONE_IS_DEFAULT = frozenset({"plc_directory", "video_host", "image_max_bytes"})
+"""Options whose None means "the default" (for the others None means "off" or "automatic")."""
+
+
+def _from_env(option: str, variable: str, value: str) -> Any:
+    if option not in ("timeout", "image_max_bytes"):
+        return value
+    try:
+        number = float(value) if option == "timeout" else int(value)
+    except ValueError:
+        raise InvalidInput(f"{variable}={value!r} is not a number") from None
+    if number <= 0:
+        raise InvalidInput(f"{variable}={value!r} must be positive")
+    return number
 
 
 def normalize_host(host: str) -> str:

@@ -16,8 +16,10 @@
     │   ├── InvalidImage
     │   │   └── ImageTooLarge
     │   ├── IncompatibleVideo
-    │   ├── InvalidPost             (in _richtext)
-    │   └── InvalidIdentifier       (in _syntax)
+    │   ├── InvalidPost
+    │   └── InvalidIdentifier
+    ├── MissingDependency (ImportError)  an optional extra is not installed (e.g. media)
+    ├── UsageError (TypeError)      a call made the wrong way (the message says the right one)
     └── APIError                    the server answered with an error status
         ├── BadRequest              400 without a more specific XRPC error name
         │   ├── InvalidRequest
@@ -68,6 +70,23 @@ class StorageError(PyskyError):
 
 class InvalidInput(PyskyError, ValueError):
     """An argument was rejected before any request was made."""
+
+
+class InvalidPost(InvalidInput):
+    """The post cannot be made as given (too long, bad facet, embeds that cannot go together...)."""
+
+
+class InvalidIdentifier(InvalidInput):
+    """A DID, handle, NSID, record key, TID or AT-URI is malformed."""
+
+
+class MissingDependency(PyskyError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class UsageError(PyskyError, TypeError):
+    """The library was called the wrong way (e.g. ``await`` on an async iterator); the message
+    says the right way."""
 
 
 class APIError(PyskyError):

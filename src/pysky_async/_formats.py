@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from ._syntax import InvalidIdentifier, _Checked
+from ._exceptions import InvalidIdentifier
+from ._syntax import _Checked
 
 _DATETIME = re.compile(
     r"(?P<year>[0-9]{4})-(?P<month>0[1-9]|1[012])-(?P<day>[0-2][0-9]|3[01])"

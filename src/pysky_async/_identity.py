@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._config import DEFAULT_PLC_DIRECTORY
-from ._exceptions import IdentityNotFound, InvalidInput
+from ._exceptions import BadRequest, IdentityNotFound, InvalidInput
 from ._lenient import handle_from_text
 from ._middleware import NO_ACCOUNT
 from ._request import XrpcRequest
@@ -56,7 +56,11 @@ class IdentityResolver:
         cached = self._cached("handle:" + handle)
         if cached is not None:
             return str(cached)
-        response = await self._xrpc.get("com.atproto.identity.resolveHandle", handle=handle)
+        try:
+            response = await self._xrpc.get("com.atproto.identity.resolveHandle", handle=handle)
+        except BadRequest as exc:  # HandleNotFound, or the reference PDS's "Unable to resolve handle"
+            raise IdentityNotFound(f"the handle {handle} does not resolve to a DID ({exc.message or exc.error})",
+                                   identifier=handle, reason="not_found", status_code=exc.status_code) from exc
         return str(self._store("handle:" + handle, Did(response.raw["did"])))
 
     async def resolve_did(self, did: str) -> dict[str, Any]:
@@ -65,6 +69,9 @@ class IdentityResolver:
         cached = self._cached("did:" + did)
         if cached is not None:
             return dict(cached)
+        own = await self._own_did_document(did)
+        if own is not None:
+            return dict(self._store("did:" + did, own))
         if did.method == "plc":
             host, path = self.plc_directory, f"/{did}"
         elif did.method == "web":
@@ -88,12 +95,25 @@ class IdentityResolver:
                                    reason="bad_document")
         return dict(self._store("did:" + did, document))
 
+    async def _own_did_document(self, did: str) -> dict[str, Any] | None:
+        """The logged-in account's DID document as its PDS hands it out (``getSession``), so the
+        account's own identity never depends on the PLC directory being configured."""
+        session = self._xrpc.sessions.session
+        if session is None or session.did != did:
+            return None
+        document = (await self._xrpc.get("com.atproto.server.getSession")).raw.get("didDoc")
+        return document if isinstance(document, dict) and document.get("id") == did else None
+
     async def pds_endpoint(self, did: str) -> str:
-        """The PDS URL in a DID's document."""
+        """The PDS URL in a DID's document (the logged-in account's: the session's PDS)."""
+        session = self._xrpc.sessions.session
+        if session is not None and session.did == did:
+            return session.pds_endpoint
         endpoint = pds_endpoint_from_did_doc(await self.resolve_did(did))
         if endpoint is None:
             raise IdentityNotFound(f"the DID document of {did} names no PDS", identifier=did, reason="no_pds")
         return endpoint
+
     async def handle_of(self, did: str) -> str | None:
         """The handle claimed in a DID document (``alsoKnownAs: at://<handle>``), unverified."""
         for aka in (await self.resolve_did(did)).get("alsoKnownAs") or []:

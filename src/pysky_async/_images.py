@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from ._exceptions import ImageTooLarge, InvalidImage, InvalidInput
+from ._optional import require_media
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -81,6 +82,7 @@ class Image:
     alt: str = ""
 
     def __post_init__(self) -> None:
+        require_media("PIL", "Image")
         if (self.filename is None) == (self.data is None):
             which = "neither" if self.filename is None else "both"
             raise InvalidImage(f"Image needs exactly one of filename= or data=, got {which}")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ._syntax import AtUri, Handle, InvalidIdentifier
+from ._exceptions import InvalidIdentifier
+from ._syntax import AtUri, Handle
 
 _BSKY_APP_HOSTS = ("bsky.app", "www.bsky.app", "staging.bsky.app")
 _COLLECTION_BY_PATH = {"post": "app.bsky.feed.post", "lists": "app.bsky.graph.list",

@@ -9,10 +9,10 @@ the caller has finished that page, so a killed run repeats at most one page and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from ._exceptions import InvalidInput
+from ._exceptions import InvalidInput, UsageError
 from ._request import XrpcRequest
 from ._response import XrpcResponse, wrap
 
@@ -107,6 +107,16 @@ class Paginator:
     async def collect(self) -> list[Any]:
         """Every item, as a list."""
         return [item async for item in self]
+
+    def __await__(self) -> Generator[Any, None, NoReturn]:
+        raise UsageError("paginate() returns an async iterator, not a coroutine: use "
+                         "`async for item in bsky.paginate(...)`, or `await bsky.paginate(...).collect()` "
+                         "for a list")
+        yield  # pragma: no cover  (makes this a generator, as __await__ must be)
+
+    def __iter__(self) -> NoReturn:
+        raise UsageError("paginate() is an async iterator: use `async for item in bsky.paginate(...)` "
+                         "(inside an async function), not `for`")
 
 
 def _truncated(page: XrpcResponse, name: str, keep: int) -> XrpcResponse:

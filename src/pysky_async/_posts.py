@@ -12,14 +12,22 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import BadRequest, IdentityNotFound, InvalidInput, PostFailed, PyskyError
+from ._exceptions import (
+    BadRequest,
+    IdentityNotFound,
+    InvalidIdentifier,
+    InvalidInput,
+    InvalidPost,
+    PostFailed,
+    PyskyError,
+)
 from ._formats import Datetime, Language
 from ._lenient import at_uri_from_text
 from ._media import External, Media
 from ._records import RecordRef
-from ._richtext import Facet, InvalidPost, RichText, parse
+from ._richtext import Facet, RichText, parse
 from ._storage.repositories import PostRepository
-from ._syntax import AtUri, InvalidIdentifier
+from ._syntax import AtUri
 
 if TYPE_CHECKING:
     from ._identity import IdentityResolver
@@ -63,6 +71,7 @@ class Post:
                     raise InvalidPost(f"Post(langs=...): {exc}; use BCP 47 tags such as 'en' or 'pt-BR'") from None
         if self.created_at is not None:
             _created_at(self.created_at)
+        _check_one_media(len(self.images), self.video is not None, self.external is not None)
 
     def add(self, item: Any) -> Post:
         """Attach a Facet, Image, Video or External; returns the post for chaining."""
@@ -70,16 +79,21 @@ class Post:
             self.facets.append(item)
             return self
         if isinstance(item, External):
+            if self.external is not None:
+                raise InvalidPost("a post can have one link card (External)")
+            _check_one_media(len(self.images), self.video is not None, True)
             self.external = item
             return self
         from ._images import Image
         from ._video import Video
 
         if isinstance(item, Image):
+            _check_one_media(len(self.images) + 1, self.video is not None, self.external is not None)
             self.images.append(item)
         elif isinstance(item, Video):
             if self.video is not None:
                 raise InvalidPost("a post can have one video")
+            _check_one_media(len(self.images), True, self.external is not None)
             self.video = item
         else:
             raise InvalidPost(f"a post can hold Facet, Image, Video or External, not {type(item).__name__}")
@@ -108,8 +122,11 @@ class Posts:
 
     async def create(self, text: str | None = None, *, post: Post | None = None, **options: Any) -> RecordRef:
         """Make a post; returns its ``uri`` and ``cid``. See ``Post`` for the options."""
-        if (text is None) == (post is None):
-            raise InvalidPost("pass text= or post=, not both")
+        if text is None and post is None:
+            raise InvalidPost("create_post() needs something to post: create_post('Hello') or "
+                              "create_post(post=Post('Hello', ...))")
+        if text is not None and post is not None:
+            raise InvalidPost("pass the text or post=Post(...), not both: put the text in the Post")
         post = post if post is not None else Post(text or "", **options)
         session = await self._sessions.current()
         if post.client_unique_key:
@@ -200,6 +217,7 @@ class Posts:
         return {"root": {"uri": root["uri"], "cid": root["cid"]}, "parent": parent}
 
     async def _embed_media(self, images: list[Any], post: Post) -> dict[str, Any] | None:
+        _check_one_media(len(images), post.video is not None, post.external is not None)  # markdown images too
         if images:
             blobs = await asyncio.gather(*(self._media.upload_image(image, n) for n, image in enumerate(images, 1)))
             return {"$type": "app.bsky.embed.images", "images": blobs}
@@ -211,6 +229,16 @@ class Posts:
         if post.external is not None:
             return await self._media.external(post.external)
         return None
+
+
+def _check_one_media(images: int, video: bool, external: bool) -> None:
+    """Bluesky shows one kind of media per post (a quote may come with it): images, a video or
+    a link card. Raise InvalidPost naming the conflict instead of dropping a part."""
+    kinds = [name for name, present in (("images", images), ("a video", video), ("a link card (External)", external))
+             if present]
+    if len(kinds) > 1:
+        raise InvalidPost(f"a post can hold images, a video or a link card, not {' and '.join(kinds)}: "
+                          "Bluesky cannot show them together; post them separately")
 
 
 async def _part(name: str, work: Any) -> Any:

@@ -57,6 +57,7 @@ class XrpcRequest:
         """Where the request goes (without the query string)."""
         return f"{self.host}{self.path}" if self.path is not None else f"{self.host}/xrpc/{self.nsid}"
 
-    def with_headers(self, **headers: str) -> XrpcRequest:
-        """A copy with these headers added or replaced."""
-        return self.replace(headers={**self.headers, **headers})
+    def with_headers(self, headers: Mapping[str, str] | None = None, /, **more: str) -> XrpcRequest:
+        """A copy with these headers added or replaced: a mapping (for names such as
+        ``atproto-proxy`` that are not Python identifiers), keyword arguments, or both."""
+        return self.replace(headers={**self.headers, **(headers or {}), **more})

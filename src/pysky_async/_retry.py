@@ -97,8 +97,8 @@ class RetryMiddleware:
                     if slept + delay > policy.max_total_delay:
                         return response
                 reason = f"HTTP {status}"
-            logger.info("%s failed (%s, attempt %d of %d); retrying in %.2f s",
-                        request.nsid, reason, attempt, policy.attempts, delay)
+            logger.info("%s %s to %s failed (%s, attempt %d of %d); retrying in %.2f s",
+                        request.method, request.nsid, request.host, reason, attempt, policy.attempts, delay)
             slept += delay
             if not _testing:
                 await asyncio.sleep(delay)

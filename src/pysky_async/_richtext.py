@@ -17,15 +17,11 @@ from typing import Any
 import regex
 
 from ._detection import detect as detect_spans
-from ._exceptions import InvalidInput
+from ._exceptions import InvalidPost
 from ._graphemes import grapheme_count, split_graphemes
 
 MAX_GRAPHEMES = 300
 MAX_BYTES = 3000
-
-
-class InvalidPost(InvalidInput):
-    """The post cannot be made as given (too long, bad facet, too many images...)."""
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,11 @@ class SessionManager:
         return f"{who.lower().lstrip('@')}@{self.auth_host}"
 
     @property
+    def pds_endpoint(self) -> str | None:
+        """The account's PDS, once logged in."""
+        return self.session.pds_endpoint if self.session else None
+
+    @property
     def can_authenticate(self) -> bool:
         return self.session is not None or bool(self.identifier)
 
@@ -129,8 +134,17 @@ class SessionManager:
                     self.session = stored
                     return stored
                 current = stored or self.session
-                session = await self._refresh_or_login(current)
-                await repo.save(self.account_key, **session.to_dict())
+                dropped: NotAuthenticated | None = None
+                try:
+                    session = await self._refresh_or_login(current)
+                except NotAuthenticated as exc:  # dead, and no password to replace it: never reuse it
+                    await repo.delete(self.account_key)
+                    dropped = exc
+                else:
+                    await repo.save(self.account_key, **session.to_dict())
+            if dropped is not None:
+                self.session = None
+                raise dropped
             self.session = session
             return session
 
@@ -165,10 +179,44 @@ class SessionManager:
         if current is not None:
             try:
                 return await self._refresh(current)
-            except (ExpiredToken, InvalidToken, AuthenticationRequired) as exc:
-                logger.info("the refresh token of %s is no longer valid (%s); logging in again",
-                            current.did, exc.error or exc.status_code)
+            except APIError as exc:
+                if not _session_unknown(exc):
+                    raise
+                logger.warning("the server no longer accepts the stored session of %s (%s: %s); "
+                               "%s", current.did, exc.error or exc.status_code, exc.message,
+                               "logging in again" if self._password else "dropping it")
+                if not self._password:
+                    raise NotAuthenticated(
+                        f"the stored session of {current.handle or current.did} is no longer valid on "
+                        f"{self.auth_host} ({exc.error or exc.status_code}) and was dropped: pass "
+                        "password= (or set BSKY_AUTH_PASSWORD) so the client can log in again") from exc
         return await self._login()
+
+    async def logout(self) -> None:
+        """End the session on the server (deleteSession) and forget the stored one."""
+        async with self._lock:
+            session = self.session or await self.stored()
+            if session is not None:
+                request = self._own_call("com.atproto.server.deleteSession",
+                                         headers={"Authorization": f"Bearer {session.refresh_jwt}"})
+                try:
+                    raise_for_status(await self.send(request), request.nsid)
+                except APIError as exc:
+                    if not _session_unknown(exc):
+                        raise
+            await self.forget()
+
+    async def stored(self) -> Session | None:
+        """The session stored for this account, without logging in."""
+        async with self.store.transaction() as db:
+            row = await SessionRepository(db).get(self.account_key)
+        return Session.from_row(row) if row is not None else None
+
+    async def forget(self) -> None:
+        """Drop the session here and in the store (the server is not told: see ``logout``)."""
+        async with self.store.transaction() as db:
+            await SessionRepository(db).delete(self.account_key)
+        self.session = None
 
     async def _refresh(self, current: Session) -> Session:
         request = self._own_call("com.atproto.server.refreshSession",
@@ -250,5 +298,26 @@ def _authorize(request: XrpcRequest, session: Session) -> XrpcRequest:
 
 
 def _needs_refresh(response: XrpcResponse) -> bool:
+    """An answer saying the access token is expired, or not (any longer) one of this server's."""
     status = response.http.status_code
-    return status == 401 or (status == 400 and response.raw.get("error") == "ExpiredToken")
+    if status == 401:
+        return True
+    if status not in (400, 403):
+        return False
+    raw = response.raw
+    message = raw.get("message")
+    return raw.get("error") in _UNKNOWN_SESSION_ERRORS or (
+        isinstance(message, str) and message.startswith("Could not find user info for account"))
+
+
+_UNKNOWN_SESSION_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AccountNotFound"})
+
+
+def _session_unknown(exc: APIError) -> bool:
+    """A refresh (or deleteSession) refused because the server no longer knows the session: expired or
+    revoked, signed by another server (a reset), or the account is gone or moved."""
+    if isinstance(exc, (ExpiredToken, InvalidToken, AuthenticationRequired)):
+        return True
+    message = (exc.message or "").lower()
+    return exc.status_code in (400, 403) and (exc.error in _UNKNOWN_SESSION_ERRORS
+                                              or "could not find" in message or "not found" in message)

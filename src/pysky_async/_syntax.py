@@ -16,11 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ._exceptions import InvalidInput
-
-
-class InvalidIdentifier(InvalidInput):
-    """A DID, handle, NSID, record key, TID or AT-URI is malformed."""
+from ._exceptions import InvalidIdentifier
 
 
 class _Checked(str):

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from ._exceptions import NetworkError, RequestTimeout
+from ._network_errors import failure_reason
 from ._request import AUTH, XrpcRequest
 from ._response import XrpcResponse
 
@@ -59,7 +60,7 @@ def transport_error(request: XrpcRequest, exc: httpx.TransportError) -> NetworkE
             f"{request.nsid} to {request.host} timed out ({type(exc).__name__}); "
             "the server may be overloaded: retry later or raise the client's timeout=")
     return NetworkError(
-        f"{request.nsid} to {request.host} failed before any answer: {exc.__cause__ or exc!r}; "
+        f"{request.nsid} to {request.host} got no answer: {failure_reason(exc.__cause__ or exc)}; "
         "check the host name and your network")
 
 

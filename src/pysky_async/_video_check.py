@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import IncompatibleVideo, InvalidInput
+from ._optional import require_media
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -81,6 +82,7 @@ class Video:
     captions: Sequence[Caption] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        require_media("av", "Video")
         if (self.filename is None) == (self.data is None):
             raise InvalidInput("a Video takes filename= or data=, exactly one")
         if len(self.captions) > MAX_CAPTIONS:

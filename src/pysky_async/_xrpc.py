@@ -47,8 +47,8 @@ class Xrpc:
             bare = host.split("://", 1)[1]
             if bare in PROXIED_SERVICES:
                 proxy, host = PROXIED_SERVICES[bare], AUTH
-            elif host == self.config.auth_host:
-                host = AUTH
+            elif self.sessions.can_authenticate and host in (self.config.auth_host, self.sessions.pds_endpoint):
+                host = AUTH  # the account's own server: with its token (never demanded without credentials)
         headers = {"atproto-proxy": proxy} if proxy and host == AUTH else {}
         return XrpcRequest(method, nsid, host, params=params if type(params) is dict else dict(params or {}),
                            headers=headers)

@@ -40,7 +40,7 @@ def resolve_database_url(database_url: str | None = None, env: os._Environ[str] 
     (asyncpg), else BSKY_SQLITE_FILENAME, else an SQLite file in the user's data directory."""
     env = os.environ if env is None else env
     if database_url:
-        return database_url
+        return sqlite_url(database_url) if database_url == ":memory:" else database_url
     if env.get("PYSKY_DATABASE_URL"):
         return env["PYSKY_DATABASE_URL"]
     if env.get("PGHOST") or env.get("PGDATABASE"):
@@ -57,6 +57,9 @@ def resolve_database_url(database_url: str | None = None, env: os._Environ[str] 
     if filename:
         return sqlite_url(filename)
     path = default_sqlite_path()
+    if not path.exists():
+        logger.info("pysky_async keeps its sessions and call log in %s (set PYSKY_DATABASE_URL to choose "
+                    "another database; `pysky-async db path` prints the one in use)", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return sqlite_url(str(path))
 
@@ -142,10 +145,10 @@ class Store:
                 current = await migrate.current_revision(self.engine)
                 if current != migrate.HEAD_REVISION:
                     if not self.auto_migrate:
+                        state = f"is at revision {current}" if current else "has no pysky_async tables yet"
                         raise StorageError(
-                            f"the database schema is at {current or 'nothing'}, not "
-                            f"{migrate.HEAD_REVISION}: run `python -m pysky_async db upgrade` "
-                            "(with the same database settings) first"
+                            f"the database {state} (this version needs {migrate.HEAD_REVISION}): run "
+                            "`python -m pysky_async db upgrade` (with the same database settings) first"
                         )
                     await migrate.upgrade(self.engine)
             except SQLAlchemyError as exc:

@@ -1,0 +1,231 @@
+"""What a newcomer hits in the first hour: settings from the environment, explicit hosts without
+an account, stale stored sessions, logout, mistakes that get answers — against the real PDS."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pysky_async import (
+    AsyncBskyClient,
+    External,
+    Image,
+    InvalidInput,
+    InvalidPost,
+    NetworkError,
+    NotAuthenticated,
+    Post,
+    UsageError,
+    XrpcRequest,
+)
+from pysky_async._config import ClientConfig
+
+from .realnet.pds import Account, PdsServer
+from .test_cli import run_cli
+from .test_fault_proxy import free_port
+from .test_pds_sessions import listen_host
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def client(pds: PdsServer, account: Account | None, tmp_path: Path, **options: object) -> AsyncBskyClient:
+    credentials = {"username": account.handle, "password": account.password} if account else {}
+    options.setdefault("database_url", f"sqlite+aiosqlite:///{tmp_path}/first-hour.sqlite3")
+    options.setdefault("plc_directory", pds.plc_url)
+    return AsyncBskyClient(auth_host=listen_host(pds), **credentials, **options)  # type: ignore[arg-type]
+
+
+def admin_delete_account(pds: PdsServer, did: str) -> None:
+    auth = base64.b64encode(f"admin:{pds.admin_password}".encode()).decode()
+    request = urllib.request.Request(f"{pds.listen_url}/xrpc/com.atproto.admin.deleteAccount",
+                                     data=json.dumps({"did": did}).encode(), method="POST",
+                                     headers={"content-type": "application/json", "authorization": f"Basic {auth}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+# ---------------------------------------------------------------- settings
+
+def test_every_deployment_setting_has_an_environment_variable() -> None:
+    env = {"PYSKY_AUTH_HOST": "pds.example.com", "PYSKY_PUBLIC_HOST": "http://127.0.0.1:9",
+           "PYSKY_PLC_DIRECTORY": "http://localhost:2582", "PYSKY_VIDEO_HOST": "video.example.com",
+           "PYSKY_VIDEO_SERVICE_DID": "did:web:video.example.com", "PYSKY_TIMEOUT": "7.5",
+           "PYSKY_IMAGE_MAX_BYTES": "2000000"}
+    config = ClientConfig.from_options(env=env)
+    assert (config.auth_host, config.public_host, config.plc_directory, config.video_host) == (
+        "https://pds.example.com", "http://127.0.0.1:9", "http://localhost:2582", "https://video.example.com")
+    assert (config.video_service_did, config.timeout, config.image_max_bytes) == (
+        "did:web:video.example.com", 7.5, 2_000_000)
+    explicit = ClientConfig.from_options(env=env, auth_host="bsky.social", timeout=3.0)
+    assert explicit.auth_host == "https://bsky.social" and explicit.timeout == 3.0, "arguments win"
+    defaults = ClientConfig.from_options(env={})
+    assert defaults.plc_directory == "https://plc.directory" and defaults.timeout is None
+    with pytest.raises(InvalidInput, match="PYSKY_TIMEOUT"):
+        ClientConfig.from_options(env={"PYSKY_TIMEOUT": "soon"})
+
+
+# ---------------------------------------------------------------- hosts without an account
+
+async def test_an_explicit_host_never_demands_a_login(pds: PdsServer, pds_account: Account, tmp_path: Path) -> None:
+    host = listen_host(pds)
+    async with client(pds, None, tmp_path) as anonymous:
+        described = await anonymous.get("com.atproto.server.describeServer", hostname=host)
+        assert described.did == pds.service_did
+    logins = pds.request_count("com.atproto.server.createSession")
+    async with client(pds, pds_account, tmp_path) as bsky:
+        session = await bsky.get("com.atproto.server.getSession", hostname=host)  # the token goes along
+        assert session.did == pds_account.did
+    assert pds.request_count("com.atproto.server.createSession") == logins + 1
+
+
+def test_the_cli_talks_to_auth_host_without_an_account(pds: PdsServer, tmp_path: Path) -> None:
+    result = run_cli("--auth-host", listen_host(pds), "get", "com.atproto.server.describeServer",
+                     env={"BSKY_SQLITE_FILENAME": str(tmp_path / "cli.sqlite3")})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["did"] == pds.service_did
+
+
+# ---------------------------------------------------------------- sessions the server no longer knows
+
+async def test_a_stored_session_of_a_deleted_account_is_replaced_by_a_fresh_login(
+        pds: PdsServer, pds_account: Account, tmp_path: Path) -> None:
+    async with client(pds, pds_account, tmp_path) as bsky:
+        await bsky.login()
+    admin_delete_account(pds, pds_account.did)  # the server forgets the account (as after a reset)
+    again = pds.create_account(pds_account.handle, pds_account.password)
+    for run in range(2):  # and every run after it works, not only the first
+        async with client(pds, pds_account, tmp_path) as bsky:
+            assert (await bsky.get("com.atproto.server.getSession")).did == again.did, "logged in afresh"
+            ref = await bsky.create_record("com.example.note", {"text": f"run {run}"}, validate=False)
+            assert ref.uri.startswith(f"at://{again.did}/")
+
+
+async def test_without_a_password_a_dead_stored_session_is_dropped_with_advice(
+        pds: PdsServer, pds_account: Account, tmp_path: Path) -> None:
+    async with client(pds, pds_account, tmp_path) as bsky:
+        await bsky.login()
+    admin_delete_account(pds, pds_account.did)
+    session_only = Account(pds_account.handle, pds_account.did, "", pds_account.email)
+    async with client(pds, session_only, tmp_path) as bsky:
+        with pytest.raises(NotAuthenticated, match=r"no longer valid.*password"):
+            await bsky.create_record("com.example.note", {"text": "x"}, validate=False)
+        assert await bsky.sessions.stored() is None, "dropped, not an error on every run forever"
+
+
+async def test_logout_ends_the_session_on_the_server_and_here(pds: PdsServer, pds_account: Account,
+                                                              tmp_path: Path) -> None:
+    async with client(pds, pds_account, tmp_path) as bsky:
+        session = await bsky.login()
+        await bsky.logout()
+        assert bsky.did is None and await bsky.sessions.stored() is None
+    with pytest.raises(Exception, match="HTTP 400"):
+        pds.xrpc("com.atproto.server.refreshSession", {}, token=session.refresh_jwt)
+    assert pds.request_count("com.atproto.server.deleteSession") >= 1
+
+
+def test_cli_session_show_and_clear(pds: PdsServer, pds_account: Account, tmp_path: Path) -> None:
+    env = {"BSKY_AUTH_USERNAME": pds_account.handle, "BSKY_AUTH_PASSWORD": pds_account.password,
+           "PYSKY_AUTH_HOST": listen_host(pds), "BSKY_SQLITE_FILENAME": str(tmp_path / "cli.sqlite3")}
+    assert "no stored session" in run_cli("session", "show", env=env).stdout
+    assert run_cli("get", "com.atproto.server.getSession", env=env).returncode == 0
+    shown = run_cli("session", "show", env=env)
+    assert json.loads(shown.stdout)["did"] == pds_account.did
+    assert "eyJ" not in shown.stdout, "never the tokens"
+    cleared = run_cli("session", "clear", env=env)
+    assert "forgot" in cleared.stdout and "no stored session" in run_cli("session", "show", env=env).stdout
+    path = run_cli("db", "path", env=env)
+    assert path.stdout.strip() == f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}"
+
+
+# ---------------------------------------------------------------- mistakes get answers
+
+async def test_embeds_bluesky_cannot_combine_are_refused_naming_the_conflict(
+        pds: PdsServer, pds_account: Account, tmp_path: Path) -> None:
+    photo = Image(data=b"not decoded yet", alt="x")
+    with pytest.raises(InvalidPost, match="images and a link card"):
+        Post("hi").add(photo).add(External("https://example.com", "Example"))
+    with pytest.raises(InvalidPost, match="images and a link card"):
+        Post("hi", images=[photo], external=External("https://example.com"))
+    async with client(pds, pds_account, tmp_path) as bsky:
+        uploads = pds.request_count("com.atproto.repo.uploadBlob")
+        with pytest.raises(InvalidPost, match="images and a link card"):  # a markdown image counts too
+            await bsky.create_post(post=Post("look ![a photo](photo.jpg)", external=External("https://example.com")))
+        assert await bsky.list_records("app.bsky.feed.post").collect() == []
+    assert pds.request_count("com.atproto.repo.uploadBlob") == uploads, "nothing sent"
+
+
+async def test_async_mistakes_say_what_to_do(pds: PdsServer, tmp_path: Path) -> None:
+    async with client(pds, None, tmp_path) as bsky:
+        with pytest.raises(UsageError, match="async for"):
+            await bsky.paginate("com.atproto.sync.listRepos")  # type: ignore[misc]
+        with pytest.raises(UsageError, match="async for"):
+            for _ in bsky.paginate("com.atproto.sync.listRepos"):  # type: ignore[attr-defined]
+                pass
+        with pytest.raises(InvalidPost, match="create_post\\('Hello'\\)"):
+            await bsky.create_post()
+
+
+def test_with_headers_takes_a_mapping() -> None:
+    request = XrpcRequest("GET", "app.bsky.actor.getProfile", "https://pds.example")
+    changed = request.with_headers({"atproto-proxy": "did:web:x#y"}, Accept="application/json")
+    assert changed.headers == {"atproto-proxy": "did:web:x#y", "Accept": "application/json"}
+    assert request.headers == {}, "a new request; the old one is unchanged"
+
+
+async def test_network_errors_name_host_port_and_reason(tmp_path: Path) -> None:
+    port = free_port()
+    async with AsyncBskyClient(public_host=f"http://127.0.0.1:{port}", retry=None,
+                               database_url=f"sqlite+aiosqlite:///{tmp_path}/net.sqlite3") as bsky:
+        with pytest.raises(NetworkError) as caught:
+            await bsky.get("app.bsky.actor.getProfile", actor="alice.test")
+    message = str(caught.value)
+    assert f"127.0.0.1 port {port}" in message and "refused" in message.lower(), message
+    assert "ConnectionKey" not in message
+
+
+# ---------------------------------------------------------------- storage and identity defaults
+
+async def test_an_in_memory_database_works(pds: PdsServer, pds_account: Account, tmp_path: Path) -> None:
+    async with client(pds, pds_account, tmp_path, database_url=":memory:") as bsky:
+        ref = await bsky.create_record("com.example.note", {"text": "in memory"}, validate=False)
+        assert (await bsky.get_record(ref.uri)).value.text == "in memory"
+        await bsky.flush_call_log()
+        rows = await bsky.store.execute_sql("SELECT count(*) FROM bsky_api_call_log")
+        assert rows[0][0] >= 3, "login, create and get logged in the same in-memory database"
+
+
+async def test_the_accounts_own_identity_needs_no_plc_directory(pds: PdsServer, pds_account: Account,
+                                                                tmp_path: Path) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    async with client(pds, pds_account, tmp_path, plc_directory=nowhere) as bsky:
+        session = await bsky.login()
+        document = await bsky.resolve_did(session.did)
+        assert document["id"] == session.did
+        blob = await bsky.upload_blob(b"hello blob", "text/plain")
+        await bsky.create_record("com.example.file", {"file": blob}, validate=False)
+        assert await bsky.get_blob(session.did, blob["ref"]["$link"]) == b"hello blob"
+
+
+def test_without_the_media_extra_image_and_video_name_it() -> None:
+    code = (
+        "import sys; sys.modules['PIL'] = None; sys.modules['av'] = None\n"
+        "import pysky_async as p\n"
+        "for make in (lambda: p.Image(data=b'x'), lambda: p.Video(data=b'x')):\n"
+        "    try:\n        make()\n    except p.MissingDependency as exc:\n        print(exc)\n"
+        "print(p.Post('text only').text)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BSKY_", "PYSKY_"))}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Pillow" in lines[0] and "PyAV" in lines[1] and all("pysky_async[media]" in line for line in lines[:2])
+    assert lines[2] == "text only"
