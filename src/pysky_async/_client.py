@@ -362,7 +362,8 @@ class AsyncBskyClient:
         async def make_request(page_cursor: str | None) -> XrpcRequest:
             return _page_request(base, page_cursor, cursor_key, first_cursor)
 
-        return Paginator(self, make_request, items=items, cursor=cursor, resume=resume, max_items=max_items)
+        return Paginator(self._xrpc, self.cursors, make_request, items=items, cursor=cursor, resume=resume,
+                         max_items=max_items)
 
     def list_records(self, collection: str, repo: str | None = None, *, limit: int = 100, reverse: bool = False,
                      cursor: str | None = None, resume: bool = False, max_items: int | None = None) -> Paginator:
@@ -381,7 +382,7 @@ class AsyncBskyClient:
             request = base.replace(params={**base.params, "repo": owner})
             return _page_request(request, page_cursor, f"{owner}/{collection}", None)
 
-        return Paginator(self, make_request, cursor=cursor, resume=resume, max_items=max_items)
+        return Paginator(self._xrpc, self.cursors, make_request, cursor=cursor, resume=resume, max_items=max_items)
 
     def get_convo_logs(self, *, resume: bool = True, cursor: str | None = None) -> Paginator:
         """Chat events (``chat.bsky.convo.getLog``); a first resumed run replays from the start."""

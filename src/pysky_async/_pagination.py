@@ -17,7 +17,8 @@ from ._request import XrpcRequest
 from ._response import XrpcResponse, wrap
 
 if TYPE_CHECKING:
-    from ._client import AsyncBskyClient
+    from ._cursor import CursorStore
+    from ._xrpc import Xrpc
 
 ITEM_FIELDS = ("feed", "follows", "followers", "likes", "repostedBy", "posts", "actors", "feeds", "lists",
                "items", "blocks", "mutes", "notifications", "records", "convos", "messages", "logs", "repos",
@@ -45,18 +46,20 @@ class Paginator:
     """Pages of a cursor-based endpoint; iterate it for items or call ``pages()`` for pages.
 
     Args:
+        xrpc: sends the pages. cursors: where resumed runs keep their cursors.
         make_request: coroutine building the request for a cursor (None: first page).
         cursor: start here (bypasses the saved cursor).
         resume: start from the saved cursor, and save each finished page's cursor.
         max_items: stop after this many items.
     """
 
-    def __init__(self, client: AsyncBskyClient, make_request: Callable[[str | None], Awaitable[XrpcRequest]], *,
-                 items: str | None = None, cursor: str | None = None, resume: bool = False,
-                 max_items: int | None = None) -> None:
+    def __init__(self, xrpc: Xrpc, cursors: CursorStore,
+                 make_request: Callable[[str | None], Awaitable[XrpcRequest]], *, items: str | None = None,
+                 cursor: str | None = None, resume: bool = False, max_items: int | None = None) -> None:
         if max_items is not None and max_items < 0:
             raise InvalidInput("max_items cannot be negative")
-        self._client = client
+        self._xrpc = xrpc
+        self._cursors = cursors
         self._make_request = make_request
         self._items = items
         self._start = cursor
@@ -67,7 +70,7 @@ class Paginator:
         request = await self._make_request(cursor)
         if first and self._resume:
             request.context.resume = True
-        return request, await self._client.send(request)
+        return request, await self._xrpc.send(request)
 
     async def pages(self) -> AsyncIterator[XrpcResponse]:
         """Yield whole pages (responses)."""
@@ -92,7 +95,7 @@ class Paginator:
                 yielded += len(page.raw[name])
                 yield page
                 if self._resume and next_cursor and next_cursor != sent:
-                    await self._client.cursors.save(request.context.did or "", request.nsid,
+                    await self._cursors.save(request.context.did or "", request.nsid,
                                                     request.context.cursor_key or "", next_cursor)
         finally:
             if pending is not None:
