@@ -3,20 +3,23 @@ reference servers (dev-env: PLC, PDS and the bsky AppView; the fake video servic
 snippet, since Bluesky's video service is not open source).
 
 What the test injects, and nothing else:
-- environment variables for hosts and credentials (``BSKY_AUTH_USERNAME``/``BSKY_AUTH_PASSWORD``
-  of a fresh dev-env account, ``PYSKY_AUTH_HOST``, ``PYSKY_PUBLIC_HOST``, ``PYSKY_PLC_DIRECTORY``,
-  ``PYSKY_VIDEO_HOST``, ``PYSKY_VIDEO_SERVICE_DID``, ``PYSKY_DATABASE_URL``), with the virtualenv
-  first on ``PATH``;
-- the actor ``bsky.app`` (an account that exists only on the real network) is replaced by a
-  dev-env account's handle, ``alice.bsky.social`` by another's;
-- a working directory holding the files the snippets open (``photo.jpg``, ``clip.mp4``,
-  ``en.vtt``, ``notes.txt``).
+- environment variables for hosts (``PYSKY_AUTH_HOST``, ``PYSKY_PUBLIC_HOST``,
+  ``PYSKY_PLC_DIRECTORY``, ``PYSKY_VIDEO_HOST``, ``PYSKY_VIDEO_SERVICE_DID``) and the database
+  (``PYSKY_DATABASE_URL``), with the virtualenv first on ``PATH``; for the Python blocks, which the
+  README says run with an account configured, ``BSKY_AUTH_USERNAME``/``BSKY_AUTH_PASSWORD`` of a
+  fresh dev-env account;
+- values that only exist on the real network: the actor ``bsky.app`` and ``alice.bsky.social``
+  become dev-env accounts' handles, ``you.bsky.social``/``xxxx-xxxx-xxxx-xxxx`` the fresh account's
+  credentials, ``http://localhost:2583`` the dev-env PDS;
+- a working directory holding the files the snippets open (``photo.jpg``, ``photo.png``,
+  ``clip.mp4``, ``en.vtt``, ``notes.txt``).
 
 Python blocks: a block that runs its own event loop (``asyncio.run(...)``) is a whole program and
 runs as one. The other blocks are fragments: they run in order, in one program, inside the
 ``async with AsyncBskyClient() as bsky:`` that the README says they assume. Shell blocks run in
-bash, line by line, each command as written. The test command block is what ``.ci/run`` runs:
-this test checks that .ci/run runs exactly it instead of recursing into it.
+bash from the repository root (where a newcomer runs them), each command as written. The test
+command block is what ``.ci/run`` runs: this test checks that .ci/run runs exactly it instead of
+recursing into it.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 # ---------------------------------------------------------------- running against real servers
 
-SUBSTITUTIONS = {"bsky.app": "actor_handle", "alice.bsky.social": "other_handle"}
+SUBSTITUTIONS = {"bsky.app": "actor_handle", "alice.bsky.social": "other_handle", "you.bsky.social": "my_handle",
+                 "xxxx-xxxx-xxxx-xxxx": "my_password", "http://localhost:2583": "pds_url"}
 
 
 @dataclass
@@ -86,13 +90,15 @@ class ReadmeWorld:
 
     def substitute(self, code: str) -> str:
         for literal, key in SUBSTITUTIONS.items():
-            code = re.sub(rf"(?<![\w/.]){re.escape(literal)}(?![\w])", self.values[key], code)
+            code = re.sub(rf"(?<![\w/.]){re.escape(literal)}(?![\w.])", self.values[key], code)
         return code
 
-    async def run(self, argv: list[str], *, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    async def run(self, argv: list[str], *, timeout: float = 300, cwd: Path | None = None,
+                  account: bool = True) -> subprocess.CompletedProcess[str]:
         """Run without blocking the loop: the fake video service in this process must answer."""
+        env = self.env if account else {k: v for k, v in self.env.items() if not k.startswith("BSKY_AUTH_")}
         process = await asyncio.create_subprocess_exec(
-            *argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            *argv, cwd=cwd or self.cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)
         try:
             out, err = await asyncio.wait_for(process.communicate(), timeout)
@@ -109,6 +115,7 @@ def _fixture_files(directory: Path) -> None:
     from .videos import h264_aac_mp4
 
     Image.new("RGB", (640, 480), (30, 120, 200)).save(directory / "photo.jpg", quality=90)
+    Image.new("RGBA", (64, 64), (200, 30, 30, 128)).save(directory / "photo.png")
     h264_aac_mp4(directory, "clip.mp4")
     (directory / "en.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n", encoding="utf-8")
     (directory / "notes.txt").write_text(" ".join(f"word{n}" for n in range(200)), encoding="utf-8")
@@ -140,12 +147,14 @@ async def world(devenv: DevEnv, tmp_path: Path) -> AsyncIterator[ReadmeWorld]:
             "PYSKY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/readme.sqlite3",
             "PYTHONPATH": str(ROOT),
         }
-        yield ReadmeWorld(env, cwd, {"actor_handle": actor.handle, "other_handle": other.handle})
+        yield ReadmeWorld(env, cwd, {"actor_handle": actor.handle, "other_handle": other.handle,
+                                     "my_handle": me.handle, "my_password": me.password,
+                                     "pds_url": devenv.pds_url})
 
 
 def _fragment_program(blocks: list[Block]) -> str:
     body = "\n".join(f"# README.md line {b.line}\n{b.code}" for b in blocks)
-    return ("import asyncio\nfrom pysky_async import *\n\n"
+    return ("import asyncio\nfrom pysky_async import AsyncBskyClient\n\n"
             "async def readme():\n    async with AsyncBskyClient() as bsky:\n"
             f"{textwrap.indent(body, ' ' * 8)}\n\nasyncio.run(readme())\n")
 
@@ -179,7 +188,33 @@ async def test_readme_shell_blocks_run(world: ReadmeWorld) -> None:
         for command in _shell_commands(block.code):
             if command == TEST_COMMAND:
                 continue  # .ci/run runs it (test_ci_runs_the_readme_test_command)
-            result = await world.run(["bash", "-euo", "pipefail", "-c", world.substitute(command)])
+            result = await world.run(["bash", "-euo", "pipefail", "-c", world.substitute(command)], cwd=ROOT,
+                                     account=False)
             assert result.returncode == 0, (
                 f"README.md line {block.line}: {shlex.quote(command)} failed ({result.returncode}):\n"
                 f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+
+
+def test_the_error_tree_names_every_exported_exception() -> None:
+    import pysky_async
+
+    tree = next(b.code for b in readme_blocks() if b.code.startswith("PyskyError"))
+    exported = {name for name in pysky_async.__all__
+                if isinstance(getattr(pysky_async, name), type) and issubclass(getattr(pysky_async, name), Exception)}
+    missing = sorted(name for name in exported if not re.search(rf"\b{name}\b", tree))
+    assert not missing, f"README's error tree misses {missing}"
+
+
+def test_the_configuration_table_lists_every_option_and_variable() -> None:
+    import inspect
+
+    from pysky_async import AsyncBskyClient
+    from pysky_async._config import ENVIRONMENT
+
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("## Configuration"):text.index("## Raw XRPC")]
+    options = [name for name in inspect.signature(AsyncBskyClient).parameters]
+    assert [o for o in options if f"`{o}=`" not in table] == []
+    variables = [*ENVIRONMENT.values(), "PYSKY_AUTH_HOST", "PYSKY_PUBLIC_HOST", "PYSKY_DATABASE_URL",
+                 "BSKY_AUTH_USERNAME", "BSKY_AUTH_PASSWORD"]
+    assert [v for v in variables if v not in table] == []
