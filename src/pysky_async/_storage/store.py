@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 
 from .._exceptions import StorageError
 from . import migrate
+from .shield import ShieldedConnection, ShieldedSession, finish
 
 logger = logging.getLogger("pysky_async")
 
@@ -104,6 +105,15 @@ def _configure_sqlite(engine: AsyncEngine, *, wal: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+async def _release(db: AsyncSession | AsyncConnection) -> None:
+    """Roll back what is left and return the connection; one that cannot roll back is discarded."""
+    try:
+        await db.close()
+    except Exception:
+        logger.warning("a database connection could not be rolled back; discarding it", exc_info=True)
+        await db.invalidate()
+
+
 class Store:
     """The database behind a client: engine, units of work, schema upgrades.
 
@@ -124,7 +134,7 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.auto_migrate = self.dialect == "sqlite" if auto_migrate is None else auto_migrate
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(engine, class_=ShieldedSession, expire_on_commit=False)
         # SQLite has one writer at a time; serialise in-process units of work instead of
         # letting them queue on the file lock (and share the one in-memory connection)
         self._serial = asyncio.Lock() if self.dialect == "sqlite" else None
@@ -164,15 +174,29 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commits on success, rolls back on error; errors become StorageError."""
-        async with self._guarded(), self._sessions() as session, session.begin():
-            yield session
+        """A unit of work: commits on success, rolls back on error; errors become StorageError.
+
+        Once started it commits or rolls back even if the caller is cancelled, and its
+        connection goes back to the pool only outside a transaction.
+        """
+        async with self._guarded():
+            session = self._sessions()
+            try:
+                yield session
+                await finish(session.commit())
+            finally:
+                await finish(_release(session))
 
     @contextlib.asynccontextmanager
     async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
         """A lighter unit of work on a Core connection (no ORM session), for bulk inserts."""
-        async with self._guarded(), self.engine.begin() as connection:
-            yield connection
+        async with self._guarded():
+            connection = await finish(ShieldedConnection(self.engine).start())
+            try:
+                yield connection
+                await finish(connection.commit())
+            finally:
+                await finish(_release(connection))
 
     async def execute_sql(self, sql: str) -> list[Any]:
         """Run raw SQL and return the rows (for tests and the command line)."""
