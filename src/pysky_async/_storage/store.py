@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,13 @@ from . import migrate
 from .shield import ShieldedConnection, ShieldedSession, finish
 
 logger = logging.getLogger("pysky_async")
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from the database or its driver (connection refused or reset,
+    asyncpg and sqlite errors...), as opposed to a bug in the caller's code."""
+    return (isinstance(exc, (SQLAlchemyError, OSError, TimeoutError, sqlite3.Error))
+            or type(exc).__module__.split(".")[0] in ("asyncpg", "aiosqlite"))
 
 
 def default_sqlite_path() -> Path:
@@ -72,10 +80,10 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine set up for concurrent use (WAL and BEGIN IMMEDIATE on SQLite)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
     in_memory = parsed.database in (None, "", ":memory:")
     kwargs: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
-    engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
     _configure_sqlite(engine, wal=not in_memory)
     return engine
 
@@ -158,8 +166,11 @@ class Store:
                             "(with the same database settings) first"
                         )
                     await migrate.upgrade(self.engine)
-            except SQLAlchemyError as exc:
-                raise StorageError(f"could not open the database: {exc}") from exc
+            except Exception as exc:
+                if not is_database_error(exc):
+                    raise
+                raise StorageError(f"could not open the database: {exc}. Check that it is running "
+                                   "and reachable with these settings") from exc
             self._ready = True
 
     @contextlib.asynccontextmanager
@@ -169,8 +180,11 @@ class Store:
         async with self._serial if self._serial is not None else contextlib.nullcontext():
             try:
                 yield
-            except SQLAlchemyError as exc:
-                raise StorageError(f"database error: {exc}") from exc
+            except Exception as exc:
+                if not is_database_error(exc):
+                    raise
+                raise StorageError(f"database error: {exc}. If the database was unreachable, "
+                                   "the operation can be retried once it is back") from exc
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -205,5 +219,11 @@ class Store:
             return list(result.all()) if result.returns_rows else []  # type: ignore[attr-defined]
 
     async def aclose(self) -> None:
+        """Close the engine's connections (an engine passed in is left open)."""
         if self._owns_engine:
-            await self.engine.dispose()
+            try:
+                await self.engine.dispose()
+            except Exception as exc:
+                if not is_database_error(exc):
+                    raise
+                logger.warning("closing the database connections failed: %s", exc)
