@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 from .._exceptions import StorageError
+from .._redact import redact_text
 from . import migrate
 from .shield import ShieldedConnection, ShieldedSession, finish
 
@@ -66,7 +67,12 @@ def resolve_database_url(database_url: str | None = None, env: os._Environ[str] 
     if filename:
         return sqlite_url(filename)
     path = default_sqlite_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # the file holds login tokens: only its owner may enter the directory or read it
+    path.parent.chmod(0o700)
+    for existing in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if existing.exists():
+            existing.chmod(0o600)
     return sqlite_url(str(path))
 
 
@@ -82,10 +88,44 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
     in_memory = parsed.database in (None, "", ":memory:")
+    if not in_memory:
+        _create_private(Path(str(parsed.database)))
+    _REDACT_AIOSQLITE.install()
     kwargs: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
     engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
     _configure_sqlite(engine, wal=not in_memory)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create a missing database file readable by its owner only; SQLite gives its -wal and
+    -shm files the same mode."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"cannot create the SQLite file {path}: {exc}") from exc
+
+
+class _RedactSecrets(logging.Filter):
+    """Blanks JWTs out of the ``aiosqlite`` logger's DEBUG lines (they print every statement
+    with its parameters, tokens included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+    def install(self) -> None:
+        driver_logger = logging.getLogger("aiosqlite")
+        if self not in driver_logger.filters:
+            driver_logger.addFilter(self)
+
+
+_REDACT_AIOSQLITE = _RedactSecrets()
 
 
 def _configure_sqlite(engine: AsyncEngine, *, wal: bool) -> None:
