@@ -74,4 +74,6 @@ async def test_nothing_logged_at_debug_contains_a_token_or_the_password(
     assert any(r.name == "aiosqlite" for r in caplog.records), "aiosqlite's DEBUG lines must be captured"
     secrets = {"password": pds_account.password, "accessJwt": session["access_jwt"],
                "refreshJwt": session["refresh_jwt"]}
-    assert [name for name, secret in secrets.items() if secret in text] == []
+    leaks = [(r.name, r.getMessage()[:300]) for r in caplog.records
+             if any(secret in r.getMessage() for secret in secrets.values())]
+    assert [name for name, secret in secrets.items() if secret in text] == [], leaks

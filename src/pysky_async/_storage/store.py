@@ -38,6 +38,11 @@ def is_database_error(exc: BaseException) -> bool:
             or type(exc).__module__.split(".")[0] in ("asyncpg", "aiosqlite"))
 
 
+def _hint(exc: BaseException) -> str:
+    unreachable = isinstance(exc, (OSError, TimeoutError)) or getattr(exc, "connection_invalidated", False)
+    return " (the database is unreachable: retry once it is back)" if unreachable else ""
+
+
 def default_sqlite_path() -> Path:
     """Where the zero-configuration SQLite database lives (the user's data directory)."""
     import platformdirs
@@ -55,14 +60,16 @@ def resolve_database_url(database_url: str | None = None, env: os._Environ[str] 
         return env["PYSKY_DATABASE_URL"]
     if env.get("PGHOST") or env.get("PGDATABASE"):
         port = env.get("PGPORT")
-        return URL.create(
+        url = URL.create(
             "postgresql+asyncpg",
             username=env.get("PGUSER") or None,
             password=env.get("PGPASSWORD") or None,
             host=env.get("PGHOST") or None,
             port=int(port) if port else None,
             database=env.get("PGDATABASE") or None,
-        ).render_as_string(hide_password=False)
+        )
+        logger.info("database from the PG* environment variables: %s", url.render_as_string(hide_password=True))
+        return url.render_as_string(hide_password=False)
     filename = env.get("BSKY_SQLITE_FILENAME")
     if filename:
         return sqlite_url(filename)
@@ -90,7 +97,6 @@ def create_engine(url: str) -> AsyncEngine:
     in_memory = parsed.database in (None, "", ":memory:")
     if not in_memory:
         _create_private(Path(str(parsed.database)))
-    _REDACT_AIOSQLITE.install()
     kwargs: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
     engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
     _configure_sqlite(engine, wal=not in_memory)
@@ -109,8 +115,8 @@ def _create_private(path: Path) -> None:
 
 
 class _RedactSecrets(logging.Filter):
-    """Blanks JWTs out of the ``aiosqlite`` logger's DEBUG lines (they print every statement
-    with its parameters, tokens included)."""
+    """Blanks JWTs out of the DEBUG lines of ``aiosqlite`` (every statement with its
+    parameters) and of SQLAlchemy's engine logger (result rows), tokens included."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -120,12 +126,13 @@ class _RedactSecrets(logging.Filter):
         return True
 
     def install(self) -> None:
-        driver_logger = logging.getLogger("aiosqlite")
-        if self not in driver_logger.filters:
-            driver_logger.addFilter(self)
+        for name in ("aiosqlite", "sqlalchemy.engine.Engine"):
+            chatty = logging.getLogger(name)
+            if self not in chatty.filters:
+                chatty.addFilter(self)
 
 
-_REDACT_AIOSQLITE = _RedactSecrets()
+_REDACT_LOGS = _RedactSecrets()
 
 
 def _configure_sqlite(engine: AsyncEngine, *, wal: bool) -> None:
@@ -174,6 +181,7 @@ class Store:
 
     def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None,
                  auto_migrate: bool | None = None) -> None:
+        _REDACT_LOGS.install()
         if engine is None:
             engine = create_engine(resolve_database_url(url))
             self._owns_engine = True
@@ -223,8 +231,7 @@ class Store:
             except Exception as exc:
                 if not is_database_error(exc):
                     raise
-                raise StorageError(f"database error: {exc}. If the database was unreachable, "
-                                   "the operation can be retried once it is back") from exc
+                raise StorageError(f"database error: {exc}{_hint(exc)}") from exc
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
