@@ -39,6 +39,7 @@ from ._response import HttpInfo, JsonObject, XrpcResponse
 from ._retry import RetryPolicy, set_testing
 from ._richtext import Facet, InvalidPost, split_thread
 from ._session import Session
+from ._signals import install_signal_handlers
 from ._syntax import AtUri, Did, Handle, InvalidIdentifier, Nsid, RecordKey, Tid
 from ._video import (
     Caption,
@@ -134,4 +135,5 @@ __all__ = [
     "check_video",
     "prepare_image",
     "video_embed",
+    "install_signal_handlers",
 ]
