@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import pytest
 from sqlalchemy import text
@@ -84,3 +85,22 @@ def test_the_pg_fallback_says_which_database_it_picked(caplog: pytest.LogCapture
     [message] = [r.getMessage() for r in caplog.records if "PG" in r.getMessage()]
     assert "db.internal:6543/app" in message and "bot" in message
     assert "s3cret" not in message
+
+
+async def test_the_schema_upgrade_compiles_its_scripts_off_the_event_loop(
+        tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing alembic and compiling the migrations took ~0.1 s on the loop (measured by
+    benchmarks/bench_storage_reliability.py); they now load in a worker thread."""
+    threads: list[str] = []
+    original = migrate.load_scripts
+
+    def recording() -> None:
+        threads.append(threading.current_thread().name)
+        original()
+
+    monkeypatch.setattr(migrate, "load_scripts", recording)
+    store = Store(f"sqlite+aiosqlite:///{tmp_path}/fresh.sqlite3")
+    await store.ensure_ready()
+    assert await migrate.current_revision(store.engine) == migrate.HEAD_REVISION
+    assert len(threads) == 1 and threads[0] != threading.main_thread().name
+    await store.aclose()
