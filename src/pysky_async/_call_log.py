@@ -53,6 +53,7 @@ class CallLogWriter:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flush_scheduled = False
         self._failing = False
+        self._closed = False
         self.rows_added = 0
         self.rows_dropped = 0
 
@@ -106,7 +107,7 @@ class CallLogWriter:
             logger.error("could not write %d call log rows (kept, retried every %g s): %s",
                          len(self._pending), self.retry_interval, exc)
             self._failing = True
-        if self._timer is None and not self._flush_scheduled:
+        if self._timer is None and not self._flush_scheduled and not self._closed:
             self._timer = asyncio.get_running_loop().call_later(self.retry_interval, self._start_flush)
 
     async def flush(self) -> None:
@@ -139,16 +140,19 @@ class CallLogWriter:
         return len(self._pending)
 
     async def aclose(self) -> None:
-        """Flush everything (waiting for flushes already running)."""
+        """Flush everything (waiting for flushes already running); no retries after this.
+        If the database is still unreachable, StorageError is raised and the rows are lost."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        await self.flush()
+        try:
+            await self.flush()
+        except StorageError:
+            logger.error("call log: %d rows could not be written before closing and are lost", len(self._pending))
+            raise
 
 
 class CallLogMiddleware:

@@ -144,3 +144,22 @@ async def test_cancelling_an_error_row_write_neither_loses_nor_duplicates(databa
     [(count, distinct)] = await store.execute_sql("SELECT count(*), count(DISTINCT endpoint) FROM bsky_api_call_log")
     assert (count, distinct) == (expected, expected)
     await store.aclose()
+
+
+async def test_closing_during_an_outage_says_how_many_rows_are_lost(
+        own_postgres: OwnPostgres, caplog: pytest.LogCaptureFixture) -> None:
+    store = Store(own_postgres.url("closing"), auto_migrate=True)
+    await store.ensure_ready()
+    writer = CallLogWriter(store, interval=60)
+    for n in range(7):
+        writer.add(log_row(n))
+    own_postgres.down()
+    try:
+        with pytest.raises(StorageError):
+            await writer.aclose()
+        assert writer._timer is None, "a closed writer must not keep retrying"
+        assert any("7 rows could not be written" in r.getMessage() for r in caplog.records)
+    finally:
+        own_postgres.up()
+    await store.aclose()
+    assert_no_unretrieved_task_errors(caplog)
