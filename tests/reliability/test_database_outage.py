@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
-from pysky_async import StorageError
+from pysky_async import AsyncBskyClient, PyskyError, StorageError
 from pysky_async._call_log import CallLogWriter
 from pysky_async._storage.repositories import CursorRepository
 from pysky_async._storage.store import Store
 
+from ..realnet.pds import Account, PdsServer
+from ..test_pds_sessions import listen_host
 from .pg_outage import OwnPostgres
 
 pytestmark = pytest.mark.anyio
@@ -163,3 +165,27 @@ async def test_closing_during_an_outage_says_how_many_rows_are_lost(
         own_postgres.up()
     await store.aclose()
     assert_no_unretrieved_task_errors(caplog)
+
+
+async def test_client_calls_during_an_outage_raise_pysky_errors_and_keep_their_rows(
+        own_postgres: OwnPostgres, pds: PdsServer, pds_account: Account) -> None:
+    bsky = AsyncBskyClient(username=pds_account.handle, password=pds_account.password, auth_host=listen_host(pds),
+                           database_url=own_postgres.url("client"), auto_migrate=True)
+    await bsky.login()
+    own_postgres.down()
+    try:
+        results = await asyncio.gather(
+            *(bsky.create_record("app.bsky.feed.post", {"text": f"outage {n}", "createdAt": "2026-01-01T00:00:00Z"})
+              for n in range(10)),
+            *(bsky.get("com.atproto.server.getSession") for _ in range(10)),
+            return_exceptions=True)
+    finally:
+        own_postgres.up()
+    raised = [r for r in results if isinstance(r, BaseException)]
+    assert raised, "creates need the write budget's ledger, so some calls must fail while it is down"
+    assert [r for r in raised if not isinstance(r, PyskyError)] == []
+    await bsky.create_record("app.bsky.feed.post", {"text": "after", "createdAt": "2026-01-01T00:00:00Z"})
+    await bsky.flush_call_log()
+    [(rows,)] = await bsky.store.execute_sql("SELECT count(*) FROM bsky_api_call_log")
+    assert rows == bsky.call_log.rows_added
+    await bsky.aclose()
