@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from pysky_async._storage.migrate import VERSION_TABLE
 from pysky_async._storage.models import Base
 from pysky_async._storage.store import create_engine, resolve_database_url
 
@@ -18,6 +19,7 @@ def run_with(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        version_table=VERSION_TABLE,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
@@ -36,6 +38,7 @@ def run_offline() -> None:
     context.configure(
         url=resolve_database_url(config.get_main_option("sqlalchemy.url")),
         target_metadata=target_metadata,
+        version_table=VERSION_TABLE,
         literal_binds=True,
     )
     with context.begin_transaction():

@@ -24,6 +24,7 @@ TABLES = {"bsky_session", "bsky_api_call_log", "bsky_cursor", "bsky_write_op", "
 def test_head_revision_constant_is_alembics_head() -> None:
     script = ScriptDirectory.from_config(migrate.alembic_config())
     assert script.get_current_head() == migrate.HEAD_REVISION
+    assert {revision.revision for revision in script.walk_revisions()} == migrate._REVISIONS
 
 
 async def test_upgrade_from_empty_to_head_and_back(database_url: str) -> None:
@@ -51,7 +52,8 @@ async def test_models_and_migrations_agree(database_url: str) -> None:
         await migrate.upgrade(engine)
 
         def diff(connection: Connection) -> list[object]:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                                   "version_table": migrate.VERSION_TABLE})
             return list(compare_metadata(context, Base.metadata))
 
         async with engine.connect() as conn:

@@ -58,6 +58,7 @@ from ._response import HttpInfo, JsonObject, XrpcResponse
 from ._retry import RetryPolicy, set_testing
 from ._richtext import Facet, detect_facets, split_thread
 from ._session import Session
+from ._signals import install_signal_handlers
 from ._syntax import AtIdentifier, AtUri, Did, Handle, Nsid, RecordKey, Tid
 from ._version import __version__
 from ._video import (
@@ -169,4 +170,5 @@ __all__ = [
     "at_uri_from_text",
     "handle_from_text",
     "detect_facets",
+    "install_signal_handlers",
 ]

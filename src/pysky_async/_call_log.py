@@ -12,7 +12,8 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from ._exceptions import PyskyError, StorageError
 from ._middleware import CALL_LOG, Handler
@@ -20,33 +21,48 @@ from ._redact import redact, redact_text
 from ._request import XrpcRequest
 from ._response import XrpcResponse
 from ._storage.repositories import CallLogRepository
+from ._storage.shield import finish
 from ._storage.store import Store
 
 logger = logging.getLogger("pysky_async")
 
 _MAX_TEXT = 4000
+T = TypeVar("T")
 
 
 class CallLogWriter:
     """A write-behind queue of call-log rows, flushed every ``interval`` s or ``batch_size`` rows
-    with one executemany INSERT per flush."""
+    with one executemany INSERT per flush.
 
-    def __init__(self, store: Store, *, batch_size: int = 500, interval: float = 0.25) -> None:
+    While the database is unreachable rows stay queued and the flush is retried every
+    ``retry_interval`` s; past ``max_pending`` queued rows the oldest are dropped, counted in
+    ``rows_dropped`` and the count is logged. A write that has started finishes even if its
+    caller is cancelled, so no row is lost or written twice.
+    """
+
+    def __init__(self, store: Store, *, batch_size: int = 500, interval: float = 0.25,
+                 max_pending: int = 100_000, retry_interval: float = 1.0) -> None:
         self.store = store
         self.batch_size = batch_size
         self.interval = interval
+        self.max_pending = max_pending
+        self.retry_interval = retry_interval
         self._pending: list[dict[str, Any]] = []
         self._flush_lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._flush_scheduled = False
+        self._failing = False
+        self._closed = False
         self.rows_added = 0
+        self.rows_dropped = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        """Queue a row; it is written within ``interval`` seconds."""
+        """Queue a row; it is written within ``interval`` seconds (while the database is up)."""
         self._pending.append(row)
         self.rows_added += 1
-        if self._flush_scheduled:
+        self._drop_overflow()
+        if self._flush_scheduled or self._failing:
             return
         if len(self._pending) >= self.batch_size:
             self._start_flush()
@@ -56,27 +72,47 @@ class CallLogWriter:
     async def add_and_flush(self, row: dict[str, Any]) -> int:
         """Write the queued rows and then ``row`` now; returns ``row``'s id."""
         self.rows_added += 1
-        return await self._write(row)
+        return await finish(self._track(self._write(row)))
+
+    def _drop_overflow(self) -> None:
+        excess = len(self._pending) - self.max_pending
+        if excess > 0:
+            del self._pending[:excess]
+            self.rows_dropped += excess
+            if self.rows_dropped == excess or self.rows_dropped % self.max_pending < excess:
+                logger.warning("call log: %d rows dropped so far (the oldest; more than max_pending=%d rows "
+                               "were waiting for the database)", self.rows_dropped, self.max_pending)
+
+    def _track(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _start_flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._flush_scheduled = True
-        task = asyncio.get_running_loop().create_task(self._flush_quietly())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._track(self._flush_quietly())
 
     async def _flush_quietly(self) -> None:
         try:
             await self.flush()
-        except StorageError as exc:
-            logger.error("could not write %d call log rows (kept for the next flush): %s",
-                         len(self._pending), exc)
+        except Exception as exc:  # a background task must never die with its error unseen
+            self._retry_later(exc)
+
+    def _retry_later(self, exc: Exception) -> None:
+        if not self._failing:
+            logger.error("could not write %d call log rows (kept, retried every %g s): %s",
+                         len(self._pending), self.retry_interval, exc)
+            self._failing = True
+        if self._timer is None and not self._flush_scheduled and not self._closed:
+            self._timer = asyncio.get_running_loop().call_later(self.retry_interval, self._start_flush)
 
     async def flush(self) -> None:
         """Write every queued row now. On failure the rows stay queued and StorageError is raised."""
-        await self._write(None)
+        await finish(self._track(self._write(None)))
 
     async def _write(self, last: dict[str, Any] | None) -> int:
         async with self._flush_lock:
@@ -86,23 +122,37 @@ class CallLogWriter:
                 async with self.store.core_transaction() as db:
                     repo = CallLogRepository(db)
                     await repo.add_many(batch)
-                    return await repo.add(last) if last is not None else 0
-            except BaseException:
-                self._pending[:0] = batch
+                    row_id = await repo.add(last) if last is not None else 0
+            except BaseException as exc:
+                self._pending[:0] = batch if last is None else [*batch, last]
+                self._drop_overflow()
+                if isinstance(exc, Exception):
+                    self._retry_later(exc)
                 raise
+            if self._failing:
+                self._failing = False
+                logger.warning("call log: the database is back; %d queued rows written, %d dropped in all",
+                               len(batch), self.rows_dropped)
+            return row_id
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
     async def aclose(self) -> None:
-        """Flush everything (waiting for flushes already running)."""
+        """Flush everything (waiting for flushes already running); no retries after this.
+        If the database is still unreachable, StorageError is raised and the rows are lost."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.flush()
+        try:
+            await self.flush()
+        except StorageError:
+            logger.error("call log: %d rows could not be written before closing and are lost", len(self._pending))
+            raise
 
 
 class CallLogMiddleware:

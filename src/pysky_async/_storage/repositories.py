@@ -8,10 +8,12 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, text
+from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from .models import CallLogRow, CursorRow, PostRow, SessionRow, UserProfileRow, WriteOpRow, utcnow
+from .models import Base, CallLogRow, CursorRow, PostRow, SessionRow, UserProfileRow, WriteOpRow, utcnow
 
 BLOB_ENDPOINT = "com.atproto.repo.uploadBlob"
 CALL_LOG = cast(Table, CallLogRow.__table__)
@@ -32,6 +34,15 @@ async def lock(db: AsyncSession, name: str) -> None:
         await db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
 
 
+async def upsert(db: AsyncSession, model: type[Base], keys: list[str], values: dict[str, Any],
+                 changes: dict[str, Any]) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE: two processes saving the same new row at once
+    both succeed instead of one failing on the unique constraint."""
+    insert_for = postgresql_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert_for(model).values(values)
+    await db.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
+
+
 class SessionRepository:
     """Stored logins, one per account key."""
 
@@ -43,20 +54,26 @@ class SessionRepository:
         await lock(self.db, "session:" + account_key)
 
     async def get(self, account_key: str) -> SessionRow | None:
-        result = await self.db.execute(select(SessionRow).where(SessionRow.account_key == account_key))
+        result = await self.db.execute(select(SessionRow).where(SessionRow.account_key == account_key)
+                                       .execution_options(populate_existing=True))
         return result.scalar_one_or_none()
 
     async def save(self, account_key: str, **fields: Any) -> SessionRow:
-        """Insert or update the account's session (bumping its version)."""
+        """Insert or update the account's session (bumping its version). The first save is an
+        upsert, so two processes saving a new account at once both succeed."""
         row = await self.get(account_key)
         if row is None:
-            row = SessionRow(account_key=account_key, version=1, **fields)
-            self.db.add(row)
-        else:
-            for name, value in fields.items():
-                setattr(row, name, value)
-            row.version += 1
-            row.updated_at = utcnow()
+            now = utcnow()
+            await upsert(self.db, SessionRow, ["account_key"],
+                         {"account_key": account_key, "version": 1, "created_at": now, "updated_at": now, **fields},
+                         {**fields, "version": SessionRow.version + 1, "updated_at": now})
+            row = await self.get(account_key)
+            assert row is not None
+            return row
+        for name, value in fields.items():
+            setattr(row, name, value)
+        row.version += 1
+        row.updated_at = utcnow()
         await self.db.flush()
         return row
 
@@ -98,16 +115,10 @@ class CursorRepository:
         return result.scalar_one_or_none()
 
     async def save(self, did: str, endpoint: str, cursor_key: str, cursor: str) -> None:
-        result = await self.db.execute(
-            select(CursorRow).where(CursorRow.did == did, CursorRow.endpoint == endpoint,
-                                    CursorRow.cursor_key == cursor_key))
-        row = result.scalar_one_or_none()
-        if row is None:
-            self.db.add(CursorRow(did=did, endpoint=endpoint, cursor_key=cursor_key, cursor=cursor))
-        else:
-            row.cursor = cursor
-            row.updated_at = utcnow()
-        await self.db.flush()
+        now = utcnow()
+        await upsert(self.db, CursorRow, ["did", "endpoint", "cursor_key"],
+                     {"did": did, "endpoint": endpoint, "cursor_key": cursor_key, "cursor": cursor, "updated_at": now},
+                     {"cursor": cursor, "updated_at": now})
 
 
 class ProfileRepository:
@@ -125,16 +136,14 @@ class ProfileRepository:
     async def upsert(self, did: str, **fields: Any) -> UserProfileRow:
         handle = fields.get("handle")
         if handle:
-            moved = await self.db.execute(
-                select(UserProfileRow).where(UserProfileRow.handle == handle, UserProfileRow.did != did))
-            for row in moved.scalars():
-                row.handle = None
-        row = await self.db.get(UserProfileRow, did) or UserProfileRow(did=did)
-        self.db.add(row)
-        for name, value in fields.items():
-            setattr(row, name, value)
-        row.updated_at = utcnow()
-        await self.db.flush()
+            await self.db.execute(update(UserProfileRow)
+                                  .where(UserProfileRow.handle == handle, UserProfileRow.did != did)
+                                  .values(handle=None))
+        now = utcnow()
+        await upsert(self.db, UserProfileRow, ["did"], {"did": did, **fields, "updated_at": now},
+                     {**fields, "updated_at": now})
+        row = await self.db.get(UserProfileRow, did, populate_existing=True)
+        assert row is not None
         return row
 
 

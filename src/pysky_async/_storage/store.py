@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,23 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 from .._exceptions import StorageError
+from .._redact import redact_text
 from . import migrate
+from .shield import ShieldedConnection, ShieldedSession, finish
 
 logger = logging.getLogger("pysky_async")
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from the database or its driver (connection refused or reset,
+    asyncpg and sqlite errors...), as opposed to a bug in the caller's code."""
+    return (isinstance(exc, (SQLAlchemyError, OSError, TimeoutError, sqlite3.Error))
+            or type(exc).__module__.split(".")[0] in ("asyncpg", "aiosqlite"))
+
+
+def _hint(exc: BaseException) -> str:
+    unreachable = isinstance(exc, (OSError, TimeoutError)) or getattr(exc, "connection_invalidated", False)
+    return " (the database is unreachable: retry once it is back)" if unreachable else ""
 
 
 def default_sqlite_path() -> Path:
@@ -45,14 +60,16 @@ def resolve_database_url(database_url: str | None = None, env: os._Environ[str] 
         return env["PYSKY_DATABASE_URL"]
     if env.get("PGHOST") or env.get("PGDATABASE"):
         port = env.get("PGPORT")
-        return URL.create(
+        url = URL.create(
             "postgresql+asyncpg",
             username=env.get("PGUSER") or None,
             password=env.get("PGPASSWORD") or None,
             host=env.get("PGHOST") or None,
             port=int(port) if port else None,
             database=env.get("PGDATABASE") or None,
-        ).render_as_string(hide_password=False)
+        )
+        logger.info("database from the PG* environment variables: %s", url.render_as_string(hide_password=True))
+        return url.render_as_string(hide_password=False)
     filename = env.get("BSKY_SQLITE_FILENAME")
     if filename:
         return sqlite_url(filename)
@@ -60,7 +77,12 @@ def resolve_database_url(database_url: str | None = None, env: os._Environ[str] 
     if not path.exists():
         logger.info("pysky_async keeps its sessions and call log in %s (set PYSKY_DATABASE_URL to choose "
                     "another database; `pysky-async db path` prints the one in use)", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # the file holds login tokens: only its owner may enter the directory or read it
+    path.parent.chmod(0o700)
+    for existing in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if existing.exists():
+            existing.chmod(0o600)
     return sqlite_url(str(path))
 
 
@@ -74,12 +96,46 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine set up for concurrent use (WAL and BEGIN IMMEDIATE on SQLite)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
     in_memory = parsed.database in (None, "", ":memory:")
+    if not in_memory:
+        _create_private(Path(str(parsed.database)))
     kwargs: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
-    engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
     _configure_sqlite(engine, wal=not in_memory)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create a missing database file readable by its owner only; SQLite gives its -wal and
+    -shm files the same mode."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"cannot create the SQLite file {path}: {exc}") from exc
+
+
+class _RedactSecrets(logging.Filter):
+    """Blanks JWTs out of the DEBUG lines of ``aiosqlite`` (every statement with its
+    parameters) and of SQLAlchemy's engine logger (result rows), tokens included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+    def install(self) -> None:
+        for name in ("aiosqlite", "sqlalchemy.engine.Engine"):
+            chatty = logging.getLogger(name)
+            if self not in chatty.filters:
+                chatty.addFilter(self)
+
+
+_REDACT_LOGS = _RedactSecrets()
 
 
 def _configure_sqlite(engine: AsyncEngine, *, wal: bool) -> None:
@@ -107,6 +163,15 @@ def _configure_sqlite(engine: AsyncEngine, *, wal: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+async def _release(db: AsyncSession | AsyncConnection) -> None:
+    """Roll back what is left and return the connection; one that cannot roll back is discarded."""
+    try:
+        await db.close()
+    except Exception:
+        logger.warning("a database connection could not be rolled back; discarding it", exc_info=True)
+        await db.invalidate()
+
+
 class Store:
     """The database behind a client: engine, units of work, schema upgrades.
 
@@ -119,6 +184,7 @@ class Store:
 
     def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None,
                  auto_migrate: bool | None = None) -> None:
+        _REDACT_LOGS.install()
         if engine is None:
             engine = create_engine(resolve_database_url(url))
             self._owns_engine = True
@@ -127,7 +193,7 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.auto_migrate = self.dialect == "sqlite" if auto_migrate is None else auto_migrate
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(engine, class_=ShieldedSession, expire_on_commit=False)
         # SQLite has one writer at a time; serialise in-process units of work instead of
         # letting them queue on the file lock (and share the one in-memory connection)
         self._serial = asyncio.Lock() if self.dialect == "sqlite" else None
@@ -151,8 +217,11 @@ class Store:
                             "`python -m pysky_async db upgrade` (with the same database settings) first"
                         )
                     await migrate.upgrade(self.engine)
-            except SQLAlchemyError as exc:
-                raise StorageError(f"could not open the database: {exc}") from exc
+            except Exception as exc:
+                if not is_database_error(exc):
+                    raise
+                raise StorageError(f"could not open the database: {exc}. Check that it is running "
+                                   "and reachable with these settings") from exc
             self._ready = True
 
     @contextlib.asynccontextmanager
@@ -162,20 +231,36 @@ class Store:
         async with self._serial if self._serial is not None else contextlib.nullcontext():
             try:
                 yield
-            except SQLAlchemyError as exc:
-                raise StorageError(f"database error: {exc}") from exc
+            except Exception as exc:
+                if not is_database_error(exc):
+                    raise
+                raise StorageError(f"database error: {exc}{_hint(exc)}") from exc
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commits on success, rolls back on error; errors become StorageError."""
-        async with self._guarded(), self._sessions() as session, session.begin():
-            yield session
+        """A unit of work: commits on success, rolls back on error; errors become StorageError.
+
+        Once started it commits or rolls back even if the caller is cancelled, and its
+        connection goes back to the pool only outside a transaction.
+        """
+        async with self._guarded():
+            session = self._sessions()
+            try:
+                yield session
+                await finish(session.commit())
+            finally:
+                await finish(_release(session))
 
     @contextlib.asynccontextmanager
     async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
         """A lighter unit of work on a Core connection (no ORM session), for bulk inserts."""
-        async with self._guarded(), self.engine.begin() as connection:
-            yield connection
+        async with self._guarded():
+            connection = await finish(ShieldedConnection(self.engine).start())
+            try:
+                yield connection
+                await finish(connection.commit())
+            finally:
+                await finish(_release(connection))
 
     async def execute_sql(self, sql: str) -> list[Any]:
         """Run raw SQL and return the rows (for tests and the command line)."""
@@ -184,5 +269,11 @@ class Store:
             return list(result.all()) if result.returns_rows else []  # type: ignore[attr-defined]
 
     async def aclose(self) -> None:
+        """Close the engine's connections (an engine passed in is left open)."""
         if self._owns_engine:
-            await self.engine.dispose()
+            try:
+                await self.engine.dispose()
+            except Exception as exc:
+                if not is_database_error(exc):
+                    raise
+                logger.warning("closing the database connections failed: %s", exc)

@@ -1,0 +1,3 @@
+from .pg_outage import own_postgres
+
+__all__ = ["own_postgres"]
