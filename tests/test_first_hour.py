@@ -229,3 +229,26 @@ def test_without_the_media_extra_image_and_video_name_it() -> None:
     lines = result.stdout.splitlines()
     assert "Pillow" in lines[0] and "PyAV" in lines[1] and all("pysky_async[media]" in line for line in lines[:2])
     assert lines[2] == "text only"
+
+
+def test_a_client_never_closed_still_writes_its_call_log_and_is_named(pds: PdsServer, tmp_path: Path) -> None:
+    database = tmp_path / "unclosed.sqlite3"
+    code = (
+        "import asyncio, sys\n"
+        "from pysky_async import AsyncBskyClient\n"
+        "async def main():\n"
+        "    bsky = AsyncBskyClient(database_url=sys.argv[1])\n"
+        "    for _ in range(3):\n"
+        "        await bsky.get('com.atproto.server.describeServer', hostname=sys.argv[2])\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run([sys.executable, "-W", "always::ResourceWarning", "-c", code,
+                             f"sqlite+aiosqlite:///{database}", listen_host(pds)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "ResourceWarning: unclosed <AsyncBskyClient no account" in result.stderr, result.stderr
+    import sqlite3
+
+    with sqlite3.connect(database) as db:
+        rows = db.execute("SELECT endpoint FROM bsky_api_call_log").fetchall()
+    assert rows == [("com.atproto.server.describeServer",)] * 3

@@ -134,9 +134,8 @@ async def test_resolve_handle_and_did(pds: PdsServer, pds_account: Account, tmp_
         assert await bsky.identity.pds_endpoint(pds_account.did) == pds.base_url
         assert await bsky.identity.handle_of(pds_account.did) == pds_account.handle
         from pysky_async import IdentityNotFound
-        from pysky_async._exceptions import BadRequest
 
-        with pytest.raises(BadRequest):
+        with pytest.raises(IdentityNotFound, match=r"nobody-here\.test does not resolve"):
             await bsky.resolve_handle("nobody-here.test")
         with pytest.raises(IdentityNotFound):
             await bsky.resolve_did("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa")
@@ -146,12 +145,14 @@ async def test_login_service_auth_and_identity_calls_are_in_the_call_log(pds: Pd
                                                                         tmp_path: Path) -> None:
     from pysky_async import IdentityNotFound
 
+    other = pds.create_account(f"o{pds_account.handle}", "other-password")  # not the account: via the PLC
+
     async with AsyncBskyClient(username=pds_account.handle, password=pds_account.password,
                                auth_host=listen_host(pds), plc_directory=pds.plc_url,
                                database_url=f"sqlite+aiosqlite:///{tmp_path}/rows.sqlite3") as bsky:
         await bsky.login()
         await bsky.get_service_auth("did:web:video.example", "app.bsky.video.getUploadLimits")
-        await bsky.resolve_did(pds_account.did)
+        await bsky.resolve_did(other.did)
         with pytest.raises(IdentityNotFound) as info:
             await bsky.resolve_did("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa")
         await bsky.flush_call_log()

@@ -4,7 +4,9 @@ object (records, posts, media, video, identity, profiles) what it needs."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,12 +80,30 @@ class _Shared:
     limiters: dict[tuple[int, float], RequestLimiter]
     aiohttp_session: SharedAiohttpSession | None = None
     state: _State = _State.OPEN
+    guard: asyncio.Task[None] | None = None
+    """Closes the client (flushing its call log) when its event loop shuts down unclosed."""
 
     def transport(self, timeout: float | None) -> HttpxTransport | AiohttpXrpcTransport:
         """The innermost handler: straight onto aiohttp when the client owns its httpx client."""
         if self.aiohttp_session is not None:
             return AiohttpXrpcTransport(self.aiohttp_session, self.http, timeout=timeout)
         return HttpxTransport(self.http, timeout=timeout)
+
+    async def aclose(self) -> None:
+        """Flush the call log, then close the HTTP pool and the database (what the owner made)."""
+        self.state = _State.CLOSED
+        if self.guard is not None and self.guard is not asyncio.current_task():
+            self.guard.cancel()
+        try:
+            await self.call_log.aclose()
+        finally:
+            try:
+                if self.owns_http:
+                    await self.http.aclose()
+                if self.aiohttp_session is not None:
+                    await self.aiohttp_session.aclose()
+            finally:
+                await self.store.aclose()
 
     def limiter(self, limit: tuple[int, float] | None) -> RequestLimiter | None:
         """One request limiter per limit, shared by every client with that limit."""
@@ -248,21 +268,23 @@ class AsyncBskyClient:
             if shared.state is _State.OPEN:
                 await shared.call_log.flush()
             return
-        shared.state = _State.CLOSED
-        try:
-            await shared.call_log.aclose()
-        finally:
-            try:
-                if shared.owns_http:
-                    await shared.http.aclose()
-                if shared.aiohttp_session is not None:
-                    await shared.aiohttp_session.aclose()
-            finally:
-                await shared.store.aclose()
+        await shared.aclose()
 
     def _check_open(self) -> None:
-        if self._state is _State.CLOSED or self._shared.state is _State.CLOSED:
+        shared = self._shared
+        if self._state is _State.CLOSED or shared.state is _State.CLOSED:
             raise PyskyError("this AsyncBskyClient is closed; create a new one")
+        if shared.guard is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            shared.guard = loop.create_task(_close_at_loop_end(repr(self), shared), name="pysky_async guard")
+
+    def __repr__(self) -> str:
+        account = self.sessions.identifier or "no account"
+        state = "closed" if self._state is _State.CLOSED or self._shared.state is _State.CLOSED else "open"
+        return f"<AsyncBskyClient {account} via {self.config.auth_host} ({state})>"
 
     @property
     def middleware(self) -> tuple[Middleware, ...]:
@@ -455,6 +477,20 @@ class AsyncBskyClient:
         """``pysky_async.export_follow_graph(bsky, ...)``: the follow graph of the authors of posts
         matching ``query``, written to a CSV (an application of the library, in ``_graph``)."""
         return await export_follow_graph(self, query, out, **options)
+
+
+async def _close_at_loop_end(client: str, shared: _Shared) -> None:
+    """Wait for the loop's shutdown (``asyncio.run`` cancels what is left); a client still open
+    then is closed here — its call log written — and named in a ResourceWarning, as aiohttp does."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        if shared.state is _State.CLOSED:
+            return
+        await shared.aclose()
+        warnings.warn(f"unclosed {client}: its call log was written when the event loop shut down; "
+                      "use `async with AsyncBskyClient() as bsky:` or `await bsky.aclose()`",
+                      ResourceWarning, stacklevel=1)
 
 
 def _page_request(base: XrpcRequest, cursor: str | None, cursor_key: str | None,
