@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.Column('refresh_token', sa.Text(), nullable=True),
     sa.Column('dpop_key', sa.Text(), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('dpop_nonce', sa.String(length=255), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),

@@ -23,6 +23,9 @@ from ._exceptions import (
     NetworkError,
     NotAuthenticated,
     NotFound,
+    OAuthCallbackError,
+    OAuthError,
+    OAuthSessionExpired,
     PayloadTooLarge,
     PostFailed,
     PyskyError,
@@ -42,6 +45,7 @@ from ._identity import IdentityResolver
 from ._images import Image, PreparedImage, prepare_image
 from ._media import External, Media
 from ._middleware import Handler, Middleware
+from ._oauth import OAuth, OAuthApp, OAuthLogin, OAuthSession
 from ._pagination import Paginator
 from ._posts import Post, Posts
 from ._profiles import Profiles
@@ -128,6 +132,13 @@ __all__ = [
     "RetryPolicy",
     "RequestTimeout",
     "ServerError",
+    "OAuth",
+    "OAuthApp",
+    "OAuthCallbackError",
+    "OAuthError",
+    "OAuthLogin",
+    "OAuthSession",
+    "OAuthSessionExpired",
     "Session",
     "StorageError",
     "Tid",

@@ -182,6 +182,8 @@ class OAuthSessionRow(Base):
     refresh_token: Mapped[str | None] = mapped_column(Text)
     dpop_key: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    dpop_nonce: Mapped[str | None] = mapped_column(String(255))
+    """The authorization server's latest DPoP nonce, so a worker's first refresh needs no retry."""
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
