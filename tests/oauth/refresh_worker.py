@@ -24,7 +24,8 @@ async def main(config: dict[str, str]) -> None:
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         user = await bsky.oauth.client_for(config["did"])
-        results = await asyncio.gather(*(user.get("com.atproto.server.getSession") for _ in range(int(config["calls"]))))
+        calls = int(config["calls"])
+        results = await asyncio.gather(*(user.get("com.atproto.server.getSession") for _ in range(calls)))
         token = (await bsky.oauth.session(config["did"])).access_token
         print("done", sum(r.did == config["did"] for r in results), hashlib.sha256(token.encode()).hexdigest(),
               flush=True)
