@@ -5,18 +5,30 @@
 
     GET  /profile/{actor}   the actor's profile record (displayName, description)
     POST /posts             {"text": "..."} → {"uri": ..., "cid": ...}
+
+Log in with Bluesky (OAuth; development: a loopback client, no metadata to host):
+
+    BSKY_OAUTH_REDIRECT_URI=http://127.0.0.1:8080/oauth/callback python -m examples.aiohttp_app
+    open http://127.0.0.1:8080/oauth/login?identifier=<your handle>
+
+    POST /me/posts          {"text": "..."} posted as the logged-in user
+    POST /oauth/logout      revoke and forget the user's session
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
-from pysky_async import AsyncBskyClient, InvalidInput, RecordNotFound
+from examples.oauth_env import oauth_from_env
+from pysky_async import AsyncBskyClient, InvalidInput, NotAuthenticated, OAuthApp, RecordNotFound
+from pysky_async.aiohttp_oauth import LoginCookie, current_did, oauth_routes
 
 BSKY = web.AppKey("bsky", AsyncBskyClient)
+COOKIE = web.AppKey("cookie", LoginCookie)
 
 
 async def profile(request: web.Request) -> web.Response:
@@ -40,19 +52,42 @@ async def create_post(request: web.Request) -> web.Response:
     return web.json_response({"uri": ref.uri, "cid": ref.cid}, status=201)
 
 
-def make_app(**client_options: Any) -> web.Application:
-    """The app; ``client_options`` go to AsyncBskyClient (the environment supplies the rest)."""
+async def post_as_me(request: web.Request) -> web.Response:
+    try:
+        user = await request.app[BSKY].oauth.client_for(current_did(request, request.app[COOKIE]))
+    except NotAuthenticated as exc:
+        raise web.HTTPUnauthorized(text=str(exc)) from exc
+    body = await request.json()
+    try:
+        ref = await user.create_post(str(body["text"]))
+    except (KeyError, InvalidInput) as exc:
+        raise web.HTTPUnprocessableEntity(text=str(exc)) from exc
+    return web.json_response({"uri": ref.uri, "cid": ref.cid}, status=201)
+
+
+def make_app(*, oauth_app: OAuthApp | None = None, cookie_secret: str | None = None,
+             **client_options: Any) -> web.Application:
+    """The app; ``client_options`` go to AsyncBskyClient (the environment supplies the rest);
+    with ``oauth_app`` users log in with Bluesky and post as themselves."""
 
     async def bsky_context(app: web.Application) -> AsyncIterator[None]:
         async with AsyncBskyClient(**client_options) as bsky:
+            if oauth_app is not None:
+                bsky.oauth.configure(oauth_app)
             app[BSKY] = bsky
             yield
 
     app = web.Application()
     app.cleanup_ctx.append(bsky_context)
     app.add_routes([web.get("/profile/{actor}", profile), web.post("/posts", create_post)])
+    if oauth_app is not None:
+        cookie = LoginCookie(cookie_secret or secrets.token_urlsafe(32), secure=not oauth_app.is_loopback)
+        app[COOKIE] = cookie
+        app.add_routes([*oauth_routes(lambda request: request.app[BSKY].oauth, cookie),
+                        web.post("/me/posts", post_as_me)])
     return app
 
 
 if __name__ == "__main__":
-    web.run_app(make_app(), host="127.0.0.1", port=8080)
+    oauth_app, cookie_secret = oauth_from_env()
+    web.run_app(make_app(oauth_app=oauth_app, cookie_secret=cookie_secret), host="127.0.0.1", port=8080)
