@@ -85,7 +85,7 @@ class OAuth:
         return SecretBox.generate_key()
 
     def configure(self, app: OAuthApp, *, encryption_key: str | bytes | None = None,
-                  appview: str | None = BSKY_APPVIEW) -> OAuth:
+                  appview: str | None = BSKY_APPVIEW, allow_http_loopback: bool | None = None) -> OAuth:
         """Set the app (client metadata, keys) once, before the first login.
 
         Args:
@@ -93,9 +93,12 @@ class OAuth:
             encryption_key: encrypt tokens and DPoP keys at rest (``generate_encryption_key()``).
             appview: the ``atproto-proxy`` service for ``app.bsky.*`` calls made as a user (None:
                 the PDS's own default).
+            allow_http_loopback: let metadata and token requests use plain http to localhost
+                (development servers); default: only for an ``OAuthApp.loopback`` app.
         """
         box = SecretBox(encryption_key)
-        server = AuthServerClient(self._http, app, self.nonces)
+        loopback = app.is_loopback if allow_http_loopback is None else allow_http_loopback
+        server = AuthServerClient(self._http, app, self.nonces, allow_http_loopback=loopback)
         self._configured = _Configured(app, server, OAuthSessionStore(self._store, box, server, app.client_id),
                                        box, appview)
         return self

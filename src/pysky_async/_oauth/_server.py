@@ -68,25 +68,29 @@ class AuthServerClient:
         http: the client's shared httpx client.
         app: the app (client id, client authentication).
         nonces: DPoP nonces per server (shared with the resource middleware).
+        allow_http_loopback: allow plain http to localhost (development servers).
     """
 
-    def __init__(self, http: httpx.AsyncClient, app: OAuthApp, nonces: NonceCache) -> None:
+    def __init__(self, http: httpx.AsyncClient, app: OAuthApp, nonces: NonceCache, *,
+                 allow_http_loopback: bool) -> None:
         self.http = http
         self.app = app
         self.nonces = nonces
+        self.allow_http_loopback = allow_http_loopback
         self._metadata: dict[str, tuple[float, AuthServer]] = {}
 
     def check_url(self, url: str) -> str:
         """Refuse URLs a metadata fetch must not follow (SSRF): only HTTPS, plus plain http to
-        loopback hosts for a development (loopback) app."""
+        loopback hosts for development (``allow_http_loopback``)."""
         parts = urlsplit(url)
         host = parts.hostname or ""
         if parts.scheme == "https" and host:
             return url
-        if parts.scheme == "http" and self.app.is_loopback and host in LOOPBACK_NAMES:
+        if parts.scheme == "http" and self.allow_http_loopback and host in LOOPBACK_NAMES:
             return url
         raise OAuthError(f"refusing to fetch OAuth metadata from {url!r}: only https URLs "
-                         "(plain http to localhost only for an OAuthApp.loopback development app)")
+                         "(plain http to localhost only for development: an OAuthApp.loopback app, or "
+                         "configure(allow_http_loopback=True))")
 
     async def _get_json(self, url: str) -> Any:
         self.check_url(url)
