@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ._exceptions import IdentityNotFound, InvalidInput, OAuthCallbackError, OAuthError
+from ._exceptions import OAuthCallbackError, PyskyError
 from ._oauth import OAuth
 from ._oauth._web import LoginCookie, safe_next
 
@@ -42,7 +42,7 @@ def oauth_routes(get_oauth: Callable[[web.Request], OAuth], cookie: LoginCookie,
         identifier = request.query.get("identifier", "")
         try:
             url = await get_oauth(request).start(identifier, app_state=safe_next(request.query.get("next")))
-        except (InvalidInput, IdentityNotFound, OAuthError) as exc:
+        except PyskyError as exc:  # unknown handle, no OAuth server, unreachable...
             raise web.HTTPBadRequest(text=f"cannot log in {identifier!r}: {exc}") from exc
         raise web.HTTPSeeOther(url)
 

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from ._exceptions import IdentityNotFound, InvalidInput, OAuthCallbackError, OAuthError
+from ._exceptions import OAuthCallbackError, PyskyError
 from ._oauth import OAuth
 from ._oauth._web import LoginCookie, safe_next
 
@@ -48,7 +48,7 @@ def oauth_router(get_oauth: Callable[[Request], OAuth], cookie: LoginCookie, *, 
     async def login(request: Request, identifier: str, next: str = "/") -> RedirectResponse:
         try:
             url = await get_oauth(request).start(identifier, app_state=safe_next(next))
-        except (InvalidInput, IdentityNotFound, OAuthError) as exc:
+        except PyskyError as exc:  # unknown handle, no OAuth server, unreachable...
             raise HTTPException(400, f"cannot log in {identifier!r}: {exc}") from exc
         return RedirectResponse(url, status_code=303)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from pysky_async import AsyncBskyClient, NotAuthenticated, OAuthApp, OAuthSessionExpired
+from pysky_async import AsyncBskyClient, InvalidInput, NotAuthenticated, OAuthApp, OAuthSessionExpired
 from pysky_async._oauth._dpop import make_proof
 from tests.realnet.pds import Account, PdsServer
 
@@ -133,3 +133,11 @@ async def test_the_sqlite_file_is_readable_by_its_owner_only(pds: PdsServer, pds
         bsky.oauth.configure(OAuthApp.loopback(REDIRECT_URI))
         await OAuthHarness(bsky, pds).login(pds_account)
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+async def test_an_oauth_user_client_refuses_login_with_session(oauth: OAuthHarness, pds_account: Account) -> None:
+    login = await oauth.login(pds_account)
+    user = await oauth.bsky.oauth.client_for(login.did)
+    with pytest.raises(InvalidInput, match=r"comes from bsky\.oauth"):
+        await user.login_with_session({"did": "x", "handle": "h", "pds_endpoint": "p", "access_jwt": "a",
+                                       "refresh_jwt": "r"})

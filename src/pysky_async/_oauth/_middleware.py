@@ -4,6 +4,7 @@ user's PDS with ``Authorization: DPoP <token>`` and a fresh proof)."""
 
 from __future__ import annotations
 
+from .._exceptions import InvalidInput, PyskyError
 from .._middleware import SESSION, Handler
 from .._request import XrpcRequest
 from .._response import XrpcResponse
@@ -49,11 +50,12 @@ class OAuthAccount(SessionManager):
         return _as_session(await self.refresh_oauth(stale_access_jwt))
 
     async def adopt(self, session: Session) -> None:
-        raise NotImplementedError("an OAuth user's session comes from bsky.oauth, not login_with_session()")
+        raise InvalidInput("an OAuth user's session comes from bsky.oauth (start/callback), "
+                           "not from login_with_session()")
 
 
 async def _no_send(request: XrpcRequest) -> XrpcResponse:
-    raise NotImplementedError("an OAuth account never logs in with a password")
+    raise PyskyError("an OAuth account never logs in with a password")
 
 
 class DpopMiddleware:
