@@ -16,11 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pysky_async import AsyncBskyClient, OAuthApp  # noqa: E402
-from pysky_async._oauth._dpop import generate_key, make_proof  # noqa: E402
-from tests.oauth.conftest import REDIRECT_URI, query  # noqa: E402
-from tests.oauth.provider_ui import approve  # noqa: E402
-from tests.realnet.pds import PdsServer  # noqa: E402
+from tests.oauth.conftest import REDIRECT_URI, query
+from tests.oauth.provider_ui import approve
+from tests.realnet.pds import PdsServer
+
+from pysky_async import AsyncBskyClient, OAuthApp
+from pysky_async._oauth._dpop import generate_key, make_proof
 
 
 async def timed_calls(client: AsyncBskyClient, calls: int) -> tuple[float, float]:
