@@ -6,6 +6,14 @@
     GET  /profile/{actor}   the actor's profile record (displayName, description)
     POST /posts             {"text": "..."} → 201 {"uri": ..., "cid": ...}
 
+Log in with Bluesky (OAuth; development: a loopback client, no metadata to host):
+
+    BSKY_OAUTH_REDIRECT_URI=http://127.0.0.1:8080/oauth/callback python -m examples.aiohttp_app
+    open http://127.0.0.1:8080/oauth/login?identifier=<your handle>
+
+    POST /me/posts          {"text": "..."} posted as the logged-in user
+    POST /oauth/logout      revoke and forget the user's session
+
 Settings come from the client's environment variables (PYSKY_AUTH_HOST, PYSKY_PLC_DIRECTORY, ...;
 see the README), and HOST/PORT for the listening address. Errors: see examples/http_errors.py —
 never a 500 for something the user did.
@@ -15,16 +23,19 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from pysky_async import AsyncBskyClient, PyskyError
-
-from .http_errors import http_error
+from examples.http_errors import http_error
+from examples.oauth_env import oauth_from_env
+from pysky_async import AsyncBskyClient, NotAuthenticated, OAuthApp, PyskyError
+from pysky_async.aiohttp_oauth import LoginCookie, current_did, oauth_routes
 
 BSKY = web.AppKey("bsky", AsyncBskyClient)
+COOKIE = web.AppKey("cookie", LoginCookie)
 
 
 @web.middleware
@@ -46,30 +57,55 @@ async def profile(request: web.Request) -> web.Response:
                               "description": record.value.raw.get("description")})
 
 
-async def create_post(request: web.Request) -> web.Response:
+async def post_text(request: web.Request) -> str:
+    """The body's ``text``; 400 for a body that is not JSON, 422 for one without the text."""
     try:
         body = await request.json()
     except json.JSONDecodeError:
-        return web.json_response({"detail": "the body is not JSON"}, status=400)
+        raise web.HTTPBadRequest(text="the body is not JSON") from None
     if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-        return web.json_response({"detail": 'expected {"text": "..."}'}, status=422)
-    ref = await request.app[BSKY].create_post(body["text"])
+        raise web.HTTPUnprocessableEntity(text='expected {"text": "..."}')
+    return str(body["text"])
+
+
+async def create_post(request: web.Request) -> web.Response:
+    ref = await request.app[BSKY].create_post(await post_text(request))
     return web.json_response({"uri": ref.uri, "cid": ref.cid}, status=201)
 
 
-def make_app(**client_options: Any) -> web.Application:
-    """The app; ``client_options`` go to AsyncBskyClient (the environment supplies the rest)."""
+async def post_as_me(request: web.Request) -> web.Response:
+    try:
+        user = await request.app[BSKY].oauth.client_for(current_did(request, request.app[COOKIE]))
+    except NotAuthenticated as exc:
+        raise web.HTTPUnauthorized(text=str(exc)) from exc
+    ref = await user.create_post(await post_text(request))
+    return web.json_response({"uri": ref.uri, "cid": ref.cid}, status=201)
+
+
+def make_app(*, oauth_app: OAuthApp | None = None, cookie_secret: str | None = None,
+             **client_options: Any) -> web.Application:
+    """The app; ``client_options`` go to AsyncBskyClient (the environment supplies the rest);
+    with ``oauth_app`` users log in with Bluesky and post as themselves."""
 
     async def bsky_context(app: web.Application) -> AsyncIterator[None]:
         async with AsyncBskyClient(**client_options) as bsky:
+            if oauth_app is not None:
+                bsky.oauth.configure(oauth_app)
             app[BSKY] = bsky
             yield
 
     app = web.Application(middlewares=[pysky_errors])
     app.cleanup_ctx.append(bsky_context)
     app.add_routes([web.get("/profile/{actor}", profile), web.post("/posts", create_post)])
+    if oauth_app is not None:
+        cookie = LoginCookie(cookie_secret or secrets.token_urlsafe(32), secure=not oauth_app.is_loopback)
+        app[COOKIE] = cookie
+        app.add_routes([*oauth_routes(lambda request: request.app[BSKY].oauth, cookie),
+                        web.post("/me/posts", post_as_me)])
     return app
 
 
 if __name__ == "__main__":
-    web.run_app(make_app(), host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8080")))
+    oauth_app, cookie_secret = oauth_from_env()
+    web.run_app(make_app(oauth_app=oauth_app, cookie_secret=cookie_secret),
+                host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8080")))

@@ -26,6 +26,9 @@ from ._exceptions import (
     NetworkError,
     NotAuthenticated,
     NotFound,
+    OAuthCallbackError,
+    OAuthError,
+    OAuthSessionExpired,
     PayloadTooLarge,
     PostFailed,
     PyskyError,
@@ -48,6 +51,7 @@ from ._images import Image, PreparedImage, prepare_image
 from ._lenient import at_uri_from_text, handle_from_text
 from ._media import External, Media
 from ._middleware import Handler, Middleware
+from ._oauth import OAuth, OAuthApp, OAuthLogin, OAuthSession
 from ._pagination import Paginator
 from ._posts import Post, Posts
 from ._profiles import Profiles
@@ -135,6 +139,13 @@ __all__ = [
     "RetryPolicy",
     "RequestTimeout",
     "ServerError",
+    "OAuth",
+    "OAuthApp",
+    "OAuthCallbackError",
+    "OAuthError",
+    "OAuthLogin",
+    "OAuthSession",
+    "OAuthSessionExpired",
     "Session",
     "StorageError",
     "Tid",

@@ -5,6 +5,7 @@ object (records, posts, media, video, identity, profiles) what it needs."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import warnings
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,8 @@ from ._graph import GraphReport, export_follow_graph
 from ._identity import IdentityResolver
 from ._media import Media
 from ._middleware import Middleware, Pipeline
+from ._oauth import OAuth
+from ._oauth._middleware import DpopMiddleware, OAuthAccount
 from ._pagination import Paginator
 from ._posts import Post, Posts
 from ._profiles import Profiles
@@ -82,6 +85,9 @@ class _Shared:
     state: _State = _State.OPEN
     guard: asyncio.Task[None] | None = None
     """Closes the client (flushing its call log) when its event loop shuts down unclosed."""
+    oauth: OAuth | None = None
+    session_middleware: Middleware | None = None
+    """In place of ``SessionMiddleware`` (an OAuth user's ``DpopMiddleware``)."""
 
     def transport(self, timeout: float | None) -> HttpxTransport | AiohttpXrpcTransport:
         """The innermost handler: straight onto aiohttp when the client owns its httpx client."""
@@ -210,7 +216,7 @@ class AsyncBskyClient:
             *([RetryMiddleware(config.retry)] if config.retry else []),
             CallLogMiddleware(shared.call_log),
             *config.middleware,
-            SessionMiddleware(shared.sessions),
+            shared.session_middleware or SessionMiddleware(shared.sessions),
             CursorMiddleware(shared.cursors),
             *([WriteBudgetMiddleware(shared.store, config.write_budget)] if config.write_budget else []),
             *([limiter] if limiter else []),
@@ -290,6 +296,21 @@ class AsyncBskyClient:
     def middleware(self) -> tuple[Middleware, ...]:
         """The pipeline, outermost first; fixed at construction (pass ``middleware=``)."""
         return self._pipeline.middlewares
+
+    @property
+    def oauth(self) -> OAuth:
+        """OAuth for the users of your service: ``bsky.oauth.configure(OAuthApp(...))``, then
+        ``start``, ``callback``, ``client_for(did)``, ``logout`` (see ``OAuth``)."""
+        if self._shared.oauth is None:
+            self._shared.oauth = OAuth(self.store, self.http, self.identity, self._oauth_client)
+        return self._shared.oauth
+
+    def _oauth_client(self, account: OAuthAccount, middleware: DpopMiddleware) -> AsyncBskyClient:
+        """A client acting as an OAuth user, sharing this one's HTTP pool, store and call log."""
+        shared = dataclasses.replace(self._shared, sessions=account, session_middleware=middleware, owns_http=False)
+        client = object.__new__(type(self))
+        client._setup(shared, self.config, owner=False)
+        return client
 
     # -- the account -----------------------------------------------------------------
 

@@ -12,6 +12,9 @@
     ├── VideoUploadRefused          the video service will not take an upload now
     ├── VideoProcessingFailed       the video service's job failed
     ├── VideoProcessingTimeout (TimeoutError)
+    ├── OAuthError                  an OAuth step failed (``.error``: the OAuth error code)
+    │   ├── OAuthCallbackError      a callback that is no valid answer to a login we started
+    │   └── OAuthSessionExpired     the user's grant is gone (refresh refused, revoked)
     ├── InvalidInput (ValueError)   bad input caught before any request
     │   ├── InvalidImage
     │   │   └── ImageTooLarge
@@ -66,6 +69,29 @@ class RequestTimeout(NetworkError):
 
 class StorageError(PyskyError):
     """The database behind the client failed."""
+
+
+class OAuthError(PyskyError):
+    """An OAuth step (discovery, PAR, token request, revocation) failed.
+
+    Attributes:
+        error: the OAuth error code (``"invalid_grant"``...), or None.
+        status_code: the HTTP status of the failed request, or None.
+    """
+
+    def __init__(self, message: str, *, error: str | None = None, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+        self.status_code = status_code
+
+
+class OAuthCallbackError(OAuthError):
+    """The callback is no valid answer to a login this app started (unknown or used ``state``,
+    an error from the server, a code already used, another issuer); nothing was stored."""
+
+
+class OAuthSessionExpired(OAuthError):
+    """The user's OAuth session can no longer be refreshed: send them through the login again."""
 
 
 class InvalidInput(PyskyError, ValueError):

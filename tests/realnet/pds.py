@@ -349,7 +349,11 @@ class PdsServer:
         log: requests whose responses the caller already has were logged before it, since
         sonic-boom keeps write order. Barrier requests are not counted.
         """
-        path = f"/xrpc/{nsid}"
+        return self.path_request_count(f"/xrpc/{nsid}")
+
+    def path_request_count(self, path: str) -> int:
+        """How many requests for ``path`` (any path, e.g. ``/oauth/token``) reached the server;
+        see ``request_count``."""
         barrier = secrets.token_hex(8)
         with urllib.request.urlopen(
             f"{self.listen_url}/xrpc/_health?{_BARRIER_PARAM}={barrier}", timeout=10

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .repositories import advisory_key
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0003_oauth"
 """The newest migration; a test checks it is alembic's head."""
 VERSION_TABLE = "pysky_alembic_version"
 """Our own alembic version table, so a host application's ``alembic_version`` is left alone."""

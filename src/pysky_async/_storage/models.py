@@ -163,3 +163,44 @@ class PostRow(Base):
     reply_root_uri: Mapped[str | None] = mapped_column(String(512))
     reply_parent_uri: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OAuthSessionRow(Base):
+    """One OAuth session per user DID (``bsky.oauth``): tokens and the session's DPoP key,
+    encrypted when the app gives a key. Written only under the per-DID lock."""
+
+    __tablename__ = "bsky_oauth_session"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    did: Mapped[str] = mapped_column(String(255), unique=True)
+    handle: Mapped[str | None] = mapped_column(String(255))
+    pds_endpoint: Mapped[str] = mapped_column(String(512))
+    issuer: Mapped[str] = mapped_column(String(512))
+    client_id: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    dpop_key: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    dpop_nonce: Mapped[str | None] = mapped_column(String(255))
+    """The authorization server's latest DPoP nonce, so a worker's first refresh needs no retry."""
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OAuthStateRow(Base):
+    """A login in progress (between PAR and the callback); used once, then deleted."""
+
+    __tablename__ = "bsky_oauth_state"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(512))
+    did: Mapped[str | None] = mapped_column(String(255))
+    handle: Mapped[str | None] = mapped_column(String(255))
+    pds_endpoint: Mapped[str | None] = mapped_column(String(512))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    pkce_verifier: Mapped[str] = mapped_column(Text)
+    dpop_key: Mapped[str] = mapped_column(Text)
+    app_state: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)

@@ -1,0 +1,143 @@
+"""The OAuth client flow against the reference PDS: discovery, PAR, PKCE, state, DPoP,
+token exchange, issuer check, acting as the user, refresh, revocation on logout."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from pysky_async import AsyncBskyClient, InvalidInput, NotAuthenticated, OAuthApp, OAuthSessionExpired
+from pysky_async._oauth._dpop import make_proof
+from tests.realnet.pds import Account, PdsServer
+
+from .conftest import REDIRECT_URI, OAuthHarness, client_options
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_login_post_and_list_back_as_the_user(oauth: OAuthHarness, pds_account: Account) -> None:
+    login = await oauth.login(pds_account, app_state="next=/home")
+    assert login.did == pds_account.did
+    assert login.app_state == "next=/home"
+    assert login.session.handle == pds_account.handle
+    assert login.session.issuer == oauth.pds.base_url
+    assert "atproto" in login.session.scope.split()
+
+    user = await oauth.bsky.oauth.client_for(login.did)
+    assert user.did == pds_account.did
+    me = await user.get("com.atproto.server.getSession")
+    assert me.did == pds_account.did
+    ref = await user.create_post("posted through OAuth")
+    records = [r async for r in user.list_records("app.bsky.feed.post")]
+    assert [r.uri for r in records] == [ref.uri]
+    assert records[0].value["text"] == "posted through OAuth"
+
+    # the calls ran through the shared pipeline: logged under the user's DID, with no secrets
+    await oauth.bsky.flush_call_log()
+    rows = await oauth.bsky.store.execute_sql(
+        "SELECT endpoint, request_did, params, exception_text FROM bsky_api_call_log")
+    mine = [row for row in rows if row[1] == pds_account.did]
+    assert {"com.atproto.server.getSession", "com.atproto.repo.createRecord",
+            "com.atproto.repo.listRecords"} <= {row[0] for row in mine}
+    session = await oauth.bsky.oauth.session(login.did)
+    assert session.access_token not in repr(rows)
+    assert session.access_token not in repr(session)
+    assert session.dpop_key.as_dict(private=True)["d"] not in repr(session)
+    assert session.refresh_token and session.refresh_token not in repr(session)
+
+
+async def test_tokens_and_keys_at_rest_are_encrypted_with_the_apps_key(
+        oauth: OAuthHarness, pds_account: Account) -> None:
+    key = oauth.bsky.oauth.generate_encryption_key()
+    oauth.bsky.oauth.configure(oauth.bsky.oauth.app, encryption_key=key)
+    login = await oauth.login(pds_account)
+    rows = await oauth.bsky.store.execute_sql(
+        "SELECT access_token, refresh_token, dpop_key FROM bsky_oauth_session")
+    assert len(rows) == 1
+    assert all(value.startswith("fernet:") for value in rows[0])
+    assert login.session.access_token not in repr(rows)
+    user = await oauth.bsky.oauth.client_for(login.did)
+    assert (await user.get("com.atproto.server.getSession")).did == pds_account.did
+
+
+async def test_expired_access_token_is_refreshed_and_the_rotated_token_stored(
+        oauth: OAuthHarness, pds_account: Account) -> None:
+    login = await oauth.login(pds_account)
+    before = await oauth.bsky.oauth.session(login.did)
+    user = await oauth.bsky.oauth.client_for(login.did)
+    tokens_before = oauth.pds.path_request_count("/oauth/token")
+    # force expiry: the stored expiry is in the past and this process forgets its copy
+    async with oauth.bsky.store.transaction() as db:
+        await db.execute(text("UPDATE bsky_oauth_session SET expires_at = :t"),
+                         {"t": dt.datetime(2000, 1, 1)})
+    oauth.bsky.oauth._c.sessions._current.clear()
+
+    assert (await user.get("com.atproto.server.getSession")).did == pds_account.did
+    assert oauth.pds.path_request_count("/oauth/token") == tokens_before + 1
+    async with oauth.bsky.store.transaction() as db:
+        row = (await db.execute(text("SELECT refresh_token, access_token, version FROM bsky_oauth_session"))).one()
+    assert row.refresh_token != before.refresh_token and row.access_token != before.access_token
+    assert row.version == 2
+
+
+async def test_logout_revokes_the_grant_at_the_server(oauth: OAuthHarness, pds_account: Account) -> None:
+    login = await oauth.login(pds_account)
+    session = await oauth.bsky.oauth.session(login.did)
+    await oauth.bsky.oauth.logout(login.did)
+    assert oauth.pds.path_request_count("/oauth/revoke") >= 1
+    assert await oauth.bsky.store.execute_sql("SELECT did FROM bsky_oauth_session") == []
+    with pytest.raises(NotAuthenticated, match="no OAuth session"):
+        await oauth.bsky.oauth.client_for(login.did)
+    # the revoked refresh token no longer works at the server
+    c = oauth.bsky.oauth._c
+    server = await c.server.metadata(session.issuer)
+    with pytest.raises(Exception, match="invalid_grant"):
+        await c.server.post(server, server.token_endpoint,
+                            {"grant_type": "refresh_token", "refresh_token": session.refresh_token or ""},
+                            session.dpop_key)
+    # and neither does the access token at the PDS
+    url = f"{session.pds_endpoint}/xrpc/com.atproto.server.getSession"
+    for _ in range(2):
+        proof = make_proof(session.dpop_key, "GET", url, nonce=oauth.bsky.oauth.nonces.get(url),
+                           access_token=session.access_token)
+        response = await oauth.bsky.http.get(url, headers={"Authorization": f"DPoP {session.access_token}",
+                                                           "DPoP": proof})
+        oauth.bsky.oauth.nonces.update(url, response.headers.get("DPoP-Nonce"))
+    assert response.status_code == 401
+
+
+async def test_a_refresh_token_used_elsewhere_ends_the_session_cleanly(
+        oauth: OAuthHarness, pds_account: Account) -> None:
+    login = await oauth.login(pds_account)
+    session = await oauth.bsky.oauth.session(login.did)
+    c = oauth.bsky.oauth._c
+    server = await c.server.metadata(session.issuer)
+    # someone else (a leaked copy, a buggy worker) uses the refresh token behind our back
+    await c.server.post(server, server.token_endpoint,
+                        {"grant_type": "refresh_token", "refresh_token": session.refresh_token or ""},
+                        session.dpop_key)
+    with pytest.raises(OAuthSessionExpired, match="log in again") as caught:
+        await c.sessions.refresh(login.did, session.access_token)
+    assert caught.value.error == "invalid_grant"
+    assert await oauth.bsky.store.execute_sql("SELECT did FROM bsky_oauth_session") == []
+
+
+async def test_the_sqlite_file_is_readable_by_its_owner_only(pds: PdsServer, pds_account: Account,
+                                                             tmp_path: Path) -> None:
+    database = tmp_path / "service.sqlite3"
+    async with AsyncBskyClient(**client_options(pds, f"sqlite+aiosqlite:///{database}")) as bsky:  # type: ignore[arg-type]
+        bsky.oauth.configure(OAuthApp.loopback(REDIRECT_URI))
+        await OAuthHarness(bsky, pds).login(pds_account)
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+async def test_an_oauth_user_client_refuses_login_with_session(oauth: OAuthHarness, pds_account: Account) -> None:
+    login = await oauth.login(pds_account)
+    user = await oauth.bsky.oauth.client_for(login.did)
+    with pytest.raises(InvalidInput, match=r"comes from bsky\.oauth"):
+        await user.login_with_session({"did": "x", "handle": "h", "pds_endpoint": "p", "access_jwt": "a",
+                                       "refresh_jwt": "r"})
