@@ -12,7 +12,10 @@ What the test injects, and nothing else:
   become dev-env accounts' handles, ``you.bsky.social``/``xxxx-xxxx-xxxx-xxxx`` the fresh account's
   credentials, ``http://localhost:2583`` the dev-env PDS;
 - a working directory holding the files the snippets open (``photo.jpg``, ``photo.png``,
-  ``clip.mp4``, ``en.vtt``, ``notes.txt``).
+  ``clip.mp4``, ``en.vtt``, ``notes.txt``);
+- ``sign_in(url)``, which the OAuth section says stands for the user's browser: the test's driver
+  of the PDS's own sign-in and consent pages (tests/oauth/provider_ui.py), signing in as the
+  ``alice.bsky.social`` stand-in.
 
 Python blocks: a block that runs its own event loop (``asyncio.run(...)``) is a whole program and
 runs as one. The other blocks are fragments: they run in order, in one program, inside the
@@ -146,15 +149,28 @@ async def world(devenv: DevEnv, tmp_path: Path) -> AsyncIterator[ReadmeWorld]:
             "PYSKY_VIDEO_SERVICE_DID": video.service_did,
             "PYSKY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/readme.sqlite3",
             "PYTHONPATH": str(ROOT),
+            "README_OAUTH_USER": other.handle,
+            "README_OAUTH_PASSWORD": other.password,
         }
         yield ReadmeWorld(env, cwd, {"actor_handle": actor.handle, "other_handle": other.handle,
                                      "my_handle": me.handle, "my_password": me.password,
                                      "pds_url": devenv.pds_url})
 
 
+SIGN_IN = """
+import os
+from urllib.parse import parse_qsl, urlsplit
+from tests.oauth.provider_ui import approve
+
+async def sign_in(url):  # injected: the user's browser on the PDS's sign-in and consent pages
+    back = await approve(url, os.environ["README_OAUTH_USER"], os.environ["README_OAUTH_PASSWORD"])
+    return dict(parse_qsl(urlsplit(back).query))
+"""
+
+
 def _fragment_program(blocks: list[Block]) -> str:
     body = "\n".join(f"# README.md line {b.line}\n{b.code}" for b in blocks)
-    return ("import asyncio\nfrom pysky_async import AsyncBskyClient\n\n"
+    return (f"import asyncio\nfrom pysky_async import AsyncBskyClient\n{SIGN_IN}\n"
             "async def readme():\n    async with AsyncBskyClient() as bsky:\n"
             f"{textwrap.indent(body, ' ' * 8)}\n\nasyncio.run(readme())\n")
 
