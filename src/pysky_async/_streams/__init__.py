@@ -1,0 +1,25 @@
+"""Event streams: the firehose and Jetstream, decoded into typed events, consumed with a durable cursor."""
+
+from .connection import Feed, Source
+from .consumer import EventContext, Handler, StreamConsumer
+from .events import AccountEvent, CommitEvent, IdentityEvent, InfoEvent, RepoOp, StreamEvent, SyncEvent
+from .firehose import FirehoseSource, decode_frame
+from .stats import StreamStats
+
+__all__ = [
+    "AccountEvent",
+    "CommitEvent",
+    "EventContext",
+    "Feed",
+    "FirehoseSource",
+    "Handler",
+    "IdentityEvent",
+    "InfoEvent",
+    "RepoOp",
+    "Source",
+    "StreamConsumer",
+    "StreamEvent",
+    "StreamStats",
+    "SyncEvent",
+    "decode_frame",
+]
