@@ -61,6 +61,7 @@ class Reading:
 
     seqs: dict[str, list[int]] = field(default_factory=dict)
     ops: dict[int, int] = field(default_factory=dict)
+    """Operations per commit seq (commits only)."""
     last_seq: int = 0
 
     def of(self, dids: set[str]) -> set[int]:
@@ -75,10 +76,11 @@ async def read_firehose(pds: PdsServer, *, idle: float = 1.5) -> Reading:
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 message = await ws.receive(timeout=idle)
-                _header, body = libipld.decode_dag_cbor_multi(message.data)
+                header, body = libipld.decode_dag_cbor_multi(message.data)
                 did = body.get("repo") or body.get("did")
                 reading.seqs.setdefault(did, []).append(body["seq"])
-                reading.ops[body["seq"]] = len(body.get("ops") or ())
+                if header["t"] == "#commit":
+                    reading.ops[body["seq"]] = len(body["ops"])
                 reading.last_seq = max(reading.last_seq, body["seq"])
                 continue
             return reading

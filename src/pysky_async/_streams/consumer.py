@@ -125,6 +125,7 @@ class StreamConsumer:
         self._waiting_for_space = False
         self._commit_wanted = asyncio.Event()
         self._stopping = False
+        self._closing = False
 
     # ---------------------------------------------------------------- public state
     @property
@@ -180,8 +181,10 @@ class StreamConsumer:
                 for task in self._workers:
                     task.cancel()
                 await asyncio.gather(*self._workers, return_exceptions=True)
-            committer.cancel()
-            await asyncio.gather(committer, return_exceptions=True)
+            # never cancel a commit: a cancelled COMMIT may still have committed
+            self._closing = True
+            self._commit_wanted.set()
+            await committer
             await self._commit()
             logger.info("stream consumer %s stopped: %s", self.name, self.stats.summary())
 
@@ -250,7 +253,7 @@ class StreamConsumer:
     # ---------------------------------------------------------------- committing
     async def _committer(self) -> None:
         next_log = time.monotonic() + self.log_interval
-        while True:
+        while not self._closing:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._commit_wanted.wait(), self.commit_interval)
             self._commit_wanted.clear()
@@ -273,7 +276,7 @@ class StreamConsumer:
                     for work in callbacks:
                         await work(session)
                     await StreamCursorRepository(session).save(self.name, self.source.key, cursor)
-            except BaseException:
+            except Exception:
                 self._watermark.give_back(passed, callbacks)
                 raise
         self.stats.committed_cursor = cursor
