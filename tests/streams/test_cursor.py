@@ -42,6 +42,7 @@ async def test_restart_resumes_after_the_cursor_and_on_commit_work_happens_once(
     def consumer(run: int) -> StreamConsumer:
         async def handler(event: StreamEvent, ctx: EventContext) -> None:
             assert event.cursor is not None
+            await asyncio.sleep(0.001)
             runs[run].append(event.cursor)
             if isinstance(event, CommitEvent):
                 async def effect(session: AsyncSession, seq: int = event.cursor) -> None:
@@ -50,7 +51,7 @@ async def test_restart_resumes_after_the_cursor_and_on_commit_work_happens_once(
                 ctx.on_commit(effect)
 
         return StreamConsumer(source, handler, store=store, name="resume", dids=written.dids, start_cursor=0,
-                              concurrency=8, commit_every=25)
+                              concurrency=8, max_pending=30, commit_every=25)
 
     first = consumer(0)
     task = asyncio.create_task(first.run())

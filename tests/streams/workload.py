@@ -25,7 +25,8 @@ async def _session(http: httpx.AsyncClient, account: Account) -> dict[str, str]:
     return {"authorization": f"Bearer {r.json()['accessJwt']}"}
 
 
-async def write_account(pds: PdsServer, account: Account, *, singles: int, batches: int, batch_size: int) -> None:
+async def write_account(pds: PdsServer, account: Account, *, singles: int, batches: int, batch_size: int,
+                        prefix: str = "s") -> None:
     """Single creates (one event each), batched creates, then updates and deletes of the singles."""
     async with httpx.AsyncClient(base_url=pds.listen_url, timeout=60) as http:
         auth = await _session(http, account)
@@ -34,19 +35,20 @@ async def write_account(pds: PdsServer, account: Account, *, singles: int, batch
             (await http.post(f"/xrpc/{nsid}", json=body, headers=auth)).raise_for_status()
 
         for n in range(singles):
-            collection = NOTE if n % 4 else OTHER
-            await call("com.atproto.repo.createRecord", {"repo": account.did, "collection": collection,
-                                                         "rkey": f"s{n:05d}", "record": {"n": n}, "validate": False})
+            await call("com.atproto.repo.createRecord", {"repo": account.did, "collection": NOTE if n % 4 else OTHER,
+                                                         "rkey": f"{prefix}{n:05d}", "record": {"n": n},
+                                                         "validate": False})
         for b in range(batches):
-            writes = [{"$type": "com.atproto.repo.applyWrites#create", "collection": NOTE, "rkey": f"b{b:03d}x{i:04d}",
-                       "value": {"b": b, "i": i}} for i in range(batch_size)]
+            writes = [{"$type": "com.atproto.repo.applyWrites#create", "collection": NOTE,
+                       "rkey": f"{prefix}b{b:03d}x{i:04d}", "value": {"b": b, "i": i}} for i in range(batch_size)]
             await call("com.atproto.repo.applyWrites", {"repo": account.did, "writes": writes, "validate": False})
         for n in range(1, singles, 4)[: singles // 8]:
-            await call("com.atproto.repo.putRecord", {"repo": account.did, "collection": NOTE, "rkey": f"s{n:05d}",
+            await call("com.atproto.repo.putRecord", {"repo": account.did, "collection": NOTE,
+                                                      "rkey": f"{prefix}{n:05d}",
                                                       "record": {"n": n, "updated": True}, "validate": False})
         for n in range(2, singles, 4)[: singles // 8]:
             await call("com.atproto.repo.deleteRecord", {"repo": account.did, "collection": NOTE,
-                                                         "rkey": f"s{n:05d}"})
+                                                         "rkey": f"{prefix}{n:05d}"})
 
 
 async def write_all(pds: PdsServer, accounts: list[Account], *, singles: int = 60, batches: int = 4,

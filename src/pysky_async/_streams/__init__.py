@@ -4,6 +4,7 @@ from .connection import Feed, Source
 from .consumer import EventContext, Handler, StreamConsumer
 from .events import AccountEvent, CommitEvent, IdentityEvent, InfoEvent, RepoOp, StreamEvent, SyncEvent
 from .firehose import FirehoseSource, decode_frame
+from .jetstream import PUBLIC_INSTANCES, JetstreamSource, v1_dictionary
 from .stats import StreamStats
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "Handler",
     "IdentityEvent",
     "InfoEvent",
+    "JetstreamSource",
+    "PUBLIC_INSTANCES",
     "RepoOp",
     "Source",
     "StreamConsumer",
@@ -22,4 +25,5 @@ __all__ = [
     "StreamStats",
     "SyncEvent",
     "decode_frame",
+    "v1_dictionary",
 ]

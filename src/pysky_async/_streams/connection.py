@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Protocol
 
 import aiohttp
@@ -27,8 +27,10 @@ class Source(Protocol):
 
     def decode(self, message: bytes | str) -> StreamEvent: ...
 
+    async def on_open(self, ws: aiohttp.ClientWebSocketResponse) -> None: ...
 
-OnOpen = Callable[[aiohttp.ClientWebSocketResponse], Awaitable[None]]
+    async def update_filters(self, ws: aiohttp.ClientWebSocketResponse | None, *,
+                             collections: Iterable[str] | None, dids: Iterable[str] | None) -> None: ...
 
 
 class Feed:
@@ -45,7 +47,7 @@ class Feed:
 
     def __init__(self, source: Source, *, cursor: int | None = None, stats: StreamStats | None = None,
                  silence_timeout: float = 60.0, backoff_base: float = 0.5, backoff_max: float = 30.0,
-                 max_frame_bytes: int = 5 * 1024 * 1024, on_open: OnOpen | None = None) -> None:
+                 max_frame_bytes: int = 5 * 1024 * 1024) -> None:
         self.source = source
         self.cursor = cursor
         self.stats = stats or StreamStats()
@@ -53,7 +55,6 @@ class Feed:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_frame_bytes = max_frame_bytes
-        self.on_open = on_open
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self._closed = False
         self._instance = 0
@@ -95,8 +96,7 @@ class Feed:
             self.ws = ws
             self.stats.connects += 1
             logger.info("stream %s: connected", url.split("?")[0])
-            if self.on_open is not None:
-                await self.on_open(ws)
+            await self.source.on_open(ws)
             try:
                 while not self._closed:
                     try:

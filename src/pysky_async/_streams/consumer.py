@@ -143,9 +143,14 @@ class StreamConsumer:
         """The last committed cursor."""
         return self.stats.committed_cursor
 
-    def set_filters(self, *, collections: Iterable[str] | None = None, dids: Iterable[str] | None = None) -> None:
-        """Replace the collection and DID filters for the events read from now on."""
+    async def update_filters(self, *, collections: Iterable[str] | None = None,
+                             dids: Iterable[str] | None = None) -> None:
+        """Replace the collection and DID filters for the events read from now on (on a live
+        Jetstream connection the server's filters change too, with ``options_update``)."""
+        collections, dids = list(collections or ()), list(dids or ())
         self._filters = _Filters(collections, dids)
+        ws = self._feed.ws if self._feed is not None else None
+        await self.source.update_filters(ws, collections=collections, dids=dids)
 
     # ---------------------------------------------------------------- running
     async def load_cursor(self) -> int | None:

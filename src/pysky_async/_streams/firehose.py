@@ -6,9 +6,11 @@ record values travel in the commit's CAR slice, found by CID (API-NOTES, "Stream
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import aiohttp
 import libipld
 
 from .._exceptions import FrameDecodeError
@@ -102,6 +104,13 @@ class FirehoseSource:
         """Where to connect, resuming after ``cursor`` (None: the live tail)."""
         query = f"?{urlencode({'cursor': cursor})}" if cursor is not None else ""
         return [f"{self._base}{SUBSCRIBE_REPOS}{query}"]
+
+    async def on_open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Nothing to send: the firehose needs no hello."""
+
+    async def update_filters(self, ws: aiohttp.ClientWebSocketResponse | None, *,
+                             collections: Iterable[str] | None, dids: Iterable[str] | None) -> None:
+        """The firehose filters nothing on the server: the consumer's own filters do it all."""
 
     def decode(self, message: bytes | str) -> StreamEvent:
         if not isinstance(message, bytes):
