@@ -3,6 +3,7 @@
     pysky-async get app.bsky.actor.getProfile actor=bsky.app
     pysky-async post com.atproto.repo.createRecord repo=me.bsky.social collection=... 'record={"text":"hi"}'
     pysky-async db upgrade
+    pysky-async stream --source jetstream --collection app.bsky.feed.post --out posts.jsonl --consumer posts
 
 Credentials and the database come from the same environment variables as the client.
 """
@@ -20,6 +21,7 @@ from ._client import AsyncBskyClient
 from ._exceptions import PyskyError
 from ._storage import migrate
 from ._storage.store import Store
+from ._streams import cli as stream_cli
 
 
 def _pairs(items: Sequence[str]) -> dict[str, Any]:
@@ -56,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--concurrency", type=int, default=8)
     graph.add_argument("--include-outsiders", action="store_true",
                        help="also write follows of accounts that are not among the authors")
+    stream_cli.add_parser(commands)
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "downgrade", "current"])
     db.add_argument("revision", nargs="?")
@@ -63,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.command == "stream":
+        return await stream_cli.run(args)
     if args.command == "db":
         store = Store(args.database_url, auto_migrate=False)
         try:

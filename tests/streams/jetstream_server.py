@@ -10,7 +10,6 @@ record operation; ``time_us`` cursors; ``wantedCollections`` with ``prefix.*``; 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import datetime as dt
 import json
@@ -21,26 +20,7 @@ import libipld
 import zstandard
 from aiohttp import web
 
-
-def _json(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode()}
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    return value
-
-
-def _record(value: Any) -> Any:
-    """A CBOR record as JSON: CID links become ``{"$link": ...}``."""
-    if isinstance(value, bytes) and value[:2] == b"\x01q":
-        return {"$link": libipld.encode_cid(value)}
-    if isinstance(value, dict):
-        return {k: _record(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_record(v) for v in value]
-    return _json(value)
+from pysky_async._streams.cli import json_value
 
 
 class _Filter:
@@ -127,7 +107,7 @@ class JetstreamServer:
                         commit = {"rev": body["rev"], "operation": op["action"], "collection": collection,
                                   "rkey": rkey}
                         if op["action"] != "delete":
-                            commit["record"] = _record(blocks[op["cid"]])
+                            commit["record"] = json_value(blocks[op["cid"]])
                             commit["cid"] = libipld.encode_cid(op["cid"])
                         self._append(body["repo"], body["time"], collection, {"kind": "commit", "commit": commit})
                 elif kind == "#identity":
