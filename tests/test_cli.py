@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pysky_async._storage import migrate
+
 from .realnet.pds import Account, PdsServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +46,7 @@ def test_db_upgrade_and_downgrade_on_postgresql(pg_database_url: str) -> None:
     env = {"PYSKY_DATABASE_URL": pg_database_url}
     up = run_cli("db", "upgrade", env=env)
     assert up.returncode == 0, up.stderr
-    assert up.stdout.strip().endswith("0001")
-    assert run_cli("db", "current", env=env).stdout.strip() == "0001"
+    assert up.stdout.strip().endswith(migrate.HEAD_REVISION)
+    assert run_cli("db", "current", env=env).stdout.strip() == migrate.HEAD_REVISION
     down = run_cli("db", "downgrade", env=env)
     assert down.stdout.strip() == "empty", down.stderr
