@@ -154,3 +154,39 @@ __all__ = [
     "prepare_image",
     "video_embed",
 ]
+
+# event streams (firehose, Jetstream): kept in one block
+from ._exceptions import FrameDecodeError, StreamError
+from ._streams import (
+    AccountEvent,
+    CommitEvent,
+    EventContext,
+    FirehoseSource,
+    IdentityEvent,
+    InfoEvent,
+    JetstreamSource,
+    RepoOp,
+    StreamConsumer,
+    StreamEvent,
+    StreamStats,
+    SyncEvent,
+    decode_frame,
+)
+
+__all__ += [
+    "AccountEvent",
+    "CommitEvent",
+    "EventContext",
+    "FirehoseSource",
+    "FrameDecodeError",
+    "IdentityEvent",
+    "InfoEvent",
+    "JetstreamSource",
+    "RepoOp",
+    "StreamConsumer",
+    "StreamError",
+    "StreamEvent",
+    "StreamStats",
+    "SyncEvent",
+    "decode_frame",
+]
