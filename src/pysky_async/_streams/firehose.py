@@ -14,6 +14,7 @@ import aiohttp
 import libipld
 
 from .._exceptions import FrameDecodeError
+from .car import car_blocks
 from .events import AccountEvent, CommitEvent, IdentityEvent, InfoEvent, RepoOp, StreamEvent, SyncEvent
 
 SUBSCRIBE_REPOS = "/xrpc/com.atproto.sync.subscribeRepos"
@@ -25,12 +26,13 @@ def _cid(value: Any) -> str | None:
 
 
 def _ops(body: dict[str, Any]) -> tuple[RepoOp, ...]:
+    raw_ops = body["ops"]
     blocks: dict[bytes, Any] = {}
     raw_blocks = body.get("blocks")
     if raw_blocks and not body.get("tooBig"):
-        _header, blocks = libipld.decode_car(raw_blocks)
+        blocks = car_blocks(raw_blocks, {op["cid"] for op in raw_ops if isinstance(op.get("cid"), bytes)})
     ops = []
-    for op in body["ops"]:
+    for op in raw_ops:
         action = op["action"]
         if action not in _ACTIONS:
             raise FrameDecodeError(f"unknown op action {action!r}")
@@ -61,7 +63,7 @@ def decode_frame(frame: bytes) -> StreamEvent:
         raise FrameDecodeError(f"unknown frame op {header.get('op')!r}")
     try:
         return _event(header.get("t"), body)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise FrameDecodeError(f"malformed {header.get('t')} body: {exc!r}") from exc
 
 
