@@ -6,6 +6,7 @@ from .events import AccountEvent, CommitEvent, IdentityEvent, InfoEvent, RepoOp,
 from .firehose import FirehoseSource, decode_frame
 from .jetstream import PUBLIC_INSTANCES, JetstreamSource, v1_dictionary
 from .stats import StreamStats
+from .verify import SignatureVerifier
 
 __all__ = [
     "AccountEvent",
@@ -19,6 +20,7 @@ __all__ = [
     "JetstreamSource",
     "PUBLIC_INSTANCES",
     "RepoOp",
+    "SignatureVerifier",
     "Source",
     "StreamConsumer",
     "StreamEvent",

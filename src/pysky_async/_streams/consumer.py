@@ -15,7 +15,9 @@ from .._storage.store import Store
 from .._storage.stream_cursors import StreamCursorRepository
 from .connection import Feed, Source
 from .events import CommitEvent, StreamEvent
+from .firehose import FirehoseSource
 from .stats import StreamStats
+from .verify import SignatureVerifier
 from .watermark import Entry, OnCommit, Watermark
 
 logger = logging.getLogger("pysky_async.streams")
@@ -85,6 +87,7 @@ class StreamConsumer:
         collections / dids: only these reach the handler (``"app.bsky.feed.*"`` prefixes allowed;
             other operations of a commit are removed from it).
         concurrency: handlers running at once.
+        verifier: a ``SignatureVerifier``: commit signatures are checked before the handler.
     """
 
     def __init__(self, source: Source, handler: Handler, *, store: Store | None = None, name: str | None = None,
@@ -92,11 +95,16 @@ class StreamConsumer:
                  start_cursor: int | None = None, concurrency: int = 32, max_pending: int = 2000,
                  commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
                  silence_timeout: float = 60.0, backoff_max: float = 30.0,
-                 max_frame_bytes: int = 5 * 1024 * 1024) -> None:
+                 max_frame_bytes: int = 5 * 1024 * 1024, verifier: SignatureVerifier | None = None) -> None:
         if (store is None) != (name is None):
             raise StreamError("a durable cursor needs both store= and name= (or neither, for an in-memory cursor)")
         if concurrency < 1 or max_pending < 1:
             raise StreamError("concurrency and max_pending must be at least 1")
+        if verifier is not None:
+            if not isinstance(source, FirehoseSource):
+                raise StreamError("signature checks need the firehose: Jetstream events carry no signatures")
+            source.keep_commit = True
+        self.verifier = verifier
         self.source = source
         self.handler = handler
         self.store = store
@@ -242,6 +250,11 @@ class StreamConsumer:
 
     async def _handle(self, event: StreamEvent, entry: Entry) -> None:
         try:
+            verifier = self.verifier
+            if verifier is not None and isinstance(event, CommitEvent) and not await verifier.check(event):
+                self.stats.bad_signatures += 1
+                if verifier.policy == "drop":
+                    return
             await self.handler(event, EventContext(entry, self.store is not None))
         except Exception:
             self.stats.handler_errors += 1

@@ -50,6 +50,8 @@ class CommitEvent(StreamEvent):
     commit: str | None = None
     ops: tuple[RepoOp, ...] = ()
     too_big: bool = False
+    signed_commit: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The decoded commit block (with ``sig``), kept only by ``FirehoseSource(keep_commit=True)``."""
 
 
 @dataclass(frozen=True, slots=True)

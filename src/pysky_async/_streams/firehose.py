@@ -25,12 +25,18 @@ def _cid(value: Any) -> str | None:
     return libipld.encode_cid(value) if isinstance(value, bytes) else None
 
 
-def _ops(body: dict[str, Any]) -> tuple[RepoOp, ...]:
-    raw_ops = body["ops"]
-    blocks: dict[bytes, Any] = {}
+def _blocks(body: dict[str, Any], keep_commit: bool) -> dict[bytes, Any]:
     raw_blocks = body.get("blocks")
-    if raw_blocks and not body.get("tooBig"):
-        blocks = car_blocks(raw_blocks, {op["cid"] for op in raw_ops if isinstance(op.get("cid"), bytes)})
+    if not raw_blocks:
+        return {}
+    wanted = {op["cid"] for op in body["ops"] if isinstance(op.get("cid"), bytes)} if not body.get("tooBig") else set()
+    if keep_commit and isinstance(body.get("commit"), bytes):
+        wanted.add(body["commit"])
+    return car_blocks(raw_blocks, wanted)
+
+
+def _ops(body: dict[str, Any], blocks: dict[bytes, Any]) -> tuple[RepoOp, ...]:
+    raw_ops = body["ops"]
     ops = []
     for op in raw_ops:
         action = op["action"]
@@ -43,8 +49,8 @@ def _ops(body: dict[str, Any]) -> tuple[RepoOp, ...]:
     return tuple(ops)
 
 
-def decode_frame(frame: bytes) -> StreamEvent:
-    """Decode one firehose frame into a typed event.
+def decode_frame(frame: bytes, *, keep_commit: bool = False) -> StreamEvent:
+    """Decode one firehose frame into a typed event (``keep_commit``: with ``signed_commit``).
 
     Raises:
         FrameDecodeError: the frame is not a valid header + body, is an error frame, or has an
@@ -62,15 +68,18 @@ def decode_frame(frame: bytes) -> StreamEvent:
     if header.get("op") != 1:
         raise FrameDecodeError(f"unknown frame op {header.get('op')!r}")
     try:
-        return _event(header.get("t"), body)
+        return _event(header.get("t"), body, keep_commit)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise FrameDecodeError(f"malformed {header.get('t')} body: {exc!r}") from exc
 
 
-def _event(kind: Any, body: dict[str, Any]) -> StreamEvent:
+def _event(kind: Any, body: dict[str, Any], keep_commit: bool) -> StreamEvent:
     if kind == "#commit":
+        blocks = _blocks(body, keep_commit)
+        signed = blocks.get(body["commit"]) if keep_commit else None
         return CommitEvent(int(body["seq"]), body["repo"], body["time"], rev=body["rev"], since=body.get("since"),
-                           commit=_cid(body.get("commit")), ops=_ops(body), too_big=bool(body.get("tooBig")))
+                           commit=_cid(body.get("commit")), ops=_ops(body, blocks), too_big=bool(body.get("tooBig")),
+                           signed_commit=signed)
     if kind == "#identity":
         return IdentityEvent(int(body["seq"]), body["did"], body["time"], handle=body.get("handle"))
     if kind == "#account":
@@ -90,12 +99,15 @@ class FirehoseSource:
     Args:
         service: the relay or PDS, ``https://bsky.network`` or ``http://localhost:2583``
             (http(s) is turned into ws(s)).
+        keep_commit: keep each commit's signed commit block (``CommitEvent.signed_commit``),
+            which signature checks need.
     """
 
     monotonic = True
     """Cursors (seqs) only grow on one source: a repeated one after a reconnect is skipped."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, *, keep_commit: bool = False) -> None:
+        self.keep_commit = keep_commit
         parts = urlsplit(service if "://" in service else f"https://{service}")
         scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
         self._base = urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
@@ -117,7 +129,7 @@ class FirehoseSource:
     def decode(self, message: bytes | str) -> StreamEvent:
         if not isinstance(message, bytes):
             raise FrameDecodeError("a text frame on the firehose (frames are binary DAG-CBOR)")
-        return decode_frame(message)
+        return decode_frame(message, keep_commit=self.keep_commit)
 
     def __repr__(self) -> str:
         return f"FirehoseSource({self._base!r})"

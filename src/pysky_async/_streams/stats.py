@@ -19,6 +19,7 @@ class StreamStats:
     filtered: int = 0
     handled: int = 0
     handler_errors: int = 0
+    bad_signatures: int = 0
     connects: int = 0
     reconnects: int = 0
     silent_reconnects: int = 0
@@ -53,4 +54,5 @@ class StreamStats:
         lag = "-" if self.lag is None else f"{self.lag:.1f} s"
         return (f"{self.handled} handled, {self.events_per_second:.0f} events/s, lag {lag}, "
                 f"{self.filtered} filtered, {self.bad_frames} bad frames, {self.handler_errors} handler "
-                f"errors, {self.reconnects} reconnects, cursor {self.committed_cursor}")
+                f"errors, {self.bad_signatures} bad signatures, {self.reconnects} reconnects, "
+                f"cursor {self.committed_cursor}")
