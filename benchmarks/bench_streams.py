@@ -89,6 +89,9 @@ def serve(path: Path, count: int) -> None:
     """Print the port, then send every frame with seq > cursor to each connection, then idle."""
     from aiohttp import web
 
+    sys.path.insert(0, str(ROOT))
+    from tests.streams.loopback import start_app
+
     frames = load(path, count)
 
     async def subscribe(request: web.Request) -> web.WebSocketResponse:
@@ -102,11 +105,8 @@ def serve(path: Path, count: int) -> None:
     async def main() -> None:
         app = web.Application()
         app.router.add_get("/xrpc/com.atproto.sync.subscribeRepos", subscribe)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        print(site._server.sockets[0].getsockname()[1], flush=True)  # type: ignore[union-attr]
+        _runner, port = await start_app(app)
+        print(port, flush=True)
         await asyncio.Event().wait()
 
     asyncio.run(main())

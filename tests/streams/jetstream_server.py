@@ -22,6 +22,8 @@ from aiohttp import web
 
 from pysky_async._streams.cli import json_value
 
+from .loopback import start_app
+
 
 class _Filter:
     def __init__(self, collections: list[str], dids: list[str]) -> None:
@@ -60,11 +62,7 @@ class JetstreamServer:
         self._ingest = asyncio.create_task(self._ingest_firehose())
         app = web.Application()
         app.router.add_get("/subscribe", self._subscribe)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await start_app(app, self.port)
 
     async def stop(self) -> None:
         for ws in list(self._sockets):

@@ -40,14 +40,15 @@ class Relay:
         await self.start()
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self.cut()
-            await self._server.wait_closed()
-            self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop listening and close every connection (their pumps end on their own)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        self.cut()
+        if server is not None:
+            await server.wait_closed()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -11,7 +11,7 @@ from examples import bot
 from pysky_async import FirehoseSource
 
 from ..realnet.devenv import DevEnv
-from ..test_graph_and_bot import client, iso_now
+from ..test_graph_and_bot import client, post_mention
 from .workload import wait_for
 
 pytestmark = pytest.mark.anyio
@@ -24,14 +24,7 @@ async def test_stream_bot_answers_each_mention_once_across_restarts(devenv: DevE
     replied: list[str] = []
 
     def mention(text: str) -> str:
-        text = f"{text} @{bot_account.handle}"
-        start = text.encode().index(f"@{bot_account.handle}".encode())
-        facet = {"index": {"byteStart": start, "byteEnd": start + len(bot_account.handle) + 1},
-                 "features": [{"$type": "app.bsky.richtext.facet#mention", "did": bot_account.did}]}
-        out = devenv.xrpc("com.atproto.repo.createRecord", {
-            "repo": fan.did, "collection": "app.bsky.feed.post",
-            "record": {"text": text, "facets": [facet], "createdAt": iso_now()}}, token=fan_token)
-        return str(out["uri"])
+        return post_mention(devenv, fan, fan_token, bot_account, text)
 
     async def run_until(expected: set[str], *, forget_cursor: bool = False) -> None:
         async with client(devenv, bot_account, database_url) as bsky:

@@ -14,6 +14,7 @@ from pysky_async._streams import EventContext, FirehoseSource, StreamConsumer, S
 
 from ..realnet.pds import PdsServer
 from .conftest import Written, new_accounts
+from .loopback import start_app
 from .relay import Relay
 from .workload import read_firehose, wait_for, write_all
 
@@ -88,11 +89,7 @@ async def test_bad_frames_are_counted_and_the_consumer_goes_on(pds: PdsServer, w
 
     app = web.Application()
     app.router.add_get("/xrpc/com.atproto.sync.subscribeRepos", subscribe)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await start_app(app)
     handled: list[int] = []
 
     async def handler(event: StreamEvent, ctx: EventContext) -> None:
