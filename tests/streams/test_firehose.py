@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import defaultdict
 
 import pytest
@@ -48,6 +49,7 @@ async def test_live_consumer_handles_every_event_in_per_did_order_at_concurrency
     store = Store(database_url, auto_migrate=True)
     consumer = StreamConsumer(FirehoseSource(pds.listen_url), handler, store=store, name="live", dids=dids,
                               start_cursor=0, concurrency=32, commit_every=50)
+    started = time.monotonic()
     task = asyncio.create_task(consumer.run())
     try:
         await write_all(pds, accounts, singles=60, batches=4, batch_size=100)
@@ -66,6 +68,10 @@ async def test_live_consumer_handles_every_event_in_per_did_order_at_concurrency
         assert sum(ops.values()) == sum(reading.ops.get(s, 0) for s in expected) >= 4 * 460
         assert peak > 1  # handlers of different DIDs overlapped
         assert consumer.stats.bad_frames == 0
+        # the cursor was committed in batches: every 50 events or 1 s, not per event
+        assert 1 < consumer.stats.commits <= consumer.stats.events / 50 + (time.monotonic() - started) + 2
+        lag = consumer.stats.lag
+        assert lag is not None and 0 <= lag < 600
         async with store.transaction() as session:
             stored = await StreamCursorRepository(session).get("live", consumer.source.key)
         assert stored == consumer.cursor == reading.last_seq
