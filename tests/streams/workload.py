@@ -52,9 +52,9 @@ async def write_account(pds: PdsServer, account: Account, *, singles: int, batch
 
 
 async def write_all(pds: PdsServer, accounts: list[Account], *, singles: int = 60, batches: int = 4,
-                    batch_size: int = 100) -> None:
-    await asyncio.gather(*(write_account(pds, a, singles=singles, batches=batches, batch_size=batch_size)
-                           for a in accounts))
+                    batch_size: int = 100, prefix: str = "s") -> None:
+    await asyncio.gather(*(write_account(pds, a, singles=singles, batches=batches, batch_size=batch_size,
+                                         prefix=prefix) for a in accounts))
 
 
 @dataclass
