@@ -81,7 +81,8 @@ class Feed:
                         received = True
                         yield event
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                    logger.warning("stream %s: connection failed: %r", url.split("?")[0], exc)
+                    logger.warning("stream %s: connection failed (%s: %s), reconnecting", url.split("?")[0],
+                                   type(exc).__name__, exc)
                 if self._closed:
                     break
                 failures = 0 if received else failures + 1
