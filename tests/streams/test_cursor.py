@@ -116,3 +116,33 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(pds: PdsServer, wri
         assert all(seen[seq] == 1 for seq in written.seqs if seq <= at_kill)
     finally:
         await store.aclose()
+
+
+async def test_failing_on_commit_work_holds_the_cursor_and_runs_again(pds: PdsServer, written: Written,
+                                                                     tmp_path: Path) -> None:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path}/retry.sqlite3", auto_migrate=True)
+    await store.ensure_ready()
+    await store.execute_sql("CREATE TABLE stream_effect (seq BIGINT PRIMARY KEY)")
+    failures = [1]
+
+    async def handler(event: StreamEvent, ctx: EventContext) -> None:
+        async def effect(session: AsyncSession, seq: int | None = event.cursor) -> None:
+            await session.execute(text("INSERT INTO stream_effect (seq) VALUES (:seq)"), {"seq": seq})
+            if failures and seq == max(written.seqs):
+                failures.pop()
+                raise ValueError("the effect failed once")
+
+        ctx.on_commit(effect)
+
+    consumer = StreamConsumer(FirehoseSource(pds.listen_url), handler, store=store, name="retry", dids=written.dids,
+                              start_cursor=0, commit_interval=0.2)
+    task = asyncio.create_task(consumer.run())
+    await wait_for(lambda: (consumer.cursor or 0) >= written.reading.last_seq)
+    await consumer.stop()
+    await task
+    try:
+        assert not failures  # it did fail once, rolled back with its batch, and ran again
+        rows = await store.execute_sql("SELECT seq FROM stream_effect")
+        assert sorted(r[0] for r in rows) == sorted(written.seqs)
+    finally:
+        await store.aclose()

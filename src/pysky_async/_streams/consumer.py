@@ -277,7 +277,7 @@ class StreamConsumer:
             self._commit_wanted.clear()
             try:
                 await self._commit()
-            except StorageError as exc:
+            except (StorageError, StreamError) as exc:
                 logger.warning("stream consumer %s: cursor commit failed, retrying: %s", self.name, exc)
             self.stats.mark()
             if time.monotonic() >= next_log:
@@ -294,9 +294,13 @@ class StreamConsumer:
                     for work in callbacks:
                         await work(session)
                     await StreamCursorRepository(session).save(self.name, self.source.key, cursor)
-            except Exception:
+            except StorageError:
                 self._watermark.give_back(passed, callbacks)
                 raise
+            except Exception as exc:
+                self._watermark.give_back(passed, callbacks)
+                raise StreamError(f"on_commit work failed ({exc!r}): the cursor stays at {self.stats.committed_cursor} "
+                                  "and the work runs again with the next commit") from exc
         self.stats.committed_cursor = cursor
         self.stats.commits += 1
         self._pending -= passed
