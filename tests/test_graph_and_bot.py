@@ -130,21 +130,27 @@ def test_graph_export_killed_halfway_resumes_without_duplicates(devenv: DevEnv, 
     assert len(edges) == len(set(edges)), "no duplicate rows"
 
 
+def post_mention(devenv: DevEnv, author: Account, token: str, mentioned: Account, text: str) -> str:
+    """``author`` posts ``text @mentioned`` with a mention facet; returns the post's URI."""
+    text = f"{text} @{mentioned.handle}"
+    start = text.encode().index(f"@{mentioned.handle}".encode())
+    facet = {"index": {"byteStart": start, "byteEnd": start + len(mentioned.handle) + 1},
+             "features": [{"$type": "app.bsky.richtext.facet#mention", "did": mentioned.did}]}
+    out = devenv.xrpc("com.atproto.repo.createRecord", {
+        "repo": author.did, "collection": "app.bsky.feed.post",
+        "record": {"text": text, "facets": [facet], "createdAt": iso_now()}}, token=token)
+    return str(out["uri"])
+
+
 async def test_bot_answers_each_mention_once_across_restarts(devenv: DevEnv, tmp_path: Path) -> None:
     bot_account, _ = devenv.new_account("b")
     fan, fan_token = devenv.new_account("f")
     database_url = f"sqlite+aiosqlite:///{tmp_path}/bot.sqlite3"
 
     def mention(text: str) -> str:
-        text = f"{text} @{bot_account.handle}"
-        start = text.encode().index(f"@{bot_account.handle}".encode())
-        facet = {"index": {"byteStart": start, "byteEnd": start + len(bot_account.handle) + 1},
-                 "features": [{"$type": "app.bsky.richtext.facet#mention", "did": bot_account.did}]}
-        out = devenv.xrpc("com.atproto.repo.createRecord", {
-            "repo": fan.did, "collection": "app.bsky.feed.post",
-            "record": {"text": text, "facets": [facet], "createdAt": iso_now()}}, token=fan_token)
+        uri = post_mention(devenv, fan, fan_token, bot_account, text)
         devenv.process_all()
-        return str(out["uri"])
+        return uri
 
     async def replies() -> list[str]:
         async with client(devenv, bot_account, database_url) as bsky:

@@ -183,3 +183,43 @@ __all__ = [
     "detect_facets",
     "install_signal_handlers",
 ]
+
+# event streams (firehose, Jetstream): kept in one block
+from ._exceptions import FrameDecodeError, StreamError
+from ._streams import (
+    AccountEvent,
+    CommitEvent,
+    EventContext,
+    FirehoseSource,
+    IdentityEvent,
+    InfoEvent,
+    JetstreamSource,
+    RepoOp,
+    SignatureVerifier,
+    Source,
+    StreamConsumer,
+    StreamEvent,
+    StreamStats,
+    SyncEvent,
+    decode_frame,
+)
+
+__all__ += [
+    "AccountEvent",
+    "CommitEvent",
+    "EventContext",
+    "FirehoseSource",
+    "FrameDecodeError",
+    "IdentityEvent",
+    "InfoEvent",
+    "JetstreamSource",
+    "RepoOp",
+    "SignatureVerifier",
+    "Source",
+    "StreamConsumer",
+    "StreamError",
+    "StreamEvent",
+    "StreamStats",
+    "SyncEvent",
+    "decode_frame",
+]

@@ -6,6 +6,7 @@ examples:
   pysky-async --auth-host http://localhost:2583 get com.atproto.server.describeServer
   pysky-async session show
   pysky-async db path
+  pysky-async stream --source jetstream --collection app.bsky.feed.post --out posts.jsonl --consumer posts
 
 Credentials (BSKY_AUTH_USERNAME, BSKY_AUTH_PASSWORD), hosts (PYSKY_AUTH_HOST, PYSKY_PUBLIC_HOST ...)
 and the database (PYSKY_DATABASE_URL ...) come from the same environment variables as the client.
@@ -30,6 +31,7 @@ from ._client import AsyncBskyClient
 from ._exceptions import NotAuthenticated, PyskyError
 from ._storage import migrate
 from ._storage.store import Store, resolve_database_url
+from ._streams import cli as stream_cli
 
 
 def _pairs(items: Sequence[str]) -> dict[str, Any]:
@@ -66,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--concurrency", type=int, default=8)
     graph.add_argument("--include-outsiders", action="store_true",
                        help="also write follows of accounts that are not among the authors")
+    stream_cli.add_parser(commands)
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "downgrade", "current", "path"],
                     help="path: print the database URL in use (password hidden)")
@@ -80,6 +83,8 @@ async def _run(args: argparse.Namespace) -> int:
     if args.command == "db" and args.action == "path":
         print(make_url(resolve_database_url(args.database_url)).render_as_string(hide_password=True))
         return 0
+    if args.command == "stream":
+        return await stream_cli.run(args)
     if args.command == "db":
         store = Store(args.database_url, auto_migrate=False)
         try:

@@ -6,6 +6,8 @@
     ├── NetworkError                the request never got an HTTP answer
     │   └── RequestTimeout
     ├── StorageError                the database failed (wraps SQLAlchemy errors)
+    ├── StreamError                 an event stream (firehose, Jetstream) cannot be consumed
+    │   └── FrameDecodeError        one frame could not be decoded (counted, then skipped)
     ├── WriteBudgetExhausted        the write budget refused a write; nothing was sent
     ├── IdentityNotFound            a handle or DID does not resolve (or names no PDS)
     ├── PostFailed                  a part of a post failed; nothing was posted
@@ -92,6 +94,12 @@ class OAuthCallbackError(OAuthError):
 
 class OAuthSessionExpired(OAuthError):
     """The user's OAuth session can no longer be refreshed: send them through the login again."""
+class StreamError(PyskyError):
+    """An event stream (firehose, Jetstream) cannot be consumed as configured."""
+
+
+class FrameDecodeError(StreamError):
+    """One stream frame could not be decoded; consumers count it and go on."""
 
 
 class InvalidInput(PyskyError, ValueError):

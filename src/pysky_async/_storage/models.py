@@ -204,3 +204,14 @@ class OAuthStateRow(Base):
     dpop_key: Mapped[str] = mapped_column(Text)
     app_state: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+class StreamCursorRow(Base):
+    """The durable cursor of a named stream consumer, per source (64-bit: relay seqs pass 2**31)."""
+
+    __tablename__ = "bsky_stream_cursor"
+    __table_args__ = (UniqueConstraint("consumer", "source", name="uq_bsky_stream_cursor_scope"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    consumer: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(512))
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,0 +1,31 @@
+"""Event streams: the firehose and Jetstream, decoded into typed events, consumed with a durable cursor."""
+
+from .connection import Feed, Source
+from .consumer import EventContext, Handler, StreamConsumer
+from .events import AccountEvent, CommitEvent, IdentityEvent, InfoEvent, RepoOp, StreamEvent, SyncEvent
+from .firehose import FirehoseSource, decode_frame
+from .jetstream import PUBLIC_INSTANCES, JetstreamSource, v1_dictionary
+from .stats import StreamStats
+from .verify import SignatureVerifier
+
+__all__ = [
+    "AccountEvent",
+    "CommitEvent",
+    "EventContext",
+    "Feed",
+    "FirehoseSource",
+    "Handler",
+    "IdentityEvent",
+    "InfoEvent",
+    "JetstreamSource",
+    "PUBLIC_INSTANCES",
+    "RepoOp",
+    "SignatureVerifier",
+    "Source",
+    "StreamConsumer",
+    "StreamEvent",
+    "StreamStats",
+    "SyncEvent",
+    "decode_frame",
+    "v1_dictionary",
+]

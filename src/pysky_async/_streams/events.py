@@ -1,0 +1,85 @@
+"""Typed stream events: what firehose frames and Jetstream messages decode to."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Action = Literal["create", "update", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class RepoOp:
+    """One record operation of a commit; ``record`` is None for deletes (and tooBig commits)."""
+
+    action: Action
+    collection: str
+    rkey: str
+    cid: str | None
+    record: dict[str, Any] | None = None
+
+    @property
+    def path(self) -> str:
+        return f"{self.collection}/{self.rkey}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """Common fields: ``cursor`` is the firehose seq or the Jetstream time_us (None for #info)."""
+
+    cursor: int | None
+    did: str
+    time: str
+    """The event time as the server sent it (ISO 8601); see ``timestamp()``."""
+
+    def timestamp(self) -> float | None:
+        """The event time as a POSIX timestamp, or None if it is missing or unparsable."""
+        try:
+            return dt.datetime.fromisoformat(self.time.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitEvent(StreamEvent):
+    """A repo commit with its operations; ``too_big`` commits carry no record values."""
+
+    rev: str = ""
+    since: str | None = None
+    commit: str | None = None
+    ops: tuple[RepoOp, ...] = ()
+    too_big: bool = False
+    signed_commit: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The decoded commit block (with ``sig``), kept only by ``FirehoseSource(keep_commit=True)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityEvent(StreamEvent):
+    """The DID document or handle of ``did`` may have changed."""
+
+    handle: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent(StreamEvent):
+    """The hosting status of ``did`` changed (``status``: takendown, suspended, deleted, ...)."""
+
+    active: bool = True
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncEvent(StreamEvent):
+    """The repo of ``did`` was reset to ``rev``: consumers should re-sync it."""
+
+    rev: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InfoEvent(StreamEvent):
+    """A message from the server, e.g. ``name == "OutdatedCursor"`` (the cursor was too old)."""
+
+    name: str = ""
+    message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,148 @@
+"""Jetstream v1 (``/subscribe``): JSON events, ``time_us`` cursors, optional zstd with a dictionary.
+
+We speak v1 (the frozen wire every public instance serves) and not v2
+(``network.bsky.jetstream.subscribeEvents``): v1's ``time_us`` cursor works on any instance,
+which failover needs (v2 seqs are local to one instance), and only v1 changes filters on a
+live connection (``options_update``; v2 connections are server-push only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import aiohttp
+import zstandard
+
+from .._exceptions import FrameDecodeError
+from .events import AccountEvent, CommitEvent, IdentityEvent, RepoOp, StreamEvent
+
+PUBLIC_INSTANCES = (
+    "wss://jetstream1.us-east.bsky.network",
+    "wss://jetstream2.us-east.bsky.network",
+    "wss://jetstream1.us-west.bsky.network",
+    "wss://jetstream2.us-west.bsky.network",
+)
+QUERY_DID_LIMIT = 100
+"""More wanted DIDs than this go in an ``options_update`` after ``requireHello``, not the URL."""
+
+
+def v1_dictionary() -> bytes:
+    """Jetstream v1's zstd dictionary (id 1612007021), from bluesky-social/jetstream (MIT/Apache-2.0)."""
+    return resources.files(__package__).joinpath("jetstream_v1.zdict").read_bytes()
+
+
+def _time(time_us: int) -> str:
+    return dt.datetime.fromtimestamp(time_us / 1e6, dt.timezone.utc).isoformat()
+
+
+def decode_message(data: dict[str, Any]) -> StreamEvent:
+    """A decoded Jetstream v1 JSON object as a typed event (``cursor`` is its ``time_us``)."""
+    try:
+        kind, did, time_us = data["kind"], data["did"], int(data["time_us"])
+        if kind == "commit":
+            c = data["commit"]
+            op = RepoOp(c["operation"], c["collection"], c["rkey"], c.get("cid"), c.get("record"))
+            return CommitEvent(time_us, did, _time(time_us), rev=c["rev"], ops=(op,))
+        if kind == "identity":
+            return IdentityEvent(time_us, did, _time(time_us), handle=data["identity"].get("handle"))
+        if kind == "account":
+            a = data["account"]
+            return AccountEvent(time_us, did, _time(time_us), active=bool(a["active"]), status=a.get("status"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FrameDecodeError(f"malformed Jetstream event: {exc!r}") from exc
+    raise FrameDecodeError(f"unknown Jetstream event kind {kind!r}")
+
+
+class JetstreamSource:
+    """Jetstream v1 on one or more instances (failover in order).
+
+    Args:
+        instances: ``wss://host`` (or http(s)://) of each instance.
+        collections / dids: ``wantedCollections`` (``prefix.*`` allowed) and ``wantedDids``.
+        compress: ask for zstd-compressed messages (``compress=true``).
+        zstd_dictionary: the dictionary the server compresses with (default: Jetstream's own).
+        rewind: seconds to go back from the cursor when (re)connecting: ``time_us`` is each
+            instance's own clock, so a resumed or failed-over stream repeats a little.
+    """
+
+    monotonic = False
+    key = "jetstream"
+    """The cursor's scope: ``time_us`` works on every instance."""
+
+    def __init__(self, instances: Sequence[str] = PUBLIC_INSTANCES, *, collections: Iterable[str] | None = None,
+                 dids: Iterable[str] | None = None, compress: bool = False, zstd_dictionary: bytes | None = None,
+                 rewind: float = 3.0) -> None:
+        self.instances = [self._ws_base(i) for i in instances]
+        self.collections = list(collections or ())
+        self.dids = list(dids or ())
+        self.compress = compress
+        self.rewind_us = int(rewind * 1_000_000)
+        self._decompressor: zstandard.ZstdDecompressor | None = None
+        if compress:
+            data = zstd_dictionary if zstd_dictionary is not None else v1_dictionary()
+            self._decompressor = zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(data))
+
+    @staticmethod
+    def _ws_base(instance: str) -> str:
+        parts = urlsplit(instance if "://" in instance else f"wss://{instance}")
+        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+        return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+    def _hello(self) -> bool:
+        return len(self.dids) > QUERY_DID_LIMIT
+
+    def urls(self, cursor: int | None) -> list[str]:
+        """One URL per instance with the filters and the (rewound) cursor."""
+        query: list[tuple[str, str]] = [("wantedCollections", c) for c in self.collections]
+        if self._hello():
+            query.append(("requireHello", "true"))
+        else:
+            query += [("wantedDids", d) for d in self.dids]
+        if cursor is not None:
+            query.append(("cursor", str(max(0, cursor - self.rewind_us))))
+        if self.compress:
+            query.append(("compress", "true"))
+        suffix = f"?{urlencode(query)}" if query else ""
+        return [f"{base}/subscribe{suffix}" for base in self.instances]
+
+    def options_update(self) -> dict[str, Any]:
+        """The ``options_update`` message carrying the current filters."""
+        return {"type": "options_update", "payload": {"wantedCollections": self.collections,
+                                                      "wantedDids": self.dids, "maxMessageSizeBytes": 0}}
+
+    async def on_open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """With ``requireHello`` the server waits for the filters before sending anything."""
+        if self._hello():
+            await ws.send_json(self.options_update())
+
+    async def update_filters(self, ws: aiohttp.ClientWebSocketResponse | None, *,
+                             collections: Iterable[str] | None, dids: Iterable[str] | None) -> None:
+        """New filters: sent on the live connection (if any) and used for every reconnect."""
+        self.collections = list(collections or ())
+        self.dids = list(dids or ())
+        if ws is not None and not ws.closed:
+            await ws.send_json(self.options_update())
+
+    def decode(self, message: bytes | str) -> StreamEvent:
+        if isinstance(message, bytes):
+            if self._decompressor is None:
+                raise FrameDecodeError("a binary message without compress=True")
+            try:
+                message = self._decompressor.decompressobj().decompress(message)
+            except zstandard.ZstdError as exc:
+                raise FrameDecodeError(f"not zstd with the configured dictionary: {exc}") from exc
+        try:
+            data = json.loads(message)
+        except ValueError as exc:
+            raise FrameDecodeError(f"not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise FrameDecodeError("not a JSON object")
+        return decode_message(data)
+
+    def __repr__(self) -> str:
+        return f"JetstreamSource({self.instances!r}, compress={self.compress})"
