@@ -1,9 +1,15 @@
-"""pysky_async: an asyncio-native client for Bluesky and the AT Protocol."""
+"""pysky_async: an asyncio-native client for Bluesky and the AT Protocol.
 
-from ._client import AsyncBskyClient
-from ._config import CHAT_PROXY, DEFAULT_AUTH_HOST, DEFAULT_PUBLIC_HOST, ClientConfig
-from ._context import CallContext
-from ._cursor import ZERO_CURSOR
+Importing the package loads only the error classes and the version: everything else (the
+client with its HTTP and storage stacks, streams, OAuth, media) is imported on first use of
+its name, so ``import pysky_async`` stays cheap (benchmarks/bench_import.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._exceptions import (
     APIError,
     AuthenticationRequired,
@@ -11,6 +17,7 @@ from ._exceptions import (
     BadRequest,
     ExpiredToken,
     Forbidden,
+    FrameDecodeError,
     IdentityNotFound,
     ImageTooLarge,
     IncompatibleVideo,
@@ -37,6 +44,7 @@ from ._exceptions import (
     RequestTimeout,
     ServerError,
     StorageError,
+    StreamError,
     UpstreamFailure,
     UsageError,
     VideoProcessingFailed,
@@ -44,37 +52,351 @@ from ._exceptions import (
     VideoUploadRefused,
     WriteBudgetExhausted,
 )
-from ._formats import Cid, Datetime, Language, Uri
-from ._graph import GraphReport, export_follow_graph
-from ._identity import IdentityResolver
-from ._images import Image, PreparedImage, prepare_image
-from ._lenient import at_uri_from_text, handle_from_text
-from ._media import External, Media
-from ._middleware import Handler, Middleware
-from ._oauth import OAuth, OAuthApp, OAuthLogin, OAuthSession
-from ._pagination import Paginator
-from ._posts import Post, Posts
-from ._profiles import Profiles
-from ._rate_limits import RateLimit
-from ._records import Create, Delete, Record, RecordRef, Records, Update, WriteResult
-from ._request import AUTH, XrpcRequest
-from ._response import HttpInfo, JsonObject, XrpcResponse
-from ._retry import RetryPolicy, set_testing
-from ._richtext import Facet, detect_facets, split_thread
-from ._session import Session
-from ._signals import install_signal_handlers
-from ._syntax import AtIdentifier, AtUri, Did, Handle, Nsid, RecordKey, Tid
 from ._version import __version__
-from ._video import (
-    Caption,
-    UploadedVideo,
-    Video,
-    VideoInfo,
-    Videos,
-    check_video,
-    video_embed,
-)
-from ._write_budget import WriteBudget
+
+if TYPE_CHECKING:
+    from ._client import (
+        AsyncBskyClient as AsyncBskyClient,
+    )
+    from ._config import (
+        CHAT_PROXY as CHAT_PROXY,
+    )
+    from ._config import (
+        DEFAULT_AUTH_HOST as DEFAULT_AUTH_HOST,
+    )
+    from ._config import (
+        DEFAULT_PUBLIC_HOST as DEFAULT_PUBLIC_HOST,
+    )
+    from ._config import (
+        ClientConfig as ClientConfig,
+    )
+    from ._context import (
+        CallContext as CallContext,
+    )
+    from ._cursor import (
+        ZERO_CURSOR as ZERO_CURSOR,
+    )
+    from ._formats import (
+        Cid as Cid,
+    )
+    from ._formats import (
+        Datetime as Datetime,
+    )
+    from ._formats import (
+        Language as Language,
+    )
+    from ._formats import (
+        Uri as Uri,
+    )
+    from ._graph import (
+        GraphReport as GraphReport,
+    )
+    from ._graph import (
+        export_follow_graph as export_follow_graph,
+    )
+    from ._identity import (
+        IdentityResolver as IdentityResolver,
+    )
+    from ._images import (
+        Image as Image,
+    )
+    from ._images import (
+        PreparedImage as PreparedImage,
+    )
+    from ._images import (
+        prepare_image as prepare_image,
+    )
+    from ._lenient import (
+        at_uri_from_text as at_uri_from_text,
+    )
+    from ._lenient import (
+        handle_from_text as handle_from_text,
+    )
+    from ._media import (
+        External as External,
+    )
+    from ._media import (
+        Media as Media,
+    )
+    from ._middleware import (
+        Handler as Handler,
+    )
+    from ._middleware import (
+        Middleware as Middleware,
+    )
+    from ._oauth import (
+        OAuth as OAuth,
+    )
+    from ._oauth import (
+        OAuthApp as OAuthApp,
+    )
+    from ._oauth import (
+        OAuthLogin as OAuthLogin,
+    )
+    from ._oauth import (
+        OAuthSession as OAuthSession,
+    )
+    from ._pagination import (
+        Paginator as Paginator,
+    )
+    from ._posts import (
+        Post as Post,
+    )
+    from ._posts import (
+        Posts as Posts,
+    )
+    from ._profiles import (
+        Profiles as Profiles,
+    )
+    from ._rate_limits import (
+        RateLimit as RateLimit,
+    )
+    from ._records import (
+        Create as Create,
+    )
+    from ._records import (
+        Delete as Delete,
+    )
+    from ._records import (
+        Record as Record,
+    )
+    from ._records import (
+        RecordRef as RecordRef,
+    )
+    from ._records import (
+        Records as Records,
+    )
+    from ._records import (
+        Update as Update,
+    )
+    from ._records import (
+        WriteResult as WriteResult,
+    )
+    from ._request import (
+        AUTH as AUTH,
+    )
+    from ._request import (
+        XrpcRequest as XrpcRequest,
+    )
+    from ._response import (
+        HttpInfo as HttpInfo,
+    )
+    from ._response import (
+        JsonObject as JsonObject,
+    )
+    from ._response import (
+        XrpcResponse as XrpcResponse,
+    )
+    from ._retry import (
+        RetryPolicy as RetryPolicy,
+    )
+    from ._retry import (
+        set_testing as set_testing,
+    )
+    from ._richtext import (
+        Facet as Facet,
+    )
+    from ._richtext import (
+        detect_facets as detect_facets,
+    )
+    from ._richtext import (
+        split_thread as split_thread,
+    )
+    from ._session import (
+        Session as Session,
+    )
+    from ._signals import (
+        install_signal_handlers as install_signal_handlers,
+    )
+    from ._streams import (
+        AccountEvent as AccountEvent,
+    )
+    from ._streams import (
+        CommitEvent as CommitEvent,
+    )
+    from ._streams import (
+        EventContext as EventContext,
+    )
+    from ._streams import (
+        FirehoseSource as FirehoseSource,
+    )
+    from ._streams import (
+        IdentityEvent as IdentityEvent,
+    )
+    from ._streams import (
+        InfoEvent as InfoEvent,
+    )
+    from ._streams import (
+        JetstreamSource as JetstreamSource,
+    )
+    from ._streams import (
+        RepoOp as RepoOp,
+    )
+    from ._streams import (
+        SignatureVerifier as SignatureVerifier,
+    )
+    from ._streams import (
+        Source as Source,
+    )
+    from ._streams import (
+        StreamConsumer as StreamConsumer,
+    )
+    from ._streams import (
+        StreamEvent as StreamEvent,
+    )
+    from ._streams import (
+        StreamStats as StreamStats,
+    )
+    from ._streams import (
+        SyncEvent as SyncEvent,
+    )
+    from ._streams import (
+        decode_frame as decode_frame,
+    )
+    from ._syntax import (
+        AtIdentifier as AtIdentifier,
+    )
+    from ._syntax import (
+        AtUri as AtUri,
+    )
+    from ._syntax import (
+        Did as Did,
+    )
+    from ._syntax import (
+        Handle as Handle,
+    )
+    from ._syntax import (
+        Nsid as Nsid,
+    )
+    from ._syntax import (
+        RecordKey as RecordKey,
+    )
+    from ._syntax import (
+        Tid as Tid,
+    )
+    from ._video import (
+        Caption as Caption,
+    )
+    from ._video import (
+        UploadedVideo as UploadedVideo,
+    )
+    from ._video import (
+        Video as Video,
+    )
+    from ._video import (
+        VideoInfo as VideoInfo,
+    )
+    from ._video import (
+        Videos as Videos,
+    )
+    from ._video import (
+        check_video as check_video,
+    )
+    from ._video import (
+        video_embed as video_embed,
+    )
+    from ._write_budget import (
+        WriteBudget as WriteBudget,
+    )
+
+_LAZY: dict[str, str] = {
+    "AUTH": "._request",
+    "AccountEvent": "._streams",
+    "AsyncBskyClient": "._client",
+    "AtIdentifier": "._syntax",
+    "AtUri": "._syntax",
+    "CHAT_PROXY": "._config",
+    "CallContext": "._context",
+    "Caption": "._video",
+    "Cid": "._formats",
+    "ClientConfig": "._config",
+    "CommitEvent": "._streams",
+    "Create": "._records",
+    "DEFAULT_AUTH_HOST": "._config",
+    "DEFAULT_PUBLIC_HOST": "._config",
+    "Datetime": "._formats",
+    "Delete": "._records",
+    "Did": "._syntax",
+    "EventContext": "._streams",
+    "External": "._media",
+    "Facet": "._richtext",
+    "FirehoseSource": "._streams",
+    "GraphReport": "._graph",
+    "Handle": "._syntax",
+    "Handler": "._middleware",
+    "HttpInfo": "._response",
+    "IdentityEvent": "._streams",
+    "IdentityResolver": "._identity",
+    "Image": "._images",
+    "InfoEvent": "._streams",
+    "JetstreamSource": "._streams",
+    "JsonObject": "._response",
+    "Language": "._formats",
+    "Media": "._media",
+    "Middleware": "._middleware",
+    "Nsid": "._syntax",
+    "OAuth": "._oauth",
+    "OAuthApp": "._oauth",
+    "OAuthLogin": "._oauth",
+    "OAuthSession": "._oauth",
+    "Paginator": "._pagination",
+    "Post": "._posts",
+    "Posts": "._posts",
+    "PreparedImage": "._images",
+    "Profiles": "._profiles",
+    "RateLimit": "._rate_limits",
+    "Record": "._records",
+    "RecordKey": "._syntax",
+    "RecordRef": "._records",
+    "Records": "._records",
+    "RepoOp": "._streams",
+    "RetryPolicy": "._retry",
+    "Session": "._session",
+    "SignatureVerifier": "._streams",
+    "Source": "._streams",
+    "StreamConsumer": "._streams",
+    "StreamEvent": "._streams",
+    "StreamStats": "._streams",
+    "SyncEvent": "._streams",
+    "Tid": "._syntax",
+    "Update": "._records",
+    "UploadedVideo": "._video",
+    "Uri": "._formats",
+    "Video": "._video",
+    "VideoInfo": "._video",
+    "Videos": "._video",
+    "WriteBudget": "._write_budget",
+    "WriteResult": "._records",
+    "XrpcRequest": "._request",
+    "XrpcResponse": "._response",
+    "ZERO_CURSOR": "._cursor",
+    "at_uri_from_text": "._lenient",
+    "check_video": "._video",
+    "decode_frame": "._streams",
+    "detect_facets": "._richtext",
+    "export_follow_graph": "._graph",
+    "handle_from_text": "._lenient",
+    "install_signal_handlers": "._signals",
+    "prepare_image": "._images",
+    "set_testing": "._retry",
+    "split_thread": "._richtext",
+    "video_embed": "._video",
+}
+"""Public name -> the private module that defines it (imported when the name is first used)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pysky_async' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "APIError",
@@ -182,29 +504,6 @@ __all__ = [
     "handle_from_text",
     "detect_facets",
     "install_signal_handlers",
-]
-
-# event streams (firehose, Jetstream): kept in one block
-from ._exceptions import FrameDecodeError, StreamError
-from ._streams import (
-    AccountEvent,
-    CommitEvent,
-    EventContext,
-    FirehoseSource,
-    IdentityEvent,
-    InfoEvent,
-    JetstreamSource,
-    RepoOp,
-    SignatureVerifier,
-    Source,
-    StreamConsumer,
-    StreamEvent,
-    StreamStats,
-    SyncEvent,
-    decode_frame,
-)
-
-__all__ += [
     "AccountEvent",
     "CommitEvent",
     "EventContext",

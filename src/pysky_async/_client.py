@@ -12,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._aiohttp_transport import AiohttpXrpcTransport, SharedAiohttpSession
 from ._call_log import CallLogMiddleware, CallLogWriter
@@ -31,8 +30,6 @@ from ._graph import GraphReport, export_follow_graph
 from ._identity import IdentityResolver
 from ._media import Media
 from ._middleware import Middleware, Pipeline
-from ._oauth import OAuth
-from ._oauth._middleware import DpopMiddleware, OAuthAccount
 from ._pagination import Paginator
 from ._posts import Post, Posts
 from ._profiles import Profiles
@@ -49,6 +46,12 @@ from ._version import __version__
 from ._video import UploadedVideo, Video, Videos
 from ._write_budget import WriteBudget, WriteBudgetMiddleware
 from ._xrpc import Xrpc
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from ._oauth import OAuth
+    from ._oauth._middleware import DpopMiddleware, OAuthAccount
 
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"pysky_async/{__version__}"
@@ -302,6 +305,8 @@ class AsyncBskyClient:
         """OAuth for the users of your service: ``bsky.oauth.configure(OAuthApp(...))``, then
         ``start``, ``callback``, ``client_for(did)``, ``logout`` (see ``OAuth``)."""
         if self._shared.oauth is None:
+            from ._oauth import OAuth  # JOSE and crypto load only for services that use OAuth
+
             self._shared.oauth = OAuth(self.store, self.http, self.identity, self._oauth_client)
         return self._shared.oauth
 
