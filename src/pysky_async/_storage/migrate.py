@@ -17,7 +17,8 @@ HEAD_REVISION = "0003_oauth"
 VERSION_TABLE = "pysky_alembic_version"
 """Our own alembic version table, so a host application's ``alembic_version`` is left alone."""
 _LEGACY_VERSION_TABLE = "alembic_version"  # 0.1 kept its revision there
-_REVISIONS = frozenset({"0001"})
+_REVISIONS = frozenset({"0001", "0002", "0003_oauth"})
+"""Every revision of ours (a test checks the list against the scripts)."""
 
 
 def migrations_dir() -> Path:
