@@ -141,3 +141,20 @@ async def test_outages_and_a_silent_connection_lose_nothing(pds: PdsServer) -> N
     assert consumer.stats.silent_reconnects >= 1
     assert consumer.stats.bad_frames == 0
     assert relay.connections >= 4
+
+
+async def test_holding_reading_back_is_not_silence(pds: PdsServer, written: Written) -> None:
+    slow = [1.5]
+
+    async def handler(event: StreamEvent, ctx: EventContext) -> None:
+        if slow:
+            await asyncio.sleep(slow.pop())  # the window fills and reading stops for 1.5 s
+
+    consumer = StreamConsumer(FirehoseSource(pds.listen_url), handler, dids=written.dids, start_cursor=0,
+                              max_pending=5, silence_timeout=0.5)
+    task = asyncio.create_task(consumer.run())
+    await wait_for(lambda: (consumer.cursor or 0) >= written.reading.last_seq)
+    await consumer.stop()
+    await task
+    assert consumer.peak_pending == 5
+    assert (consumer.stats.connects, consumer.stats.silent_reconnects) == (1, 0)

@@ -58,6 +58,7 @@ class Feed:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self._closed = False
         self._instance = 0
+        self._waiting_since: float | None = None
 
     async def aclose(self) -> None:
         """Stop reading: the socket is closed and the iterator ends."""
@@ -97,16 +98,16 @@ class Feed:
             self.ws = ws
             self.stats.connects += 1
             logger.info("stream %s: connected", url.split("?")[0])
+            loop = asyncio.get_running_loop()
+            # one watchdog per connection instead of a timeout per receive (15% of the CPU at 30k/s);
+            # it counts only time spent waiting for the server, not time the consumer held reading back
+            watchdog = asyncio.create_task(self._watch(ws, url))
             await self.source.on_open(ws)
             try:
                 while not self._closed:
-                    try:
-                        message = await ws.receive(timeout=self.silence_timeout)
-                    except asyncio.TimeoutError:
-                        self.stats.silent_reconnects += 1
-                        logger.warning("stream %s: silent for %.0f s, reconnecting", url.split("?")[0],
-                                       self.silence_timeout)
-                        return
+                    self._waiting_since = loop.time()
+                    message = await ws.receive()
+                    self._waiting_since = None
                     if message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
                         event = self._decode(message.data)
                         if event is not None:
@@ -120,6 +121,21 @@ class Feed:
                         return
             finally:
                 self.ws = None
+                self._waiting_since = None
+                watchdog.cancel()
+
+    async def _watch(self, ws: aiohttp.ClientWebSocketResponse, url: str) -> None:
+        """Close ``ws`` once no frame arrived for ``silence_timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        while not ws.closed:
+            since = self._waiting_since
+            idle = 0.0 if since is None else loop.time() - since
+            if idle >= self.silence_timeout:
+                self.stats.silent_reconnects += 1
+                logger.warning("stream %s: silent for %.0f s, reconnecting", url.split("?")[0], idle)
+                await ws.close()
+                return
+            await asyncio.sleep(self.silence_timeout - idle)
 
     def _decode(self, data: bytes | str) -> StreamEvent | None:
         self.stats.frames += 1
