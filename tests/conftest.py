@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,14 @@ pytest_plugins = ["tests.realnet.fixtures", "tests.realnet.devenv_fixtures"]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_after_each_test() -> Iterator[None]:
+    """A leaked file, socket or connection warns when it is collected: collect after every test, so
+    the warning (an error here) fails the test that leaked it, not whichever test runs next."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

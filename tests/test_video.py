@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -271,12 +272,13 @@ async def test_cancelling_during_the_upload_stops_streaming(bsky: VideoClient, f
     real_chunks = video_module._chunks
 
     async def slow_chunks(video: Video, size: int) -> AsyncIterator[bytes]:
-        async for chunk in real_chunks(video, size):
-            sent.append(len(chunk))
-            if len(sent) == 5:
-                streaming.set()
-            await asyncio.sleep(0.005)
-            yield chunk
+        async with contextlib.aclosing(real_chunks(video, size)) as chunks:  # its file closes with us
+            async for chunk in chunks:
+                sent.append(len(chunk))
+                if len(sent) == 5:
+                    streaming.set()
+                await asyncio.sleep(0.005)
+                yield chunk
 
     monkeypatch.setattr(video_module, "_chunks", slow_chunks)
     task = asyncio.ensure_future(upload(bsky, fake, Video(filename=path)))
@@ -321,10 +323,11 @@ async def test_the_body_is_streamed_in_chunks(bsky: VideoClient, fake: FakeVideo
     pieces: list[int] = []
 
     async def counting(video: Video, size: int) -> AsyncIterator[bytes]:
-        async for chunk in real_chunks(video, size):
-            pieces.append(len(chunk))
-            await asyncio.sleep(0)
-            yield chunk
+        async with contextlib.aclosing(real_chunks(video, size)) as chunks:  # its file closes with us
+            async for chunk in chunks:
+                pieces.append(len(chunk))
+                await asyncio.sleep(0)
+                yield chunk
 
     monkeypatch.setattr(video_module, "_chunks", counting)
     await upload(bsky, fake, Video(filename=path))
