@@ -169,3 +169,33 @@ async def test_second_manager_reuses_the_stored_session(memory_store: Store) -> 
     assert server.calls == ["com.atproto.server.createSession"]
     [row] = await memory_store.execute_sql("SELECT * FROM bsky_session")
     assert "pw" not in [str(v) for v in row]
+
+
+async def test_a_refresh_cancelled_half_way_still_stores_the_rotated_tokens(memory_store: Store) -> None:
+    """Bluesky's refresh tokens are single use: once the server has rotated it, the new pair must be
+    kept even if the caller that started the refresh is cancelled (a timeout, a client gone)."""
+    server = FakeAuthServer(lifetime=3600)
+    sessions = manager(memory_store, server)
+    old = await sessions.current()
+    answered = asyncio.Event()
+    rotated: list[XrpcResponse] = []
+
+    async def slow_refresh(request: XrpcRequest) -> XrpcResponse:
+        response = await FakeAuthServer.__call__(server, request)
+        if request.nsid.endswith("refreshSession"):
+            rotated.append(response)  # the server has rotated the token now
+            answered.set()
+            await asyncio.sleep(0.2)  # ... and the answer is still on its way when the caller gives up
+        return response
+
+    sessions.send = slow_refresh
+    caller = asyncio.create_task(sessions.refresh(old.access_jwt))
+    await answered.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await asyncio.sleep(0.4)
+    new_refresh = rotated[0].raw["refreshJwt"]
+    assert sessions.session is not None and sessions.session.refresh_jwt == new_refresh
+    stored = await sessions.stored()
+    assert stored is not None and stored.refresh_jwt == new_refresh, "the rotated token was stored"

@@ -23,6 +23,7 @@
     │   ├── IncompatibleVideo
     │   ├── InvalidPost
     │   └── InvalidIdentifier
+    ├── InvalidResponse             a 2xx body that is not the JSON the call needs
     ├── MissingDependency (ImportError)  an optional extra is not installed (e.g. media)
     ├── UsageError (TypeError)      a call made the wrong way (the message says the right one)
     └── APIError                    the server answered with an error status
@@ -112,6 +113,11 @@ class InvalidPost(InvalidInput):
 
 class InvalidIdentifier(InvalidInput):
     """A DID, handle, NSID, record key, TID or AT-URI is malformed."""
+
+
+class InvalidResponse(PyskyError):
+    """A successful (2xx) answer whose body is not the JSON the call needs (HTML, empty,
+    truncated, a field missing); the message names the call and shows the start of the body."""
 
 
 class MissingDependency(PyskyError, ImportError):

@@ -153,7 +153,7 @@ async def export_follow_graph(bsky: AsyncBskyClient, query: str, out: str | Path
                                                 cursor_key=f"graph:{query}:{author}").pages():
                     rows = [[author, follow["did"], profile.raw.get("avatar", ""), profile.raw.get("postsCount", 0),
                              profile.raw.get("followersCount", 0), profile.raw.get("followsCount", 0)]
-                            for follow in page.raw["follows"]
+                            for follow in page.require("follows")[0]
                             if include_outsiders or follow["did"] in community]
                     written += output.write(rows)
                 output.note("done", author)

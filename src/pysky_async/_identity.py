@@ -61,7 +61,8 @@ class IdentityResolver:
         except BadRequest as exc:  # HandleNotFound, or the reference PDS's "Unable to resolve handle"
             raise IdentityNotFound(f"the handle {handle} does not resolve to a DID ({exc.message or exc.error})",
                                    identifier=handle, reason="not_found", status_code=exc.status_code) from exc
-        return str(self._store("handle:" + handle, Did(response.raw["did"])))
+        [did] = response.require("did")
+        return str(self._store("handle:" + handle, Did(did)))
 
     async def resolve_did(self, did: str) -> dict[str, Any]:
         """The DID document of a ``did:plc`` or ``did:web`` DID."""

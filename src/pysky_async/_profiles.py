@@ -62,7 +62,7 @@ class Profiles:
             await self._record_profile_error(actor, exc)
             raise
         async with self._store.transaction() as db:
-            await ProfileRepository(db).upsert(response.raw["did"], **_fields(response.raw))
+            await ProfileRepository(db).upsert(response.require("did")[0], **_fields(response.raw))
         return JsonObject(response.raw)
 
     async def _record_profile_error(self, actor: str, exc: APIError) -> None:

@@ -121,7 +121,7 @@ class Records:
             if existing is None:
                 raise
             return existing
-        return RecordRef(response.raw["uri"], response.raw["cid"])
+        return RecordRef(*response.require("uri", "cid"))
 
     async def _find_created(self, body: dict[str, Any]) -> RecordRef | None:
         uri = f"at://{body['repo']}/{body['collection']}/{body['rkey']}"
@@ -145,14 +145,15 @@ class Records:
                                 "rkey": RecordKey(rkey), "record": with_type(collection, record)}
         _add_optional(body, swapRecord=swap_record, swapCommit=swap_commit, validate=validate)
         response = await _swapping(self._xrpc.write("com.atproto.repo.putRecord", body, idempotent=True))
-        return RecordRef(response.raw["uri"], response.raw["cid"])
+        return RecordRef(*response.require("uri", "cid"))
 
     async def get(self, uri: str | AtUri, *, cid: str | None = None) -> Record:
         """Read one record by AT-URI (or bsky.app link)."""
         at = _record_uri(uri)
         response = await self._xrpc.get("com.atproto.repo.getRecord", repo=at.authority, collection=at.collection,
                                   rkey=at.rkey, cid=cid)
-        return Record(response.raw["uri"], response.raw.get("cid"), JsonObject(response.raw["value"]))
+        record_uri, value = response.require("uri", "value")
+        return Record(record_uri, response.raw.get("cid"), JsonObject(value))
 
     async def delete(self, uri: str | AtUri, *, swap_record: str | None = None,
                             swap_commit: str | None = None) -> None:
@@ -184,8 +185,8 @@ class Records:
             raise InvalidInput("upload_blob got no data")
         response = await self._xrpc.post("com.atproto.repo.uploadBlob", data=bytes(data),
                                    headers={"Content-Type": mimetype})
-        blob: dict[str, Any] = response.raw["blob"]
-        return blob
+        [blob] = response.require("blob")
+        return dict(blob)
 
     async def blob_url(self, did: str, cid: str) -> str:
         """The URL of a blob on its owner's PDS (resolved from the DID document)."""

@@ -101,8 +101,24 @@ class XrpcResponse(JsonObject):
 
     @property
     def is_error(self) -> bool:
-        """True for HTTP 4xx/5xx."""
-        return self.http.status_code >= 400
+        """True for anything but HTTP 2xx: 4xx/5xx, and 3xx (redirects are not followed)."""
+        return not 200 <= self.http.status_code < 300
+
+    def require(self, *names: str) -> list[Any]:
+        """The values of these top-level fields of a successful answer; ``InvalidResponse`` naming
+        the call when the body is not the JSON it should be (HTML, empty, truncated, a field missing)."""
+        raw = self.raw
+        missing = [name for name in names if name not in raw]
+        if missing:
+            from ._exceptions import InvalidResponse
+            from ._redact import redact_text
+
+            endpoint = self.http.url.split("?", 1)[0].rsplit("/", 1)[-1]
+            preview = redact_text(self.content[:200].decode("utf-8", "replace")) if self.content else "an empty body"
+            raise InvalidResponse(
+                f"{endpoint} answered HTTP {self.http.status_code} without {', '.join(map(repr, missing))} "
+                f"(got {preview!r}): the server did not answer as an XRPC service; check the host")
+        return [raw[name] for name in names]
 
     @classmethod
     def from_httpx(cls, response: httpx.Response) -> XrpcResponse:
@@ -150,6 +166,11 @@ def raise_for_status(response: XrpcResponse, endpoint: str) -> XrpcResponse:
     if not raw and response.content:
         message = redact_text(response.content[:500].decode("utf-8", "replace"))
     status = response.http.status_code
+    if status < 400:  # a redirect: never followed, so it is an answer we cannot use
+        location = response.http.headers.get("location", "nowhere")
+        error = error or "Redirect"
+        message = (f"the server redirected to {location}; redirects are not followed (credentials would "
+                   "go along): call that host directly with hostname=")
     wait = retry_after(response.http.headers) if status == 429 else None
     if wait is not None:
         import datetime as dt

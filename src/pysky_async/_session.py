@@ -85,6 +85,7 @@ class SessionManager:
         self._password = password
         self.session: Session | None = None
         self._lock = asyncio.Lock()
+        self._refreshing: set[asyncio.Task[Session]] = set()
 
     @property
     def account_key(self) -> str:
@@ -118,35 +119,49 @@ class SessionManager:
     async def refresh(self, stale_access_jwt: str) -> Session:
         """Replace the session whose access token is ``stale_access_jwt``, once.
 
-        Callers that arrive while (or after) another caller refreshed get the new session.
+        Callers that arrive while (or after) another caller refreshed get the new session. The
+        refresh runs as its own task, shielded from the caller: refresh tokens are single use, so
+        once the server has rotated one, the new pair is stored even if the caller is cancelled.
         """
         async with self._lock:
             if self.session is not None and self.session.access_jwt != stale_access_jwt:
                 return self.session
-            async with self.store.transaction() as db:
-                repo = SessionRepository(db)
-                await repo.lock(self.account_key)
-                row = await repo.get(self.account_key)
-                stored = Session.from_row(row) if row is not None else None
-                if stored is not None and stored.access_jwt != stale_access_jwt \
-                        and not _jwt.expires_soon(stored.access_jwt):
-                    logger.debug("using the session another process refreshed for %s", stored.did)
-                    self.session = stored
-                    return stored
-                current = stored or self.session
-                dropped: NotAuthenticated | None = None
-                try:
-                    session = await self._refresh_or_login(current)
-                except NotAuthenticated as exc:  # dead, and no password to replace it: never reuse it
-                    await repo.delete(self.account_key)
-                    dropped = exc
-                else:
-                    await repo.save(self.account_key, **session.to_dict())
-            if dropped is not None:
-                self.session = None
-                raise dropped
-            self.session = session
-            return session
+            task = asyncio.get_running_loop().create_task(self._refresh_and_store(stale_access_jwt))
+            self._refreshing.add(task)
+            task.add_done_callback(self._refresh_done)
+            return await asyncio.shield(task)
+
+    def _refresh_done(self, task: asyncio.Task[Session]) -> None:
+        self._refreshing.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # retrieved, even if its caller left
+            logger.debug("session refresh failed: %s", task.exception())
+
+    async def _refresh_and_store(self, stale_access_jwt: str) -> Session:
+        """The refresh itself, under the store's per-account lock (see ``refresh``)."""
+        async with self.store.transaction() as db:
+            repo = SessionRepository(db)
+            await repo.lock(self.account_key)
+            row = await repo.get(self.account_key)
+            stored = Session.from_row(row) if row is not None else None
+            if stored is not None and stored.access_jwt != stale_access_jwt \
+                    and not _jwt.expires_soon(stored.access_jwt):
+                logger.debug("using the session another process refreshed for %s", stored.did)
+                self.session = stored
+                return stored
+            current = stored or self.session
+            dropped: NotAuthenticated | None = None
+            try:
+                session = await self._refresh_or_login(current)
+            except NotAuthenticated as exc:  # dead, and no password to replace it: never reuse it
+                await repo.delete(self.account_key)
+                dropped = exc
+            else:
+                await repo.save(self.account_key, **session.to_dict())
+        if dropped is not None:
+            self.session = None
+            raise dropped
+        self.session = session
+        return session
 
     async def adopt(self, session: Session) -> None:
         """Use (and store) a session obtained elsewhere."""
@@ -256,16 +271,12 @@ class SessionManager:
 
     def _session_from(self, response: XrpcResponse, *, fallback: Session | None) -> Session:
         raw = response.raw
+        did, access_jwt, refresh_jwt = response.require("did", "accessJwt", "refreshJwt")
         pds = pds_endpoint_from_did_doc(raw.get("didDoc"))
         if pds is None:
             pds = fallback.pds_endpoint if fallback else self.auth_host
-        return Session(
-            did=raw["did"],
-            handle=raw.get("handle") or (fallback.handle if fallback else ""),
-            pds_endpoint=pds,
-            access_jwt=raw["accessJwt"],
-            refresh_jwt=raw["refreshJwt"],
-        )
+        return Session(did=did, handle=raw.get("handle") or (fallback.handle if fallback else ""),
+                       pds_endpoint=pds, access_jwt=access_jwt, refresh_jwt=refresh_jwt)
 
 
 class SessionMiddleware:

@@ -113,5 +113,5 @@ class Xrpc:
         params = {"aud": aud, "lxm": lxm, "exp": exp}
         request = self.request("GET", "com.atproto.server.getServiceAuth",
                                params={k: v for k, v in params.items() if v is not None}, default_auth=True)
-        token: str = (await self.send(request)).raw["token"]
-        return token
+        [token] = (await self.send(request)).require("token")
+        return str(token)
