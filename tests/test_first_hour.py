@@ -3,6 +3,7 @@ an account, stale stored sessions, logout, mistakes that get answers — against
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -19,6 +20,7 @@ from pysky_async import (
     Image,
     InvalidInput,
     InvalidPost,
+    LoginFailed,
     NetworkError,
     NotAuthenticated,
     Post,
@@ -252,3 +254,24 @@ def test_a_client_never_closed_still_writes_its_call_log_and_is_named(pds: PdsSe
     with sqlite3.connect(database) as db:
         rows = db.execute("SELECT endpoint FROM bsky_api_call_log").fetchall()
     assert rows == [("com.atproto.server.describeServer",)] * 3
+
+
+async def test_a_refused_password_is_not_tried_again_on_every_call(pds_short_ttl: PdsServer,
+                                                                   short_ttl_account: Account, tmp_path: Path) -> None:
+    """The refresh token is revoked and the password has changed: one login attempt, then the same
+    error at once on every call (30 refused logins in 5 minutes lock the account), until login()."""
+    async with client(pds_short_ttl, short_ttl_account, tmp_path) as bsky:
+        session = await bsky.login()
+    pds_short_ttl.xrpc("com.atproto.server.deleteSession", {}, token=session.refresh_jwt)  # revoked
+    await asyncio.sleep(3.5)  # and the access token has expired
+    wrong = Account(short_ttl_account.handle, short_ttl_account.did, "not-the-password", short_ttl_account.email)
+    logins = pds_short_ttl.request_count("com.atproto.server.createSession")
+    async with client(pds_short_ttl, wrong, tmp_path) as bsky:
+        for _ in range(5):
+            with pytest.raises(LoginFailed, match="refused the login"):
+                await bsky.get("com.atproto.server.getSession")
+        assert pds_short_ttl.request_count("com.atproto.server.createSession") == logins + 1
+        assert await bsky.sessions.stored() is None, "the dead session is cleared"
+        with pytest.raises(LoginFailed):
+            await bsky.login()  # an explicit login asks the server again
+    assert pds_short_ttl.request_count("com.atproto.server.createSession") == logins + 2

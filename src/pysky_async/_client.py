@@ -335,8 +335,10 @@ class AsyncBskyClient:
         return self.rate_limit_tracker.latest
 
     async def login(self) -> Session:
-        """Log in now (or load the stored session) instead of on the first call."""
+        """Log in now (or load the stored session) instead of on the first call. After the server
+        refused the password, calls fail at once (no login storm) until this is called again."""
         self._check_open()
+        self.sessions.login_refused = None
         return await self.sessions.current()
 
     async def logout(self) -> None:

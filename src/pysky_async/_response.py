@@ -140,7 +140,7 @@ def decode_body(content: bytes, headers: httpx.Headers) -> dict[str, Any]:
         return {}
     try:
         raw = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python can decode
         return {}
     return raw if isinstance(raw, dict) else {"value": raw}
 

@@ -86,6 +86,8 @@ class SessionManager:
         self.session: Session | None = None
         self._lock = asyncio.Lock()
         self._refreshing: set[asyncio.Task[Session]] = set()
+        self.login_refused: LoginFailed | None = None
+        """The server's refusal of the password: raised instead of asking again until ``login()``."""
 
     @property
     def account_key(self) -> str:
@@ -149,10 +151,10 @@ class SessionManager:
                 self.session = stored
                 return stored
             current = stored or self.session
-            dropped: NotAuthenticated | None = None
+            dropped: NotAuthenticated | LoginFailed | None = None
             try:
                 session = await self._refresh_or_login(current)
-            except NotAuthenticated as exc:  # dead, and no password to replace it: never reuse it
+            except (NotAuthenticated, LoginFailed) as exc:  # dead, and nothing to replace it: never reuse it
                 await repo.delete(self.account_key)
                 dropped = exc
             else:
@@ -240,6 +242,8 @@ class SessionManager:
         return self._session_from(response, fallback=current)
 
     async def _login(self) -> Session:
+        if self.login_refused is not None:  # never again on every call: 30 refused logins lock the account
+            raise LoginFailed(str(self.login_refused))
         if not self.identifier or not self._password:
             raise NotAuthenticated(
                 "the stored session has expired and no password is configured: pass "
@@ -251,14 +255,17 @@ class SessionManager:
         try:
             raise_for_status(response, request.nsid)
         except AuthenticationRequired as exc:
-            raise LoginFailed(
+            self.login_refused = LoginFailed(
                 f"{self.auth_host} refused the login of {self.identifier!r}: {exc.message or exc.error}. "
                 "Check the username and password (BSKY_AUTH_USERNAME / BSKY_AUTH_PASSWORD); "
-                "use an app password, not the account password"
-            ) from exc
+                "use an app password, not the account password. The client tries again only after "
+                "an explicit login()")
+            raise self.login_refused from exc
         except APIError as exc:
             if exc.status_code == 400 and exc.error in (None, "InvalidRequest"):
-                raise LoginFailed(f"{self.auth_host} refused the login: {exc.message}") from exc
+                self.login_refused = LoginFailed(f"{self.auth_host} refused the login: {exc.message}. "
+                                                 "The client tries again only after an explicit login()")
+                raise self.login_refused from exc
             raise
         return self._session_from(response, fallback=None)
 

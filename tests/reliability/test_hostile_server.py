@@ -52,6 +52,8 @@ BAD_BODIES: dict[str, Callable[[], web.Response]] = {
     "empty": lambda: web.Response(status=200),
     "truncated": lambda: web.Response(body=b'{"uri": "at://did:plc:x/c/1", "ci', content_type="application/json"),
     "missing field": lambda: web.json_response({"uri": "at://did:plc:hostile/com.example.note/1"}),
+    "nested too deep": lambda: web.Response(body=b'{"uri": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+                                            content_type="application/json"),
 }
 
 
