@@ -147,3 +147,38 @@ async def test_blob_uploads_have_their_own_daily_count(ledger_store: Store) -> N
         await middleware(write("com.atproto.repo.uploadBlob"), ok)
     with pytest.raises(WriteBudgetExhausted, match="blob uploads"):
         await middleware(write("com.atproto.repo.uploadBlob"), ok)
+
+
+@pytest.mark.parametrize("left", [True, False])
+async def test_a_cancelled_write_keeps_its_points_only_if_it_left(ledger_store: Store, left: bool) -> None:
+    """A write cancelled after the transport sent it may have been done by the server (its points
+    stay spent); one cancelled before it left is refunded."""
+    middleware = WriteBudgetMiddleware(ledger_store, WriteBudget())
+    started = asyncio.Event()
+
+    async def call_next(request: XrpcRequest) -> XrpcResponse:
+        request.context.sent = left  # what the transport sets when it sends
+        started.set()
+        await asyncio.sleep(60)
+        raise AssertionError("cancelled before this")
+
+    task = asyncio.create_task(middleware(write(), call_next))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    rows = await ledger_store.execute_sql("SELECT points, state FROM bsky_write_op")
+    assert rows == ([(3, "spent")] if left else [])
+
+
+async def test_the_servers_answer_wins_when_the_ledger_cannot_record_it(ledger_store: Store,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    middleware = WriteBudgetMiddleware(ledger_store, WriteBudget())
+
+    async def call_next(request: XrpcRequest) -> XrpcResponse:
+        await ledger_store.aclose()  # the database goes away while the write is on the server
+        return make_response(200, {"uri": "at://did:plc:me/c/1", "cid": "bafy"})
+
+    response = await middleware(write(), call_next)
+    assert response.raw["uri"] == "at://did:plc:me/c/1", "the created record is returned, not a StorageError"
+    assert "could not record the outcome" in caplog.text

@@ -87,6 +87,7 @@ class AiohttpXrpcTransport:
         ctx = request.context
         url = request.url
         ctx.url = url
+        ctx.sent = True
         query = _query(request.params)
         target = self._yarl(f"{url}?{query}" if query else url, encoded=True)
         headers = {**self._headers, **request.headers} if request.headers else self._headers

@@ -26,6 +26,8 @@ class CallContext:
         session_was_refreshed: the token was refreshed and the call replayed (session).
         attempt: 1 for the first attempt, 2 for the first retry... (set by retry).
         url: the URL of the last attempt, without the query (set by the transport).
+        sent: this attempt reached the transport, so the server may have received it (set by the
+            transport; the write budget keeps the points of a cancelled write that was sent).
         timeout: seconds (or an ``httpx.Timeout``) for this call instead of the client's.
         log_errors_at_once: write an error's call-log row before returning it so it carries
             ``log_id``; off for the session's own calls, made while a database lock is held.
@@ -42,6 +44,7 @@ class CallContext:
     session_was_refreshed: bool = False
     attempt: int = 0
     url: str | None = None
+    sent: bool = False
     timeout: Any = None
     log_errors_at_once: bool = True
     elapsed_us: int | None = None

@@ -31,6 +31,7 @@ class HttpxTransport:
             raise RuntimeError("an authenticated request reached the transport without a host")
         url = request.url
         request.context.url = url
+        request.context.sent = True
         body = request.content
         try:
             response = await self.http.request(

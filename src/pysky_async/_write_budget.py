@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._exceptions import InvalidInput, WriteBudgetExhausted
+from ._exceptions import InvalidInput, StorageError, WriteBudgetExhausted
 from ._middleware import WRITE_BUDGET, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse
@@ -90,8 +90,13 @@ class WriteBudgetMiddleware:
         if did is None or not (points or is_blob):
             return await call_next(request)
         reservation = await self._reserve(did, request.nsid, 1 if is_blob else points, is_blob)
+        request.context.sent = False
         try:
             response = await call_next(request)
+        except asyncio.CancelledError:
+            # a write that left may have been done by the server: its points stay spent
+            await asyncio.shield(self._settle(reservation, spent=request.context.sent))
+            raise
         except BaseException:
             await asyncio.shield(self._settle(reservation, spent=False))
             raise
@@ -123,8 +128,13 @@ class WriteBudgetMiddleware:
             await asyncio.sleep(wait)
 
     async def _settle(self, reservation: int, *, spent: bool) -> None:
-        async with self.store.transaction() as db:
-            await WriteLedgerRepository(db).settle(reservation, spent=spent)
+        """Record the outcome; if the database fails now, the server's answer still stands (the
+        reservation stays counted, which errs on the safe side)."""
+        try:
+            async with self.store.transaction() as db:
+                await WriteLedgerRepository(db).settle(reservation, spent=spent)
+        except StorageError as exc:
+            logger.warning("the write budget could not record the outcome of a write (kept as spent): %s", exc)
 
     async def _seconds_until_fits(self, ledger: WriteLedgerRepository, did: str, points: int, is_blob: bool,
                                   now: dt.datetime) -> float:
