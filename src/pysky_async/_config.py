@@ -75,14 +75,9 @@ class ClientConfig:
     ) -> ClientConfig:
         """Keyword arguments first, then environment variables (``ENVIRONMENT``), then defaults."""
         env = os.environ if env is None else env
-        if "middleware" in options:
-            options["middleware"] = tuple(options["middleware"])
         for option, variable in ENVIRONMENT.items():
             if options.get(option) is None and env.get(variable):
                 options[option] = _from_env(option, variable, env[variable])
-        for host in ("video_host", "plc_directory"):
-            if options.get(host) is not None:
-                options[host] = normalize_host(options[host])
         options = {key: value for key, value in options.items() if value is not None or key not in _NONE_IS_DEFAULT}
         return cls(
             username=username or env.get("BSKY_AUTH_USERNAME") or None,
@@ -90,17 +85,22 @@ class ClientConfig:
             auth_host=normalize_host(auth_host or env.get("PYSKY_AUTH_HOST") or DEFAULT_AUTH_HOST),
             public_host=normalize_host(public_host or env.get("PYSKY_PUBLIC_HOST") or DEFAULT_PUBLIC_HOST),
             database_url=database_url,
-            **options,
+            **_normalised(options),
         )
 
     def replace(self, **changes: Any) -> ClientConfig:
         """A copy with some options changed (normalised as in ``from_options``)."""
-        if "middleware" in changes:
-            changes["middleware"] = tuple(changes["middleware"])
-        for host in ("public_host", "video_host"):
-            if host in changes:
-                changes[host] = normalize_host(changes[host])
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **_normalised(changes))
+
+
+def _normalised(options: dict[str, Any]) -> dict[str, Any]:
+    """Middleware as a tuple, hosts as URLs (``"bsky.social"`` → ``"https://bsky.social"``)."""
+    if "middleware" in options:
+        options["middleware"] = tuple(options["middleware"])
+    for host in ("public_host", "plc_directory", "video_host"):
+        if options.get(host) is not None:
+            options[host] = normalize_host(options[host])
+    return options
 
 
 ENVIRONMENT: dict[str, str] = {

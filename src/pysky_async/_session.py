@@ -255,19 +255,20 @@ class SessionManager:
         try:
             raise_for_status(response, request.nsid)
         except AuthenticationRequired as exc:
-            self.login_refused = LoginFailed(
+            raise self._refused(
                 f"{self.auth_host} refused the login of {self.identifier!r}: {exc.message or exc.error}. "
                 "Check the username and password (BSKY_AUTH_USERNAME / BSKY_AUTH_PASSWORD); "
-                "use an app password, not the account password. The client tries again only after "
-                "an explicit login()")
-            raise self.login_refused from exc
+                "use an app password, not the account password") from exc
         except APIError as exc:
             if exc.status_code == 400 and exc.error in (None, "InvalidRequest"):
-                self.login_refused = LoginFailed(f"{self.auth_host} refused the login: {exc.message}. "
-                                                 "The client tries again only after an explicit login()")
-                raise self.login_refused from exc
+                raise self._refused(f"{self.auth_host} refused the login: {exc.message}") from exc
             raise
         return self._session_from(response, fallback=None)
+
+    def _refused(self, reason: str) -> LoginFailed:
+        """Remember the refusal: later calls raise it without asking the server again."""
+        self.login_refused = LoginFailed(f"{reason}. The client tries again only after an explicit login()")
+        return self.login_refused
 
     def _own_call(self, nsid: str, **fields: Any) -> XrpcRequest:
         """A login or refresh: logged, but outside the session and the caller's middlewares; its error row
