@@ -109,6 +109,13 @@ class RecordKey(_Checked):
 
 _B32 = "234567abcdefghijklmnopqrstuvwxyz"
 
+# The reference PDS refuses record keys its slur filter matches (``hasExplicitSlur`` in
+# @atproto/pds, handle/explicit-slurs.ts: "Unacceptable slur in record key"). Over the TID
+# alphabet only one of its patterns can match (the others are anchored at word boundaries and
+# cannot span 13 characters that start with 2-7 or a-j); this is that pattern restricted to the
+# alphabet, checked against the PDS's own function in tests/conformance/test_tid_rkeys.py.
+_REFUSED_BY_PDS = re.compile(r"n[ailo4][gq]{2}(?:l[3e]t|[3e]r)")
+
 
 class Tid(_Checked):
     """A timestamp identifier: 13 base32-sortable characters (microseconds + clock id).
@@ -125,14 +132,20 @@ class Tid(_Checked):
 
     @classmethod
     def next(cls, clock_id: int | None = None) -> Tid:
-        """A new TID for now (never equal to or below the previous one from this process)."""
+        """A new TID for now (never equal to or below the previous one from this process).
+
+        Skips the rare values (about one in a million) the reference PDS refuses as record keys.
+        """
         import random
 
-        with cls._lock:
-            micros = max(time.time_ns() // 1000, cls._last + 1)
-            cls._last = micros
         clock = random.randrange(1024) if clock_id is None else clock_id
-        return cls.from_parts(micros, clock)
+        while True:
+            with cls._lock:
+                micros = max(time.time_ns() // 1000, cls._last + 1)
+                cls._last = micros
+            tid = cls.from_parts(micros, clock)
+            if not _REFUSED_BY_PDS.search(tid):
+                return tid
 
     @classmethod
     def from_parts(cls, timestamp_us: int, clock_id: int = 0) -> Tid:
