@@ -61,8 +61,10 @@ def test_every_deployment_setting_has_an_environment_variable() -> None:
     env = {"PYSKY_AUTH_HOST": "pds.example.com", "PYSKY_PUBLIC_HOST": "http://127.0.0.1:9",
            "PYSKY_PLC_DIRECTORY": "http://localhost:2582", "PYSKY_VIDEO_HOST": "video.example.com",
            "PYSKY_VIDEO_SERVICE_DID": "did:web:video.example.com", "PYSKY_TIMEOUT": "7.5",
-           "PYSKY_IMAGE_MAX_BYTES": "2000000"}
+           "PYSKY_IMAGE_MAX_BYTES": "2000000", "PYSKY_DEADLINE": "45", "PYSKY_MAX_RESPONSE_BYTES": "1048576",
+           "PYSKY_CALL_LOG_MAX_PENDING": "5000"}
     config = ClientConfig.from_options(env=env)
+    assert (config.deadline, config.max_response_bytes, config.call_log_max_pending) == (45.0, 1 << 20, 5000)
     assert (config.auth_host, config.public_host, config.plc_directory, config.video_host) == (
         "https://pds.example.com", "http://127.0.0.1:9", "http://localhost:2582", "https://video.example.com")
     assert (config.video_service_did, config.timeout, config.image_max_bytes) == (
@@ -71,8 +73,17 @@ def test_every_deployment_setting_has_an_environment_variable() -> None:
     assert explicit.auth_host == "https://bsky.social" and explicit.timeout == 3.0, "arguments win"
     defaults = ClientConfig.from_options(env={})
     assert defaults.plc_directory == "https://plc.directory" and defaults.timeout is None
+    assert (defaults.deadline, defaults.max_response_bytes, defaults.call_log_max_pending) == (120.0, 16 << 20, 100_000)
     with pytest.raises(InvalidInput, match="PYSKY_TIMEOUT"):
         ClientConfig.from_options(env={"PYSKY_TIMEOUT": "soon"})
+
+
+async def test_call_log_max_pending_is_a_client_option(tmp_path: Path) -> None:
+    async with AsyncBskyClient(database_url=f"sqlite+aiosqlite:///{tmp_path}/c.sqlite3",
+                               call_log_max_pending=7) as bsky:
+        assert bsky.call_log.max_pending == 7
+        with pytest.raises(InvalidInput, match="call_log_max_pending cannot change"):
+            bsky.with_options(call_log_max_pending=8)
 
 
 # ---------------------------------------------------------------- hosts without an account

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pysky_async import AsyncBskyClient, AtUri, Create, Delete, InvalidSwap, RecordNotFound, Update
+from pysky_async import AsyncBskyClient, AtUri, Create, Delete, InvalidSwap, RecordNotFound, ResponseTooLarge, Update
 
 from .realnet.pds import Account, PdsServer
 from .test_pds_sessions import ROOT, listen_host
@@ -118,6 +118,20 @@ async def test_blob_round_trip(pds: PdsServer, pds_account: Account, database_ur
         url = await bsky.get_blob_url(pds_account.did, cid)
         assert url.startswith(pds.base_url + "/xrpc/com.atproto.sync.getBlob?")
         assert (await bsky.http.get(url)).content == payload
+
+
+async def test_a_blob_has_its_own_size_bound(pds: PdsServer, pds_account: Account, database_url: str) -> None:
+    payload = bytes(range(256)) * 8192  # 2 MiB
+    async with client(pds, pds_account, database_url) as bsky:
+        blob = await bsky.upload_blob(payload, "application/octet-stream")
+        await bsky.create_record(NOTE, {"attachment": blob}, validate=False)
+        cid = blob["ref"]["$link"]
+        small = bsky.with_options(max_response_bytes=1 << 20)
+        assert await small.get_blob(pds_account.did, cid) == payload, "get_blob's bound is 128 MiB, not the client's"
+        with pytest.raises(ResponseTooLarge, match=r"getBlob answered more than 1048576 bytes.*max_bytes="):
+            await bsky.get_blob(pds_account.did, cid, max_bytes=1 << 20)
+        with pytest.raises(ResponseTooLarge, match="max_response_bytes="):
+            await small.get("com.atproto.sync.getBlob", hostname=listen_host(pds), did=pds_account.did, cid=cid)
 
 
 async def test_resolve_handle_and_did(pds: PdsServer, pds_account: Account, tmp_path: Path) -> None:

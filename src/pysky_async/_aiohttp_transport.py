@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from ._exceptions import NetworkError, RequestTimeout
 from ._network_errors import failure_reason
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, XrpcResponse, decode_body
-from ._transport import HttpxTransport
+from ._transport import Bounds, HttpxTransport, deadline_passed, read_at_most
 
 if TYPE_CHECKING:
     import aiohttp
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+_LARGE_BODY = 1 << 20
+"""aiohttp warns (ResourceWarning) when a bytes body above 1 MiB is sent as bytes: it is sent as a file."""
 
 
 class SharedAiohttpSession:
@@ -53,6 +56,11 @@ class SharedAiohttpSession:
                                              keepalive_timeout=self.limits.keepalive_expiry,
                                              ssl=httpx.create_ssl_context())
             self.session = aiohttp.ClientSession(connector=connector)
+            # aiohttp re-sends an idempotent request once by itself when the connection drops
+            # (RFC 9112 9.3.1): a GET to a server that resets connections then went out twice per
+            # attempt. The retry middleware counts attempts, so that re-send is off (aiohttp has
+            # no public option; tests/reliability/test_hostile_transport.py checks it holds).
+            self.session._retry_connection = False
         return self.session
 
 
@@ -63,20 +71,23 @@ class AiohttpXrpcTransport:
         session: the shared session.
         http: the library's own httpx client: its headers are sent, its timeout is the default;
             streamed bodies go through it.
-        timeout: seconds per request (None: the httpx client's).
+        bounds: the timeout (None: the httpx client's), deadline and response size.
     """
 
-    def __init__(self, session: SharedAiohttpSession, http: httpx.AsyncClient, *, timeout: float | None = None) -> None:
+    def __init__(self, session: SharedAiohttpSession, http: httpx.AsyncClient, bounds: Bounds) -> None:
         import aiohttp
         import yarl
 
         self._session = session
-        self._fallback = HttpxTransport(http, timeout=timeout)
+        self._bounds = bounds
+        self._fallback = HttpxTransport(http, bounds)
         self._headers = {key: value for key, value in http.headers.items() if key.lower() != "connection"}
-        self._timeout = _client_timeout(httpx.Timeout(timeout) if timeout is not None else http.timeout)
+        self._default_timeout = httpx.Timeout(bounds.timeout) if bounds.timeout is not None else http.timeout
+        self._timeout = _client_timeout(self._default_timeout, bounds.deadline_for())
         self._bases: dict[str, yarl.URL] = {}
         self._yarl = yarl.URL
         self._aiohttp_errors = (aiohttp.ClientError, OSError)
+        self._read_timeouts = aiohttp.ServerTimeoutError  # a connect or read timeout, not the deadline
 
     async def __call__(self, request: XrpcRequest) -> XrpcResponse:
         body = request.content
@@ -91,18 +102,28 @@ class AiohttpXrpcTransport:
         query = _query(request.params)
         target = self._yarl(f"{url}?{query}" if query else url, encoded=True)
         headers = {**self._headers, **request.headers} if request.headers else self._headers
-        timeout = _client_timeout(httpx.Timeout(ctx.timeout)) if ctx.timeout is not None else self._timeout
+        bounds = self._bounds
+        deadline = self._bounds.deadline_for(request)
+        if ctx.timeout is None and body is None and ctx.deadline is None:
+            timeout = self._timeout
+        else:
+            timeout = _client_timeout(httpx.Timeout(ctx.timeout) if ctx.timeout is not None else self._default_timeout,
+                                      deadline)
         started = time.perf_counter()
         try:
             async with self._session().request(request.method, target, headers=headers, timeout=timeout,
-                                               json=request.json if body is None else None, data=body,
+                                               json=request.json if body is None else None,
+                                               data=io.BytesIO(body) if body and len(body) > _LARGE_BODY else body,
                                                allow_redirects=False) as response:
-                content = await response.read()
                 status, raw_headers = response.status, response.raw_headers
+                content = await read_at_most(response.content.iter_any(), bounds.max_bytes_for(request),
+                                             response.headers, request)
         except asyncio.TimeoutError as exc:
-            raise RequestTimeout(
-                f"{request.nsid} to {request.host} timed out; the server may be overloaded: retry later or "
-                "raise the client's timeout=") from exc
+            if isinstance(exc, self._read_timeouts):
+                raise RequestTimeout(
+                    f"{request.nsid} to {request.host} timed out; the server may be overloaded: retry later or "
+                    "raise the client's timeout=") from exc
+            raise deadline_passed(request, deadline) from exc
         except self._aiohttp_errors as exc:
             raise NetworkError(
                 f"{request.nsid} to {request.host} got no answer: {failure_reason(exc)}; "
@@ -112,10 +133,11 @@ class AiohttpXrpcTransport:
         return XrpcResponse(decode_body(content, headers_out), info, content)
 
 
-def _client_timeout(timeout: httpx.Timeout) -> Any:
+def _client_timeout(timeout: httpx.Timeout, deadline: float | None) -> Any:
     import aiohttp
 
-    return aiohttp.ClientTimeout(sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool)
+    return aiohttp.ClientTimeout(total=deadline, sock_connect=timeout.connect, sock_read=timeout.read,
+                                 connect=timeout.pool)
 
 
 def _query(params: Mapping[str, Any]) -> str:

@@ -34,14 +34,14 @@ from ._pagination import Paginator
 from ._posts import Post, Posts
 from ._profiles import Profiles
 from ._rate_limits import RateLimit, RateLimitTracker, RequestLimiter
-from ._records import Create, Delete, Record, RecordRef, Records, Update, WriteResult
+from ._records import BLOB_MAX_BYTES, Create, Delete, Record, RecordRef, Records, Update, WriteResult
 from ._request import XrpcRequest
 from ._response import JsonObject, XrpcResponse
 from ._retry import RetryMiddleware, RetryPolicy
 from ._session import Session, SessionManager, SessionMiddleware
 from ._storage.store import Store
 from ._syntax import AtUri, Nsid
-from ._transport import HttpxTransport
+from ._transport import Bounds, HttpxTransport
 from ._version import __version__
 from ._video import UploadedVideo, Video, Videos
 from ._write_budget import WriteBudget, WriteBudgetMiddleware
@@ -92,11 +92,12 @@ class _Shared:
     session_middleware: Middleware | None = None
     """In place of ``SessionMiddleware`` (an OAuth user's ``DpopMiddleware``)."""
 
-    def transport(self, timeout: float | None) -> HttpxTransport | AiohttpXrpcTransport:
+    def transport(self, config: ClientConfig) -> HttpxTransport | AiohttpXrpcTransport:
         """The innermost handler: straight onto aiohttp when the client owns its httpx client."""
+        bounds = Bounds(config.timeout, config.deadline, config.max_response_bytes)
         if self.aiohttp_session is not None:
-            return AiohttpXrpcTransport(self.aiohttp_session, self.http, timeout=timeout)
-        return HttpxTransport(self.http, timeout=timeout)
+            return AiohttpXrpcTransport(self.aiohttp_session, self.http, bounds)
+        return HttpxTransport(self.http, bounds)
 
     async def aclose(self) -> None:
         """Flush the call log, then close the HTTP pool and the database (what the owner made)."""
@@ -124,7 +125,7 @@ class _Shared:
 
 
 _FIXED_OPTIONS = frozenset({"username", "password", "auth_host", "database_url", "engine", "http_client",
-                            "auto_migrate"})
+                            "auto_migrate", "call_log_max_pending"})
 
 
 class AsyncBskyClient:
@@ -150,8 +151,12 @@ class AsyncBskyClient:
             the client's own, see the README's performance figures).
         middleware: your own middleware, run inside the call log and outside the session;
             fixed at construction (``bsky.middleware`` is a read-only tuple).
-        timeout: seconds per request (``PYSKY_TIMEOUT``, default 30; an injected ``http_client`` keeps its own
-            timeout unless this is given).
+        timeout: seconds to connect, and to wait for each piece of an answer (``PYSKY_TIMEOUT``, default 30;
+            an injected ``http_client`` keeps its own timeout unless this is given).
+        deadline: seconds for a whole attempt: connect, send and read every byte (``PYSKY_DEADLINE``,
+            default 120; a request body adds a second per 100 kB; ``float("inf")``: none).
+        max_response_bytes: the largest answer read, after decompression (``PYSKY_MAX_RESPONSE_BYTES``,
+            default 16 MiB; ``get_blob`` has its own ``max_bytes``); a larger one raises ``ResponseTooLarge``.
         auto_migrate: create/upgrade the schema on first use (default: SQLite only).
         plc_directory: where did:plc documents are resolved (``PYSKY_PLC_DIRECTORY``, default
             https://plc.directory).
@@ -163,6 +168,8 @@ class AsyncBskyClient:
             2,000,000; other PDSes 1,000,000).
         video_host / video_service_did: Bluesky's video service (``PYSKY_VIDEO_HOST`` /
             ``PYSKY_VIDEO_SERVICE_DID``, default https://video.bsky.app, ``did:web:video.bsky.app``).
+        call_log_max_pending: call-log rows kept in memory while the database cannot take them
+            (``PYSKY_CALL_LOG_MAX_PENDING``, default 100,000); past it the oldest are dropped and counted.
     """
 
     def __init__(
@@ -177,6 +184,8 @@ class AsyncBskyClient:
         http_client: httpx.AsyncClient | None = None,
         middleware: Sequence[Middleware] = (),
         timeout: float | None = None,
+        deadline: float | None = None,
+        max_response_bytes: int | None = None,
         auto_migrate: bool | None = None,
         plc_directory: str | None = None,
         write_budget: WriteBudget | None = DEFAULT_WRITE_BUDGET,
@@ -185,20 +194,23 @@ class AsyncBskyClient:
         image_max_bytes: int | None = None,
         video_host: str | None = None,
         video_service_did: str | None = None,
+        call_log_max_pending: int | None = None,
     ) -> None:
         config = ClientConfig.from_options(
             username=username, password=password, auth_host=auth_host, public_host=public_host,
             database_url=database_url, engine=engine, http_client=http_client, middleware=middleware,
-            timeout=timeout, auto_migrate=auto_migrate, plc_directory=plc_directory, write_budget=write_budget,
+            timeout=timeout, deadline=deadline, max_response_bytes=max_response_bytes, auto_migrate=auto_migrate,
+            plc_directory=plc_directory, write_budget=write_budget,
             retry=retry, request_limit=request_limit, image_max_bytes=image_max_bytes, video_host=video_host,
-            video_service_did=video_service_did,
+            video_service_did=video_service_did, call_log_max_pending=call_log_max_pending,
         )
         aiohttp_session = SharedAiohttpSession() if http_client is None else None
         http = http_client or default_http_client(config.timeout or DEFAULT_TIMEOUT, aiohttp_session)
         store = Store(database_url, engine=engine, auto_migrate=auto_migrate)
         sessions = SessionManager(store, self._send_unchecked, auth_host=config.auth_host,
                                   identifier=config.username, password=config.password)
-        shared = _Shared(http=http, owns_http=http_client is None, store=store, call_log=CallLogWriter(store),
+        call_log = CallLogWriter(store, max_pending=config.call_log_max_pending)
+        shared = _Shared(http=http, owns_http=http_client is None, store=store, call_log=call_log,
                          sessions=sessions, cursors=CursorStore(store), rate_limit_tracker=RateLimitTracker(),
                          limiters={}, aiohttp_session=aiohttp_session)
         self._setup(shared, config, owner=True)
@@ -224,7 +236,7 @@ class AsyncBskyClient:
             *([WriteBudgetMiddleware(shared.store, config.write_budget)] if config.write_budget else []),
             *([limiter] if limiter else []),
             shared.rate_limit_tracker,
-        ], shared.transport(config.timeout))
+        ], shared.transport(config))
         self._xrpc = Xrpc(config, shared.sessions, self._pipeline, self._check_open)
         self.identity = IdentityResolver(self._xrpc, plc_directory=config.plc_directory)
         self.records = Records(self._xrpc, self.identity)
@@ -469,9 +481,9 @@ class AsyncBskyClient:
         """``bsky.records.blob_url``: the URL of a blob on its owner's PDS."""
         return await self.records.blob_url(did, cid)
 
-    async def get_blob(self, did: str, cid: str) -> bytes:
-        """``bsky.records.get_blob``: download a blob from its owner's PDS."""
-        return await self.records.get_blob(did, cid)
+    async def get_blob(self, did: str, cid: str, *, max_bytes: int = BLOB_MAX_BYTES) -> bytes:
+        """``bsky.records.get_blob``: download a blob from its owner's PDS (at most ``max_bytes``)."""
+        return await self.records.get_blob(did, cid, max_bytes=max_bytes)
 
     async def create_post(self, text: str | None = None, *, post: Post | None = None, **options: Any) -> RecordRef:
         """``bsky.posts.create``: make a post; returns its ``uri`` and ``cid``."""

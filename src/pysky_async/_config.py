@@ -26,6 +26,9 @@ DEFAULT_PLC_DIRECTORY = "https://plc.directory"
 DEFAULT_VIDEO_HOST = "https://video.bsky.app"
 DEFAULT_WRITE_BUDGET = WriteBudget()
 DEFAULT_RETRY = RetryPolicy()
+DEFAULT_DEADLINE = 120.0
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+DEFAULT_CALL_LOG_MAX_PENDING = 100_000
 
 PROXIED_SERVICES: dict[str, str] = {"api.bsky.chat": CHAT_PROXY}
 """Hosts that are reached through the PDS with an ``atproto-proxy`` header, never directly."""
@@ -52,6 +55,8 @@ class ClientConfig:
     http_client: httpx.AsyncClient | None = field(default=None, repr=False, compare=False)
     middleware: tuple[Middleware, ...] = ()
     timeout: float | None = None
+    deadline: float = DEFAULT_DEADLINE
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     auto_migrate: bool | None = None
     plc_directory: str = DEFAULT_PLC_DIRECTORY
     write_budget: WriteBudget | None = DEFAULT_WRITE_BUDGET
@@ -60,6 +65,7 @@ class ClientConfig:
     image_max_bytes: int = 1_000_000
     video_host: str = DEFAULT_VIDEO_HOST
     video_service_did: str | None = None
+    call_log_max_pending: int = DEFAULT_CALL_LOG_MAX_PENDING
 
     @classmethod
     def from_options(
@@ -105,6 +111,9 @@ def _normalised(options: dict[str, Any]) -> dict[str, Any]:
 
 ENVIRONMENT: dict[str, str] = {
     "timeout": "PYSKY_TIMEOUT",
+    "deadline": "PYSKY_DEADLINE",
+    "max_response_bytes": "PYSKY_MAX_RESPONSE_BYTES",
+    "call_log_max_pending": "PYSKY_CALL_LOG_MAX_PENDING",
     "plc_directory": "PYSKY_PLC_DIRECTORY",
     "video_host": "PYSKY_VIDEO_HOST",
     "video_service_did": "PYSKY_VIDEO_SERVICE_DID",
@@ -112,15 +121,20 @@ ENVIRONMENT: dict[str, str] = {
 }
 """Options (besides the account, hosts and database) that a deployment sets in the environment."""
 
-_NONE_IS_DEFAULT = frozenset({"plc_directory", "video_host", "image_max_bytes"})
+_NONE_IS_DEFAULT = frozenset({"plc_directory", "video_host", "image_max_bytes", "deadline", "max_response_bytes",
+                              "call_log_max_pending"})
 """Options whose None means "the default" (for the others None means "off" or "automatic")."""
 
 
+_SECONDS = frozenset({"timeout", "deadline"})
+_COUNTS = frozenset({"image_max_bytes", "max_response_bytes", "call_log_max_pending"})
+
+
 def _from_env(option: str, variable: str, value: str) -> Any:
-    if option not in ("timeout", "image_max_bytes"):
+    if option not in _SECONDS | _COUNTS:
         return value
     try:
-        number = float(value) if option == "timeout" else int(value)
+        number = float(value) if option in _SECONDS else int(value)
     except ValueError:
         raise InvalidInput(f"{variable}={value!r} is not a number") from None
     if number <= 0:

@@ -29,6 +29,9 @@ class CallContext:
         sent: this attempt reached the transport, so the server may have received it (set by the
             transport; the write budget keeps the points of a cancelled write that was sent).
         timeout: seconds (or an ``httpx.Timeout``) for this call instead of the client's.
+        deadline: seconds for each attempt of this call instead of the client's ``deadline``.
+        upload_size: the size of a streamed request body (it extends the deadline, as a bytes body does).
+        max_response_bytes: the largest answer this call reads instead of the client's (``get_blob``).
         log_errors_at_once: write an error's call-log row before returning it so it carries
             ``log_id``; off for the session's own calls, made while a database lock is held.
         elapsed_us: how long the last attempt took, in microseconds (set by the call log).
@@ -46,5 +49,8 @@ class CallContext:
     url: str | None = None
     sent: bool = False
     timeout: Any = None
+    deadline: float | None = None
+    upload_size: int = 0
+    max_response_bytes: int | None = None
     log_errors_at_once: bool = True
     elapsed_us: int | None = None

@@ -24,6 +24,7 @@
     │   ├── InvalidPost
     │   └── InvalidIdentifier
     ├── InvalidResponse             a 2xx body that is not the JSON the call needs
+    │   └── ResponseTooLarge        an answer past ``max_response_bytes`` (not read further)
     ├── MissingDependency (ImportError)  an optional extra is not installed (e.g. media)
     ├── UsageError (TypeError)      a call made the wrong way (the message says the right one)
     └── APIError                    the server answered with an error status
@@ -118,6 +119,11 @@ class InvalidIdentifier(InvalidInput):
 class InvalidResponse(PyskyError):
     """A successful (2xx) answer whose body is not the JSON the call needs (HTML, empty,
     truncated, a field missing); the message names the call and shows the start of the body."""
+
+
+class ResponseTooLarge(InvalidResponse):
+    """An answer larger than the client's ``max_response_bytes`` (or ``get_blob``'s ``max_bytes``),
+    counted after decompression; reading stopped there, so a gzip bomb costs no memory."""
 
 
 class MissingDependency(PyskyError, ImportError):

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from ._xrpc import Xrpc
 
 
+BLOB_MAX_BYTES = 128 * 1024 * 1024
+"""``get_blob``'s default bound: above Bluesky's 100 MB video limit."""
+
+
 @dataclass(frozen=True)
 class RecordRef:
     """A strong reference to a record: its ``uri`` and ``cid``."""
@@ -195,11 +199,13 @@ class Records:
 
         return f"{pds}/xrpc/com.atproto.sync.getBlob?{urlencode({'did': did, 'cid': cid})}"
 
-    async def get_blob(self, did: str, cid: str) -> bytes:
-        """Download a blob from its owner's PDS."""
+    async def get_blob(self, did: str, cid: str, *, max_bytes: int = BLOB_MAX_BYTES) -> bytes:
+        """Download a blob from its owner's PDS; a blob larger than ``max_bytes`` (default 128 MiB,
+        above Bluesky's 100 MB video limit) raises ``ResponseTooLarge``."""
         pds = await self._identity.pds_endpoint(did)
-        response = await self._xrpc.get("com.atproto.sync.getBlob", hostname=pds, did=did, cid=cid)
-        return response.content
+        request = self._xrpc.request("GET", "com.atproto.sync.getBlob", pds, {"did": did, "cid": cid})
+        request.context.max_response_bytes = max_bytes
+        return (await self._xrpc.send(request)).content
 
 
 def _record_uri(uri: str | AtUri) -> AtUri:

@@ -79,7 +79,9 @@ class RetryMiddleware:
             except NetworkError:
                 if attempt >= policy.attempts or not is_safe_to_retry(request):
                     raise
-                delay = policy.backoff(attempt)
+                # the first retry of a dropped connection goes at once (a pooled connection the server
+                # had just closed; the transport itself never re-sends), later ones back off
+                delay = 0.0 if attempt == 1 else policy.backoff(attempt)
                 if slept + delay > policy.max_total_delay:
                     raise
                 reason = "network error"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -88,6 +89,13 @@ class SessionManager:
         self._refreshing: set[asyncio.Task[Session]] = set()
         self.login_refused: LoginFailed | None = None
         """The server's refusal of the password: raised instead of asking again until ``login()``."""
+        self.clock_offset = 0.0
+        """The server's clock minus this machine's, in seconds, learned from each token it issues."""
+
+    def _expires_soon(self, token: str) -> bool:
+        """Expiry judged by the server's clock, so a machine whose clock is off neither refreshes
+        on every call nor sends tokens it thinks are young (the server's ExpiredToken wins anyway)."""
+        return _jwt.expires_soon(token, now=time.time() + self.clock_offset)
 
     @property
     def account_key(self) -> str:
@@ -106,7 +114,7 @@ class SessionManager:
     async def current(self) -> Session:
         """The session to use now: loaded, logged in or refreshed as needed."""
         session = self.session
-        if session is not None and not _jwt.expires_soon(session.access_jwt):
+        if session is not None and not self._expires_soon(session.access_jwt):
             return session
         if session is not None:
             return await self.refresh(session.access_jwt)
@@ -114,7 +122,7 @@ class SessionManager:
             if self.session is None:
                 self.session = await self._load_or_login()
             session = self.session
-        if _jwt.expires_soon(session.access_jwt):
+        if self._expires_soon(session.access_jwt):
             return await self.refresh(session.access_jwt)
         return session
 
@@ -146,7 +154,7 @@ class SessionManager:
             row = await repo.get(self.account_key)
             stored = Session.from_row(row) if row is not None else None
             if stored is not None and stored.access_jwt != stale_access_jwt \
-                    and not _jwt.expires_soon(stored.access_jwt):
+                    and not self._expires_soon(stored.access_jwt):
                 logger.debug("using the session another process refreshed for %s", stored.did)
                 self.session = stored
                 return stored
@@ -280,6 +288,9 @@ class SessionManager:
     def _session_from(self, response: XrpcResponse, *, fallback: Session | None) -> Session:
         raw = response.raw
         did, access_jwt, refresh_jwt = response.require("did", "accessJwt", "refreshJwt")
+        issued = _jwt.claims(access_jwt).get("iat")
+        if isinstance(issued, (int, float)):
+            self.clock_offset = issued - time.time()
         pds = pds_endpoint_from_did_doc(raw.get("didDoc"))
         if pds is None:
             pds = fallback.pds_endpoint if fallback else self.auth_host

@@ -1,60 +1,135 @@
-"""The innermost handler: turns an XrpcRequest into one HTTP exchange."""
+"""The innermost handler: turns an XrpcRequest into one HTTP exchange, within bounds."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+import datetime as dt
+import math
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from ._exceptions import NetworkError, RequestTimeout
+from ._exceptions import NetworkError, RequestTimeout, ResponseTooLarge
 from ._network_errors import failure_reason
 from ._request import AUTH, XrpcRequest
-from ._response import XrpcResponse
+from ._response import HttpInfo, XrpcResponse, decode_body
+
+UPLOAD_BYTES_PER_SECOND = 100_000
+"""A request body extends the deadline by a second per this many bytes (a slow uplink still finishes)."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How long and how large one HTTP exchange may be.
+
+    Args:
+        timeout: seconds to connect and to wait for each piece of the answer (None: the httpx client's).
+        deadline: seconds for the whole exchange: connect, send, read every byte (inf: none).
+        max_response_bytes: the largest answer read, counted after decompression.
+    """
+
+    timeout: float | None
+    deadline: float
+    max_response_bytes: int
+
+    def deadline_for(self, request: XrpcRequest | None = None) -> float | None:
+        """Seconds for ``request`` (None: no deadline), its body's upload time included; without a
+        request, for a call without a body."""
+        ctx = request.context if request is not None else None
+        deadline = ctx.deadline if ctx is not None and ctx.deadline is not None else self.deadline
+        if math.isinf(deadline):
+            return None
+        if request is None or ctx is None:
+            return deadline
+        size = len(request.content) if isinstance(request.content, bytes) else ctx.upload_size
+        return deadline + size / UPLOAD_BYTES_PER_SECOND
+
+    def max_bytes_for(self, request: XrpcRequest) -> int:
+        limit = request.context.max_response_bytes
+        return self.max_response_bytes if limit is None else limit
 
 
 class HttpxTransport:
     """Sends requests with a shared ``httpx.AsyncClient``; error statuses are returned as values.
 
-    ``request.content`` may be an async generator (a body streamed from disk);
-    ``timeout`` (None: the httpx client's own) applies to every request; ``context.timeout``
-    overrides it for one request.
+    ``request.content`` may be an async generator (a body streamed from disk); ``context.timeout``
+    overrides the timeout for one request.
     """
 
-    def __init__(self, http: httpx.AsyncClient, *, timeout: float | None = None) -> None:
+    def __init__(self, http: httpx.AsyncClient, bounds: Bounds) -> None:
         self.http = http
-        self.timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+        self.bounds = bounds
+        self.timeout: Any = httpx.USE_CLIENT_DEFAULT if bounds.timeout is None else bounds.timeout
 
     async def __call__(self, request: XrpcRequest) -> XrpcResponse:
         if request.host == AUTH:
             raise RuntimeError("an authenticated request reached the transport without a host")
-        url = request.url
-        request.context.url = url
+        request.context.url = request.url
         request.context.sent = True
-        body = request.content
+        deadline = self.bounds.deadline_for(request)
         try:
-            response = await self.http.request(
-                request.method,
-                url,
-                params=_query(request.params),
-                json=request.json if body is None else None,
-                content=body,
-                headers=request.headers,
-                timeout=request.context.timeout or self.timeout,
-            )
-        except httpx.TransportError as exc:
+            return await asyncio.wait_for(self._exchange(request), deadline)
+        except asyncio.TimeoutError as exc:
+            raise deadline_passed(request, deadline) from exc
+        except httpx.RequestError as exc:
             raise transport_error(request, exc) from exc
+
+    async def _exchange(self, request: XrpcRequest) -> XrpcResponse:
+        body = request.content
+        started = time.perf_counter()
+        try:
+            sent = self.http.build_request(
+                request.method, request.url, params=_query(request.params),
+                json=request.json if body is None else None, content=body, headers=request.headers,
+                timeout=request.context.timeout or self.timeout)
+            response = await self.http.send(sent, stream=True)
+            try:
+                limit = self.bounds.max_bytes_for(request)
+                content = await read_at_most(response.aiter_bytes(), limit, response.headers, request)
+            finally:
+                await response.aclose()
         finally:
             if isinstance(body, AsyncGenerator):
                 # on cancellation the transport may still be iterating it in its own task;
                 # it is then closed when that task ends
                 with contextlib.suppress(RuntimeError):
                     await body.aclose()
-        return XrpcResponse.from_httpx(response)
+        info = HttpInfo(response.status_code, response.headers, _since(started), str(response.url))
+        return XrpcResponse(decode_body(content, response.headers), info, content)
 
 
-def transport_error(request: XrpcRequest, exc: httpx.TransportError) -> NetworkError:
+async def read_at_most(chunks: AsyncIterator[bytes], limit: int, headers: Mapping[str, str],
+                       request: XrpcRequest) -> bytes:
+    """The decoded body, read chunk by chunk; ResponseTooLarge once it passes ``limit``."""
+    length = headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > limit and not headers.get("Content-Encoding"):
+        raise too_large(request, limit)
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise too_large(request, limit)
+    return bytes(body)
+
+
+def too_large(request: XrpcRequest, limit: int) -> ResponseTooLarge:
+    return ResponseTooLarge(
+        f"{request.nsid} answered more than {limit} bytes (from {request.host}); the rest was not read. "
+        "If answers this large are expected, raise the client's max_response_bytes= (PYSKY_MAX_RESPONSE_BYTES)"
+        " or get_blob's max_bytes=")
+
+
+def deadline_passed(request: XrpcRequest, deadline: float | None) -> RequestTimeout:
+    return RequestTimeout(
+        f"{request.nsid} to {request.host} did not finish within its {deadline:g} s deadline (the server "
+        "is slow or trickling its answer): retry later, or raise the client's deadline= (PYSKY_DEADLINE)")
+
+
+def transport_error(request: XrpcRequest, exc: httpx.RequestError) -> NetworkError:
     """The pysky_async error for an httpx transport failure (raise it ``from exc``)."""
     if isinstance(exc, httpx.TimeoutException) and _really_timed_out(exc):
         return RequestTimeout(
@@ -63,6 +138,10 @@ def transport_error(request: XrpcRequest, exc: httpx.TransportError) -> NetworkE
     return NetworkError(
         f"{request.nsid} to {request.host} got no answer: {failure_reason(exc.__cause__ or exc)}; "
         "check the host name and your network")
+
+
+def _since(started: float) -> dt.timedelta:
+    return dt.timedelta(seconds=time.perf_counter() - started)
 
 
 def _query(params: Any) -> dict[str, Any]:

@@ -178,6 +178,7 @@ class Videos:
                                        "Content-Length": str(info.size)},
                               content=_chunks(video, info.size), skip=NO_ACCOUNT)
         request.context.timeout = httpx.Timeout(60.0, read=300.0)
+        request.context.upload_size = info.size
         response = await self._video_service(request, accept_error=_is_already_exists)
         return _job_status(response.raw)
 
