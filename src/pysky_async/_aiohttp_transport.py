@@ -117,7 +117,7 @@ class AiohttpXrpcTransport:
                                                allow_redirects=False) as response:
                 status, raw_headers = response.status, response.raw_headers
                 content = await read_at_most(response.content.iter_any(), bounds.max_bytes_for(request),
-                                             response.headers, request)
+                                             response.headers, request, response.read)
         except asyncio.TimeoutError as exc:
             if isinstance(exc, self._read_timeouts):
                 raise RequestTimeout(

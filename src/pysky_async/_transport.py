@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,12 +102,17 @@ class HttpxTransport:
         return XrpcResponse(decode_body(content, response.headers), info, content)
 
 
-async def read_at_most(chunks: AsyncIterator[bytes], limit: int, headers: Mapping[str, str],
-                       request: XrpcRequest) -> bytes:
-    """The decoded body, read chunk by chunk; ResponseTooLarge once it passes ``limit``."""
+async def read_at_most(chunks: AsyncIterator[bytes], limit: int, headers: Mapping[str, str], request: XrpcRequest,
+                       read_all: Callable[[], Awaitable[bytes]] | None = None) -> bytes:
+    """The decoded body, read chunk by chunk; ResponseTooLarge once it passes ``limit``.
+
+    An uncompressed body of a declared length within the limit is read with ``read_all``."""
     length = headers.get("Content-Length")
-    if length is not None and length.isdigit() and int(length) > limit and not headers.get("Content-Encoding"):
-        raise too_large(request, limit)
+    if length is not None and length.isdigit() and not headers.get("Content-Encoding"):
+        if int(length) > limit:
+            raise too_large(request, limit)
+        if read_all is not None:
+            return await read_all()
     body = bytearray()
     async for chunk in chunks:
         body += chunk
