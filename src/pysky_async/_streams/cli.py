@@ -33,7 +33,8 @@ def add_parser(commands: Any) -> None:
     sub.add_argument("--consumer", required=True, help="the name the cursor is stored under; a rerun resumes")
     sub.add_argument("--start-cursor", type=int, help="first run only: where to start (default: now)")
     sub.add_argument("--compress", action="store_true", help="jetstream: zstd-compressed messages")
-    sub.add_argument("--limit", type=int, help="stop (gracefully) after this many lines")
+    sub.add_argument("--limit", type=int, help="stop (gracefully) after at least this many lines; the events "
+                     "already read are finished too, and at most this many are read ahead")
     sub.add_argument("--concurrency", type=int, default=32)
 
 
@@ -86,7 +87,10 @@ async def run(args: argparse.Namespace) -> int:
 
         consumer = StreamConsumer(_source(args), handler, store=store, name=args.consumer,
                                   collections=args.collection, dids=args.did, start_cursor=args.start_cursor,
-                                  concurrency=args.concurrency)
+                                  concurrency=args.concurrency,
+                                  # with a limit, read ahead at most that many events: a stop then writes
+                                  # at most about twice the limit, not everything already buffered
+                                  **({"max_pending": max(1, min(args.limit, 2000))} if args.limit else {}))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, lambda: stops.append(asyncio.ensure_future(consumer.stop())))
