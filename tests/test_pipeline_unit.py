@@ -105,10 +105,11 @@ async def test_login_and_refresh_are_in_the_call_log_as_the_sessions_own_calls()
             "SELECT endpoint, http_status_code, request_did, session_was_refreshed FROM bsky_api_call_log ORDER BY id")
     assert [tuple(row) for row in rows] == [
         ("com.atproto.server.createSession", 200, None, False),
-        ("com.atproto.server.refreshSession", 200, None, False),
+        ("com.atproto.server.refreshSession", 200, None, False),  # made before the expired attempt returns
+        ("app.bsky.actor.getProfile", 400, "did:plc:me", False),  # the expired attempt has its own row
         ("app.bsky.actor.getProfile", 200, "did:plc:me", True),
     ]
-    assert seen == ["anonymous"], "the caller's middleware saw the call once and never the login or refresh"
+    assert seen == ["anonymous"] * 2, "the caller's middleware saw both attempts, never the login or refresh"
 
 
 async def test_with_options_shares_pool_store_and_sessions_and_closes_none_of_them() -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pysky_async import LoginFailed, NotAuthenticated
+from pysky_async._middleware import Pipeline
 from pysky_async._request import AUTH, XrpcRequest
 from pysky_async._response import XrpcResponse
 from pysky_async._session import SessionManager, SessionMiddleware, pds_endpoint_from_did_doc
@@ -111,8 +112,9 @@ async def test_expired_token_refreshes_once_and_replays(memory_store: Store) -> 
             return make_response(400, {"error": "ExpiredToken", "message": "Token has expired"})
         return make_response(200, {"ok": True})
 
+    pipeline = Pipeline([middleware], call_next)  # the pipeline sends the call again after the refresh
     requests = [XrpcRequest("GET", "a.b.c", AUTH) for _ in range(50)]
-    responses = await asyncio.gather(*(middleware(r, call_next) for r in requests))
+    responses = await asyncio.gather(*(pipeline(r) for r in requests))
     assert all(r.status_code == 200 for r in responses)
     assert server.calls.count("com.atproto.server.refreshSession") == 1
     assert len(attempts) == 100

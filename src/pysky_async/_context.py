@@ -24,6 +24,8 @@ class CallContext:
         cursor_passed: the saved cursor the cursor middleware sent.
         write_points: the write points this call spent (set by the write budget).
         session_was_refreshed: the token was refreshed and the call replayed (session).
+        send_again: send the call once more through the whole chain, so the new attempt has its
+            own call-log row (set by the session after a refresh; read by the pipeline).
         attempt: 1 for the first attempt, 2 for the first retry... (set by retry).
         url: the URL of the last attempt, without the query (set by the transport).
         sent: this attempt reached the transport, so the server may have received it (set by the
@@ -45,6 +47,7 @@ class CallContext:
     cursor_passed: str | None = None
     write_points: int = 0
     session_was_refreshed: bool = False
+    send_again: bool = False
     attempt: int = 0
     url: str | None = None
     sent: bool = False

@@ -1,9 +1,10 @@
 """The middleware contract: ``async def __call__(request, call_next) -> response``.
 
 A middleware sees every attempt of a call, may change the request (by making a new one
-with ``request.replace``), may call ``call_next`` more than once (replay after a token
-refresh), and returns the response. Error statuses come back as values; the client raises
-typed errors after the whole chain has run. The chain is folded once: the first middleware
+with ``request.replace``), may call ``call_next`` more than once, may ask for the whole call to
+be sent once more from the top (``context.send_again``: the session's replay after a refresh,
+so that attempt has its own call-log row), and returns the response. Error statuses come back
+as values; the client raises typed errors after the whole chain has run. The chain is folded once: the first middleware
 listed is the outermost. Middlewares share per-call facts through ``request.context``
 (a typed ``CallContext``), never through each other.
 
@@ -88,4 +89,8 @@ class Pipeline:
         return handler
 
     async def __call__(self, request: XrpcRequest) -> XrpcResponse:
-        return await self.chain(request.skip)(request)
+        chain = self.chain(request.skip)
+        response = await chain(request)
+        if request.context.send_again:  # once: e.g. replayed with a refreshed token
+            response = await chain(request)
+        return response

@@ -63,6 +63,10 @@ def pds_endpoint_from_did_doc(did_doc: Any) -> str | None:
     return None
 
 
+CLOCK_TOLERANCE = 5.0
+"""A clock this close to the server's is taken as right (well within the 60 s refresh margin)."""
+
+
 class SessionManager:
     """Owns the account's session: loads it from the store, logs in, refreshes.
 
@@ -290,7 +294,8 @@ class SessionManager:
         did, access_jwt, refresh_jwt = response.require("did", "accessJwt", "refreshJwt")
         issued = _jwt.claims(access_jwt).get("iat")
         if isinstance(issued, (int, float)):
-            self.clock_offset = issued - time.time()
+            offset = issued - time.time()  # iat is in whole seconds, and the answer took a while to come
+            self.clock_offset = offset if abs(offset) > CLOCK_TOLERANCE else 0.0
         pds = pds_endpoint_from_did_doc(raw.get("didDoc"))
         if pds is None:
             pds = fallback.pds_endpoint if fallback else self.auth_host
@@ -300,7 +305,8 @@ class SessionManager:
 
 class SessionMiddleware:
     """Sends authenticated calls to the account's PDS with its token; on an expired token
-    (400 ExpiredToken, or 401) refreshes once (single-flight) and replays the call once."""
+    (400 ExpiredToken, or 401) refreshes once (single-flight) and has the pipeline send the call
+    once more (``context.send_again``), so both attempts are in the call log."""
 
     name = SESSION
 
@@ -310,12 +316,16 @@ class SessionMiddleware:
     async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:
         if not request.authenticated:
             return await call_next(request)
+        ctx = request.context
         session = await self.manager.current()
+        if ctx.send_again:  # the pipeline sends the call again after our refresh
+            ctx.send_again = False
+            ctx.session_was_refreshed = True
+            return await call_next(_authorize(request, session))
         response = await call_next(_authorize(request, session))
         if _needs_refresh(response):
-            session = await self.manager.refresh(session.access_jwt)
-            request.context.session_was_refreshed = True
-            response = await call_next(_authorize(request, session))
+            await self.manager.refresh(session.access_jwt)
+            ctx.send_again = True  # from the top: the expired attempt keeps its own call-log row
         return response
 
 
