@@ -3,6 +3,7 @@ the client's PostgreSQL is stopped and started again. Prints a markdown table, o
 
     .venv/bin/python benchmarks/bench_outage_creates.py                 # 5 runs, ~1 min
     .venv/bin/python benchmarks/bench_outage_creates.py --runs 3 --down 10 --workers 16
+    .venv/bin/python benchmarks/bench_outage_creates.py --call create_post   # bsky.create_post instead
 
 "raised, on the PDS" must be 0: a caller that retries those would post twice.
 """
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from tests.realnet.pds import PdsServer  # noqa: E402
 from tests.realnet.postgres import PostgresServer  # noqa: E402
 from tests.reliability.pg_outage import OwnPostgres  # noqa: E402
-from tests.reliability.test_outage_creates import create_under_outage, pds_texts  # noqa: E402
+from tests.reliability.test_outage_creates import create_record, create_under_outage, pds_texts  # noqa: E402
 
 from pysky_async import AsyncBskyClient  # noqa: E402
 
@@ -49,7 +50,8 @@ async def one_run(n: int, pds: PdsServer, pg: OwnPostgres, args: argparse.Namesp
     logging.getLogger("pysky_async").addHandler(count)
     sent_before = pds.request_count("com.atproto.repo.createRecord")
     try:
-        outcomes, outage = await create_under_outage(bsky, pg, workers=args.workers, before=args.before,
+        create = bsky.create_post if args.call == "create_post" else create_record(bsky)
+        outcomes, outage = await create_under_outage(create, pg, workers=args.workers, before=args.before,
                                                      down_for=args.down, after=args.after)
     finally:
         logging.getLogger("pysky_async").removeHandler(count)
@@ -71,11 +73,12 @@ async def main() -> None:
     parser.add_argument("--before", type=float, default=1.5, help="seconds of creates before the stop")
     parser.add_argument("--down", type=float, default=3.0, help="seconds PostgreSQL is stopped (plus pg_ctl's time)")
     parser.add_argument("--after", type=float, default=1.5, help="seconds of creates after the restart")
+    parser.add_argument("--call", choices=("create_record", "create_post"), default="create_record")
     args = parser.parse_args()
     pds = PdsServer.start()
     server = PostgresServer.start()
     try:
-        print(f"\n## {args.workers} concurrent create_record loops; PostgreSQL stopped {args.before:g} s in, "
+        print(f"\n## {args.workers} concurrent {args.call} loops; PostgreSQL stopped {args.before:g} s in, "
               f"started again after {args.down:g} s; {args.after:g} s more\n")
         print("| run | creates attempted | returned | raised (by type) | raised, on the PDS | returned, not on "
               "the PDS | records on the PDS | createRecord requests at the PDS | outcomes the ledger could not "

@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import secrets
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -51,12 +52,20 @@ def pds_texts(pds: PdsServer, did: str) -> dict[str, str]:
             return texts
 
 
-async def create_under_outage(bsky: AsyncBskyClient, pg: OwnPostgres, *, workers: int = 12,
+def create_record(bsky: AsyncBskyClient) -> Callable[[str], Awaitable[RecordRef]]:
+    """A post made with ``create_record``, given its text."""
+    def create(text: str) -> Awaitable[RecordRef]:
+        return bsky.create_record(POST, {"text": text, "createdAt": dt.datetime.now(dt.timezone.utc).isoformat()})
+
+    return create
+
+
+async def create_under_outage(create: Callable[[str], Awaitable[RecordRef]], pg: OwnPostgres, *, workers: int = 12,
                               before: float = 1.5, down_for: float = 3.0, after: float = 1.5,
                               during_outage: asyncio.Future[None] | None = None) -> tuple[Outcomes, float]:
-    """``workers`` concurrent create loops; PostgreSQL is stopped ``before`` s into the run for
-    ``down_for`` s, then the loops go on ``after`` s. Returns the outcomes and how long the
-    database was down. ``during_outage`` (if given) is set once PostgreSQL is down."""
+    """``workers`` concurrent loops of ``create(unique text)``; PostgreSQL is stopped ``before`` s
+    into the run for ``down_for`` s, then the loops go on ``after`` s. Returns the outcomes and
+    how long the database was down. ``during_outage`` (if given) is set once PostgreSQL is down."""
     outcomes = Outcomes()
     run = secrets.token_hex(4)
     stop = asyncio.Event()
@@ -65,9 +74,8 @@ async def create_under_outage(bsky: AsyncBskyClient, pg: OwnPostgres, *, workers
     async def worker() -> None:
         while not stop.is_set():
             text = f"outage create {run} {next(numbers)}"
-            record = {"text": text, "createdAt": dt.datetime.now(dt.timezone.utc).isoformat()}
             try:
-                outcomes.returned[text] = await bsky.create_record(POST, record)
+                outcomes.returned[text] = await create(text)
             except Exception as exc:
                 outcomes.raised[text] = exc
                 await asyncio.sleep(0.02)  # as a caller backing off; no busy loop while the database is down
@@ -85,6 +93,20 @@ async def create_under_outage(bsky: AsyncBskyClient, pg: OwnPostgres, *, workers
     stop.set()
     await asyncio.gather(*tasks)
     return outcomes, outage
+
+
+def assert_the_server_answer_won(outcomes: Outcomes, on_pds: dict[str, str], *, before: set[str]) -> None:
+    """No create raised whose record the PDS has; every returned one is there; only StorageError raised."""
+    raised_but_exist = sorted(text for text in outcomes.raised if text in on_pds)
+    assert raised_but_exist == [], f"{len(raised_but_exist)} of {outcomes.attempted} creates raised although " \
+        f"the PDS made the record: {[repr(outcomes.raised[t]) for t in raised_but_exist]}"
+    assert {type(e) for e in outcomes.raised.values()} == {StorageError}, \
+        [repr(e) for e in outcomes.raised.values() if not isinstance(e, StorageError)]
+    assert all(isinstance(e, PyskyError) for e in outcomes.raised.values())
+    assert {text: ref.uri for text, ref in outcomes.returned.items()} == \
+        {text: uri for text, uri in on_pds.items() if text in outcomes.returned}
+    assert set(on_pds) == {*before, *outcomes.returned}
+    assert len(outcomes.returned) > 20 and len(outcomes.raised) > 20, "the run must see the database up and down"
 
 
 async def test_creates_the_pds_executed_are_returned_while_postgresql_goes_down(
@@ -107,23 +129,26 @@ async def test_creates_the_pds_executed_are_returned_while_postgresql_goes_down(
     down: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     with caplog.at_level(logging.WARNING, logger="pysky_async"):
         reader = asyncio.create_task(read_while_down(down))
-        outcomes, _ = await create_under_outage(bsky, own_postgres, during_outage=down)
+        outcomes, _ = await create_under_outage(create_record(bsky), own_postgres, during_outage=down)
         await reader
     await bsky.aclose()
 
-    on_pds = pds_texts(pds, pds_account.did)
-    raised_but_exist = sorted(text for text in outcomes.raised if text in on_pds)
-    assert raised_but_exist == [], f"{len(raised_but_exist)} of {outcomes.attempted} creates raised although " \
-        f"the PDS made the record: {[repr(outcomes.raised[t]) for t in raised_but_exist]}"
-    assert {type(e) for e in outcomes.raised.values()} == {StorageError}, \
-        [repr(e) for e in outcomes.raised.values() if not isinstance(e, StorageError)]
-    assert all(isinstance(e, PyskyError) for e in outcomes.raised.values())
-    assert {text: ref.uri for text, ref in outcomes.returned.items()} == \
-        {text: uri for text, uri in on_pds.items() if text in outcomes.returned}
-    assert set(on_pds) == {"there before", *outcomes.returned}
-    assert len(outcomes.returned) > 20 and len(outcomes.raised) > 20, "the run must see the database up and down"
+    assert_the_server_answer_won(outcomes, pds_texts(pds, pds_account.did), before={"there before"})
 
     not_found, found = reads
     assert isinstance(not_found, RecordNotFound), repr(not_found)
     assert getattr(found, "uri", None) == existing.uri and found.value.text == "there before"  # type: ignore[attr-defined]
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: create_post deletes a post whose posts-table row it could not save, "
+                   "but that delete needs the write budget's ledger too, so while PostgreSQL is down the post stays "
+                   "and the call raises (~10 per 3 s outage); the fix belongs in _posts.py")
+async def test_posts_the_pds_executed_are_returned_while_postgresql_goes_down(
+        own_postgres: OwnPostgres, pds: PdsServer, pds_account: Account) -> None:
+    bsky = AsyncBskyClient(username=pds_account.handle, password=pds_account.password, auth_host=listen_host(pds),
+                           database_url=own_postgres.url("posts"), auto_migrate=True)
+    await bsky.login()
+    outcomes, _ = await create_under_outage(bsky.create_post, own_postgres)
+    await bsky.aclose()
+    assert_the_server_answer_won(outcomes, pds_texts(pds, pds_account.did), before=set())
