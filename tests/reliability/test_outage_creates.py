@@ -134,6 +134,8 @@ async def test_creates_the_pds_executed_are_returned_while_postgresql_goes_down(
     await bsky.aclose()
 
     assert_the_server_answer_won(outcomes, pds_texts(pds, pds_account.did), before={"there before"})
+    unrecorded = [r for r in caplog.records if "could not record the outcome" in r.getMessage()]
+    assert unrecorded, "the stop must catch creates in flight (their ledger settlement fails), or nothing was tested"
 
     not_found, found = reads
     assert isinstance(not_found, RecordNotFound), repr(not_found)
@@ -141,7 +143,8 @@ async def test_creates_the_pds_executed_are_returned_while_postgresql_goes_down(
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: create_post deletes a post whose posts-table row it could not save, "
+# not strict: how many posts are in flight when PostgreSQL stops varies (2-12 seen); remove the mark with the fix
+@pytest.mark.xfail(strict=False, reason="issue 14: create_post deletes a post whose posts-table row it could not save, "
                    "but that delete needs the write budget's ledger too, so while PostgreSQL is down the post stays "
                    "and the call raises (~10 per 3 s outage); the fix belongs in _posts.py")
 async def test_posts_the_pds_executed_are_returned_while_postgresql_goes_down(
