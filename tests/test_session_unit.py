@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pysky_async import LoginFailed, NotAuthenticated
+from pysky_async import LoginFailed, NotAuthenticated, StorageError
 from pysky_async._middleware import Pipeline
 from pysky_async._request import AUTH, XrpcRequest
 from pysky_async._response import XrpcResponse
-from pysky_async._session import SessionManager, SessionMiddleware, pds_endpoint_from_did_doc
+from pysky_async._session import Session, SessionManager, SessionMiddleware, pds_endpoint_from_did_doc
+from pysky_async._storage.repositories import SessionRepository
 from pysky_async._storage.store import Store
 
 from .conftest import fake_jwt, make_response
@@ -32,6 +33,7 @@ class FakeAuthServer:
         self.lifetime = lifetime
         self.password = password
         self.calls: list[str] = []
+        self.refreshed_with: list[str] = []
         self.refresh_dead = False
 
     async def __call__(self, request: XrpcRequest) -> XrpcResponse:
@@ -41,7 +43,9 @@ class FakeAuthServer:
             if request.json["password"] != self.password:
                 return make_response(401, {"error": "AuthenticationRequired",
                                            "message": "Invalid identifier or password"})
-        elif self.refresh_dead:
+        else:
+            self.refreshed_with.append(request.headers.get("Authorization", "").removeprefix("Bearer "))
+        if request.nsid.endswith("refreshSession") and self.refresh_dead:
             return make_response(400, {"error": "ExpiredToken", "message": "Token has been revoked"})
         return make_response(200, {"did": "did:plc:me", "handle": "me.test", "didDoc": DID_DOC,
                                    "accessJwt": fake_jwt(lifetime=self.lifetime),
@@ -201,3 +205,28 @@ async def test_a_refresh_cancelled_half_way_still_stores_the_rotated_tokens(memo
     assert sessions.session is not None and sessions.session.refresh_jwt == new_refresh
     stored = await sessions.stored()
     assert stored is not None and stored.refresh_jwt == new_refresh, "the rotated token was stored"
+
+
+async def test_a_refreshed_pair_the_database_cannot_store_is_kept_in_memory(
+        memory_store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Refresh tokens are single use: once the server rotated one, losing the new pair logs the account out."""
+    server = FakeAuthServer()
+    mgr = manager(memory_store, server, password=None)
+    await mgr.adopt(Session("did:plc:me", "me.test", "https://pds.test", fake_jwt(), fake_jwt(lifetime=86400)))
+    stale = mgr.session.access_jwt  # type: ignore[union-attr]
+
+    async def database_down(*args: object, **kwargs: object) -> None:
+        raise StorageError("the database is unreachable")
+
+    monkeypatch.setattr(SessionRepository, "save", database_down)
+    await asyncio.sleep(1.1)  # tokens carry whole-second iat: the refreshed pair is issued later
+    refreshed = await mgr.refresh(stale)
+    assert server.calls == ["com.atproto.server.refreshSession"]
+    assert refreshed.access_jwt != stale and mgr.session is refreshed, "the rotated pair is in use"
+    assert "could not be stored" in caplog.text
+    monkeypatch.undo()  # the database is back: the next refresh uses the pair in memory, not the stale row
+    await asyncio.sleep(1.1)  # a later iat
+    again = await mgr.refresh(refreshed.access_jwt)
+    assert server.calls == ["com.atproto.server.refreshSession"] * 2
+    assert server.refreshed_with[-1] == refreshed.refresh_jwt
+    assert (await mgr.stored()) == again

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from ._exceptions import (
     InvalidPost,
     PostFailed,
     PyskyError,
+    StorageError,
 )
 from ._formats import Datetime, Language
 from ._lenient import at_uri_from_text
@@ -28,6 +30,8 @@ from ._records import RecordRef
 from ._richtext import Facet, RichText, parse
 from ._storage.repositories import PostRepository
 from ._syntax import AtUri
+
+logger = logging.getLogger("pysky_async")
 
 if TYPE_CHECKING:
     from ._identity import IdentityResolver
@@ -145,8 +149,17 @@ class Posts:
                     did=session.did, uri=ref.uri, cid=ref.cid, client_unique_key=post.client_unique_key,
                     text=record["text"], reply_root_uri=record.get("reply", {}).get("root", {}).get("uri"),
                     reply_parent_uri=record.get("reply", {}).get("parent", {}).get("uri"))
-        except BaseException:
-            await asyncio.shield(self._records.delete(ref.uri))  # no half-written state
+        except BaseException as failure:
+            try:
+                await asyncio.shield(self._records.delete(ref.uri))  # no half-written state
+            except PyskyError as undo_failed:
+                if not isinstance(failure, StorageError):
+                    raise failure from undo_failed
+                # the database is down, so the post can neither be recorded nor taken back (the
+                # delete needs the write budget's ledger): the server's answer wins
+                logger.warning("%s was posted but the database could not record it (%s); returning it "
+                               "(its client_unique_key will not find it)", ref.uri, failure)
+                return ref
             raise
         return ref
 

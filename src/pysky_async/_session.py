@@ -16,6 +16,7 @@ from ._exceptions import (
     InvalidToken,
     LoginFailed,
     NotAuthenticated,
+    StorageError,
 )
 from ._middleware import SESSION, SESSION_OWN, Handler
 from ._request import XrpcRequest
@@ -151,31 +152,42 @@ class SessionManager:
             logger.debug("session refresh failed: %s", task.exception())
 
     async def _refresh_and_store(self, stale_access_jwt: str) -> Session:
-        """The refresh itself, under the store's per-account lock (see ``refresh``)."""
-        async with self.store.transaction() as db:
-            repo = SessionRepository(db)
-            await repo.lock(self.account_key)
-            row = await repo.get(self.account_key)
-            stored = Session.from_row(row) if row is not None else None
-            if stored is not None and stored.access_jwt != stale_access_jwt \
-                    and not self._expires_soon(stored.access_jwt):
-                logger.debug("using the session another process refreshed for %s", stored.did)
-                self.session = stored
-                return stored
-            current = stored or self.session
-            dropped: NotAuthenticated | LoginFailed | None = None
-            try:
-                session = await self._refresh_or_login(current)
-            except (NotAuthenticated, LoginFailed) as exc:  # dead, and nothing to replace it: never reuse it
-                await repo.delete(self.account_key)
-                dropped = exc
-            else:
-                await repo.save(self.account_key, **session.to_dict())
+        """The refresh itself, under the store's per-account lock (see ``refresh``).
+
+        The new pair is in use before it is saved: if the database fails after the server rotated
+        the refresh token, the pair is kept in memory (and the failure logged), never lost."""
+        fresh: Session | None = None
+        dropped: NotAuthenticated | LoginFailed | None = None
+        try:
+            async with self.store.transaction() as db:
+                repo = SessionRepository(db)
+                await repo.lock(self.account_key)
+                row = await repo.get(self.account_key)
+                stored = Session.from_row(row) if row is not None else None
+                latest = _latest(stored, self.session)
+                if latest is stored and stored is not None and stored.access_jwt != stale_access_jwt \
+                        and not self._expires_soon(stored.access_jwt):
+                    logger.debug("using the session another process refreshed for %s", stored.did)
+                    self.session = stored
+                    return stored
+                try:
+                    fresh = self.session = await self._refresh_or_login(latest)
+                except (NotAuthenticated, LoginFailed) as exc:  # dead, and nothing to replace it: never reuse it
+                    self.session = None
+                    dropped = exc
+                    await repo.delete(self.account_key)
+                else:
+                    await repo.save(self.account_key, **fresh.to_dict())
+        except StorageError as exc:
+            if fresh is None and dropped is None:
+                raise
+            if fresh is not None:
+                logger.warning("the refreshed session of %s could not be stored (%s); it is kept in memory and "
+                               "stored at the next refresh", fresh.did, exc)
         if dropped is not None:
-            self.session = None
             raise dropped
-        self.session = session
-        return session
+        assert fresh is not None  # the transaction returned a stored session, dropped it or refreshed it
+        return fresh
 
     async def adopt(self, session: Session) -> None:
         """Use (and store) a session obtained elsewhere."""
@@ -327,6 +339,16 @@ class SessionMiddleware:
             await self.manager.refresh(session.access_jwt)
             ctx.send_again = True  # from the top: the expired attempt keeps its own call-log row
         return response
+
+
+def _latest(stored: Session | None, in_memory: Session | None) -> Session | None:
+    """The session issued last: the stored one, unless the database failed to take a newer pair."""
+    if stored is None or in_memory is None:
+        return stored or in_memory
+    stored_at, in_memory_at = (_jwt.claims(s.access_jwt).get("iat") for s in (stored, in_memory))
+    if isinstance(stored_at, (int, float)) and isinstance(in_memory_at, (int, float)) and in_memory_at > stored_at:
+        return in_memory
+    return stored
 
 
 def _authorize(request: XrpcRequest, session: Session) -> XrpcRequest:

@@ -143,10 +143,6 @@ async def test_creates_the_pds_executed_are_returned_while_postgresql_goes_down(
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
-# not strict: how many posts are in flight when PostgreSQL stops varies (2-12 seen); remove the mark with the fix
-@pytest.mark.xfail(strict=False, reason="issue 14: create_post deletes a post whose posts-table row it could not save, "
-                   "but that delete needs the write budget's ledger too, so while PostgreSQL is down the post stays "
-                   "and the call raises (~10 per 3 s outage); the fix belongs in _posts.py")
 async def test_posts_the_pds_executed_are_returned_while_postgresql_goes_down(
         own_postgres: OwnPostgres, pds: PdsServer, pds_account: Account) -> None:
     bsky = AsyncBskyClient(username=pds_account.handle, password=pds_account.password, auth_host=listen_host(pds),
