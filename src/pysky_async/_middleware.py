@@ -4,8 +4,8 @@ A middleware sees every attempt of a call, may change the request (by making a n
 with ``request.replace``), may call ``call_next`` more than once, may ask for the whole call to
 be sent once more from the top (``context.send_again``: the session's replay after a refresh,
 so that attempt has its own call-log row), and returns the response. Error statuses come back
-as values; the client raises typed errors after the whole chain has run. The chain is folded once: the first middleware
-listed is the outermost. Middlewares share per-call facts through ``request.context``
+as values; the client raises typed errors after the whole chain has run. The chain is folded
+once: the first middleware listed is the outermost. Middlewares share per-call facts through ``request.context``
 (a typed ``CallContext``), never through each other.
 
 A request chooses which middlewares it passes through: ``request.skip`` names the ones it

@@ -97,6 +97,12 @@ class SessionManager:
         self.clock_offset = 0.0
         """The server's clock minus this machine's, in seconds, learned from each token it issues."""
 
+    def _learn_server_clock(self, fresh_token: str) -> None:
+        issued = _jwt.claims(fresh_token).get("iat")
+        if isinstance(issued, (int, float)):
+            offset = issued - time.time()  # iat is in whole seconds, and the answer took a while to come
+            self.clock_offset = offset if abs(offset) > CLOCK_TOLERANCE else 0.0
+
     def _expires_soon(self, token: str) -> bool:
         """Expiry judged by the server's clock, so a machine whose clock is off neither refreshes
         on every call nor sends tokens it thinks are young (the server's ExpiredToken wins anyway)."""
@@ -304,10 +310,7 @@ class SessionManager:
     def _session_from(self, response: XrpcResponse, *, fallback: Session | None) -> Session:
         raw = response.raw
         did, access_jwt, refresh_jwt = response.require("did", "accessJwt", "refreshJwt")
-        issued = _jwt.claims(access_jwt).get("iat")
-        if isinstance(issued, (int, float)):
-            offset = issued - time.time()  # iat is in whole seconds, and the answer took a while to come
-            self.clock_offset = offset if abs(offset) > CLOCK_TOLERANCE else 0.0
+        self._learn_server_clock(access_jwt)
         pds = pds_endpoint_from_did_doc(raw.get("didDoc"))
         if pds is None:
             pds = fallback.pds_endpoint if fallback else self.auth_host

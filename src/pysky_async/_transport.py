@@ -36,15 +36,17 @@ class Bounds:
     deadline: float
     max_response_bytes: int
 
-    def deadline_for(self, request: XrpcRequest | None = None) -> float | None:
-        """Seconds for ``request`` (None: no deadline), its body's upload time included; without a
-        request, for a call without a body."""
-        ctx = request.context if request is not None else None
-        deadline = ctx.deadline if ctx is not None and ctx.deadline is not None else self.deadline
+    @property
+    def default_deadline(self) -> float | None:
+        """Seconds for a call without a body (None: no deadline)."""
+        return None if math.isinf(self.deadline) else self.deadline
+
+    def deadline_for(self, request: XrpcRequest) -> float | None:
+        """Seconds for ``request`` (None: no deadline), its body's upload time included."""
+        ctx = request.context
+        deadline = self.deadline if ctx.deadline is None else ctx.deadline
         if math.isinf(deadline):
             return None
-        if request is None or ctx is None:
-            return deadline
         size = len(request.content) if isinstance(request.content, bytes) else ctx.upload_size
         return deadline + size / UPLOAD_BYTES_PER_SECOND
 
