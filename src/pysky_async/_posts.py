@@ -27,7 +27,7 @@ from ._formats import Datetime, Language
 from ._lenient import at_uri_from_text
 from ._media import External, Media
 from ._records import RecordRef
-from ._richtext import Facet, RichText, parse
+from ._richtext import Facet, RichText, check_text, parse
 from ._storage.repositories import PostRepository
 from ._syntax import AtUri
 
@@ -64,7 +64,9 @@ class Post:
         self.check()
 
     def check(self) -> None:
-        """Raise InvalidPost when ``langs`` or ``created_at`` is not a valid atproto value."""
+        """Raise InvalidPost when the text is not valid Unicode, or ``langs`` or ``created_at`` is not a
+        valid atproto value."""
+        check_text(self.text)
         if self.langs is not None:
             if len(self.langs) > 3:
                 raise InvalidPost("a post can name at most 3 languages")
@@ -132,15 +134,15 @@ class Posts:
         if text is not None and post is not None:
             raise InvalidPost("pass the text or post=Post(...), not both: put the text in the Post")
         post = post if post is not None else Post(text or "", **options)
+        post.check()  # before any request
+        rich = parse(post.text, explicit=post.facets)
+        rich.check_length()
         session = await self._sessions.current()
         if post.client_unique_key:
             async with self._store.transaction() as db:
                 existing = await PostRepository(db).by_key(session.did, post.client_unique_key)
             if existing is not None:  # posted before: never post twice
                 return RecordRef(existing.uri, existing.cid)
-        post.check()
-        rich = parse(post.text, explicit=post.facets)
-        rich.check_length()
         record = await self._build_post_record(post, rich)
         ref = await self._records.create(POST, record)
         try:

@@ -90,9 +90,25 @@ def utf8_offset(text: str, index: int) -> int:
 
 _MD_IMAGE = regex.compile(r"!\[([^\[\]\n]*)\]\(([^()\s]+)\)")
 _MD_LINK = regex.compile(r"(?<!!)\[([^\[\]\n]+)\]\((https?://[^\s()]+(?:\([^\s()]*\)[^\s()]*)*)\)")
+def check_text(text: Any) -> str:
+    """``text`` if it is a string that UTF-8 can carry; InvalidPost otherwise (a lone surrogate,
+    e.g. from text decoded with ``errors="surrogateescape"`` or cut between a UTF-16 pair)."""
+    if not isinstance(text, str):
+        raise InvalidPost(f"post text must be a string, not {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidPost(
+            f"the text has a lone surrogate ({text[exc.start]!r} at position {exc.start}), which is not valid "
+            "Unicode and cannot be posted: decode the input with errors='replace', or fix where it came from"
+        ) from None
+    return text
+
+
 def detect_facets(text: str) -> list[Facet]:
     """The facets the official ``detectFacets`` finds, in its order; a mention facet holds the
     handle as written in ``did`` (resolve it before posting). Facets may overlap here."""
+    check_text(text)
     facets = []
     for start, end, kind, value in detect_spans(text):
         byte_start = utf8_offset(text, start)
@@ -105,6 +121,7 @@ def detect_facets(text: str) -> list[Facet]:
 def parse(text: str, *, markdown: bool = True, detect: bool = True, explicit: list[Facet] | None = None) -> RichText:
     """Markdown first, then detection on the resulting text. Facets never overlap: explicit
     facets (over the text after markdown) and markdown facets win over detected ones."""
+    check_text(text)
     result = _apply_markdown(text) if markdown else RichText(text)
     result.facets.extend(explicit or [])
     if detect:

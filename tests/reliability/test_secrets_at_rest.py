@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import stat
+import traceback
 from pathlib import Path
 
+import httpx
 import pytest
 
-from pysky_async import AsyncBskyClient
+from pysky_async import AsyncBskyClient, NetworkError, RecordNotFound
 from pysky_async._storage.store import default_sqlite_path
 
 from ..realnet.pds import Account, PdsServer
@@ -77,3 +80,32 @@ async def test_nothing_logged_at_debug_contains_a_token_or_the_password(
     leaks = [(r.name, r.getMessage()[:300]) for r in caplog.records
              if any(secret in r.getMessage() for secret in secrets.values())]
     assert [name for name, secret in secrets.items() if secret in text] == [], leaks
+
+
+@pytest.mark.parametrize("own_http", [False, True], ids=["aiohttp", "httpx"])
+async def test_errors_of_authenticated_calls_carry_no_token(pds: PdsServer, pds_account: Account, tmp_path: Path,
+                                                            own_http: bool) -> None:
+    """Neither the error nor anything in its chain (the transport's exception, its request) shows the token."""
+    http = httpx.AsyncClient() if own_http else None
+    try:
+        bsky = AsyncBskyClient(username=pds_account.handle, password=pds_account.password, auth_host=listen_host(pds),
+                               database_url=f"sqlite+aiosqlite:///{tmp_path}/e.sqlite3", http_client=http, retry=None)
+        async with bsky:
+            session = await bsky.login()
+            with pytest.raises(RecordNotFound) as answered:  # an error answer from the server
+                await bsky.get_record(f"at://{session.did}/com.example.note/missing")
+            await bsky.sessions.adopt(dataclasses.replace(session, pds_endpoint="http://127.0.0.1:9"))
+            with pytest.raises(NetworkError) as unanswered:  # no answer at all: the transport's exception chained
+                await bsky.get("com.atproto.server.getSession")
+    finally:
+        if http is not None:
+            await http.aclose()
+    for caught in (answered.value, unanswered.value):
+        shown = repr(caught) + "".join(traceback.format_exception(caught))
+        chain: list[BaseException] = []
+        cause: BaseException | None = caught
+        while cause is not None:
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        shown += "".join(repr(c) + repr(vars(c)) for c in chain if hasattr(c, "__dict__"))
+        assert session.access_jwt not in shown and session.refresh_jwt not in shown and "Bearer" not in shown
