@@ -24,7 +24,9 @@ import httpx
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from tests.reliability.test_hostile_transport import serve  # noqa: E402
 
 from pysky_async import AsyncBskyClient, PyskyError  # noqa: E402
 from pysky_async._retry import set_testing  # noqa: E402
@@ -75,16 +77,6 @@ CASES: dict[str, tuple[Callable[[web.Request], Awaitable[web.StreamResponse]], d
     "gzip bomb: 0.5 MB → 512 MiB": (bomb, {}),
     "50 MiB body": (flood, {}),
 }
-
-
-async def serve(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.add_routes([web.get("/xrpc/{nsid}", handler)])
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
 
 
 async def measure(case: str, transport: str, folder: str) -> str:

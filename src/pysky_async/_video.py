@@ -242,13 +242,18 @@ async def _chunks(video: Video, size: int) -> AsyncGenerator[bytes, None]:
             yield bytes(view[offset:offset + UPLOAD_CHUNK])
         return
     left = size
-    async with await anyio.open_file(video.filename or "", "rb") as file:
+    # closed synchronously in ``finally``: also when the generator is cancelled mid-read or only
+    # finalised by the garbage collector (an async close could be interrupted and leak the file)
+    file = open(video.filename or "", "rb")  # noqa: ASYNC230
+    try:
         while left > 0:
-            chunk = await file.read(min(UPLOAD_CHUNK, left))
+            chunk = await anyio.to_thread.run_sync(file.read, min(UPLOAD_CHUNK, left))
             if not chunk:
                 raise InvalidInput(f"{video.name} got shorter while it was being uploaded")
             left -= len(chunk)
             yield chunk
+    finally:
+        file.close()
 
 
 __all__ = [
