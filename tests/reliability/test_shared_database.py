@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from pysky_async._storage import migrate
 from pysky_async._storage.models import Base
+from pysky_async._storage.oauth_repository import OAuthSessionRepository
 from pysky_async._storage.repositories import CursorRepository, ProfileRepository, SessionRepository
 from pysky_async._storage.store import Store, create_engine, resolve_database_url
 
@@ -62,6 +63,9 @@ async def test_two_processes_saving_the_first_cursor_and_profile_do_not_race(pg_
 
     async def save(store: Store, n: int) -> None:
         async with store.transaction() as db:
+            await OAuthSessionRepository(db).save(f"did:plc:p{n}", handle=f"p{n}.test", pds_endpoint="https://pds.test",
+                                                  issuer="https://pds.test", client_id="https://app.test/c.json",
+                                                  scope="atproto", access_token="a", refresh_token="r", dpop_key="k")
             await CursorRepository(db).save("did:plc:me", "x.y.z", f"key{n}", f"cursor{n}")
             await ProfileRepository(db).upsert(f"did:plc:p{n}", handle=f"p{n}.test", display_name="P")
             await SessionRepository(db).save(f"account{n}", did=f"did:plc:p{n}", handle=f"p{n}.test",
@@ -73,6 +77,7 @@ async def test_two_processes_saving_the_first_cursor_and_profile_do_not_race(pg_
     assert await first.execute_sql("SELECT count(*) FROM bsky_cursor") == [(40,)]
     assert await first.execute_sql("SELECT count(*) FROM bsky_user_profile") == [(40,)]
     assert await first.execute_sql("SELECT min(version), max(version) FROM bsky_session") == [(2, 2)]
+    assert await first.execute_sql("SELECT min(version), max(version) FROM bsky_oauth_session") == [(2, 2)]
     await first.aclose()
     await second.aclose()
 

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import OAuthSessionRow, OAuthStateRow, utcnow
-from .repositories import lock
+from .models import OAuthSessionRow, OAuthStateRow
+from .repositories import lock, save_versioned
 
 
 class OAuthSessionRepository:
@@ -29,17 +29,7 @@ class OAuthSessionRepository:
 
     async def save(self, did: str, **fields: Any) -> OAuthSessionRow:
         """Insert or replace the DID's session (bumping its version)."""
-        row = await self.get(did)
-        if row is None:
-            row = OAuthSessionRow(did=did, version=1, **fields)
-            self.db.add(row)
-        else:
-            for name, value in fields.items():
-                setattr(row, name, value)
-            row.version += 1
-            row.updated_at = utcnow()
-        await self.db.flush()
-        return row
+        return await save_versioned(self.db, OAuthSessionRow, "did", did, fields)
 
     async def delete(self, did: str) -> None:
         await self.db.execute(delete(OAuthSessionRow).where(OAuthSessionRow.did == did))

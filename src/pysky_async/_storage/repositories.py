@@ -6,14 +6,24 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from .models import Base, CallLogRow, CursorRow, PostRow, SessionRow, UserProfileRow, WriteOpRow, utcnow
+from .models import (
+    Base,
+    CallLogRow,
+    CursorRow,
+    OAuthSessionRow,
+    PostRow,
+    SessionRow,
+    UserProfileRow,
+    WriteOpRow,
+    utcnow,
+)
 
 BLOB_ENDPOINT = "com.atproto.repo.uploadBlob"
 CALL_LOG = cast(Table, CallLogRow.__table__)
@@ -43,6 +53,28 @@ async def upsert(db: AsyncSession, model: type[Base], keys: list[str], values: d
     await db.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
 
 
+Versioned = TypeVar("Versioned", SessionRow, OAuthSessionRow)
+
+
+async def save_versioned(db: AsyncSession, model: type[Versioned], key: str, value: str,
+                         fields: dict[str, Any]) -> Versioned:
+    """Insert or update the row whose unique ``key`` column is ``value``, bumping its version. The
+    first save is an upsert, so two processes saving the same new row at once both succeed."""
+    query = select(model).where(getattr(model, key) == value).execution_options(populate_existing=True)
+    row = (await db.execute(query)).scalar_one_or_none()
+    if row is None:
+        now = utcnow()
+        await upsert(db, model, [key], {key: value, "version": 1, "created_at": now, "updated_at": now, **fields},
+                     {**fields, "version": model.version + 1, "updated_at": now})
+        return (await db.execute(query)).scalar_one()
+    for name, new in fields.items():
+        setattr(row, name, new)
+    row.version += 1
+    row.updated_at = utcnow()
+    await db.flush()
+    return row
+
+
 class SessionRepository:
     """Stored logins, one per account key."""
 
@@ -59,23 +91,8 @@ class SessionRepository:
         return result.scalar_one_or_none()
 
     async def save(self, account_key: str, **fields: Any) -> SessionRow:
-        """Insert or update the account's session (bumping its version). The first save is an
-        upsert, so two processes saving a new account at once both succeed."""
-        row = await self.get(account_key)
-        if row is None:
-            now = utcnow()
-            await upsert(self.db, SessionRow, ["account_key"],
-                         {"account_key": account_key, "version": 1, "created_at": now, "updated_at": now, **fields},
-                         {**fields, "version": SessionRow.version + 1, "updated_at": now})
-            row = await self.get(account_key)
-            assert row is not None
-            return row
-        for name, value in fields.items():
-            setattr(row, name, value)
-        row.version += 1
-        row.updated_at = utcnow()
-        await self.db.flush()
-        return row
+        """Insert or update the account's session (bumping its version)."""
+        return await save_versioned(self.db, SessionRow, "account_key", account_key, fields)
 
     async def delete(self, account_key: str) -> None:
         row = await self.get(account_key)
