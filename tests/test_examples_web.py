@@ -9,6 +9,7 @@ aiohttp's runner), they answer what the user got wrong with 4xx and an unreachab
 from __future__ import annotations
 
 import asyncio
+import json as json_module
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,46 +17,29 @@ from typing import Any
 
 import httpx
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from examples import aiohttp_app, fastapi_app
 
 from pysky_async import AsyncBskyClient, WriteBudget
 
+from .example_apps import APPS
 from .realnet.pds import Account, PdsServer
 from .test_fault_proxy import free_port
 from .test_pds_sessions import listen_host
 
 pytestmark = pytest.mark.anyio
 
-Call = Callable[..., Any]
-
 
 @asynccontextmanager
-async def fastapi_client(options: dict[str, Any]) -> AsyncIterator[Call]:
-    app = fastapi_app.make_app(**options)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://app") as http:
+async def json_app(kind: str, options: dict[str, Any]) -> AsyncIterator[Callable[..., Any]]:
+    """``call(method, path, json=None) -> (status, body)``, the body decoded when it is JSON."""
+    async with APPS[kind](options) as call:
 
-        async def call(method: str, path: str, json: Any = None) -> tuple[int, Any]:
-            response = await http.request(method, path, json=json)
-            return response.status_code, response.json()
+        async def json_call(method: str, path: str, json: Any = None) -> tuple[int, Any]:
+            status, headers, text = await call(method, path, json)
+            is_json = headers.get("content-type", "").startswith("application/json")
+            return status, json_module.loads(text) if is_json else text
 
-        yield call
-
-
-@asynccontextmanager
-async def aiohttp_client(options: dict[str, Any]) -> AsyncIterator[Call]:
-    async with TestClient(TestServer(aiohttp_app.make_app(**options))) as http:
-
-        async def call(method: str, path: str, json: Any = None) -> tuple[int, Any]:
-            response = await http.request(method, path, json=json)
-            body = await response.json() if response.content_type == "application/json" else await response.text()
-            return response.status, body
-
-        yield call
-
-
-APPS = {"fastapi": fastapi_client, "aiohttp": aiohttp_client}
+        yield json_call
 
 
 @pytest.mark.parametrize("kind", APPS)
@@ -63,7 +47,7 @@ async def test_profile_and_post_endpoints(kind: str, pds_short_ttl: PdsServer, s
                                           tmp_path: Path) -> None:
     options = {"username": short_ttl_account.handle, "password": short_ttl_account.password,
                "auth_host": listen_host(pds_short_ttl), "database_url": f"sqlite+aiosqlite:///{tmp_path}/app.db"}
-    async with APPS[kind](options) as call:
+    async with json_app(kind, options) as call:
         status, created = await call("POST", "/posts", {"text": f"hello from {kind}"})
         assert status == 201 and created["uri"].startswith(f"at://{short_ttl_account.did}/app.bsky.feed.post/")
         status, _ = await call("GET", f"/profile/{short_ttl_account.handle}")

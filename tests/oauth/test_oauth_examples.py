@@ -4,58 +4,20 @@ signed login cookie, posting as the user, logout (revoked)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from examples import aiohttp_app, fastapi_app
 
 from pysky_async import OAuthApp
+from tests.example_apps import APPS
 from tests.realnet.pds import Account, PdsServer
 
 from .conftest import REDIRECT_URI, client_options
 from .provider_ui import approve
 
 pytestmark = pytest.mark.anyio
-
-# (method, path, json, cookie header) -> (status, headers, body text)
-Call = Callable[..., Any]
-
-
-@asynccontextmanager
-async def fastapi_client(options: dict[str, Any]) -> AsyncIterator[Call]:
-    app = fastapi_app.make_app(**options)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://app") as http:
-
-        async def call(method: str, path: str, json: Any = None, cookie: str = "") -> tuple[int, Any, str]:
-            http.cookies.clear()
-            response = await http.request(method, path, json=json, headers={"cookie": cookie} if cookie else {})
-            return response.status_code, response.headers, response.text
-
-        yield call
-
-
-@asynccontextmanager
-async def aiohttp_client(options: dict[str, Any]) -> AsyncIterator[Call]:
-    async with TestClient(TestServer(aiohttp_app.make_app(**options))) as http:
-
-        async def call(method: str, path: str, json: Any = None, cookie: str = "") -> tuple[int, Any, str]:
-            http.session.cookie_jar.clear()
-            response = await http.request(method, path, json=json, allow_redirects=False,
-                                          headers={"cookie": cookie} if cookie else {})
-            return response.status, response.headers, await response.text()
-
-        yield call
-
-
-APPS = {"fastapi": fastapi_client, "aiohttp": aiohttp_client}
 
 
 @pytest.mark.parametrize("kind", APPS)
