@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gc
 import json
 import time
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from pysky_async._response import XrpcResponse
+from pysky_async._response import HttpInfo, XrpcResponse, decode_body
 from pysky_async._retry import set_testing
 from pysky_async._storage.store import Store
 
@@ -68,6 +69,6 @@ def fake_jwt(*, lifetime: float = 3600, sub: str = "did:plc:test") -> str:
 
 def make_response(status: int = 200, body: object = None, url: str = "https://pds.test/xrpc/x.y.z",
                   headers: dict[str, str] | None = None) -> XrpcResponse:
-    response = httpx.Response(status, json=body if body is not None else {},
-                              headers=headers, request=httpx.Request("GET", url))
-    return XrpcResponse.from_httpx(response)
+    response = httpx.Response(status, json=body if body is not None else {}, headers=headers)
+    info = HttpInfo(status, response.headers, dt.timedelta(0), url)
+    return XrpcResponse(decode_body(response.content, response.headers), info, response.content)

@@ -120,19 +120,6 @@ class XrpcResponse(JsonObject):
                 f"(got {preview!r}): the server did not answer as an XRPC service; check the host")
         return [raw[name] for name in names]
 
-    @classmethod
-    def from_httpx(cls, response: httpx.Response) -> XrpcResponse:
-        """Decode an httpx response; a JSON body becomes the attributes."""
-        content = response.content
-        raw = decode_body(content, response.headers)
-        info = HttpInfo(
-            status_code=response.status_code,
-            headers=response.headers,
-            elapsed=response.elapsed if _has_elapsed(response) else dt.timedelta(0),
-            url=str(response.url),
-        )
-        return cls(raw, info, content)
-
 
 def decode_body(content: bytes, headers: httpx.Headers) -> dict[str, Any]:
     """A JSON body as a dict (a non-object value as ``{"value": ...}``); {} for other bodies."""
@@ -143,14 +130,6 @@ def decode_body(content: bytes, headers: httpx.Headers) -> dict[str, Any]:
     except (ValueError, RecursionError):  # not JSON, or nested deeper than Python can decode
         return {}
     return raw if isinstance(raw, dict) else {"value": raw}
-
-
-def _has_elapsed(response: httpx.Response) -> bool:
-    try:
-        _ = response.elapsed
-    except RuntimeError:
-        return False
-    return True
 
 
 def raise_for_status(response: XrpcResponse, endpoint: str) -> XrpcResponse:
