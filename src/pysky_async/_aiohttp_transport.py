@@ -83,7 +83,8 @@ class AiohttpXrpcTransport:
         self._fallback = HttpxTransport(http, bounds)
         self._headers = {key: value for key, value in http.headers.items() if key.lower() != "connection"}
         self._default_timeout = httpx.Timeout(bounds.timeout) if bounds.timeout is not None else http.timeout
-        self._timeout = _client_timeout(self._default_timeout, bounds.default_deadline)
+        self._deadline = bounds.default_deadline
+        self._timeout = _client_timeout(self._default_timeout, self._deadline)
         self._bases: dict[str, yarl.URL] = {}
         self._yarl = yarl.URL
         self._aiohttp_errors = (aiohttp.ClientError, OSError)
@@ -103,10 +104,10 @@ class AiohttpXrpcTransport:
         target = self._yarl(f"{url}?{query}" if query else url, encoded=True)
         headers = {**self._headers, **request.headers} if request.headers else self._headers
         bounds = self._bounds
-        deadline = bounds.deadline_for(request)
-        if ctx.timeout is None and body is None and ctx.deadline is None:
-            timeout = self._timeout
+        if ctx.timeout is None and body is None and ctx.deadline is None:  # the common case: made once
+            timeout, deadline = self._timeout, self._deadline
         else:
+            deadline = bounds.deadline_for(request)
             timeout = _client_timeout(httpx.Timeout(ctx.timeout) if ctx.timeout is not None else self._default_timeout,
                                       deadline)
         started = time.perf_counter()
