@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
@@ -173,3 +174,26 @@ async def test_rows_are_batched_into_few_inserts(memory_store: Store) -> None:
     await writer.aclose()
     assert len(await rows(memory_store)) == 250
     assert flushes <= 4, f"{flushes} flushes for 250 rows: rows are not batched"
+
+
+async def test_a_flush_with_nothing_queued_opens_no_transaction(memory_store: Store,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timed flush that an explicit flush already did must not take a connection (it raced with
+    callers checking the pool right after their flush)."""
+    writer = CallLogWriter(memory_store, interval=3600)
+    await memory_store.ensure_ready()
+    opened = 0
+    real = memory_store.core_transaction
+
+    def counting() -> object:
+        nonlocal opened
+        opened += 1
+        return real()
+
+    monkeypatch.setattr(memory_store, "core_transaction", counting)
+    writer.add({"timestamp": dt.datetime.now(dt.timezone.utc), "endpoint": "x.y.z", "method": "GET",
+                "write_op_points_consumed": 0, "session_was_refreshed": False})
+    writer._start_flush()  # the timer fires while the explicit flush is on its way
+    await writer.flush()
+    await writer.aclose()
+    assert opened == 1

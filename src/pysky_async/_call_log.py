@@ -118,6 +118,8 @@ class CallLogWriter:
         async with self._flush_lock:
             self._flush_scheduled = False
             batch, self._pending = self._pending, []
+            if not batch and last is None:  # e.g. a timed flush that an explicit one already did
+                return 0
             try:
                 async with self.store.core_transaction() as db:
                     repo = CallLogRepository(db)
