@@ -26,7 +26,7 @@ from ._exceptions import (
 from ._formats import Datetime, Language
 from ._lenient import at_uri_from_text
 from ._media import External, Media
-from ._records import RecordRef
+from ._records import Record, RecordRef
 from ._richtext import Facet, RichText, check_text, parse
 from ._storage.repositories import PostRepository
 from ._syntax import AtUri
@@ -207,12 +207,13 @@ class Posts:
         return [Facet(start, end, did=did) for (start, end, _), did in zip(rich.mentions, dids, strict=True) if did]
 
     async def _strong_ref(self, uri: str | None) -> dict[str, str] | None:
-        if uri is None:
-            return None
+        return None if uri is None else (await self._get_record(uri)).ref.to_dict()
+
+    async def _get_record(self, uri: str) -> Record:
         at = at_uri_from_text(uri)
         if not at.has_did:
             at = AtUri(await self._identity.resolve_handle(at.authority), at.collection, at.rkey)
-        return (await self._records.get(at)).ref.to_dict()
+        return await self._records.get(at)
 
     async def _reply_refs(self, post: Post) -> dict[str, Any] | None:
         parent_uri = post.reply_uri
@@ -225,9 +226,8 @@ class Posts:
             parent_uri = row.uri
         if parent_uri is None:
             return None
-        parent = await self._strong_ref(parent_uri)
-        assert parent is not None
-        record = await self._records.get(parent["uri"])
+        record = await self._get_record(parent_uri)  # once: its ref and its thread's root
+        parent = record.ref.to_dict()
         root = record.value.raw.get("reply", {}).get("root") or parent
         return {"root": {"uri": root["uri"], "cid": root["cid"]}, "parent": parent}
 
