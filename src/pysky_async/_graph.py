@@ -22,10 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ._client import AsyncBskyClient
+    from ._call_log import CallLogWriter
+    from ._pagination import Paginator
+    from ._profiles import Profiles
 
 logger = logging.getLogger("pysky_async")
 
@@ -115,29 +117,68 @@ class _Output:
         self.progress_file.close()
 
 
-async def export_follow_graph(bsky: AsyncBskyClient, query: str, out: str | Path, *, concurrency: int = 8,
-                              include_outsiders: bool = False, progress: bool = True,
-                              on_author: Callable[[str], object] | None = None) -> GraphReport:
-    """Write the follow graph of the authors of posts matching ``query`` to the CSV ``out``.
+class Paginate(Protocol):
+    """``bsky.paginate``: a cursor-based listing of an endpoint."""
+
+    def __call__(self, endpoint: str, *, cursor_key: str | None = ..., resume: bool = ...,
+                 **params: Any) -> Paginator: ...
+
+
+class GraphClient(Protocol):
+    """What ``export_follow_graph`` takes from a client (an ``AsyncBskyClient``)."""
+
+    @property
+    def paginate(self) -> Paginate: ...
+
+    @property
+    def profiles(self) -> Profiles: ...
+
+    @property
+    def call_log(self) -> CallLogWriter: ...
+
+
+class FollowGraphExport:
+    """The export job, given what it uses: listings, the profile cache and the call log (to count calls).
 
     Args:
-        concurrency: authors processed at once.
-        include_outsiders: also write follows of accounts that are not among the authors.
-        progress: show a progress bar (tqdm, on a terminal) or log lines.
-        on_author: called with each author's DID when it is finished (for tests and UIs).
+        paginate: ``bsky.paginate`` (resumed listings of searchPosts and getFollows).
+        profiles: ``bsky.profiles`` (through the profile cache).
+        call_log: ``bsky.call_log``: the calls made are counted there and flushed at the end.
     """
-    started = time.monotonic()
-    calls_before = bsky.call_log.rows_added
-    output = _Output(Path(out))
-    try:
+
+    def __init__(self, paginate: Paginate, profiles: Profiles, call_log: CallLogWriter) -> None:
+        self._paginate = paginate
+        self._profiles = profiles
+        self._call_log = call_log
+
+    async def run(self, query: str, out: str | Path, *, concurrency: int = 8, include_outsiders: bool = False,
+                  progress: bool = True, on_author: Callable[[str], object] | None = None) -> GraphReport:
+        """Write the follow graph of the authors of posts matching ``query`` to the CSV ``out``
+        (see ``export_follow_graph``)."""
+        started = time.monotonic()
+        calls_before = self._call_log.rows_added
+        output = _Output(Path(out))
+        try:
+            await self._collect_authors(query, output)
+            edges = await self._write_follows(query, output, concurrency, include_outsiders, progress, on_author)
+        finally:
+            output.close()
+        await self._call_log.flush()
+        return GraphReport(len(output.authors), edges, self._call_log.rows_added - calls_before,
+                           time.monotonic() - started)
+
+    async def _collect_authors(self, query: str, output: _Output) -> None:
         known = set(output.authors)
-        async for post in bsky.paginate("app.bsky.feed.searchPosts", q=query, limit=100, resume=True,
-                                        cursor_key=f"graph:{query}"):
+        async for post in self._paginate("app.bsky.feed.searchPosts", q=query, limit=100, resume=True,
+                                         cursor_key=f"graph:{query}"):
             did = post.author.did
             if did not in known:
                 known.add(did)
                 output.authors.append(did)
                 output.note("author", did)
+
+    async def _write_follows(self, query: str, output: _Output, concurrency: int, include_outsiders: bool,
+                             progress: bool, on_author: Callable[[str], object] | None) -> int:
         community = set(output.authors)
         todo = [did for did in output.authors if did not in output.finished]
         bar = _Progress(len(todo), progress)
@@ -147,10 +188,10 @@ async def export_follow_graph(bsky: AsyncBskyClient, query: str, out: str | Path
         async def one(author: str) -> None:
             nonlocal edges
             async with semaphore:
-                profile = await bsky.get_user_profile(author)
+                profile = await self._profiles.get(author)
                 written = 0
-                async for page in bsky.paginate("app.bsky.graph.getFollows", actor=author, limit=100, resume=True,
-                                                cursor_key=f"graph:{query}:{author}").pages():
+                async for page in self._paginate("app.bsky.graph.getFollows", actor=author, limit=100, resume=True,
+                                                 cursor_key=f"graph:{query}:{author}").pages():
                     rows = [[author, follow["did"], profile.raw.get("avatar", ""), profile.raw.get("postsCount", 0),
                              profile.raw.get("followersCount", 0), profile.raw.get("followsCount", 0)]
                             for follow in page.require("follows")[0]
@@ -166,8 +207,21 @@ async def export_follow_graph(bsky: AsyncBskyClient, query: str, out: str | Path
             await asyncio.gather(*(one(author) for author in todo))
         finally:
             bar.close()
-    finally:
-        output.close()
-    await bsky.flush_call_log()
-    return GraphReport(len(output.authors), edges, bsky.call_log.rows_added - calls_before,
-                       time.monotonic() - started)
+        return edges
+
+
+async def export_follow_graph(bsky: GraphClient, query: str, out: str | Path, *, concurrency: int = 8,
+                              include_outsiders: bool = False, progress: bool = True,
+                              on_author: Callable[[str], object] | None = None) -> GraphReport:
+    """Write the follow graph of the authors of posts matching ``query`` to the CSV ``out``.
+
+    Args:
+        bsky: the client (an ``AsyncBskyClient``) whose listings, profile cache and call log are used.
+        concurrency: authors processed at once.
+        include_outsiders: also write follows of accounts that are not among the authors.
+        progress: show a progress bar (tqdm, on a terminal) or log lines.
+        on_author: called with each author's DID when it is finished (for tests and UIs).
+    """
+    export = FollowGraphExport(bsky.paginate, bsky.profiles, bsky.call_log)
+    return await export.run(query, out, concurrency=concurrency, include_outsiders=include_outsiders,
+                            progress=progress, on_author=on_author)
