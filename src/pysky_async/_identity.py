@@ -1,4 +1,4 @@
-"""Identity: handle → DID, DID → DID document (PLC directory or did:web), with a TTL cache.
+"""Identity: handle → DID, DID → DID document (PLC directory or did:web), with a bounded, single-flight TTL cache.
 
 Every lookup is a call through the client's pipeline (and so in the call log); DID documents
 are fetched with a non-XRPC ``path`` and skip the session, cursor and write budget.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._config import DEFAULT_PLC_DIRECTORY
@@ -17,6 +18,7 @@ from ._middleware import NO_ACCOUNT
 from ._request import XrpcRequest
 from ._session import pds_endpoint_from_did_doc
 from ._syntax import Did
+from ._ttl_cache import TtlCache
 
 if TYPE_CHECKING:
     from ._xrpc import Xrpc
@@ -27,52 +29,59 @@ RESOLVE_DID = "resolve_did"
 
 
 class IdentityResolver:
-    """Resolves handles and DIDs and caches the answers for ``ttl`` seconds (``bsky.identity``).
+    """Resolves handles and DIDs and caches the answers (``bsky.identity``).
 
     Handles resolve through ``com.atproto.identity.resolveHandle`` on the client's server;
     ``did:plc`` through the PLC directory; ``did:web`` through ``/.well-known/did.json``.
+
+    Args:
+        ttl: seconds an answer is kept.
+        max_entries: answers kept at most (handles and DID documents together; the least
+            recently used go first).
+        clock: the time source of the TTL (``time.monotonic``).
+
+    Concurrent lookups of the same handle or DID make one request and share its answer.
     """
 
-    def __init__(self, xrpc: Xrpc, *, plc_directory: str = DEFAULT_PLC_DIRECTORY,
-                 ttl: float = 300.0) -> None:
+    def __init__(self, xrpc: Xrpc, *, plc_directory: str = DEFAULT_PLC_DIRECTORY, ttl: float = 300.0,
+                 max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
         self._xrpc = xrpc
         self.plc_directory = plc_directory.rstrip("/")
-        self.ttl = ttl
-        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache: TtlCache[str, Any] = TtlCache(ttl=ttl, max_entries=max_entries, clock=clock)
 
-    def _cached(self, key: str) -> Any:
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        return None
+    @property
+    def ttl(self) -> float:
+        """Seconds an answer is kept."""
+        return self._cache.ttl
 
-    def _store(self, key: str, value: Any) -> Any:
-        self._cache[key] = (time.monotonic() + self.ttl, value)
-        return value
+    @property
+    def max_entries(self) -> int:
+        """Answers kept at most."""
+        return self._cache.max_entries
 
     async def resolve_handle(self, handle: str) -> str:
         """The DID a handle points to."""
         handle = handle_from_text(handle)  # people type "@alice.bsky.social"
-        cached = self._cached("handle:" + handle)
-        if cached is not None:
-            return str(cached)
+        return str(await self._cache.get_or_load("handle:" + handle, lambda: self._fetch_handle(handle)))
+
+    async def _fetch_handle(self, handle: str) -> str:
         try:
             response = await self._xrpc.get("com.atproto.identity.resolveHandle", handle=handle)
         except BadRequest as exc:  # HandleNotFound, or the reference PDS's "Unable to resolve handle"
             raise IdentityNotFound(f"the handle {handle} does not resolve to a DID ({exc.message or exc.error})",
                                    identifier=handle, reason="not_found", status_code=exc.status_code) from exc
         [did] = response.require("did")
-        return str(self._store("handle:" + handle, Did(did)))
+        return Did(did)
 
     async def resolve_did(self, did: str) -> dict[str, Any]:
         """The DID document of a ``did:plc`` or ``did:web`` DID."""
         did = Did(did)
-        cached = self._cached("did:" + did)
-        if cached is not None:
-            return dict(cached)
+        return dict(await self._cache.get_or_load("did:" + did, lambda: self._fetch_did(did)))
+
+    async def _fetch_did(self, did: Did) -> dict[str, Any]:
         own = await self._own_did_document(did)
         if own is not None:
-            return dict(self._store("did:" + did, own))
+            return own
         if did.method == "plc":
             host, path = self.plc_directory, f"/{did}"
         elif did.method == "web":
@@ -94,7 +103,7 @@ class IdentityResolver:
         if not isinstance(document, dict) or document.get("id") != did:
             raise IdentityNotFound(f"{url} returned no DID document for {did}", identifier=did,
                                    reason="bad_document")
-        return dict(self._store("did:" + did, document))
+        return document
 
     async def _own_did_document(self, did: str) -> dict[str, Any] | None:
         """The logged-in account's DID document as its PDS hands it out (``getSession``), so the
