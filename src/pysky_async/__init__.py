@@ -232,6 +232,9 @@ if TYPE_CHECKING:
         JetstreamSource as JetstreamSource,
     )
     from ._streams import (
+        MemoryStreamCursorStore as MemoryStreamCursorStore,
+    )
+    from ._streams import (
         RepoOp as RepoOp,
     )
     from ._streams import (
@@ -241,10 +244,19 @@ if TYPE_CHECKING:
         Source as Source,
     )
     from ._streams import (
+        SqlStreamCursorStore as SqlStreamCursorStore,
+    )
+    from ._streams import (
         StreamConsumer as StreamConsumer,
     )
     from ._streams import (
+        StreamCursorStore as StreamCursorStore,
+    )
+    from ._streams import (
         StreamEvent as StreamEvent,
+    )
+    from ._streams import (
+        Streams as Streams,
     )
     from ._streams import (
         StreamStats as StreamStats,
@@ -357,6 +369,10 @@ _LAZY: dict[str, str] = {
     "SignatureVerifier": "._streams",
     "Source": "._streams",
     "StreamConsumer": "._streams",
+    "MemoryStreamCursorStore": "._streams",
+    "SqlStreamCursorStore": "._streams",
+    "StreamCursorStore": "._streams",
+    "Streams": "._streams",
     "StreamEvent": "._streams",
     "StreamStats": "._streams",
     "SyncEvent": "._streams",
@@ -520,6 +536,10 @@ __all__ = [
     "SignatureVerifier",
     "Source",
     "StreamConsumer",
+    "MemoryStreamCursorStore",
+    "SqlStreamCursorStore",
+    "StreamCursorStore",
+    "Streams",
     "StreamError",
     "StreamEvent",
     "StreamStats",

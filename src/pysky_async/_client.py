@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
     from ._oauth import OAuth
     from ._oauth._middleware import DpopMiddleware, OAuthAccount
+    from ._streams.factory import Streams
 
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"pysky_async/{__version__}"
@@ -321,6 +322,15 @@ class AsyncBskyClient:
 
             self._shared.oauth = OAuth(self.store, self.http, self.identity, self._oauth_client)
         return self._shared.oauth
+
+    @property
+    def streams(self) -> Streams:
+        """Stream consumers on this client's database: ``bsky.streams.firehose(handler, name=...)``,
+        ``bsky.streams.jetstream(...)`` (see ``Streams``)."""
+        self._check_open()
+        from ._streams.factory import Streams  # libipld, aiohttp and zstandard load only for stream users
+
+        return Streams(self.store, self.identity.resolve_did)
 
     def _oauth_client(self, account: OAuthAccount, middleware: DpopMiddleware) -> AsyncBskyClient:
         """A client acting as an OAuth user, sharing this one's HTTP pool, store and call log."""

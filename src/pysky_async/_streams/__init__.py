@@ -2,9 +2,12 @@
 
 from .connection import Feed, Source
 from .consumer import EventContext, Handler, StreamConsumer
+from .cursor_store import MemoryStreamCursorStore, SqlStreamCursorStore, StreamCursorStore
 from .events import AccountEvent, CommitEvent, IdentityEvent, InfoEvent, RepoOp, StreamEvent, SyncEvent
+from .factory import Streams
 from .firehose import FirehoseSource, decode_frame
 from .jetstream import PUBLIC_INSTANCES, JetstreamSource, v1_dictionary
+from .runner import Runner
 from .stats import StreamStats
 from .verify import SignatureVerifier
 
@@ -18,13 +21,18 @@ __all__ = [
     "IdentityEvent",
     "InfoEvent",
     "JetstreamSource",
+    "MemoryStreamCursorStore",
     "PUBLIC_INSTANCES",
     "RepoOp",
+    "Runner",
     "SignatureVerifier",
+    "SqlStreamCursorStore",
     "Source",
     "StreamConsumer",
+    "StreamCursorStore",
     "StreamEvent",
     "StreamStats",
+    "Streams",
     "SyncEvent",
     "decode_frame",
     "v1_dictionary",

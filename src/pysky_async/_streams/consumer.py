@@ -1,4 +1,9 @@
-"""The stream consumer: filters, per-DID order, bounded in-flight work, a durable watermark cursor."""
+"""The stream consumer: a feed, filters, a runner (order, back-pressure) and a cursor store.
+
+It reads events from its ``Feed``, filters them, hands them to its ``Runner`` and commits the
+runner's watermark to its ``StreamCursorStore`` every ``commit_every`` events or
+``commit_interval`` seconds.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 
 from .._exceptions import StorageError, StreamError
 from .._storage.store import Store
-from .._storage.stream_cursors import StreamCursorRepository
 from .connection import Feed, Source
+from .cursor_store import MemoryStreamCursorStore, SqlStreamCursorStore, StreamCursorStore
 from .events import CommitEvent, StreamEvent
 from .firehose import FirehoseSource
+from .runner import Runner
 from .stats import StreamStats
 from .verify import SignatureVerifier
-from .watermark import Entry, OnCommit, Watermark
+from .watermark import Entry, OnCommit
 
 logger = logging.getLogger("pysky_async.streams")
 
@@ -39,7 +44,8 @@ class EventContext:
         cursor, or neither does and the event is handled again after a restart.
         """
         if not self._durable:
-            raise StreamError("on_commit needs a durable consumer: pass store= and name= to StreamConsumer")
+            raise StreamError("on_commit needs a durable consumer: give it a name (bsky.streams.firehose(..., "
+                              "name=...)), or pass store= and name= to StreamConsumer")
         if self._entry.callbacks is None:
             self._entry.callbacks = []
         self._entry.callbacks.append(work)
@@ -73,6 +79,9 @@ class _Filters:
 class StreamConsumer:
     """Runs ``handler`` over a stream: concurrently across DIDs, in order within one DID.
 
+    ``bsky.streams.firehose(handler, ...)`` and ``bsky.streams.jetstream(handler, ...)`` build one
+    on a client's database; this constructor is the long form.
+
     At most ``max_pending`` events are read but not yet committed; when that many are pending
     the consumer stops reading the socket (back-pressure) instead of buffering. With ``store``
     and ``name`` the cursor is durable: it is committed every ``commit_every`` handled events or
@@ -84,6 +93,9 @@ class StreamConsumer:
         source: ``FirehoseSource`` or ``JetstreamSource``.
         handler: ``async def handler(event, ctx)``; an exception is logged and counted, and the
             event counts as handled.
+        store / name: the database and the name the cursor is kept under (both or neither).
+        cursor_store: where the cursor is kept instead (a ``StreamCursorStore``; ``store`` must
+            then be None); default: the database with ``store``, else the process's memory.
         collections / dids: only these reach the handler (``"app.bsky.feed.*"`` prefixes allowed;
             other operations of a commit are removed from it).
         concurrency: handlers running at once.
@@ -91,12 +103,18 @@ class StreamConsumer:
     """
 
     def __init__(self, source: Source, handler: Handler, *, store: Store | None = None, name: str | None = None,
+                 cursor_store: StreamCursorStore | None = None,
                  collections: Iterable[str] | None = None, dids: Iterable[str] | None = None,
                  start_cursor: int | None = None, concurrency: int = 32, max_pending: int = 2000,
                  commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
                  silence_timeout: float = 60.0, backoff_max: float = 30.0,
                  max_frame_bytes: int = 5 * 1024 * 1024, verifier: SignatureVerifier | None = None) -> None:
-        if (store is None) != (name is None):
+        if cursor_store is not None:
+            if store is not None:
+                raise StreamError("pass store= or cursor_store=, not both")
+            if cursor_store.durable and name is None:
+                raise StreamError("a durable cursor store needs name=, the name the cursor is kept under")
+        elif (store is None) != (name is None):
             raise StreamError("a durable cursor needs both store= and name= (or neither, for an in-memory cursor)")
         if concurrency < 1 or max_pending < 1:
             raise StreamError("concurrency and max_pending must be at least 1")
@@ -109,42 +127,57 @@ class StreamConsumer:
         self.handler = handler
         self.store = store
         self.name = name
+        self.cursor_store: StreamCursorStore = cursor_store or (
+            SqlStreamCursorStore(store) if store is not None else MemoryStreamCursorStore())
         self.start_cursor = start_cursor
-        self.concurrency = concurrency
-        self.max_pending = max_pending
-        self.commit_every = commit_every
         self.commit_interval = commit_interval
         self.log_interval = log_interval
         self.stats = StreamStats()
-        self.peak_pending = 0
-        """The most events ever pending at once (never above ``max_pending``)."""
+        self._runner = Runner(self._handle, concurrency=concurrency, max_pending=max_pending,
+                              commit_every=commit_every)
         self._filters = _Filters(collections, dids)
         self.silence_timeout = silence_timeout
         self.backoff_max = backoff_max
         self.max_frame_bytes = max_frame_bytes
         self._feed: Feed | None = None
-        self._watermark = Watermark()
-        self._pending = 0
-        self._slots = asyncio.Semaphore(concurrency)
-        self._running = 0
-        self._queues: dict[str, deque[tuple[StreamEvent, Entry]]] = {}
-        self._workers: set[asyncio.Task[None]] = set()
-        self._space = asyncio.Event()
-        self._waiting_for_space = False
-        self._commit_wanted = asyncio.Event()
         self._stopping = False
         self._closing = False
 
     # ---------------------------------------------------------------- public state
     @property
+    def runner(self) -> Runner:
+        """The runner: per-DID order, concurrency and the ``max_pending`` bound."""
+        return self._runner
+
+    @property
     def pending(self) -> int:
         """Events read and not yet committed (queued, running or waiting for the watermark)."""
-        return self._pending
+        return self._runner.pending
 
     @property
     def running(self) -> int:
         """Handlers running now."""
-        return self._running
+        return self._runner.running
+
+    @property
+    def peak_pending(self) -> int:
+        """The most events ever pending at once (never above ``max_pending``)."""
+        return self._runner.peak_pending
+
+    @property
+    def concurrency(self) -> int:
+        """Handlers running at once, at most."""
+        return self._runner.concurrency
+
+    @property
+    def max_pending(self) -> int:
+        """Events read and not yet committed, at most."""
+        return self._runner.max_pending
+
+    @property
+    def commit_every(self) -> int:
+        """A commit runs once this many events passed the watermark (or every ``commit_interval`` s)."""
+        return self._runner.commit_every
 
     @property
     def cursor(self) -> int | None:
@@ -163,17 +196,14 @@ class StreamConsumer:
     # ---------------------------------------------------------------- running
     async def load_cursor(self) -> int | None:
         """The stored cursor of this consumer and source (None if never committed or not durable)."""
-        if self.store is None or self.name is None:
-            return None
-        async with self.store.transaction() as session:
-            return await StreamCursorRepository(session).get(self.name, self.source.key)
+        return await self.cursor_store.load(self.name or "", self.source.key)
 
     async def run(self) -> None:
         """Consume until ``stop()``; then drain in-flight events and commit."""
         stored = await self.load_cursor()
         cursor = stored if stored is not None else self.start_cursor
         self.stats.committed_cursor = stored
-        self._watermark = Watermark(cursor)
+        self._runner.start(cursor)
         self._feed = Feed(self.source, cursor=cursor, stats=self.stats, silence_timeout=self.silence_timeout,
                           backoff_max=self.backoff_max, max_frame_bytes=self.max_frame_bytes)
         logger.info("stream consumer %s on %s: starting from cursor %s", self.name, self.source.key, cursor)
@@ -188,15 +218,12 @@ class StreamConsumer:
             graceful = True
         finally:
             if graceful:
-                while self._workers:
-                    await asyncio.gather(*self._workers)
+                await self._runner.drain()
             else:
-                for task in self._workers:
-                    task.cancel()
-                await asyncio.gather(*self._workers, return_exceptions=True)
+                await self._runner.cancel()
             # never cancel a commit: a cancelled COMMIT may still have committed
             self._closing = True
-            self._commit_wanted.set()
+            self._runner.commit_wanted.set()
             await committer
             await self._commit()
             logger.info("stream consumer %s stopped: %s", self.name, self.stats.summary())
@@ -210,43 +237,13 @@ class StreamConsumer:
     # ---------------------------------------------------------------- admission and handling
     async def _admit(self, event: StreamEvent) -> None:
         self.stats.events += 1
-        while self._pending >= self.max_pending:
-            self._waiting_for_space = True
-            self._commit_wanted.set()
-            self._space.clear()
-            await self._space.wait()
-        self._waiting_for_space = False
-        self._pending += 1
-        self.peak_pending = max(self.peak_pending, self._pending)
-        entry = self._watermark.add(event.cursor)
+        runner = self._runner
+        if runner.pending >= runner.max_pending:
+            await runner.wait_for_space()
         wanted = self._filters.apply(event)
         if wanted is None:
             self.stats.filtered += 1
-            self._finish(entry)
-            return
-        queue = self._queues.get(wanted.did)
-        if queue is None:
-            queue = self._queues[wanted.did] = deque()
-            task = asyncio.create_task(self._drain_did(wanted.did, queue))
-            self._workers.add(task)
-            task.add_done_callback(self._workers.discard)
-        queue.append((wanted, entry))
-
-    async def _drain_did(self, did: str, queue: deque[tuple[StreamEvent, Entry]]) -> None:
-        try:
-            while queue:
-                event, entry = queue[0]
-                async with self._slots:
-                    self._running += 1
-                    try:
-                        await self._handle(event, entry)
-                    finally:
-                        self._running -= 1
-                queue.popleft()
-                self._finish(entry)
-        finally:
-            if self._queues.get(did) is queue:
-                del self._queues[did]
+        runner.add(event.cursor, wanted)
 
     async def _handle(self, event: StreamEvent, entry: Entry) -> None:
         try:
@@ -255,7 +252,7 @@ class StreamConsumer:
                 self.stats.bad_signatures += 1
                 if verifier.policy == "drop":
                     return
-            await self.handler(event, EventContext(entry, self.store is not None))
+            await self.handler(event, EventContext(entry, self.cursor_store.durable))
         except Exception:
             self.stats.handler_errors += 1
             logger.exception("stream consumer %s: handler failed on %s %s (cursor %s); counted as handled",
@@ -263,18 +260,14 @@ class StreamConsumer:
         self.stats.handled += 1
         self.stats.last_event = event
 
-    def _finish(self, entry: Entry) -> None:
-        self._watermark.finish(entry)
-        if self._waiting_for_space or self._watermark.passed >= self.commit_every:
-            self._commit_wanted.set()
-
     # ---------------------------------------------------------------- committing
     async def _committer(self) -> None:
         next_log = time.monotonic() + self.log_interval
+        commit_wanted = self._runner.commit_wanted
         while not self._closing:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._commit_wanted.wait(), self.commit_interval)
-            self._commit_wanted.clear()
+                await asyncio.wait_for(commit_wanted.wait(), self.commit_interval)
+            commit_wanted.clear()
             try:
                 await self._commit()
             except (StorageError, StreamError) as exc:
@@ -285,23 +278,20 @@ class StreamConsumer:
                 logger.info("stream consumer %s: %s", self.name, self.stats.summary())
 
     async def _commit(self) -> None:
-        cursor, passed, callbacks = self._watermark.take()
+        runner = self._runner
+        cursor, passed, callbacks = runner.take()
         if passed == 0:
             return
-        if self.store is not None and self.name is not None and cursor is not None:
+        if cursor is not None:
             try:
-                async with self.store.transaction() as session:
-                    for work in callbacks:
-                        await work(session)
-                    await StreamCursorRepository(session).save(self.name, self.source.key, cursor)
+                await self.cursor_store.save(self.name or "", self.source.key, cursor, callbacks)
             except StorageError:
-                self._watermark.give_back(passed, callbacks)
+                runner.give_back(passed, callbacks)
                 raise
             except Exception as exc:
-                self._watermark.give_back(passed, callbacks)
+                runner.give_back(passed, callbacks)
                 raise StreamError(f"on_commit work failed ({exc!r}): the cursor stays at {self.stats.committed_cursor} "
                                   "and the work runs again with the next commit") from exc
         self.stats.committed_cursor = cursor
         self.stats.commits += 1
-        self._pending -= passed
-        self._space.set()
+        runner.committed(passed)
