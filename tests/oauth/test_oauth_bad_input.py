@@ -84,7 +84,7 @@ async def test_tokens_for_a_did_served_by_another_issuer_are_refused_and_revoked
     document = await identity.resolve_did(pds_account.did)
     moved = {**document, "service": [{**document["service"][0], "serviceEndpoint": pds_short_ttl.base_url}]}
     assert pds_endpoint_from_did_doc(moved) == pds_short_ttl.base_url
-    oauth.bsky.oauth._identity._store("did:" + pds_account.did, moved)
+    oauth.bsky.oauth._identity._cache.put("did:" + pds_account.did, moved)
     revocations = oauth.pds.path_request_count("/oauth/revoke")
     with pytest.raises(OAuthCallbackError, match=f"served by {pds_short_ttl.base_url}, not by {oauth.pds.base_url}"):
         await oauth.bsky.oauth.callback(params)
