@@ -121,3 +121,14 @@ async def test_an_entry_expires_after_its_ttl() -> None:
 async def test_the_client_default_bounds() -> None:
     async with client(Resolver()) as bsky:
         assert (bsky.identity.ttl, bsky.identity.max_entries) == (300.0, 10_000)
+
+
+def test_the_least_recently_used_entry_goes_first() -> None:
+    from pysky_async._ttl_cache import TtlCache
+
+    cache: TtlCache[str, int] = TtlCache(ttl=60.0, max_entries=2, clock=Clock())
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # a is now the most recently used
+    cache.put("c", 3)
+    assert (cache.get("a"), cache.get("b"), cache.get("c"), len(cache)) == (1, None, 3, 2)

@@ -195,7 +195,7 @@ class StreamConsumer:
 
     # ---------------------------------------------------------------- running
     async def load_cursor(self) -> int | None:
-        """The stored cursor of this consumer and source (None if never committed or not durable)."""
+        """The saved cursor of this consumer and source in its cursor store (None if none was saved)."""
         return await self.cursor_store.load(self.name or "", self.source.key)
 
     async def run(self) -> None:
