@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 from .._exceptions import StorageError
-from .._redact import redact_text
 from . import migrate
+from .quiet_logs import hide_stored_values
 from .shield import ShieldedConnection, ShieldedSession, finish
 
 logger = logging.getLogger("pysky_async")
@@ -117,27 +117,6 @@ def _create_private(path: Path) -> None:
         raise StorageError(f"cannot create the SQLite file {path}: {exc}") from exc
 
 
-class _RedactSecrets(logging.Filter):
-    """Blanks JWTs out of the DEBUG lines of ``aiosqlite`` (every statement with its
-    parameters) and of SQLAlchemy's engine logger (result rows), tokens included."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = redact_text(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-    def install(self) -> None:
-        for name in ("aiosqlite", "sqlalchemy.engine.Engine"):
-            chatty = logging.getLogger(name)
-            if self not in chatty.filters:
-                chatty.addFilter(self)
-
-
-_REDACT_LOGS = _RedactSecrets()
-
-
 def _configure_sqlite(engine: AsyncEngine, *, wal: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -184,12 +163,12 @@ class Store:
 
     def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None,
                  auto_migrate: bool | None = None) -> None:
-        _REDACT_LOGS.install()
         if engine is None:
             engine = create_engine(resolve_database_url(url))
             self._owns_engine = True
         else:
             self._owns_engine = False
+        hide_stored_values(engine.sync_engine.logger)
         self.engine = engine
         self.dialect = engine.dialect.name
         self.auto_migrate = self.dialect == "sqlite" if auto_migrate is None else auto_migrate
