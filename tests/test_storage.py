@@ -65,7 +65,7 @@ async def test_models_and_migrations_agree(database_url: str) -> None:
 async def test_store_refuses_an_unmigrated_database_with_instructions(database_url: str) -> None:
     store = Store(database_url, auto_migrate=False)
     try:
-        with pytest.raises(Exception, match="python -m pysky_async db upgrade"):
+        with pytest.raises(Exception, match=r"pysky-async --database-url .* db upgrade"):
             await store.ensure_ready()
     finally:
         await store.aclose()

@@ -54,6 +54,7 @@ class CallLogWriter:
         self._flush_scheduled = False
         self._failing = False
         self._closed = False
+        self._store_checked = False
         self.rows_added = 0
         self.rows_dropped = 0
 
@@ -137,6 +138,19 @@ class CallLogWriter:
                                len(batch), self.rows_dropped)
             return row_id
 
+    async def ready(self) -> None:
+        """Before the first call: a database without our tables (or an older schema, with
+        ``auto_migrate`` off) raises StorageError, so no call goes out whose row could never be
+        stored. An unreachable database lets calls go on: their rows wait here for it."""
+        if self._store_checked:
+            return
+        try:
+            await self.store.ensure_ready()
+        except StorageError:
+            if self.store.needs_upgrade:
+                raise
+        self._store_checked = True
+
     @property
     def pending(self) -> int:
         return len(self._pending)
@@ -173,6 +187,7 @@ class CallLogMiddleware:
         self.flush_errors = flush_errors
 
     async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:
+        await self.writer.ready()
         timestamp = dt.datetime.now(dt.timezone.utc)
         started = time.perf_counter_ns()
         try:

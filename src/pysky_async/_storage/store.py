@@ -178,6 +178,8 @@ class Store:
         self._serial = asyncio.Lock() if self.dialect == "sqlite" else None
         self._ready = False
         self._ready_lock = asyncio.Lock()
+        self.needs_upgrade = False
+        """True once ``ensure_ready`` found the schema behind and may not upgrade it itself."""
 
     async def ensure_ready(self) -> None:
         """Check (or, with auto_migrate, bring) the schema to the current version, once."""
@@ -190,18 +192,24 @@ class Store:
                 current = await migrate.current_revision(self.engine)
                 if current != migrate.HEAD_REVISION:
                     if not self.auto_migrate:
-                        state = f"is at revision {current}" if current else "has no pysky_async tables yet"
-                        raise StorageError(
-                            f"the database {state} (this version needs {migrate.HEAD_REVISION}): run "
-                            "`python -m pysky_async db upgrade` (with the same database settings) first"
-                        )
+                        self.needs_upgrade = True
+                        raise StorageError(self._upgrade_needed(current))
                     await migrate.upgrade(self.engine)
+                self.needs_upgrade = False
             except Exception as exc:
                 if not is_database_error(exc):
                     raise
                 raise StorageError(f"could not open the database: {exc}. Check that it is running "
                                    "and reachable with these settings") from exc
             self._ready = True
+
+    def _upgrade_needed(self, current: str | None) -> str:
+        state = f"is at revision {current}" if current else "has no pysky_async tables yet"
+        url = self.engine.url.render_as_string(hide_password=True)
+        password = " (with the real password for ***)" if self.engine.url.password else ""
+        return (f"the database {url} {state} (this version needs {migrate.HEAD_REVISION}): run "
+                f"`pysky-async --database-url '{url}' db upgrade`{password} first, or pass "
+                "auto_migrate=True. Nothing was sent or stored")
 
     @contextlib.asynccontextmanager
     async def _guarded(self) -> AsyncIterator[None]:
