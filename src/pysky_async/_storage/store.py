@@ -25,6 +25,7 @@ from sqlalchemy.pool import StaticPool
 
 from .._exceptions import StorageError
 from . import migrate
+from .health import DatabaseHealth, explain, is_unreachable, sqlite_file
 from .quiet_logs import hide_stored_values
 from .shield import ShieldedConnection, ShieldedSession, finish
 
@@ -36,11 +37,6 @@ def is_database_error(exc: BaseException) -> bool:
     asyncpg and sqlite errors...), as opposed to a bug in the caller's code."""
     return (isinstance(exc, (SQLAlchemyError, OSError, TimeoutError, sqlite3.Error))
             or type(exc).__module__.split(".")[0] in ("asyncpg", "aiosqlite"))
-
-
-def _hint(exc: BaseException) -> str:
-    unreachable = isinstance(exc, (OSError, TimeoutError)) or getattr(exc, "connection_invalidated", False)
-    return " (the database is unreachable: retry once it is back)" if unreachable else ""
 
 
 def default_sqlite_path() -> Path:
@@ -97,9 +93,10 @@ def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
-    in_memory = parsed.database in (None, "", ":memory:")
-    if not in_memory:
-        _create_private(Path(str(parsed.database)))
+    path = sqlite_file(parsed)
+    in_memory = path is None
+    if path is not None and parsed.query.get("mode") != "ro":
+        _create_private(path)
     kwargs: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
     engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
     _configure_sqlite(engine, wal=not in_memory)
@@ -146,8 +143,11 @@ async def _release(db: AsyncSession | AsyncConnection) -> None:
     """Roll back what is left and return the connection; one that cannot roll back is discarded."""
     try:
         await db.close()
-    except Exception:
-        logger.warning("a database connection could not be rolled back; discarding it", exc_info=True)
+    except Exception as exc:
+        if is_unreachable(exc):  # the connection is gone, and its transaction with it: nothing to tell
+            logger.debug("a lost database connection could not be rolled back; discarding it: %s", exc)
+        else:
+            logger.warning("a database connection could not be rolled back; discarding it", exc_info=True)
         await db.invalidate()
 
 
@@ -180,6 +180,7 @@ class Store:
         self._ready_lock = asyncio.Lock()
         self.needs_upgrade = False
         """True once ``ensure_ready`` found the schema behind and may not upgrade it itself."""
+        self.health = DatabaseHealth(engine.url)
 
     async def ensure_ready(self) -> None:
         """Check (or, with auto_migrate, bring) the schema to the current version, once."""
@@ -199,8 +200,9 @@ class Store:
             except Exception as exc:
                 if not is_database_error(exc):
                     raise
-                raise StorageError(f"could not open the database: {exc}. Check that it is running "
-                                   "and reachable with these settings") from exc
+                self.health.failed(exc)
+                raise StorageError(f"could not open the database {self.health.url}: {exc}"
+                                   f"{explain(exc, self.engine.url)}") from exc
             self._ready = True
 
     def _upgrade_needed(self, current: str | None) -> str:
@@ -216,12 +218,15 @@ class Store:
         """Schema ready, SQLite work serialised, SQLAlchemy errors turned into StorageError."""
         await self.ensure_ready()
         async with self._serial if self._serial is not None else contextlib.nullcontext():
+            self.health.check_file()
             try:
                 yield
             except Exception as exc:
                 if not is_database_error(exc):
                     raise
-                raise StorageError(f"database error: {exc}{_hint(exc)}") from exc
+                self.health.failed(exc)
+                raise StorageError(f"database error: {exc}{explain(exc, self.engine.url)}") from exc
+            self.health.worked()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
