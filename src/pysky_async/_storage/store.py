@@ -70,9 +70,6 @@ def resolve_database_url(database_url: str | None = None, env: os._Environ[str] 
     if filename:
         return sqlite_url(filename)
     path = default_sqlite_path()
-    if not path.exists():
-        logger.info("pysky_async keeps its sessions and call log in %s (set PYSKY_DATABASE_URL to choose "
-                    "another database; `pysky-async db path` prints the one in use)", path)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # the file holds login tokens: only its owner may enter the directory or read it
     path.parent.chmod(0o700)
@@ -95,21 +92,27 @@ def create_engine(url: str) -> AsyncEngine:
         return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
     path = sqlite_file(parsed)
     in_memory = path is None
-    if path is not None and parsed.query.get("mode") != "ro":
-        _create_private(path)
+    if path is not None and parsed.query.get("mode") != "ro" and _create_private(path) \
+            and path == default_sqlite_path():
+        # a WARNING, once: with no logging set up Python still shows it, and users learn where
+        # their sessions live (INFO went unseen); later starts find the file and say nothing
+        logger.warning("pysky_async created its database %s: sessions (login tokens) and the call log "
+                       "are kept there. Set PYSKY_DATABASE_URL (or database_url=) to use another one; "
+                       "`pysky-async db path` prints the one in use", path)
     kwargs: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
     engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
     _configure_sqlite(engine, wal=not in_memory)
     return engine
 
 
-def _create_private(path: Path) -> None:
-    """Create a missing database file readable by its owner only; SQLite gives its -wal and
-    -shm files the same mode."""
+def _create_private(path: Path) -> bool:
+    """Create a missing database file readable by its owner only (SQLite gives its -wal and
+    -shm files the same mode); True if it was created now."""
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return True
     except FileExistsError:
-        pass
+        return False
     except OSError as exc:
         raise StorageError(f"cannot create the SQLite file {path}: {exc}") from exc
 
