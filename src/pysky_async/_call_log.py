@@ -54,7 +54,7 @@ class CallLogWriter:
         self._flush_scheduled = False
         self._failing = False
         self._told_level = logging.DEBUG
-        self._dropped_before = 0
+        self._dropped_at_last_write = 0
         self._closed = False
         self._store_checked = False
         self._in_flight = 0
@@ -140,9 +140,10 @@ class CallLogWriter:
                     self._retry_later(exc)
                 raise
             self._in_flight = 0
-            lost, self._dropped_before = self.rows_dropped - self._dropped_before, self.rows_dropped
+            lost, self._dropped_at_last_write = self.rows_dropped - self._dropped_at_last_write, self.rows_dropped
             if self._failing:
                 self._failing = False
+                # the store tells an outage's end itself; rows dropped meanwhile are worth a warning
                 level = logging.WARNING if lost else logging.INFO if self._told_level > logging.DEBUG else logging.DEBUG
                 logger.log(level, "call log: writing again; %d queued rows written, %d dropped (lost) meanwhile",
                            len(batch), lost)

@@ -157,6 +157,9 @@ async def _release(db: AsyncSession | AsyncConnection) -> None:
 class Store:
     """The database behind a client: engine, units of work, schema upgrades.
 
+    Nothing it stores reaches a log line (``quiet_logs``); an outage, a deleted SQLite file or
+    a read-only one is told once, with what to do (``health``).
+
     Args:
         url: any SQLAlchemy async URL (``sqlite+aiosqlite:///...``, ``postgresql+asyncpg://...``).
         engine: an engine to use instead (left open on ``aclose``).
