@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,7 +16,7 @@ from sqlalchemy.engine import Connection
 from pysky_async._storage import migrate
 from pysky_async._storage.models import Base
 from pysky_async._storage.repositories import CallLogRepository, SessionRepository
-from pysky_async._storage.store import Store, create_engine, resolve_database_url
+from pysky_async._storage.store import Store, create_engine, default_sqlite_path, resolve_database_url
 
 pytestmark = pytest.mark.anyio
 
@@ -65,7 +67,7 @@ async def test_models_and_migrations_agree(database_url: str) -> None:
 async def test_store_refuses_an_unmigrated_database_with_instructions(database_url: str) -> None:
     store = Store(database_url, auto_migrate=False)
     try:
-        with pytest.raises(Exception, match="python -m pysky_async db upgrade"):
+        with pytest.raises(Exception, match=r"pysky-async --database-url .* db upgrade"):
             await store.ensure_ready()
     finally:
         await store.aclose()
@@ -154,3 +156,32 @@ async def test_processes_starting_together_migrate_once(database_url: str) -> No
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_the_default_database_is_announced_once_when_it_is_created_without_any_logging_set_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Nobody reads INFO: the first start tells where the sessions live on stderr (Python's
+    last-resort handler shows a WARNING with no logging configured); later starts say nothing."""
+    for name in ("PYSKY_DATABASE_URL", "PGHOST", "PGDATABASE", "BSKY_SQLITE_FILENAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in a script that set up no logging
+    monkeypatch.setattr(logging.getLogger("pysky_async"), "propagate", True)
+    path = default_sqlite_path()
+    told = []
+    for _ in range(2):
+        store = Store()
+        await store.ensure_ready()
+        await store.aclose()
+        told.append(capsys.readouterr().err)
+    assert str(path) in told[0] and "PYSKY_DATABASE_URL" in told[0], told
+    assert told[1] == ""
+
+
+async def test_a_database_the_user_chose_is_not_announced(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    store = Store(f"sqlite+aiosqlite:///{tmp_path}/chosen.sqlite3")
+    await store.ensure_ready()
+    await store.aclose()
+    assert capsys.readouterr().err == ""

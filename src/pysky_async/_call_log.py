@@ -53,7 +53,11 @@ class CallLogWriter:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flush_scheduled = False
         self._failing = False
+        self._told_level = logging.DEBUG
+        self._dropped_at_last_write = 0
         self._closed = False
+        self._store_checked = False
+        self._in_flight = 0
         self.rows_added = 0
         self.rows_dropped = 0
 
@@ -80,8 +84,8 @@ class CallLogWriter:
             del self._pending[:excess]
             self.rows_dropped += excess
             if self.rows_dropped == excess or self.rows_dropped % self.max_pending < excess:
-                logger.warning("call log: %d rows dropped so far (the oldest; more than max_pending=%d rows "
-                               "were waiting for the database)", self.rows_dropped, self.max_pending)
+                logger.error("call log: %d rows lost so far (the oldest were dropped: more than max_pending=%d "
+                             "rows were waiting for the database)", self.rows_dropped, self.max_pending)
 
     def _track(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -104,8 +108,10 @@ class CallLogWriter:
 
     def _retry_later(self, exc: Exception) -> None:
         if not self._failing:
-            logger.error("could not write %d call log rows (kept, retried every %g s): %s",
-                         len(self._pending), self.retry_interval, exc)
+            # the store has told an outage or a deleted file once; anything else is told here
+            level = self._told_level = logging.DEBUG if self.store.health.reported else logging.WARNING
+            logger.log(level, "call log: could not write %d rows (kept in memory, up to max_pending=%d, and "
+                       "retried every %g s): %s", len(self._pending), self.max_pending, self.retry_interval, exc)
             self._failing = True
         if self._timer is None and not self._flush_scheduled and not self._closed:
             self._timer = asyncio.get_running_loop().call_later(self.retry_interval, self._start_flush)
@@ -120,26 +126,46 @@ class CallLogWriter:
             batch, self._pending = self._pending, []
             if not batch and last is None:  # e.g. a timed flush that an explicit one already did
                 return 0
+            self._in_flight = len(batch)
             try:
                 async with self.store.core_transaction() as db:
                     repo = CallLogRepository(db)
                     await repo.add_many(batch)
                     row_id = await repo.add(last) if last is not None else 0
             except BaseException as exc:
+                self._in_flight = 0
                 self._pending[:0] = batch if last is None else [*batch, last]
                 self._drop_overflow()
                 if isinstance(exc, Exception):
                     self._retry_later(exc)
                 raise
+            self._in_flight = 0
+            lost, self._dropped_at_last_write = self.rows_dropped - self._dropped_at_last_write, self.rows_dropped
             if self._failing:
                 self._failing = False
-                logger.warning("call log: the database is back; %d queued rows written, %d dropped in all",
-                               len(batch), self.rows_dropped)
+                # the store tells an outage's end itself; rows dropped meanwhile are worth a warning
+                level = logging.WARNING if lost else logging.INFO if self._told_level > logging.DEBUG else logging.DEBUG
+                logger.log(level, "call log: writing again; %d queued rows written, %d dropped (lost) meanwhile",
+                           len(batch), lost)
             return row_id
+
+    async def ready(self) -> None:
+        """Before the first call: a database without our tables (or an older schema, with
+        ``auto_migrate`` off) raises StorageError, so no call goes out whose row could never be
+        stored. An unreachable database lets calls go on: their rows wait here for it."""
+        if self._store_checked:
+            return
+        try:
+            await self.store.ensure_ready()
+        except StorageError:
+            if self.store.needs_upgrade:
+                raise
+        self._store_checked = True
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Rows not stored yet: queued, or in a write that has not committed."""
+        return len(self._pending) + self._in_flight
 
     async def aclose(self) -> None:
         """Flush everything (waiting for flushes already running); no retries after this.
@@ -173,6 +199,7 @@ class CallLogMiddleware:
         self.flush_errors = flush_errors
 
     async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:
+        await self.writer.ready()
         timestamp = dt.datetime.now(dt.timezone.utc)
         started = time.perf_counter_ns()
         try:
@@ -195,8 +222,8 @@ class CallLogMiddleware:
     async def _write_now(self, row: dict[str, Any]) -> int | None:
         try:
             return await self.writer.add_and_flush(row)
-        except StorageError as exc:
-            logger.error("could not write the call log row of a failed call: %s", exc)
+        except StorageError as exc:  # the row stays queued: nothing is lost
+            logger.debug("the call log row of a failed call waits in memory: %s", exc)
             return None
 
 

@@ -1,4 +1,5 @@
-"""Keep secrets (passwords, JWTs, Authorization headers) out of logs and the database."""
+"""Keep secrets (passwords, JWTs, OAuth codes and verifiers, private keys, Authorization
+headers) out of logs and the database."""
 
 from __future__ import annotations
 
@@ -21,8 +22,19 @@ _SECRET_KEYS = frozenset(
         "appPassword",
         "plcOp",
         "recoveryKey",
+        # OAuth (token and PAR requests, stored logins)
+        "code",
+        "code_verifier",
+        "pkce_verifier",
+        "client_assertion",
+        "client_secret",
+        "id_token",
+        "dpop_key",
+        "private_key",
     )
 )
+# the private members of a JWK (EC "d", RSA's primes and exponents, a symmetric "k")
+_PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # three base64url segments, the first two starting with a JSON object ("eyJ" = '{"')
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
@@ -30,8 +42,9 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 def redact(value: Any) -> Any:
     """A copy of ``value`` with secret fields and anything that looks like a JWT replaced."""
     if isinstance(value, dict):
+        private = _PRIVATE_JWK_MEMBERS if "kty" in value else frozenset()
         return {
-            key: REDACTED if str(key).lower() in _SECRET_KEYS else redact(item)
+            key: REDACTED if str(key).lower() in _SECRET_KEYS or key in private else redact(item)
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple)):

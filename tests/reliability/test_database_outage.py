@@ -189,3 +189,38 @@ async def test_client_calls_during_an_outage_raise_pysky_errors_and_keep_their_r
     [(rows,)] = await bsky.store.execute_sql("SELECT count(*) FROM bsky_api_call_log")
     assert rows == bsky.call_log.rows_added
     await bsky.aclose()
+
+
+async def test_an_outage_that_loses_nothing_is_told_once_as_a_warning_and_its_end_once_as_info(
+        own_postgres: OwnPostgres, pds: PdsServer, pds_account: Account, caplog: pytest.LogCaptureFixture) -> None:
+    bsky = AsyncBskyClient(username=pds_account.handle, password=pds_account.password, auth_host=listen_host(pds),
+                           database_url=own_postgres.url("quiet"), auto_migrate=True)
+    await bsky.login()
+    await bsky.flush_call_log()
+    bsky.call_log.retry_interval = 0.05
+    own_postgres.down()
+    with caplog.at_level(logging.DEBUG):
+        try:
+            for n in range(40):  # answered calls and error answers (whose rows are written at once)
+                await bsky.get("com.atproto.server.getSession")
+                with pytest.raises(PyskyError):
+                    await bsky.get("com.atproto.repo.getRecord", repo=pds_account.did, collection="x.y.z", rkey=f"r{n}")
+                await asyncio.sleep(0.01)
+            assert bsky.call_log.pending == 80
+        finally:
+            await asyncio.to_thread(own_postgres.up)
+        for _ in range(200):
+            if bsky.call_log.pending == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert bsky.call_log.pending == 0
+    rows = await bsky.store.execute_sql("SELECT endpoint, http_status_code FROM bsky_api_call_log")
+    assert len(rows) == bsky.call_log.rows_added, (rows, bsky.call_log.rows_added, bsky.call_log.rows_dropped)
+    await bsky.aclose()
+    ours = [r for r in caplog.records if r.name.startswith("pysky_async") and r.levelno >= logging.INFO]
+    assert [r.getMessage() for r in ours if r.levelno >= logging.ERROR] == [], "nothing was lost"
+    warnings = [r.getMessage() for r in ours if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "unreachable" in warnings[0] and "kept in memory" in warnings[0], warnings
+    infos = [r.getMessage() for r in ours if r.levelno == logging.INFO and "reachable again" in r.getMessage()]
+    assert len(infos) == 1, [r.getMessage() for r in ours]
+    assert_no_unretrieved_task_errors(caplog)

@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 from .._exceptions import StorageError
-from .._redact import redact_text
 from . import migrate
+from .health import DatabaseHealth, explain, is_unreachable, sqlite_file
+from .quiet_logs import hide_stored_values
 from .shield import ShieldedConnection, ShieldedSession, finish
 
 logger = logging.getLogger("pysky_async")
@@ -36,11 +37,6 @@ def is_database_error(exc: BaseException) -> bool:
     asyncpg and sqlite errors...), as opposed to a bug in the caller's code."""
     return (isinstance(exc, (SQLAlchemyError, OSError, TimeoutError, sqlite3.Error))
             or type(exc).__module__.split(".")[0] in ("asyncpg", "aiosqlite"))
-
-
-def _hint(exc: BaseException) -> str:
-    unreachable = isinstance(exc, (OSError, TimeoutError)) or getattr(exc, "connection_invalidated", False)
-    return " (the database is unreachable: retry once it is back)" if unreachable else ""
 
 
 def default_sqlite_path() -> Path:
@@ -74,9 +70,6 @@ def resolve_database_url(database_url: str | None = None, env: os._Environ[str] 
     if filename:
         return sqlite_url(filename)
     path = default_sqlite_path()
-    if not path.exists():
-        logger.info("pysky_async keeps its sessions and call log in %s (set PYSKY_DATABASE_URL to choose "
-                    "another database; `pysky-async db path` prints the one in use)", path)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # the file holds login tokens: only its owner may enter the directory or read it
     path.parent.chmod(0o700)
@@ -97,45 +90,31 @@ def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
-    in_memory = parsed.database in (None, "", ":memory:")
-    if not in_memory:
-        _create_private(Path(str(parsed.database)))
+    path = sqlite_file(parsed)
+    in_memory = path is None
+    if path is not None and parsed.query.get("mode") != "ro" and _create_private(path) \
+            and path == default_sqlite_path():
+        # a WARNING, once: with no logging set up Python still shows it, and users learn where
+        # their sessions live (INFO went unseen); later starts find the file and say nothing
+        logger.warning("pysky_async created its database %s: sessions (login tokens) and the call log "
+                       "are kept there. Set PYSKY_DATABASE_URL (or database_url=) to use another one; "
+                       "`pysky-async db path` prints the one in use", path)
     kwargs: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
     engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
     _configure_sqlite(engine, wal=not in_memory)
     return engine
 
 
-def _create_private(path: Path) -> None:
-    """Create a missing database file readable by its owner only; SQLite gives its -wal and
-    -shm files the same mode."""
+def _create_private(path: Path) -> bool:
+    """Create a missing database file readable by its owner only (SQLite gives its -wal and
+    -shm files the same mode); True if it was created now."""
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return True
     except FileExistsError:
-        pass
+        return False
     except OSError as exc:
         raise StorageError(f"cannot create the SQLite file {path}: {exc}") from exc
-
-
-class _RedactSecrets(logging.Filter):
-    """Blanks JWTs out of the DEBUG lines of ``aiosqlite`` (every statement with its
-    parameters) and of SQLAlchemy's engine logger (result rows), tokens included."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = redact_text(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-    def install(self) -> None:
-        for name in ("aiosqlite", "sqlalchemy.engine.Engine"):
-            chatty = logging.getLogger(name)
-            if self not in chatty.filters:
-                chatty.addFilter(self)
-
-
-_REDACT_LOGS = _RedactSecrets()
 
 
 def _configure_sqlite(engine: AsyncEngine, *, wal: bool) -> None:
@@ -167,13 +146,19 @@ async def _release(db: AsyncSession | AsyncConnection) -> None:
     """Roll back what is left and return the connection; one that cannot roll back is discarded."""
     try:
         await db.close()
-    except Exception:
-        logger.warning("a database connection could not be rolled back; discarding it", exc_info=True)
+    except Exception as exc:
+        if is_unreachable(exc):  # the connection is gone, and its transaction with it: nothing to tell
+            logger.debug("a lost database connection could not be rolled back; discarding it: %s", exc)
+        else:
+            logger.warning("a database connection could not be rolled back; discarding it", exc_info=True)
         await db.invalidate()
 
 
 class Store:
     """The database behind a client: engine, units of work, schema upgrades.
+
+    Nothing it stores reaches a log line (``quiet_logs``); an outage, a deleted SQLite file or
+    a read-only one is told once, with what to do (``health``).
 
     Args:
         url: any SQLAlchemy async URL (``sqlite+aiosqlite:///...``, ``postgresql+asyncpg://...``).
@@ -184,12 +169,12 @@ class Store:
 
     def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None,
                  auto_migrate: bool | None = None) -> None:
-        _REDACT_LOGS.install()
         if engine is None:
             engine = create_engine(resolve_database_url(url))
             self._owns_engine = True
         else:
             self._owns_engine = False
+        hide_stored_values(engine.sync_engine.logger)
         self.engine = engine
         self.dialect = engine.dialect.name
         self.auto_migrate = self.dialect == "sqlite" if auto_migrate is None else auto_migrate
@@ -199,6 +184,9 @@ class Store:
         self._serial = asyncio.Lock() if self.dialect == "sqlite" else None
         self._ready = False
         self._ready_lock = asyncio.Lock()
+        self.needs_upgrade = False
+        """True once ``ensure_ready`` found the schema behind and may not upgrade it itself."""
+        self.health = DatabaseHealth(engine.url)
 
     async def ensure_ready(self) -> None:
         """Check (or, with auto_migrate, bring) the schema to the current version, once."""
@@ -211,30 +199,40 @@ class Store:
                 current = await migrate.current_revision(self.engine)
                 if current != migrate.HEAD_REVISION:
                     if not self.auto_migrate:
-                        state = f"is at revision {current}" if current else "has no pysky_async tables yet"
-                        raise StorageError(
-                            f"the database {state} (this version needs {migrate.HEAD_REVISION}): run "
-                            "`python -m pysky_async db upgrade` (with the same database settings) first"
-                        )
+                        self.needs_upgrade = True
+                        raise StorageError(self._upgrade_needed(current))
                     await migrate.upgrade(self.engine)
+                self.needs_upgrade = False
             except Exception as exc:
                 if not is_database_error(exc):
                     raise
-                raise StorageError(f"could not open the database: {exc}. Check that it is running "
-                                   "and reachable with these settings") from exc
+                self.health.failed(exc)
+                raise StorageError(f"could not open the database {self.health.url}: {exc}"
+                                   f"{explain(exc, self.engine.url)}") from exc
             self._ready = True
+
+    def _upgrade_needed(self, current: str | None) -> str:
+        state = f"is at revision {current}" if current else "has no pysky_async tables yet"
+        url = self.engine.url.render_as_string(hide_password=True)
+        password = " (with the real password for ***)" if self.engine.url.password else ""
+        return (f"the database {url} {state} (this version needs {migrate.HEAD_REVISION}): run "
+                f"`pysky-async --database-url '{url}' db upgrade`{password} first, or pass "
+                "auto_migrate=True. Nothing was sent or stored")
 
     @contextlib.asynccontextmanager
     async def _guarded(self) -> AsyncIterator[None]:
         """Schema ready, SQLite work serialised, SQLAlchemy errors turned into StorageError."""
         await self.ensure_ready()
         async with self._serial if self._serial is not None else contextlib.nullcontext():
+            self.health.check_file()
             try:
                 yield
             except Exception as exc:
                 if not is_database_error(exc):
                     raise
-                raise StorageError(f"database error: {exc}{_hint(exc)}") from exc
+                self.health.failed(exc)
+                raise StorageError(f"database error: {exc}{explain(exc, self.engine.url)}") from exc
+            self.health.worked()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
