@@ -30,7 +30,7 @@ from ._graph import GraphReport, export_follow_graph
 from ._identity import IdentityResolver
 from ._media import Media
 from ._middleware import Middleware, Pipeline
-from ._pagination import Paginator
+from ._pagination import Paginator, default_cursor_key
 from ._posts import Post, Posts
 from ._profiles import Profiles
 from ._rate_limits import RateLimit, RateLimitTracker, RequestLimiter
@@ -407,32 +407,40 @@ class AsyncBskyClient:
 
     def paginate(self, endpoint: str, *, hostname: str | None = None, items: str | None = None,
                  cursor: str | None = None, cursor_key: str | None = None, resume: bool = False,
-                 max_items: int | None = None, first_cursor: str | None = None, **params: Any) -> Paginator:
+                 restart: bool = False, max_items: int | None = None, first_cursor: str | None = None,
+                 **params: Any) -> Paginator:
         """Iterate a cursor-based list endpoint: ``async for item in bsky.paginate(nsid, **params)``.
 
         Args:
             items: the response's list field, when it is not one of the standard names.
             cursor: start at this cursor (ignores any saved one).
             resume: start from the cursor saved for (account, endpoint, cursor_key) and save
-                the cursor of every page the caller has finished.
-            cursor_key: separates saved cursors that share an endpoint (e.g. per collection).
+                the cursor of every page the caller has finished. A listing that reached its
+                end (``Paginator.finished``) stays there: the next run yields only what is new.
+            restart: with ``resume``, forget the saved cursor and list from the start again.
+            cursor_key: names the saved cursor; by default the parameters (without ``cursor``
+                and ``limit``), so different parameters never share a cursor.
             max_items: stop after this many items.
             first_cursor: the cursor of a resumed run's first page when none is saved.
         """
         base = self._xrpc.request("GET", endpoint, hostname, params)
+        if cursor_key is None and resume:
+            cursor_key = default_cursor_key(base.params)
 
         async def make_request(page_cursor: str | None) -> XrpcRequest:
             return _page_request(base, page_cursor, cursor_key, first_cursor)
 
         return Paginator(self._xrpc, self.cursors, make_request, items=items, cursor=cursor, resume=resume,
-                         max_items=max_items)
+                         restart=restart, max_items=max_items)
 
     def list_records(self, collection: str, repo: str | None = None, *, limit: int = 100, reverse: bool = False,
-                     cursor: str | None = None, resume: bool = False, max_items: int | None = None) -> Paginator:
+                     cursor: str | None = None, resume: bool = False, restart: bool = False,
+                     max_items: int | None = None) -> Paginator:
         """Records of one collection (the logged-in account's unless ``repo`` is given).
 
         For ``resume`` use ``reverse=True`` (oldest first): a resumed run then yields the
-        records created since the last run. Saved cursors are kept per repo and collection.
+        records created since the last run (``restart=True``: all of them again). Saved
+        cursors are kept per repo, collection and order.
         """
         params: dict[str, Any] = {"collection": Nsid(collection), "limit": limit}
         if reverse:
@@ -442,13 +450,16 @@ class AsyncBskyClient:
         async def make_request(page_cursor: str | None) -> XrpcRequest:
             owner = await self._xrpc.repo(repo)
             request = base.replace(params={**base.params, "repo": owner})
-            return _page_request(request, page_cursor, f"{owner}/{collection}", None)
+            key = f"{owner}/{collection}" if reverse else f"{owner}/{collection}?newest-first"
+            return _page_request(request, page_cursor, key, None)
 
-        return Paginator(self._xrpc, self.cursors, make_request, cursor=cursor, resume=resume, max_items=max_items)
+        return Paginator(self._xrpc, self.cursors, make_request, cursor=cursor, resume=resume, restart=restart,
+                         max_items=max_items)
 
-    def get_convo_logs(self, *, resume: bool = True, cursor: str | None = None) -> Paginator:
-        """Chat events (``chat.bsky.convo.getLog``); a first resumed run replays from the start."""
-        return self.paginate("chat.bsky.convo.getLog", items="logs", cursor=cursor, resume=resume,
+    def get_convo_logs(self, *, resume: bool = True, restart: bool = False, cursor: str | None = None) -> Paginator:
+        """Chat events (``chat.bsky.convo.getLog``); a first resumed run (or ``restart=True``)
+        replays from the start."""
+        return self.paginate("chat.bsky.convo.getLog", items="logs", cursor=cursor, resume=resume, restart=restart,
                              first_cursor=ZERO_CURSOR)
 
     # -- flat methods: thin delegations to the feature objects ---------------------------
