@@ -332,14 +332,36 @@ class AsyncBskyClient:
     # -- the account -----------------------------------------------------------------
 
     @property
-    def did(self) -> str | None:
-        """The logged-in account's DID (None before the first authenticated call)."""
-        return self.sessions.session.did if self.sessions.session else None
+    def did(self) -> str:
+        """The logged-in account's DID. Before the first login it is not known and this raises
+        ``NotAuthenticated`` (never None, which would go to the server as ``null``):
+        ``await bsky.login()`` first, or use ``await bsky.get_did()``."""
+        return self._known_session("did").did
 
     @property
-    def handle(self) -> str | None:
-        """The logged-in account's handle (None before the first authenticated call)."""
-        return self.sessions.session.handle if self.sessions.session else None
+    def handle(self) -> str:
+        """The logged-in account's handle; raises ``NotAuthenticated`` before the first login, as ``did``."""
+        return self._known_session("handle").handle
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether the account's session is known here (``did`` and ``handle`` can be read)."""
+        return self.sessions.session is not None
+
+    async def get_did(self) -> str:
+        """The account's DID, logging in (or loading the stored session) when it is not known yet."""
+        self._check_open()
+        return (await self.sessions.current()).did
+
+    def _known_session(self, name: str) -> Session:
+        session = self.sessions.session
+        if session is not None:
+            return session
+        if not self.sessions.can_authenticate:
+            raise NotAuthenticated(f"bsky.{name}: this client has no account; pass username= and password= "
+                                   "(or PYSKY_USERNAME/PYSKY_PASSWORD), then `await bsky.login()`")
+        raise NotAuthenticated(f"bsky.{name} is not known before the first login: call `await bsky.login()` "
+                               f"first (or use `await bsky.get_did()`, which logs in when needed)")
 
     @property
     def rate_limits(self) -> dict[str, dict[str, RateLimit]]:
@@ -394,7 +416,9 @@ class AsyncBskyClient:
 
         ``data`` is the body: a dict (sent as JSON) or bytes (sent as is; set Content-Type in
         ``headers``). Keyword arguments are added to a JSON body. ``params`` is the query string.
+        A top-level None in the body raises ``InvalidInput`` before any request (it would be ``null``).
         """
+        _refuse_null_fields(endpoint, {**data, **kwargs} if isinstance(data, Mapping) else kwargs)
         return await self._xrpc.post(endpoint, hostname=hostname, params=params, data=data, headers=headers,
                                      **kwargs)
 
@@ -542,6 +566,15 @@ async def _close_at_loop_end(client: str, shared: _Shared) -> None:
         warnings.warn(f"unclosed {client}: its call log was written when the event loop shut down; "
                       "use `async with AsyncBskyClient() as bsky:` or `await bsky.aclose()`",
                       ResourceWarning, stacklevel=1)
+
+
+def _refuse_null_fields(endpoint: str, body: Mapping[str, Any]) -> None:
+    """A None field would go out as JSON ``null``, which no lexicon field takes (``repo=bsky.did``
+    before a login was the usual way to get one): say so before any request."""
+    nulls = [name for name, value in body.items() if value is None]
+    if nulls:
+        raise InvalidInput(f"{endpoint}: {', '.join(nulls)} is None, which would be sent as null: "
+                           "give it a value or leave it out")
 
 
 def _page_request(base: XrpcRequest, cursor: str | None, cursor_key: str | None,
