@@ -41,11 +41,23 @@ COOKIE = web.AppKey("cookie", LoginCookie)
 @web.middleware
 async def pysky_errors(request: web.Request,
                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Every error as JSON ``{"detail": ...}``, as FastAPI answers: pysky_async errors (see
+    examples/http_errors.py) and aiohttp's own (bad input, unknown page, wrong method)."""
     try:
         return await handler(request)
     except PyskyError as exc:
         status, headers = http_error(exc)
         return web.json_response({"detail": str(exc)}, status=status, headers=headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects stay redirects
+        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}: ") else exc.reason
+        kept = {name: value for name, value in exc.headers.items() if name.lower() not in PLAIN_HEADERS}
+        return web.json_response({"detail": detail}, status=exc.status, headers=kept)
+
+
+PLAIN_HEADERS = frozenset({"content-type", "content-length"})
+"""Headers of aiohttp's plain-text error answer that do not fit the JSON one (``Allow`` stays)."""
 
 
 async def profile(request: web.Request) -> web.Response:
