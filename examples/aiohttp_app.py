@@ -87,7 +87,8 @@ async def create_post(request: web.Request) -> web.Response:
 
 async def post_as_me(request: web.Request) -> web.Response:
     try:
-        user = await request.app[BSKY].oauth.client_for(current_did(request, request.app[COOKIE]))
+        oauth = request.app[BSKY].oauth
+        user = await oauth.client_for(await current_did(request, request.app[COOKIE], oauth))
     except NotAuthenticated as exc:
         raise web.HTTPUnauthorized(text=str(exc)) from exc
     ref = await user.create_post(await post_text(request))

@@ -74,7 +74,7 @@ def make_app(*, oauth_app: OAuthApp | None = None, cookie_secret: str | None = N
         @app.post("/me/posts", status_code=201)
         async def post_as_me(body: NewPost, request: Request, bsky: Bsky) -> dict[str, str]:
             try:
-                user = await bsky.oauth.client_for(current_did(request, cookie))
+                user = await bsky.oauth.client_for(await current_did(request, cookie, bsky.oauth))
             except NotAuthenticated as exc:
                 raise HTTPException(401, str(exc)) from exc
             ref = await user.create_post(body.text)
