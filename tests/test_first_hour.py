@@ -16,6 +16,7 @@ import pytest
 
 from pysky_async import (
     AsyncBskyClient,
+    Create,
     External,
     Image,
     InvalidInput,
@@ -28,6 +29,7 @@ from pysky_async import (
     XrpcRequest,
 )
 from pysky_async._config import ClientConfig
+from pysky_async._pagination import Paginator
 
 from .realnet.pds import Account, PdsServer
 from .test_cli import run_cli
@@ -207,6 +209,24 @@ async def test_repo_is_the_accounts_did_once_known_and_never_null(pds: PdsServer
                                   record={"text": "x"})
         assert created.uri.startswith(f"at://{pds_account.did}/com.example.note/")
         assert bsky.handle == pds_account.handle
+
+
+async def test_resumed_listings_of_two_collections_keep_their_own_cursors(pds: PdsServer, pds_account: Account,
+                                                                           tmp_path: Path) -> None:
+    async with client(pds, pds_account, tmp_path) as bsky:
+        did = await bsky.get_did()
+        for collection in ("com.example.a", "com.example.b"):
+            await bsky.apply_writes([Create(collection, {"n": n}) for n in range(3)], validate=False)
+
+        def listing(collection: str, **options: bool) -> Paginator:
+            return bsky.paginate("com.atproto.repo.listRecords", repo=did, collection=collection, limit=2,
+                                 reverse=True, resume=True, **options)
+
+        assert len(await listing("com.example.a").collect()) == 3
+        assert len(await listing("com.example.b").collect()) == 3, "not 0: collection b has its own cursor"
+        finished = listing("com.example.a")
+        assert await finished.collect() == [] and finished.finished
+        assert len(await listing("com.example.a", restart=True).collect()) == 3
 
 
 async def test_async_mistakes_say_what_to_do(pds: PdsServer, tmp_path: Path) -> None:
