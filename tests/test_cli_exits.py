@@ -41,6 +41,8 @@ def test_create_account_with_credentials_in_the_environment_never_logs_in(
     session = run_cli("post", "--hostname", host, "com.atproto.server.createSession", f"identifier={handle}",
                       "password=new-account-pw", env=env)
     assert session.returncode == 0 and json.loads(session.stdout)["handle"] == handle, session.stderr
+    repos = run_cli("get", "--no-auth", "com.atproto.sync.listRepos", env=env)  # any call, on request
+    assert repos.returncode == 0 and "repos" in json.loads(repos.stdout), repos.stderr
     assert pds.request_count("com.atproto.server.createSession") == logins + 1, \
         "only the createSession asked for: no login with the (wrong) password of the environment"
     refused = run_cli("get", "com.atproto.server.getSession", env=env)
