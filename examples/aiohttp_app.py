@@ -9,6 +9,7 @@
 Log in with Bluesky (OAuth; development: a loopback client, no metadata to host):
 
     BSKY_OAUTH_REDIRECT_URI=http://127.0.0.1:8080/oauth/callback python -m examples.aiohttp_app
+    (add BSKY_OAUTH_ENCRYPTION_KEY=<a key generated once, see the README> to encrypt the tokens at rest)
     open http://127.0.0.1:8080/oauth/login?identifier=<your handle>
 
     POST /me/posts          {"text": "..."} posted as the logged-in user
@@ -30,7 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from examples.http_errors import http_error
-from examples.oauth_env import oauth_from_env
+from examples.oauth_env import encryption_key_from_env, oauth_from_env
 from pysky_async import AsyncBskyClient, NotAuthenticated, OAuthApp, PyskyError
 from pysky_async.aiohttp_oauth import LoginCookie, current_did, oauth_routes
 
@@ -96,14 +97,15 @@ async def post_as_me(request: web.Request) -> web.Response:
 
 
 def make_app(*, oauth_app: OAuthApp | None = None, cookie_secret: str | None = None,
-             **client_options: Any) -> web.Application:
+             encryption_key: str | None = None, **client_options: Any) -> web.Application:
     """The app; ``client_options`` go to AsyncBskyClient (the environment supplies the rest);
-    with ``oauth_app`` users log in with Bluesky and post as themselves."""
+    with ``oauth_app`` users log in with Bluesky and post as themselves (their tokens encrypted
+    at rest with ``encryption_key``, when given)."""
 
     async def bsky_context(app: web.Application) -> AsyncIterator[None]:
         async with AsyncBskyClient(**client_options) as bsky:
             if oauth_app is not None:
-                bsky.oauth.configure(oauth_app)
+                bsky.oauth.configure(oauth_app, encryption_key=encryption_key)
             app[BSKY] = bsky
             yield
 
@@ -120,5 +122,5 @@ def make_app(*, oauth_app: OAuthApp | None = None, cookie_secret: str | None = N
 
 if __name__ == "__main__":
     oauth_app, cookie_secret = oauth_from_env()
-    web.run_app(make_app(oauth_app=oauth_app, cookie_secret=cookie_secret),
+    web.run_app(make_app(oauth_app=oauth_app, cookie_secret=cookie_secret, encryption_key=encryption_key_from_env()),
                 host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8080")))

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pysky_async import AsyncBskyClient, OAuthApp
+from pysky_async import AsyncBskyClient, OAuth, OAuthApp
 from pysky_async.fastapi_oauth import LoginCookie
 from tests.example_apps import APPS
 from tests.realnet.pds import Account, PdsServer
@@ -42,7 +42,7 @@ async def test_the_login_cookie_is_bound_to_its_login_expires_and_ends_at_logout
         kind: str, pds: PdsServer, pds_account: Account, tmp_path: Path) -> None:
     database_url = f"sqlite+aiosqlite:///{tmp_path}/app.db"
     options = {**client_options(pds, database_url), "oauth_app": OAuthApp.loopback(REDIRECT_URI),
-               "cookie_secret": SECRET}
+               "cookie_secret": SECRET, "encryption_key": OAuth.generate_encryption_key()}
     async with APPS[kind](options) as call:
         first, set_cookie = await log_in(call, pds_account)
         assert "max-age=2592000" in set_cookie.lower(), "the cookie says its lifetime (30 days)"
