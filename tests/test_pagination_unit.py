@@ -189,7 +189,11 @@ async def test_a_finished_resumed_listing_says_so_and_restart_lists_it_all_again
         assert len(await done.collect()) == 25 and done.finished
         with caplog.at_level(logging.INFO, logger="pysky_async"):
             assert await listing().collect() == []
-        assert "reached its end" in caplog.text and "restart=True" in caplog.text
+        assert "at its end, nothing new since the last run" in caplog.text and "restart=True" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="pysky_async"):
+            assert await listing().collect() == []
+        assert caplog.text == "", "said once at INFO (a poller's empty runs are DEBUG)"
         server.cursors.clear()
         assert len(await listing(restart=True).collect()) == 25, "restart lists it all again"
         assert server.cursors[0] == ("c", None), "the saved cursor is not sent on restart"

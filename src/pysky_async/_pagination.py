@@ -143,9 +143,7 @@ class Paginator:
                 if exhausted:
                     self.finished = True
                     if self._resume:
-                        logger.info("%s: the resumed listing reached its end; the next resumed run yields "
-                                    "only what comes after it (pass restart=True to list it all again)",
-                                    request.nsid)
+                        _announce_end(request, nothing_new=yielded + count == 0)
                 if not exhausted and not limit_reached:
                     pending = asyncio.ensure_future(self._fetch(next_cursor, first=False))
                 if self._max_items is not None and yielded + count > self._max_items:
@@ -179,6 +177,22 @@ class Paginator:
     def __iter__(self) -> NoReturn:
         raise UsageError("paginate() is an async iterator: use `async for item in bsky.paginate(...)` "
                          "(inside an async function), not `for`")
+
+
+_ENDS_ANNOUNCED: set[tuple[str, str, str]] = set()
+"""Listings whose empty resumed run was logged at INFO (once per process: a poller's is DEBUG)."""
+
+
+def _announce_end(request: XrpcRequest, *, nothing_new: bool) -> None:
+    """Tell, once at INFO, why a resumed listing yields nothing: it reached its end before."""
+    scope = (request.context.did or "", request.nsid, request.context.cursor_key or "")
+    level = logging.DEBUG
+    if nothing_new and scope not in _ENDS_ANNOUNCED:
+        _ENDS_ANNOUNCED.add(scope)
+        level = logging.INFO
+    logger.log(level, "%s: the resumed listing is at its end%s; the next resumed run yields only what comes "
+               "after it (pass restart=True to list it all again)", request.nsid,
+               ", nothing new since the last run" if nothing_new else "")
 
 
 def _truncated(page: XrpcResponse, name: str, keep: int) -> XrpcResponse:
