@@ -359,7 +359,7 @@ class AsyncBskyClient:
             return session
         if not self.sessions.can_authenticate:
             raise NotAuthenticated(f"bsky.{name}: this client has no account; pass username= and password= "
-                                   "(or PYSKY_USERNAME/PYSKY_PASSWORD), then `await bsky.login()`")
+                                   "(or BSKY_AUTH_USERNAME/BSKY_AUTH_PASSWORD), then `await bsky.login()`")
         raise NotAuthenticated(f"bsky.{name} is not known before the first login: call `await bsky.login()` "
                                f"first (or use `await bsky.get_did()`, which logs in when needed)")
 
