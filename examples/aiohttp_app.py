@@ -9,6 +9,7 @@
 Log in with Bluesky (OAuth; development: a loopback client, no metadata to host):
 
     BSKY_OAUTH_REDIRECT_URI=http://127.0.0.1:8080/oauth/callback python -m examples.aiohttp_app
+    (add BSKY_OAUTH_ENCRYPTION_KEY=<a key generated once, see the README> to encrypt the tokens at rest)
     open http://127.0.0.1:8080/oauth/login?identifier=<your handle>
 
     POST /me/posts          {"text": "..."} posted as the logged-in user
@@ -30,7 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from examples.http_errors import http_error
-from examples.oauth_env import oauth_from_env
+from examples.oauth_env import encryption_key_from_env, oauth_from_env
 from pysky_async import AsyncBskyClient, NotAuthenticated, OAuthApp, PyskyError
 from pysky_async.aiohttp_oauth import LoginCookie, current_did, oauth_routes
 
@@ -41,11 +42,23 @@ COOKIE = web.AppKey("cookie", LoginCookie)
 @web.middleware
 async def pysky_errors(request: web.Request,
                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Every error as JSON ``{"detail": ...}``, as FastAPI answers: pysky_async errors (see
+    examples/http_errors.py) and aiohttp's own (bad input, unknown page, wrong method)."""
     try:
         return await handler(request)
     except PyskyError as exc:
         status, headers = http_error(exc)
         return web.json_response({"detail": str(exc)}, status=status, headers=headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects stay redirects
+        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}: ") else exc.reason
+        kept = {name: value for name, value in exc.headers.items() if name.lower() not in PLAIN_HEADERS}
+        return web.json_response({"detail": detail}, status=exc.status, headers=kept)
+
+
+PLAIN_HEADERS = frozenset({"content-type", "content-length"})
+"""Headers of aiohttp's plain-text error answer that do not fit the JSON one (``Allow`` stays)."""
 
 
 async def profile(request: web.Request) -> web.Response:
@@ -75,7 +88,8 @@ async def create_post(request: web.Request) -> web.Response:
 
 async def post_as_me(request: web.Request) -> web.Response:
     try:
-        user = await request.app[BSKY].oauth.client_for(current_did(request, request.app[COOKIE]))
+        oauth = request.app[BSKY].oauth
+        user = await oauth.client_for(await current_did(request, request.app[COOKIE], oauth))
     except NotAuthenticated as exc:
         raise web.HTTPUnauthorized(text=str(exc)) from exc
     ref = await user.create_post(await post_text(request))
@@ -83,14 +97,15 @@ async def post_as_me(request: web.Request) -> web.Response:
 
 
 def make_app(*, oauth_app: OAuthApp | None = None, cookie_secret: str | None = None,
-             **client_options: Any) -> web.Application:
+             encryption_key: str | None = None, **client_options: Any) -> web.Application:
     """The app; ``client_options`` go to AsyncBskyClient (the environment supplies the rest);
-    with ``oauth_app`` users log in with Bluesky and post as themselves."""
+    with ``oauth_app`` users log in with Bluesky and post as themselves (their tokens encrypted
+    at rest with ``encryption_key``, when given)."""
 
     async def bsky_context(app: web.Application) -> AsyncIterator[None]:
         async with AsyncBskyClient(**client_options) as bsky:
             if oauth_app is not None:
-                bsky.oauth.configure(oauth_app)
+                bsky.oauth.configure(oauth_app, encryption_key=encryption_key)
             app[BSKY] = bsky
             yield
 
@@ -107,5 +122,5 @@ def make_app(*, oauth_app: OAuthApp | None = None, cookie_secret: str | None = N
 
 if __name__ == "__main__":
     oauth_app, cookie_secret = oauth_from_env()
-    web.run_app(make_app(oauth_app=oauth_app, cookie_secret=cookie_secret),
+    web.run_app(make_app(oauth_app=oauth_app, cookie_secret=cookie_secret, encryption_key=encryption_key_from_env()),
                 host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8080")))

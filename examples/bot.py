@@ -96,6 +96,7 @@ async def main(poll_interval: float = 15.0, max_backoff: float = 300.0, stream: 
     jittered pause. ``client_options`` go to AsyncBskyClient (the environment supplies the rest)."""
     client_options.setdefault("write_budget", WriteBudget(on_budget_exhausted="wait"))
     async with AsyncBskyClient(**client_options) as bsky:
+        logger.info("bot: started (%s); Ctrl-C stops it", "stream" if stream else f"polling every {poll_interval:g} s")
         if stream:
             await (await stream_mentions(bsky, JetstreamSource(collections=["app.bsky.feed.post"]))).run()
             return
@@ -112,6 +113,18 @@ async def main(poll_interval: float = 15.0, max_backoff: float = 300.0, stream: 
             await asyncio.sleep(pause)
 
 
-if __name__ == "__main__":
+def run() -> int:
+    """``python -m examples.bot [--stream]``: runs until Ctrl-C, which closes the client (its call
+    log written) and exits with status 130 and one line, not a traceback."""
     logging.basicConfig(level=logging.INFO)
-    asyncio.run(main(poll_interval=float(os.environ.get("BOT_POLL_INTERVAL", "15")), stream="--stream" in sys.argv[1:]))
+    try:
+        asyncio.run(main(poll_interval=float(os.environ.get("BOT_POLL_INTERVAL", "15")),
+                         stream="--stream" in sys.argv[1:]))
+    except KeyboardInterrupt:
+        print("bot: stopped (Ctrl-C)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

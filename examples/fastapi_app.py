@@ -9,6 +9,7 @@
 Log in with Bluesky (OAuth; development: a loopback client, no metadata to host):
 
     BSKY_OAUTH_REDIRECT_URI=http://127.0.0.1:8000/oauth/callback uvicorn examples.fastapi_app:app
+    (add BSKY_OAUTH_ENCRYPTION_KEY=<a key generated once, see the README> to encrypt the tokens at rest)
     open http://127.0.0.1:8000/oauth/login?identifier=<your handle>
 
     POST /me/posts          {"text": "..."} posted as the logged-in user
@@ -30,7 +31,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from examples.http_errors import http_error
-from examples.oauth_env import oauth_from_env
+from examples.oauth_env import encryption_key_from_env, oauth_from_env
 from pysky_async import AsyncBskyClient, NotAuthenticated, OAuthApp, PyskyError
 from pysky_async.fastapi_oauth import LoginCookie, current_did, oauth_router
 
@@ -48,15 +49,16 @@ Bsky = Annotated[AsyncBskyClient, Depends(shared_client)]
 
 
 def make_app(*, oauth_app: OAuthApp | None = None, cookie_secret: str | None = None,
-             **client_options: Any) -> FastAPI:
+             encryption_key: str | None = None, **client_options: Any) -> FastAPI:
     """The app; ``client_options`` go to AsyncBskyClient (the environment supplies the rest);
-    with ``oauth_app`` users log in with Bluesky and post as themselves."""
+    with ``oauth_app`` users log in with Bluesky and post as themselves (their tokens encrypted
+    at rest with ``encryption_key``, when given)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncBskyClient(**client_options) as bsky:
             if oauth_app is not None:
-                bsky.oauth.configure(oauth_app)
+                bsky.oauth.configure(oauth_app, encryption_key=encryption_key)
             app.state.bsky = bsky
             yield
 
@@ -74,7 +76,7 @@ def make_app(*, oauth_app: OAuthApp | None = None, cookie_secret: str | None = N
         @app.post("/me/posts", status_code=201)
         async def post_as_me(body: NewPost, request: Request, bsky: Bsky) -> dict[str, str]:
             try:
-                user = await bsky.oauth.client_for(current_did(request, cookie))
+                user = await bsky.oauth.client_for(await current_did(request, cookie, bsky.oauth))
             except NotAuthenticated as exc:
                 raise HTTPException(401, str(exc)) from exc
             ref = await user.create_post(body.text)
@@ -96,4 +98,4 @@ def make_app(*, oauth_app: OAuthApp | None = None, cookie_secret: str | None = N
 
 
 _oauth_app, _cookie_secret = oauth_from_env()
-app = make_app(oauth_app=_oauth_app, cookie_secret=_cookie_secret)
+app = make_app(oauth_app=_oauth_app, cookie_secret=_cookie_secret, encryption_key=encryption_key_from_env())

@@ -106,12 +106,17 @@ async def test_mistakes_get_4xx_and_outages_503_never_500(kind: str, pds: PdsSer
                "database_url": f"sqlite+aiosqlite:///{tmp_path}/app.db",
                "write_budget": WriteBudget(hourly_points=6)}  # two posts an hour
     async with serving(kind, options) as http:
-        assert (await http.get("/profile/nobody-here.test")).status_code == 404
-        assert (await http.get("/profile/not a handle")).status_code in (404, 422)
-        bad_json = await http.post("/posts", content=b"{not json", headers={"Content-Type": "application/json"})
-        assert bad_json.status_code in (400, 422)
-        assert (await http.post("/posts", json={"txt": "no text field"})).status_code == 422
-        assert (await http.post("/posts", json={"text": "x" * 400})).status_code == 422
+        answers = [await http.get("/profile/nobody-here.test"), await http.get("/profile/not a handle"),
+                   await http.post("/posts", content=b"{not json", headers={"Content-Type": "application/json"}),
+                   await http.post("/posts", json={"txt": "no text field"}),
+                   await http.post("/posts", json={"text": "x" * 400}), await http.get("/no-such-page"),
+                   await http.get("/posts")]
+        statuses = [answer.status_code for answer in answers]
+        assert statuses[0] == 404 and statuses[1] in (404, 422) and statuses[2] in (400, 422)
+        assert statuses[3:] == [422, 422, 404, 405]
+        for answer in answers:  # every error is JSON with a "detail", as FastAPI answers
+            assert answer.headers["content-type"].startswith("application/json"), (answer.status_code, answer.text)
+            assert answer.json()["detail"], answer.text
         assert [(await http.post("/posts", json={"text": f"post {n}"})).status_code for n in range(2)] == [201, 201]
         spent = await http.post("/posts", json={"text": "one too many"})
         assert spent.status_code == 429 and int(spent.headers["Retry-After"]) > 0, spent.text

@@ -16,6 +16,7 @@ import pytest
 
 from pysky_async import (
     AsyncBskyClient,
+    Create,
     External,
     Image,
     InvalidInput,
@@ -28,6 +29,7 @@ from pysky_async import (
     XrpcRequest,
 )
 from pysky_async._config import ClientConfig
+from pysky_async._pagination import Paginator
 
 from .realnet.pds import Account, PdsServer
 from .test_cli import run_cli
@@ -139,7 +141,7 @@ async def test_logout_ends_the_session_on_the_server_and_here(pds: PdsServer, pd
     async with client(pds, pds_account, tmp_path) as bsky:
         session = await bsky.login()
         await bsky.logout()
-        assert bsky.did is None and await bsky.sessions.stored() is None
+        assert not bsky.logged_in and await bsky.sessions.stored() is None
     with pytest.raises(Exception, match="HTTP 400"):
         pds.xrpc("com.atproto.server.refreshSession", {}, token=session.refresh_jwt)
     assert pds.request_count("com.atproto.server.deleteSession") >= 1
@@ -174,6 +176,57 @@ async def test_embeds_bluesky_cannot_combine_are_refused_naming_the_conflict(
             await bsky.create_post(post=Post("look ![a photo](photo.jpg)", external=External("https://example.com")))
         assert await bsky.list_records("app.bsky.feed.post").collect() == []
     assert pds.request_count("com.atproto.repo.uploadBlob") == uploads, "nothing sent"
+
+
+async def test_an_empty_post_is_refused_before_any_request_but_media_needs_no_text(
+        pds: PdsServer, pds_account: Account, tmp_path: Path) -> None:
+    async with client(pds, pds_account, tmp_path) as bsky:
+        creates = pds.request_count("com.atproto.repo.createRecord")
+        for text in ("", "  \n\t "):
+            with pytest.raises(InvalidPost, match="the post is empty: give it text"):
+                await bsky.create_post(text)
+        with pytest.raises(InvalidPost, match="the post is empty"):
+            await bsky.create_post(post=Post(" "))
+        assert pds.request_count("com.atproto.repo.createRecord") == creates, "nothing was posted"
+        card = await bsky.create_post(post=Post("", external=External("https://example.com", "Example")))
+        record = await bsky.get_record(card.uri)
+        assert record.value.text == "" and record.value.embed.external.uri == "https://example.com"
+
+
+async def test_repo_is_the_accounts_did_once_known_and_never_null(pds: PdsServer, pds_account: Account,
+                                                                    tmp_path: Path) -> None:
+    async with client(pds, pds_account, tmp_path) as bsky:
+        creates = pds.request_count("com.atproto.repo.createRecord")
+        with pytest.raises(NotAuthenticated, match=r"await bsky.login\(\)"):
+            await bsky.post("com.atproto.repo.createRecord", repo=bsky.did, collection="com.example.note",
+                            record={"text": "x"})
+        with pytest.raises(InvalidInput, match="repo is None"):
+            await bsky.post("com.atproto.repo.createRecord", repo=None, collection="com.example.note",
+                            record={"text": "x"})
+        assert pds.request_count("com.atproto.repo.createRecord") == creates
+        assert await bsky.get_did() == pds_account.did
+        created = await bsky.post("com.atproto.repo.createRecord", repo=bsky.did, collection="com.example.note",
+                                  record={"text": "x"})
+        assert created.uri.startswith(f"at://{pds_account.did}/com.example.note/")
+        assert bsky.handle == pds_account.handle
+
+
+async def test_resumed_listings_of_two_collections_keep_their_own_cursors(pds: PdsServer, pds_account: Account,
+                                                                           tmp_path: Path) -> None:
+    async with client(pds, pds_account, tmp_path) as bsky:
+        did = await bsky.get_did()
+        for collection in ("com.example.a", "com.example.b"):
+            await bsky.apply_writes([Create(collection, {"n": n}) for n in range(3)], validate=False)
+
+        def listing(collection: str, **options: bool) -> Paginator:
+            return bsky.paginate("com.atproto.repo.listRecords", repo=did, collection=collection, limit=2,
+                                 reverse=True, resume=True, **options)
+
+        assert len(await listing("com.example.a").collect()) == 3
+        assert len(await listing("com.example.b").collect()) == 3, "not 0: collection b has its own cursor"
+        finished = listing("com.example.a")
+        assert await finished.collect() == [] and finished.finished
+        assert len(await listing("com.example.a", restart=True).collect()) == 3
 
 
 async def test_async_mistakes_say_what_to_do(pds: PdsServer, tmp_path: Path) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import pytest
 
-from pysky_async import ZERO_CURSOR, AsyncBskyClient, InvalidInput
+from pysky_async import ZERO_CURSOR, AsyncBskyClient, InvalidInput, UsageError
+from pysky_async._pagination import Paginator, default_cursor_key
 
 pytestmark = pytest.mark.anyio
 
@@ -136,3 +138,84 @@ async def test_convo_log_first_resumed_run_starts_at_the_zero_cursor() -> None:
     [request] = seen
     assert request.url.params["cursor"] == ZERO_CURSOR
     assert request.headers["atproto-proxy"] == "did:web:api.bsky.chat#bsky_chat"
+
+
+class Collections:
+    """``listRecords`` as a PDS answers it: a cursor after every non-empty page, none after the
+    empty page that ends the listing; each collection has ``per_collection`` records."""
+
+    def __init__(self, per_collection: int = 30, size: int = 10) -> None:
+        self.per_collection, self.size = per_collection, size
+        self.cursors: list[tuple[str, str | None]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        collection, cursor = request.url.params["collection"], request.url.params.get("cursor")
+        self.cursors.append((collection, cursor))
+        start = int(cursor or 0)
+        size = int(request.url.params.get("limit", self.size))
+        records = [{"uri": f"{collection}/{n}"} for n in range(start, min(start + size, self.per_collection))]
+        body: dict[str, object] = {"records": records}
+        if records:
+            body["cursor"] = str(start + len(records))
+        return httpx.Response(200, json=body)
+
+
+async def test_resume_without_cursor_key_keeps_a_cursor_per_parameters() -> None:
+    server = Collections()
+    async with client(server) as bsky:
+        def listing(collection: str, **options: object) -> Paginator:
+            return bsky.paginate("com.atproto.repo.listRecords", repo="did:plc:x", collection=collection,
+                                 resume=True, **options)  # type: ignore[arg-type]
+
+        first = await listing("com.example.a").collect()
+        assert len(first) == 30
+        assert len(await listing("com.example.b").collect()) == 30, "another collection has its own cursor"
+        again = listing("com.example.a", limit=5)  # the page size does not change what is listed
+        assert await again.collect() == [] and again.finished
+        keys = {row[0] for row in await bsky.store.execute_sql("SELECT cursor_key FROM bsky_cursor")}
+    assert keys == {"collection=com.example.a&repo=did%3Aplc%3Ax", "collection=com.example.b&repo=did%3Aplc%3Ax"}
+
+
+async def test_a_finished_resumed_listing_says_so_and_restart_lists_it_all_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    server = Collections(per_collection=25)
+    async with client(server) as bsky:
+        def listing(**options: object) -> Paginator:
+            return bsky.paginate("com.atproto.repo.listRecords", collection="c", resume=True,
+                                 **options)  # type: ignore[arg-type]
+
+        done = listing()
+        assert not done.finished
+        assert len(await done.collect()) == 25 and done.finished
+        with caplog.at_level(logging.INFO, logger="pysky_async"):
+            assert await listing().collect() == []
+        assert "at its end, nothing new since the last run" in caplog.text and "restart=True" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="pysky_async"):
+            assert await listing().collect() == []
+        assert caplog.text == "", "said once at INFO (a poller's empty runs are DEBUG)"
+        server.cursors.clear()
+        assert len(await listing(restart=True).collect()) == 25, "restart lists it all again"
+        assert server.cursors[0] == ("c", None), "the saved cursor is not sent on restart"
+        assert await listing().collect() == [], "and saves as it goes"
+        partial = listing(restart=True, max_items=10)
+        assert len(await partial.collect()) == 10 and not partial.finished
+        assert len(await listing().collect()) == 15, "a restart stopped early resumes from its own cursor"
+        with pytest.raises(UsageError, match="resume=True"):
+            bsky.paginate("com.atproto.repo.listRecords", collection="c", restart=True)
+
+
+def test_default_cursor_key_is_stable_and_bounded() -> None:
+    assert default_cursor_key({}) == ""
+    assert default_cursor_key({"limit": 50, "cursor": "x", "b": True, "a": "é"}) == \
+        default_cursor_key({"a": "é", "b": True}) == "a=%C3%A9&b=true"
+    assert default_cursor_key({"uris": ["at://1", "at://2"], "q": None}) == "uris=at%3A%2F%2F1&uris=at%3A%2F%2F2"
+    long = default_cursor_key({"q": "x" * 300})
+    assert long.startswith("sha256:") and len(long) == 71 and long != default_cursor_key({"q": "y" * 300})
+
+
+async def test_list_records_keeps_apart_the_cursors_of_both_orders() -> None:
+    server = Collections(per_collection=15)
+    async with client(server) as bsky:
+        assert len(await bsky.list_records("com.example.c", "did:plc:x", reverse=True, resume=True).collect()) == 15
+        assert len(await bsky.list_records("com.example.c", "did:plc:x", resume=True).collect()) == 15

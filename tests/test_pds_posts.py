@@ -100,7 +100,7 @@ async def test_explicit_facets_win_and_bad_ones_are_refused(bsky: AsyncBskyClien
 async def test_failed_parts_post_nothing(bsky: AsyncBskyClient) -> None:
     with pytest.raises(InvalidPost, match="301 characters"):
         await bsky.create_post("x" * 301)
-    assert bsky.did is None, "an invalid post is refused before any request, even the login"
+    assert not bsky.logged_in, "an invalid post is refused before any request, even the login"
     await bsky.login()
     with pytest.raises(PostFailed, match="reply reference") as info:
         await bsky.create_post(post=Post("orphan", reply_uri=f"at://{bsky.did}/app.bsky.feed.post/3kaaaaaaaaa22"))

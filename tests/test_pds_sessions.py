@@ -90,7 +90,7 @@ async def test_login_is_lazy_and_calls_go_to_the_pds_from_the_did_document(
         pds: PdsServer, pds_account: Account, database_url: str) -> None:
     before = pds.request_count(CREATE)
     async with client(pds, pds_account, database_url) as bsky:
-        assert bsky.did is None
+        assert not bsky.logged_in
         assert pds.request_count(CREATE) == before
         r = await bsky.get("com.atproto.server.getSession")
         assert r.did == pds_account.did and bsky.did == pds_account.did

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import pytest
 
+from pysky_async import OAuth
+
 from .realnet.devenv import DevEnv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,6 +151,7 @@ async def world(devenv: DevEnv, tmp_path: Path) -> AsyncIterator[ReadmeWorld]:
             "PYSKY_VIDEO_SERVICE_DID": video.service_did,
             "PYSKY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/readme.sqlite3",
             "PYTHONPATH": str(ROOT),
+            "BSKY_OAUTH_ENCRYPTION_KEY": OAuth.generate_encryption_key(),  # kept in the environment, as README says
             "README_OAUTH_USER": other.handle,
             "README_OAUTH_PASSWORD": other.password,
         }

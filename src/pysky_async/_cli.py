@@ -10,7 +10,11 @@ examples:
 
 Credentials (BSKY_AUTH_USERNAME, BSKY_AUTH_PASSWORD), hosts (PYSKY_AUTH_HOST, PYSKY_PUBLIC_HOST ...)
 and the database (PYSKY_DATABASE_URL ...) come from the same environment variables as the client.
-Without an account, --auth-host is also where queries go.
+Without an account, --auth-host is also where queries go. Calls that need no account
+(createAccount, createSession, describeServer, resolveHandle, requestPasswordReset, ...; or any
+call with --no-auth) go to --hostname or --auth-host without logging in.
+
+Exit status: 0 done, 1 error, 130 interrupted (Ctrl-C), 141 output pipe closed (as `| head`).
 """
 
 from __future__ import annotations
@@ -28,10 +32,25 @@ from sqlalchemy.engine import make_url
 
 from . import _jwt
 from ._client import AsyncBskyClient
+from ._config import normalize_endpoint, normalize_host
 from ._exceptions import NotAuthenticated, PyskyError
+from ._request import XrpcRequest
+from ._response import XrpcResponse
 from ._storage import migrate
 from ._storage.store import Store, resolve_database_url
 from ._streams import cli as stream_cli
+
+UNAUTHENTICATED = frozenset({
+    "com.atproto.server.createAccount", "com.atproto.server.createSession", "com.atproto.server.describeServer",
+    "com.atproto.server.requestPasswordReset", "com.atproto.server.resetPassword",
+    "com.atproto.server.reserveSigningKey", "com.atproto.identity.resolveHandle", "com.atproto.identity.resolveDid",
+    "com.atproto.identity.resolveIdentity",
+})
+"""Calls a server answers without an account: the CLI never logs in for them (a login would fail
+for createAccount, and blame the password)."""
+
+SIGPIPE_STATUS = 141
+"""The status a shell reports for ``cat`` writing into a closed pipe (128 + SIGPIPE)."""
 
 
 def _pairs(items: Sequence[str]) -> dict[str, Any]:
@@ -62,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("nsid")
         sub.add_argument("args", nargs="*", metavar="key=value")
         sub.add_argument("--hostname", help="host to call (default: the account's PDS or the public AppView)")
+        sub.add_argument("--no-auth", action="store_true",
+                         help="call without logging in (automatic for calls that need no account)")
     graph = commands.add_parser("graph", help="export the follow graph of the authors of matching posts")
     graph.add_argument("--query", required=True, help="the post search, e.g. '#databs'")
     graph.add_argument("--out", required=True, help="the CSV file to write (appended to when resumed)")
@@ -110,12 +131,22 @@ async def _run(args: argparse.Namespace) -> int:
                                                include_outsiders=args.include_outsiders)
             print(report)
             return 0
-        if args.command == "get":
-            response = await bsky.get(args.nsid, hostname=args.hostname, params=_pairs(args.args))
-        else:
-            response = await bsky.post(args.nsid, hostname=args.hostname, data=_pairs(args.args))
+        response = await _call(bsky, args)
     print(json.dumps(response.raw, indent=2, ensure_ascii=False))
     return 0
+
+
+async def _call(bsky: AsyncBskyClient, args: argparse.Namespace) -> XrpcResponse:
+    nsid = normalize_endpoint(args.nsid)
+    if args.no_auth or nsid in UNAUTHENTICATED:
+        host = normalize_host(args.hostname) if args.hostname else bsky.config.auth_host
+        pairs = _pairs(args.args)
+        request = (XrpcRequest("GET", nsid, host, params=pairs) if args.command == "get"
+                   else XrpcRequest("POST", nsid, host, json=pairs))
+        return await bsky.send(request)
+    if args.command == "get":
+        return await bsky.get(nsid, hostname=args.hostname, params=_pairs(args.args))
+    return await bsky.post(nsid, hostname=args.hostname, data=_pairs(args.args))
 
 
 async def _session_command(bsky: AsyncBskyClient, action: str) -> int:
@@ -143,7 +174,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        return asyncio.run(_run(args))
+        status = asyncio.run(_run(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in a traceback at exit
+        return status
     except PyskyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("pysky-async: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        quiet_stdout()
+        return SIGPIPE_STATUS
+
+
+def quiet_stdout() -> None:
+    """After the reader of stdout went away (``| head``): send what is left to /dev/null, so the
+    interpreter's final flush does not print a second error."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -30,7 +30,7 @@ from ._graph import GraphReport, export_follow_graph
 from ._identity import IdentityResolver
 from ._media import Media
 from ._middleware import Middleware, Pipeline
-from ._pagination import Paginator
+from ._pagination import Paginator, default_cursor_key
 from ._posts import Post, Posts
 from ._profiles import Profiles
 from ._rate_limits import RateLimit, RateLimitTracker, RequestLimiter
@@ -342,14 +342,36 @@ class AsyncBskyClient:
     # -- the account -----------------------------------------------------------------
 
     @property
-    def did(self) -> str | None:
-        """The logged-in account's DID (None before the first authenticated call)."""
-        return self.sessions.session.did if self.sessions.session else None
+    def did(self) -> str:
+        """The logged-in account's DID. Before the first login it is not known and this raises
+        ``NotAuthenticated`` (never None, which would go to the server as ``null``):
+        ``await bsky.login()`` first, or use ``await bsky.get_did()``."""
+        return self._known_session("did").did
 
     @property
-    def handle(self) -> str | None:
-        """The logged-in account's handle (None before the first authenticated call)."""
-        return self.sessions.session.handle if self.sessions.session else None
+    def handle(self) -> str:
+        """The logged-in account's handle; raises ``NotAuthenticated`` before the first login, as ``did``."""
+        return self._known_session("handle").handle
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether the account's session is known here (``did`` and ``handle`` can be read)."""
+        return self.sessions.session is not None
+
+    async def get_did(self) -> str:
+        """The account's DID, logging in (or loading the stored session) when it is not known yet."""
+        self._check_open()
+        return (await self.sessions.current()).did
+
+    def _known_session(self, name: str) -> Session:
+        session = self.sessions.session
+        if session is not None:
+            return session
+        if not self.sessions.can_authenticate:
+            raise NotAuthenticated(f"bsky.{name}: this client has no account; pass username= and password= "
+                                   "(or BSKY_AUTH_USERNAME/BSKY_AUTH_PASSWORD), then `await bsky.login()`")
+        raise NotAuthenticated(f"bsky.{name} is not known before the first login: call `await bsky.login()` "
+                               f"first (or use `await bsky.get_did()`, which logs in when needed)")
 
     @property
     def rate_limits(self) -> dict[str, dict[str, RateLimit]]:
@@ -404,7 +426,9 @@ class AsyncBskyClient:
 
         ``data`` is the body: a dict (sent as JSON) or bytes (sent as is; set Content-Type in
         ``headers``). Keyword arguments are added to a JSON body. ``params`` is the query string.
+        A top-level None in the body raises ``InvalidInput`` before any request (it would be ``null``).
         """
+        _refuse_null_fields(endpoint, {**data, **kwargs} if isinstance(data, Mapping) else kwargs)
         return await self._xrpc.post(endpoint, hostname=hostname, params=params, data=data, headers=headers,
                                      **kwargs)
 
@@ -417,32 +441,40 @@ class AsyncBskyClient:
 
     def paginate(self, endpoint: str, *, hostname: str | None = None, items: str | None = None,
                  cursor: str | None = None, cursor_key: str | None = None, resume: bool = False,
-                 max_items: int | None = None, first_cursor: str | None = None, **params: Any) -> Paginator:
+                 restart: bool = False, max_items: int | None = None, first_cursor: str | None = None,
+                 **params: Any) -> Paginator:
         """Iterate a cursor-based list endpoint: ``async for item in bsky.paginate(nsid, **params)``.
 
         Args:
             items: the response's list field, when it is not one of the standard names.
             cursor: start at this cursor (ignores any saved one).
             resume: start from the cursor saved for (account, endpoint, cursor_key) and save
-                the cursor of every page the caller has finished.
-            cursor_key: separates saved cursors that share an endpoint (e.g. per collection).
+                the cursor of every page the caller has finished. A listing that reached its
+                end (``Paginator.finished``) stays there: the next run yields only what is new.
+            restart: with ``resume``, forget the saved cursor and list from the start again.
+            cursor_key: names the saved cursor; by default the parameters (without ``cursor``
+                and ``limit``), so different parameters never share a cursor.
             max_items: stop after this many items.
             first_cursor: the cursor of a resumed run's first page when none is saved.
         """
         base = self._xrpc.request("GET", endpoint, hostname, params)
+        if cursor_key is None and resume:
+            cursor_key = default_cursor_key(base.params)
 
         async def make_request(page_cursor: str | None) -> XrpcRequest:
             return _page_request(base, page_cursor, cursor_key, first_cursor)
 
         return Paginator(self._xrpc, self.cursors, make_request, items=items, cursor=cursor, resume=resume,
-                         max_items=max_items)
+                         restart=restart, max_items=max_items)
 
     def list_records(self, collection: str, repo: str | None = None, *, limit: int = 100, reverse: bool = False,
-                     cursor: str | None = None, resume: bool = False, max_items: int | None = None) -> Paginator:
+                     cursor: str | None = None, resume: bool = False, restart: bool = False,
+                     max_items: int | None = None) -> Paginator:
         """Records of one collection (the logged-in account's unless ``repo`` is given).
 
         For ``resume`` use ``reverse=True`` (oldest first): a resumed run then yields the
-        records created since the last run. Saved cursors are kept per repo and collection.
+        records created since the last run (``restart=True``: all of them again). Saved
+        cursors are kept per repo, collection and order.
         """
         params: dict[str, Any] = {"collection": Nsid(collection), "limit": limit}
         if reverse:
@@ -452,13 +484,16 @@ class AsyncBskyClient:
         async def make_request(page_cursor: str | None) -> XrpcRequest:
             owner = await self._xrpc.repo(repo)
             request = base.replace(params={**base.params, "repo": owner})
-            return _page_request(request, page_cursor, f"{owner}/{collection}", None)
+            key = f"{owner}/{collection}" if reverse else f"{owner}/{collection}?newest-first"
+            return _page_request(request, page_cursor, key, None)
 
-        return Paginator(self._xrpc, self.cursors, make_request, cursor=cursor, resume=resume, max_items=max_items)
+        return Paginator(self._xrpc, self.cursors, make_request, cursor=cursor, resume=resume, restart=restart,
+                         max_items=max_items)
 
-    def get_convo_logs(self, *, resume: bool = True, cursor: str | None = None) -> Paginator:
-        """Chat events (``chat.bsky.convo.getLog``); a first resumed run replays from the start."""
-        return self.paginate("chat.bsky.convo.getLog", items="logs", cursor=cursor, resume=resume,
+    def get_convo_logs(self, *, resume: bool = True, restart: bool = False, cursor: str | None = None) -> Paginator:
+        """Chat events (``chat.bsky.convo.getLog``); a first resumed run (or ``restart=True``)
+        replays from the start."""
+        return self.paginate("chat.bsky.convo.getLog", items="logs", cursor=cursor, resume=resume, restart=restart,
                              first_cursor=ZERO_CURSOR)
 
     # -- flat methods: thin delegations to the feature objects ---------------------------
@@ -541,6 +576,15 @@ async def _close_at_loop_end(client: str, shared: _Shared) -> None:
         warnings.warn(f"unclosed {client}: its call log was written when the event loop shut down; "
                       "use `async with AsyncBskyClient() as bsky:` or `await bsky.aclose()`",
                       ResourceWarning, stacklevel=1)
+
+
+def _refuse_null_fields(endpoint: str, body: Mapping[str, Any]) -> None:
+    """A None field would go out as JSON ``null``, which no lexicon field takes (``repo=bsky.did``
+    before a login was the usual way to get one): say so before any request."""
+    nulls = [name for name, value in body.items() if value is None]
+    if nulls:
+        raise InvalidInput(f"{endpoint}: {', '.join(nulls)} is None, which would be sent as null: "
+                           "give it a value or leave it out")
 
 
 def _page_request(base: XrpcRequest, cursor: str | None, cursor_key: str | None,

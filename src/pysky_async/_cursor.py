@@ -30,6 +30,10 @@ class CursorStore:
         async with self.store.transaction() as db:
             await CursorRepository(db).save(did, endpoint, cursor_key, cursor)
 
+    async def delete(self, did: str, endpoint: str, cursor_key: str) -> None:
+        async with self.store.transaction() as db:
+            await CursorRepository(db).delete(did, endpoint, cursor_key)
+
 
 class CursorMiddleware:
     """On a request marked ``resume`` with no cursor, sends the saved cursor (or the request's

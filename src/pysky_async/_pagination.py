@@ -4,13 +4,18 @@
 ``.pages()`` yields whole pages. The next page is fetched while the caller works on the
 current one (never more than one ahead). With ``resume=True`` a page's cursor is saved once
 the caller has finished that page, so a killed run repeats at most one page and loses nothing.
+Saved cursors are kept per account, endpoint and parameters (``default_cursor_key``); a listing
+that reached its end stays there (the next run yields only what is new) until ``restart=True``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlencode
 
 from ._exceptions import InvalidInput, UsageError
 from ._request import XrpcRequest
@@ -20,10 +25,38 @@ if TYPE_CHECKING:
     from ._cursor import CursorStore
     from ._xrpc import Xrpc
 
+logger = logging.getLogger("pysky_async")
+
 ITEM_FIELDS = ("feed", "follows", "followers", "likes", "repostedBy", "posts", "actors", "feeds", "lists",
                "items", "blocks", "mutes", "notifications", "records", "convos", "messages", "logs", "repos",
                "cids")
 """The list field of the standard endpoints, in the order they are looked for."""
+
+
+NOT_IN_KEY = frozenset({"cursor", "limit"})
+"""Parameters that do not change what a listing lists, so they are left out of its cursor key."""
+KEY_MAX = 200
+"""Longer parameter keys are hashed (the column holds 255 characters)."""
+
+
+def default_cursor_key(params: Mapping[str, Any]) -> str:
+    """The saved-cursor key of a listing: its parameters, sorted, without ``cursor`` and
+    ``limit`` (``actor=alice.test&filter=posts``; hashed when long). No parameters: ``""``."""
+    pairs = sorted(((name, _text(value)) for name, value in params.items()
+                    if name not in NOT_IN_KEY and value is not None), key=lambda pair: pair[0])
+    flat = [(name, item) for name, value in pairs for item in (value if isinstance(value, list) else [value])]
+    key = urlencode(flat)
+    if len(key) > KEY_MAX:
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
+
+
+def _text(value: Any) -> str | list[str]:
+    if isinstance(value, (list, tuple)):
+        return [item for one in value for item in [_text(one)] if isinstance(item, str)]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def items_field(page: Mapping[str, Any], nsid: str, explicit: str | None) -> str:
@@ -50,31 +83,45 @@ class Paginator:
         make_request: coroutine building the request for a cursor (None: first page).
         cursor: start here (bypasses the saved cursor).
         resume: start from the saved cursor, and save each finished page's cursor.
+        restart: with ``resume``, forget the saved cursor and list from the start again.
         max_items: stop after this many items.
+
+    ``finished`` tells, once iterated, whether the listing reached its end.
     """
 
     def __init__(self, xrpc: Xrpc, cursors: CursorStore,
                  make_request: Callable[[str | None], Awaitable[XrpcRequest]], *, items: str | None = None,
-                 cursor: str | None = None, resume: bool = False, max_items: int | None = None) -> None:
+                 cursor: str | None = None, resume: bool = False, restart: bool = False,
+                 max_items: int | None = None) -> None:
         if max_items is not None and max_items < 0:
             raise InvalidInput("max_items cannot be negative")
+        if restart and not resume:
+            raise UsageError("restart=True starts a resumed listing again: pass it with resume=True")
         self._xrpc = xrpc
         self._cursors = cursors
         self._make_request = make_request
         self._items = items
         self._start = cursor
         self._resume = resume and cursor is None
+        self._restart = restart and self._resume
         self._max_items = max_items
+        self.finished = False
+        """True once the listing reached its end (no next page)."""
 
     async def _fetch(self, cursor: str | None, first: bool) -> tuple[XrpcRequest, XrpcResponse]:
         request = await self._make_request(cursor)
         if first and self._resume:
-            request.context.resume = True
+            if not self._restart:
+                request.context.resume = True  # the cursor middleware sends the saved cursor
+            elif cursor is None and request.context.first_cursor is not None:
+                request.context.cursor_passed = request.context.first_cursor
+                request = request.replace(params={**request.params, "cursor": request.context.first_cursor})
         return request, await self._xrpc.send(request)
 
     async def pages(self) -> AsyncIterator[XrpcResponse]:
         """Yield whole pages (responses)."""
         yielded = 0
+        first = True
         pending: asyncio.Task[tuple[XrpcRequest, XrpcResponse]] | None = asyncio.ensure_future(
             self._fetch(self._start, first=True))
         try:
@@ -82,11 +129,21 @@ class Paginator:
                 request, page = await pending
                 pending = None
                 sent = request.context.cursor_passed or request.params.get("cursor")
+                if first and self._restart:
+                    await self._cursors.delete(request.context.did or "", request.nsid,
+                                               request.context.cursor_key or "")
+                elif first and self._resume and sent:
+                    logger.debug("%s: resuming at cursor %r", request.nsid, sent)
+                first = False
                 name = items_field(page.raw, request.nsid, self._items)
                 count = len(page.raw[name])
                 next_cursor = page.raw.get("cursor")
                 exhausted = not next_cursor or (count == 0 and next_cursor == sent)
                 limit_reached = self._max_items is not None and yielded + count >= self._max_items
+                if exhausted:
+                    self.finished = True
+                    if self._resume:
+                        _announce_end(request, nothing_new=yielded + count == 0)
                 if not exhausted and not limit_reached:
                     pending = asyncio.ensure_future(self._fetch(next_cursor, first=False))
                 if self._max_items is not None and yielded + count > self._max_items:
@@ -120,6 +177,22 @@ class Paginator:
     def __iter__(self) -> NoReturn:
         raise UsageError("paginate() is an async iterator: use `async for item in bsky.paginate(...)` "
                          "(inside an async function), not `for`")
+
+
+_ENDS_ANNOUNCED: set[tuple[str, str, str]] = set()
+"""Listings whose empty resumed run was logged at INFO (once per process: a poller's is DEBUG)."""
+
+
+def _announce_end(request: XrpcRequest, *, nothing_new: bool) -> None:
+    """Tell, once at INFO, why a resumed listing yields nothing: it reached its end before."""
+    scope = (request.context.did or "", request.nsid, request.context.cursor_key or "")
+    level = logging.DEBUG
+    if nothing_new and scope not in _ENDS_ANNOUNCED:
+        _ENDS_ANNOUNCED.add(scope)
+        level = logging.INFO
+    logger.log(level, "%s: the resumed listing is at its end%s; the next resumed run yields only what comes "
+               "after it (pass restart=True to list it all again)", request.nsid,
+               ", nothing new since the last run" if nothing_new else "")
 
 
 def _truncated(page: XrpcResponse, name: str, keep: int) -> XrpcResponse:

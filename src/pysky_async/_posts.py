@@ -137,6 +137,7 @@ class Posts:
         post.check()  # before any request
         rich = parse(post.text, explicit=post.facets)
         rich.check_length()
+        _check_not_empty(post, rich)
         session = await self._sessions.current()
         if post.client_unique_key:
             async with self._store.transaction() as db:
@@ -244,6 +245,16 @@ class Posts:
         if post.external is not None:
             return await self._media.external(post.external)
         return None
+
+
+def _check_not_empty(post: Post, rich: RichText) -> None:
+    """An empty post is a mistake, not a post: as bsky.app's composer, text that is only
+    whitespace needs images, a video, a link card or a quoted post to go with it."""
+    if rich.text.strip() or post.images or rich.images or post.video is not None or post.external is not None \
+            or post.quote_uri is not None:
+        return
+    raise InvalidPost("the post is empty: give it text, or attach images, a video, a link card (External) or "
+                      "a quoted post (quote_uri=)")
 
 
 def _check_one_media(images: int, video: bool, external: bool) -> None:

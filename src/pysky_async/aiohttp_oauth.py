@@ -4,7 +4,8 @@
 
 The same routes as ``pysky_async.fastapi_oauth`` (under ``prefix``, default ``/oauth``):
 ``GET /login``, ``GET /callback``, ``POST /logout``, ``GET /client-metadata.json``,
-``GET /jwks.json``; ``current_did(request, cookie)`` tells a handler who is logged in.
+``GET /jwks.json``; ``await current_did(request, cookie, bsky.oauth)`` tells a handler who is
+logged in.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from ._oauth._web import LoginCookie, safe_next
 __all__ = ["LoginCookie", "current_did", "oauth_routes"]
 
 
-def current_did(request: web.Request, cookie: LoginCookie) -> str:
-    """The logged-in user's DID; HTTP 401 when nobody is."""
-    did = cookie.load(request.cookies.get(cookie.name))
+async def current_did(request: web.Request, cookie: LoginCookie, oauth: OAuth) -> str:
+    """The logged-in user's DID; HTTP 401 when nobody is (no cookie, or a forged, expired or
+    logged-out one)."""
+    did = await cookie.check(oauth, request.cookies.get(cookie.name))
     if did is None:
         raise web.HTTPUnauthorized(text="log in first: /oauth/login?identifier=<your handle>")
     return did
@@ -52,13 +54,16 @@ def oauth_routes(get_oauth: Callable[[web.Request], OAuth], cookie: LoginCookie,
         except OAuthCallbackError as exc:
             raise web.HTTPBadRequest(text=f"login failed: {exc}") from exc
         response = web.HTTPSeeOther(safe_next(done.app_state))
-        response.set_cookie(cookie.name, cookie.dump(done.did), httponly=True, samesite="Lax", secure=cookie.secure)
+        response.set_cookie(cookie.name, await cookie.issue(get_oauth(request), done.did), max_age=cookie.max_age,
+                            httponly=True, samesite="Lax", secure=cookie.secure)
         raise response
 
     async def logout(request: web.Request) -> web.Response:
-        did = cookie.load(request.cookies.get(cookie.name))
+        oauth = get_oauth(request)
+        did = await cookie.check(oauth, request.cookies.get(cookie.name))
         if did is not None:
-            await get_oauth(request).logout(did)
+            await oauth.logins.end(did)  # first: the cookie is refused from now on, whatever the revocation does
+            await oauth.logout(did)
         response = web.json_response({"logged_out": did})
         response.del_cookie(cookie.name)
         return response

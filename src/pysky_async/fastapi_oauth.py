@@ -5,8 +5,8 @@
 Routes (under ``prefix``, default ``/oauth``): ``GET /login?identifier=...&next=/path`` (to
 the user's authorization server), ``GET /callback`` (back from it: sets the login cookie and
 redirects to ``next``), ``POST /logout`` (revokes and forgets), ``GET /client-metadata.json``
-and ``GET /jwks.json`` (what the authorization servers fetch). ``LoginCookie.load`` on
-``request.cookies`` tells a route who is logged in.
+and ``GET /jwks.json`` (what the authorization servers fetch). ``await current_did(request,
+cookie, bsky.oauth)`` tells a route who is logged in.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from ._oauth._web import LoginCookie, safe_next
 __all__ = ["LoginCookie", "current_did", "oauth_router"]
 
 
-def current_did(request: Request, cookie: LoginCookie) -> str:
-    """The logged-in user's DID; HTTP 401 when nobody is."""
-    did = cookie.load(request.cookies.get(cookie.name))
+async def current_did(request: Request, cookie: LoginCookie, oauth: OAuth) -> str:
+    """The logged-in user's DID; HTTP 401 when nobody is (no cookie, or a forged, expired or
+    logged-out one)."""
+    did = await cookie.check(oauth, request.cookies.get(cookie.name))
     if did is None:
         raise HTTPException(401, "log in first: /oauth/login?identifier=<your handle>")
     return did
@@ -59,14 +60,17 @@ def oauth_router(get_oauth: Callable[[Request], OAuth], cookie: LoginCookie, *, 
         except OAuthCallbackError as exc:
             raise HTTPException(400, f"login failed: {exc}") from exc
         response = RedirectResponse(safe_next(done.app_state), status_code=303)
-        response.set_cookie(cookie.name, cookie.dump(done.did), httponly=True, samesite="lax", secure=cookie.secure)
+        response.set_cookie(cookie.name, await cookie.issue(get_oauth(request), done.did), max_age=cookie.max_age,
+                            httponly=True, samesite="lax", secure=cookie.secure)
         return response
 
     @router.post("/logout")
     async def logout(request: Request) -> JSONResponse:
-        did = cookie.load(request.cookies.get(cookie.name))
+        oauth = get_oauth(request)
+        did = await cookie.check(oauth, request.cookies.get(cookie.name))
         if did is not None:
-            await get_oauth(request).logout(did)
+            await oauth.logins.end(did)  # first: the cookie is refused from now on, whatever the revocation does
+            await oauth.logout(did)
         response = JSONResponse({"logged_out": did})
         response.delete_cookie(cookie.name)
         return response

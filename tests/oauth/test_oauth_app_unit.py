@@ -10,7 +10,7 @@ from joserfc.jwk import ECKey
 from pysky_async import InvalidInput, OAuthApp, StorageError
 from pysky_async._oauth._app import ASSERTION_TYPE
 from pysky_async._oauth._secrets import SecretBox
-from pysky_async._oauth._web import LoginCookie, safe_next
+from pysky_async._oauth._web import safe_next
 
 CLIENT_ID = "https://app.example/oauth/client-metadata.json"
 
@@ -63,17 +63,6 @@ def test_public_loopback_client() -> None:
 def test_bad_apps_are_refused(build: object) -> None:
     with pytest.raises(InvalidInput):
         build()  # type: ignore[operator]
-
-
-def test_login_cookie_is_signed() -> None:
-    cookie = LoginCookie("x" * 32)
-    value = cookie.dump("did:plc:alice")
-    assert cookie.load(value) == "did:plc:alice"
-    assert cookie.load(value.replace("alice", "mallory")) is None
-    assert cookie.load(None) is None and cookie.load("did:plc:alice") is None
-    assert LoginCookie("y" * 32).load(value) is None
-    with pytest.raises(InvalidInput, match="32 bytes"):
-        LoginCookie("short")
 
 
 @pytest.mark.parametrize(("value", "expected"), [

@@ -30,6 +30,7 @@ from .._storage.store import Store
 from .._syntax import Did, Handle
 from ._app import OAuthApp
 from ._dpop import NonceCache, generate_key, key_from_json, key_to_json
+from ._logins import LoginStore
 from ._middleware import DpopMiddleware, OAuthAccount
 from ._secrets import SecretBox
 from ._server import AuthServer, AuthServerClient
@@ -78,6 +79,8 @@ class OAuth:
         self._make_client = make_client
         self._configured: _Configured | None = None
         self.nonces = NonceCache()
+        self.logins = LoginStore(store)
+        """The logins of the web glue (its login cookies)."""
 
     @staticmethod
     def generate_encryption_key() -> str:

@@ -189,6 +189,18 @@ class OAuthSessionRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class OAuthLoginRow(Base):
+    """One login of the web glue (a login cookie issued): the cookie is honoured only while its
+    row exists and has not expired; a logout deletes the user's rows. The nonce is kept hashed."""
+
+    __tablename__ = "bsky_oauth_login"
+
+    nonce_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    did: Mapped[str] = mapped_column(String(255), index=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class OAuthStateRow(Base):
     """A login in progress (between PAR and the callback); used once, then deleted."""
 

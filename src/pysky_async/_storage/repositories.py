@@ -137,6 +137,10 @@ class CursorRepository:
                      {"did": did, "endpoint": endpoint, "cursor_key": cursor_key, "cursor": cursor, "updated_at": now},
                      {"cursor": cursor, "updated_at": now})
 
+    async def delete(self, did: str, endpoint: str, cursor_key: str) -> None:
+        await self.db.execute(delete(CursorRow).where(CursorRow.did == did, CursorRow.endpoint == endpoint,
+                                                      CursorRow.cursor_key == cursor_key))
+
 
 class ProfileRepository:
     """Cached actor profiles. A handle belongs to at most one cached DID: when a handle moves,
