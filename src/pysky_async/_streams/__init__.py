@@ -6,11 +6,12 @@ from .events import AccountEvent, CommitEvent, IdentityEvent, InfoEvent, RepoOp,
 from .firehose import FirehoseSource, decode_frame
 from .jetstream import PUBLIC_INSTANCES, JetstreamSource, v1_dictionary
 from .stats import StreamStats
-from .verify import SignatureVerifier
+from .verify import CommitVerifier, SignatureVerifier
 
 __all__ = [
     "AccountEvent",
     "CommitEvent",
+    "CommitVerifier",
     "EventContext",
     "Feed",
     "FirehoseSource",
