@@ -218,6 +218,9 @@ if TYPE_CHECKING:
         CommitEvent as CommitEvent,
     )
     from ._streams import (
+        CommitVerifier as CommitVerifier,
+    )
+    from ._streams import (
         EventContext as EventContext,
     )
     from ._streams import (
@@ -356,6 +359,7 @@ _LAZY: dict[str, str] = {
     "RetryPolicy": "._retry",
     "Session": "._session",
     "SignatureVerifier": "._streams",
+    "CommitVerifier": "._streams",
     "Source": "._streams",
     "StreamConsumer": "._streams",
     "StreamEvent": "._streams",
@@ -519,6 +523,7 @@ __all__ = [
     "JetstreamSource",
     "RepoOp",
     "SignatureVerifier",
+    "CommitVerifier",
     "Source",
     "StreamConsumer",
     "StreamError",

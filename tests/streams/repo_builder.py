@@ -114,8 +114,8 @@ class RepoWriter:
         self.seq += 1
         return {"seq": self.seq, "repo": self.did, "rev": rev, "since": since, "commit": commit_cid,
                 "blocks": car([commit_cid], [(commit_cid, commit_block), *diff.items(), *record_blocks]),
-                "ops": ops, "prevData": before_root, "time": "2026-12-04T00:00:00.000Z", "tooBig": False,
-                "blobs": [], "rebase": False}
+                "ops": ops, "prevData": before_root if since is not None else None,  # none at first, as the PDS
+                "time": "2026-12-04T00:00:00.000Z", "tooBig": False, "blobs": [], "rebase": False}
 
     def sync(self) -> dict[str, Any]:
         """A ``#sync`` frame body declaring the repo's current state (its signed commit only)."""

@@ -126,7 +126,7 @@ def _ops(body: dict[str, Any]) -> list[CommitOp]:
 
 def _prove(body: dict[str, Any], *, inductive: bool = True) -> None:
     prove_commit(body["blocks"], body["commit"], _ops(body), did=body["repo"], rev=body["rev"],
-                 prev_data=body["prevData"], inductive=inductive)
+                 since=body["since"], prev_data=body["prevData"], inductive=inductive)
 
 
 def writer_with_history() -> tuple[RepoWriter, list[dict[str, Any]]]:
@@ -184,7 +184,7 @@ def test_an_op_with_another_cid_or_a_missing_record_is_refused() -> None:
         _prove({**body, "ops": wrong_prev})
     assert caught.value.reason == "prev-data"
     with pytest.raises(VerificationError) as caught:
-        _prove({**body, "prevData": bodies[0]["prevData"]})
+        _prove({**body, "prevData": bodies[3]["prevData"]})
     assert caught.value.reason == "prev-data"
     with pytest.raises(VerificationError) as caught:
         _prove({**body, "rev": "3zzzzzzzzzzzz"})

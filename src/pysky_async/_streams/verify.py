@@ -135,7 +135,7 @@ class CommitVerifier:
         if body.get("tooBig"):
             raise VerificationError("a tooBig commit carries no proofs", reason="too-big")
         car, commit_cid, rev = body.get("blocks") or b"", body.get("commit"), str(body["rev"])
-        prev_data = body.get("prevData")
+        prev_data, since = body.get("prevData"), body.get("since")
         if self.verify == "signature":
             proven, _nodes = load_commit(car, commit_cid, did=event.did, rev=rev)
         else:
@@ -143,14 +143,14 @@ class CommitVerifier:
             inductive = self.verify == "inductive"
             if len(car) > _THREAD_BYTES:
                 proven = await anyio.to_thread.run_sync(
-                    lambda: prove_commit(car, commit_cid, ops, did=event.did, rev=rev, prev_data=prev_data,
+                    lambda: prove_commit(car, commit_cid, ops, did=event.did, rev=rev, since=since, prev_data=prev_data,
                                          inductive=inductive))
             else:
-                proven = prove_commit(car, commit_cid, ops, did=event.did, rev=rev, prev_data=prev_data,
+                proven = prove_commit(car, commit_cid, ops, did=event.did, rev=rev, since=since, prev_data=prev_data,
                                       inductive=inductive)
         await self._signed(event.did, proven)
         if self.chain:
-            await self._follow(event, proven, body.get("since"), prev_data)
+            await self._follow(event, proven, since, prev_data)
 
     async def _follow(self, event: CommitEvent, proven: ProvenCommit, since: Any, prev_data: Any) -> None:
         head = self._heads.get(event.did)
@@ -161,7 +161,7 @@ class CommitVerifier:
             if since != rev:
                 await self._desync(event.did, proven, f"a gap: the commit follows rev {since}, the last verified "
                                                       f"is {rev}")
-            elif isinstance(prev_data, bytes) and prev_data != data:
+            elif prev_data is not None and prev_data != data:
                 await self._desync(event.did, proven, f"prevData {cid_str(prev_data)} is not the last verified "
                                                       f"root {cid_str(data)}")
         self._heads[event.did] = (proven.rev, proven.data)

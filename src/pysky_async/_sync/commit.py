@@ -24,7 +24,7 @@ import libipld
 
 from .._exceptions import VerificationError
 from .blocks import cid_str, read_car
-from .mst import NodeCache, Partial, lookup
+from .mst import EMPTY_TREE, NodeCache, Partial, lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +104,17 @@ def _check_ops(ops: Iterable[CommitOp]) -> list[CommitOp]:
 
 
 def prove_commit(car: bytes, commit_cid: bytes | None, ops: Iterable[CommitOp], *, did: str, rev: str,
-                 prev_data: bytes | None = None, inductive: bool = False) -> ProvenCommit:
+                 since: str | None, prev_data: bytes | None = None, inductive: bool = False) -> ProvenCommit:
     """Prove a commit message from its blocks (see the module docstring); the signature is left to the caller.
+
+    A repo's first commit (no ``since``) carries no ``prevData``: it inverts onto the empty tree.
 
     Raises:
         VerificationError: the first thing that does not prove (its ``reason`` says what).
     """
     proven, nodes = load_commit(car, commit_cid, did=did, rev=rev)
+    if prev_data is None and since is None:
+        prev_data = EMPTY_TREE
     ordered = prove_ops(nodes, proven.data, ops, prev_data=prev_data, inductive=inductive)
     for op in ordered:
         if op.cid is not None and op.cid not in proven.blocks:

@@ -304,6 +304,10 @@ class Partial:
         return self._store(encode_node(self._build(left, layer - 1), entries))
 
 
+EMPTY_TREE = cid_for(encode_node(None, ()))
+"""The root CID of an empty repo's tree (what a repo's first commit has before it)."""
+
+
 def build_root(leaves: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, dict[bytes, bytes]]:
     """The root CID and all node blocks of the complete tree holding ``leaves`` (key, value CID)."""
     tree = Partial(leaves)
