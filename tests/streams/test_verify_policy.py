@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import libipld
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pysky_async._storage.repo_sync import DESYNCHRONIZED, RepoSyncStateRepository
 from pysky_async._storage.store import Store
-from pysky_async._streams import CommitEvent, CommitVerifier, StreamEvent, SyncEvent, decode_frame
+from pysky_async._streams import (
+    CommitEvent,
+    CommitVerifier,
+    EventContext,
+    FirehoseSource,
+    StreamConsumer,
+    StreamEvent,
+    SyncEvent,
+    decode_frame,
+)
 from pysky_async._sync.blocks import cid_str
 
+from .loopback import start_app
 from .repo_builder import RepoWriter, frame, replace_block
+from .workload import wait_for
 
 pytestmark = pytest.mark.anyio
 DID = "did:plc:abcdefghijklmnopqrstuvwx"
@@ -139,3 +152,43 @@ async def test_a_sync_event_resets_the_head_and_a_different_root_desynchronizes(
     assert not await verifier.check(event(forged, "#sync"))
     assert verifier.failures == {"commit": 1}
     assert cid_str(repo.data).startswith("bafyrei")
+
+
+async def test_the_consumer_verifies_sync_events_and_drops_forged_ones() -> None:
+    """#sync frames reach the verifier through StreamConsumer: a forged one is dropped, a new root desyncs."""
+    repo = RepoWriter(DID)
+    stranger = RepoWriter(DID)  # the same DID, another key: a forged #sync
+    bodies = [("#commit", b) for b in history(repo)[:3]]
+    bodies.append(("#sync", {**stranger.sync(), "seq": 0}))
+    repo.commit([("create", "app.bsky.feed.post/unseen", {})])  # a commit the stream never carried
+    bodies.append(("#sync", repo.sync()))
+    frames = [frame({**body, "seq": seq}, kind) for seq, (kind, body) in enumerate(bodies, 1)]
+
+    async def subscribe(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        for data in frames[int(request.query.get("cursor", "0")):]:
+            await ws.send_bytes(data)
+        await ws.receive()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/xrpc/com.atproto.sync.subscribeRepos", subscribe)
+    runner, port = await start_app(app)
+    seen: list[StreamEvent] = []
+
+    async def handler(event: StreamEvent, ctx: EventContext) -> None:
+        seen.append(event)
+
+    verifier = make_verifier(repo, verify="inductive")
+    consumer = StreamConsumer(FirehoseSource(f"http://127.0.0.1:{port}"), handler, start_cursor=0, verifier=verifier)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_for(lambda: (consumer.cursor or 0) >= len(frames))
+    finally:
+        await consumer.stop()
+        await task
+        await runner.cleanup()
+    assert [e.cursor for e in seen] == [1, 2, 3, 5]  # the forged #sync (4) never reached the handler
+    assert verifier.failures == {"signature": 1} and consumer.stats.bad_signatures == 1
+    assert verifier.desynchronized == {DID: 1}  # the genuine #sync declared a root we had not seen
