@@ -17,7 +17,7 @@ from pysky_async._streams import SignatureVerifier, decode_frame
 from pysky_async._sync.blocks import cid_for
 from pysky_async._sync.crypto import parse_did_key, parse_verification_method, verify_signature
 
-from .repo_builder import RepoWriter, car, did_document, frame
+from .repo_builder import RepoWriter, car, did_document, frame, sign
 
 DATA = Path(__file__).parent.parent / "data" / "atproto-interop"
 SIGNATURES = json.loads((DATA / "signature-fixtures.json").read_text())
@@ -28,14 +28,30 @@ def b64(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4))
 
 
+@pytest.mark.parametrize("backend", ["cryptography", "coincurve"])
 @pytest.mark.parametrize("fixture", SIGNATURES, ids=[f["comment"] for f in SIGNATURES])
-def test_signature_fixture(fixture: dict[str, Any]) -> None:
+def test_signature_fixture(fixture: dict[str, Any], backend: Any) -> None:
+    if backend == "coincurve":
+        pytest.importorskip("coincurve")  # the fast-verify extra (part of the test extra)
     message, signature = b64(fixture["messageBase64"]), b64(fixture["signatureBase64"])
     from_did = parse_did_key(fixture["publicKeyDid"])
     from_document = parse_verification_method(fixture["didDocSuite"], fixture["publicKeyMultibase"])
     assert from_did.public_numbers() == from_document.public_numbers()
     assert from_did.curve.name == {"ES256": "secp256r1", "ES256K": "secp256k1"}[fixture["algorithm"]]
-    assert verify_signature(from_did, message, signature) is fixture["validSignature"]
+    assert verify_signature(from_did, message, signature, backend) is fixture["validSignature"]
+    assert verify_signature(from_did, message + b"!", signature, backend) is False
+
+
+@pytest.mark.parametrize("backend", ["cryptography", "coincurve"])
+def test_both_backends_agree_on_fresh_secp256k1_signatures(backend: Any) -> None:
+    if backend == "coincurve":
+        pytest.importorskip("coincurve")
+    repo = RepoWriter("did:plc:abcdefghijklmnopqrstuvwx")
+    for n in range(20):
+        data = f"message {n}".encode()
+        low, high = sign(repo.key, data), sign(repo.key, data, high_s=True)
+        assert verify_signature(repo.key.public_key(), data, low, backend)
+        assert not verify_signature(repo.key.public_key(), data, high, backend)
 
 
 def test_the_fixtures_cover_both_curves_and_both_refusals() -> None:

@@ -32,7 +32,7 @@ from .._storage.repo_sync import ACTIVE, RepoSyncStateRepository
 from .._storage.store import Store
 from .._sync.blocks import cid_str
 from .._sync.commit import CommitOp, ProvenCommit, load_commit, prove_commit
-from .._sync.crypto import PublicKey, signing_key, verify_signature
+from .._sync.crypto import CheckSignature, signature_checker, signing_key
 from .events import CommitEvent, StreamEvent, SyncEvent
 
 logger = logging.getLogger("pysky_async.streams")
@@ -78,7 +78,7 @@ class CommitVerifier:
         """Failed events by reason (``signature``, ``block-cid``, ``op-mismatch``, ``prev-data``...)."""
         self.desynchronized: Counter[str] = Counter()
         """Chain breaks by repo (each one queued for a resync when a store is given)."""
-        self._keys: dict[str, PublicKey] = {}
+        self._keys: dict[str, CheckSignature] = {}
         self._heads: dict[str, tuple[str, bytes]] = {}
 
     def summary(self) -> str:
@@ -87,16 +87,16 @@ class CommitVerifier:
         return (f"{self.verified} verified, {self.failed} failed ({reasons}), "
                 f"{len(self.desynchronized)} repos desynchronized")
 
-    async def _key(self, did: str, *, fresh: bool = False) -> PublicKey:
+    async def _key(self, did: str, *, fresh: bool = False) -> CheckSignature:
         if fresh or did not in self._keys:
-            self._keys[did] = signing_key(await self.resolve_did(did))
+            self._keys[did] = signature_checker(signing_key(await self.resolve_did(did)))
         return self._keys[did]
 
     async def _signed(self, did: str, proven: ProvenCommit) -> None:
-        if verify_signature(await self._key(did), proven.unsigned, proven.sig):
+        if (await self._key(did))(proven.unsigned, proven.sig):
             return
         self.key_refreshes += 1
-        if not verify_signature(await self._key(did, fresh=True), proven.unsigned, proven.sig):
+        if not (await self._key(did, fresh=True))(proven.unsigned, proven.sig):
             raise VerificationError(f"the commit of {did} is not signed by its #atproto key", reason="signature")
 
     async def check(self, event: StreamEvent) -> bool:

@@ -5,20 +5,25 @@ the 64-byte concatenation of ``r`` and ``s``; DER encodings and high-S signature
 the malleable twin of a valid one) are invalid. Keys travel as ``did:key`` or ``Multikey``
 strings (multibase base58btc of a multicodec-prefixed compressed point) or, in older DID
 documents, as bare points under ``EcdsaSecp256k1VerificationKey2019`` /
-``EcdsaSecp256r1VerificationKey2019``. ``cryptography`` does the curve arithmetic.
+``EcdsaSecp256r1VerificationKey2019``. ``cryptography`` does the curve arithmetic, except that
+secp256k1 signatures (most repos' keys) go to libsecp256k1 through ``coincurve`` when the
+``fast-verify`` extra is installed: OpenSSL's generic secp256k1 is ~10× slower
+(benchmarks/bench_verify.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from collections.abc import Callable
+from typing import Any, Literal
 
 import libipld
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from .._exceptions import VerificationError
+from .._exceptions import MissingDependency, VerificationError
 
 PublicKey = ec.EllipticCurvePublicKey
 
@@ -33,6 +38,19 @@ _LEGACY_CURVES: dict[str, ec.EllipticCurve] = {
     "EcdsaSecp256r1VerificationKey2019": ec.SECP256R1(),
 }
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+Backend = Literal["auto", "cryptography", "coincurve"]
+CheckSignature = Callable[[bytes, bytes], bool]
+"""``check(data, signature) -> bool`` for one key (see ``signature_checker``)."""
+
+
+def _load_coincurve() -> Any:
+    try:
+        return importlib.import_module("coincurve")
+    except ImportError:
+        return None
+
+
+_COINCURVE: Any = _load_coincurve()
 
 
 def _point(curve: ec.EllipticCurve, point: bytes, what: str) -> PublicKey:
@@ -86,17 +104,45 @@ def signing_key(document: dict[str, Any]) -> PublicKey:
     raise VerificationError(f"{document.get('id')}: the DID document has no #atproto signing key")
 
 
-def verify_signature(key: PublicKey, data: bytes, signature: bytes) -> bool:
-    """True if ``signature`` (compact, low-S) signs ``data`` with ``key``; DER and high-S are False."""
-    if len(signature) != 64:
-        return False  # DER (70-72 bytes) or garbage
-    r = int.from_bytes(signature[:32], "big")
-    s = int.from_bytes(signature[32:], "big")
+def signature_checker(key: PublicKey, backend: Backend = "auto") -> CheckSignature:
+    """A ``check(data, signature)`` for ``key``: True only for a compact, low-S signature of ``data``.
+
+    ``backend``: ``"auto"`` takes libsecp256k1 (``coincurve``) for secp256k1 keys when installed.
+
+    Raises:
+        MissingDependency: ``backend="coincurve"`` without coincurve installed.
+    """
     order = _ORDER.get(key.curve.name)
-    if order is None or not (0 < r < order and 0 < s <= order // 2):
-        return False  # high-S: the malleable twin of a valid signature is refused
-    try:
-        key.verify(encode_dss_signature(r, s), data, _ECDSA_SHA256)
-    except InvalidSignature:
-        return False
-    return True
+    if order is None:
+        raise VerificationError(f"{key.curve.name} keys are not used by atproto (P-256 or secp256k1 only)")
+    half = order // 2
+    fast = None
+    if key.curve.name == "secp256k1" and backend != "cryptography":
+        if _COINCURVE is None and backend == "coincurve":
+            raise MissingDependency("coincurve is not installed: pip install 'pysky_async[fast-verify]'")
+        if _COINCURVE is not None:
+            point = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+            fast = _COINCURVE.PublicKey(point)
+
+    def check(data: bytes, signature: bytes) -> bool:
+        if len(signature) != 64:
+            return False  # DER (70-72 bytes) or garbage
+        r = int.from_bytes(signature[:32], "big")
+        s = int.from_bytes(signature[32:], "big")
+        if not (0 < r < order and 0 < s <= half):
+            return False  # high-S: the malleable twin of a valid signature is refused
+        der = encode_dss_signature(r, s)
+        if fast is not None:
+            return bool(fast.verify(der, data))
+        try:
+            key.verify(der, data, _ECDSA_SHA256)
+        except InvalidSignature:
+            return False
+        return True
+
+    return check
+
+
+def verify_signature(key: PublicKey, data: bytes, signature: bytes, backend: Backend = "auto") -> bool:
+    """True if ``signature`` (compact, low-S) signs ``data`` with ``key``; DER and high-S are False."""
+    return signature_checker(key, backend)(data, signature)
