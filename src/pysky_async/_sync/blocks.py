@@ -85,7 +85,11 @@ def read_car(car: bytes) -> tuple[list[bytes], dict[bytes, bytes]]:
     end = len(car)
     sha256 = hashlib.sha256
     while pos < end:
-        length, pos = _varint(car, pos)
+        length = car[pos]
+        if length < 0x80:
+            pos += 1
+        else:
+            length, pos = _varint(car, pos)
         stop = pos + length
         if length < CID_LENGTH or stop > end:
             raise VerificationError(f"malformed CAR: a truncated section at byte {pos}", reason="car")

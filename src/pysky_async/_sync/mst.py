@@ -20,7 +20,6 @@ import bisect
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import libipld
 
@@ -49,12 +48,6 @@ def _missing(cid: bytes) -> VerificationError:
                              reason="proof-incomplete")
 
 
-def _link(value: Any) -> bytes | None:
-    if value is None or (isinstance(value, bytes) and len(value) > 4 and value[0] == 1):
-        return value
-    raise ValueError(f"not a CID link: {value!r}")
-
-
 def decode_node(data: bytes) -> Node:
     """Decode (and structurally check) one MST node block.
 
@@ -63,23 +56,23 @@ def decode_node(data: bytes) -> Node:
     """
     try:
         raw = libipld.decode_dag_cbor(data)
-        if not isinstance(raw, dict) or set(raw) != {"l", "e"} or not isinstance(raw["e"], list):
-            raise ValueError("expected {l, e}")
+        left, items = raw["l"], raw["e"]
+        if len(raw) != 2 or type(items) is not list or not (left is None or type(left) is bytes):
+            raise ValueError("expected {l: link, e: [...]}")
         entries: list[tuple[bytes, bytes, bytes | None]] = []
         previous = b""
-        for item in raw["e"]:
-            prefix, suffix = item["p"], item["k"]
-            if not isinstance(prefix, int) or not isinstance(suffix, bytes) or prefix > len(previous):
+        for item in items:
+            prefix, suffix, value, right = item["p"], item["k"], item["v"], item["t"]
+            if type(prefix) is not int or type(suffix) is not bytes or not 0 <= prefix <= len(previous):
                 raise ValueError(f"bad key compression in {item!r}")
             key = previous[:prefix] + suffix
-            if key <= previous and entries:
+            if entries and key <= previous:
                 raise ValueError("keys are not strictly ascending")
-            value = _link(item["v"])
-            if value is None:
-                raise ValueError("an entry without a value")
-            entries.append((key, value, _link(item["t"])))
+            if type(value) is not bytes or not (right is None or type(right) is bytes):
+                raise ValueError(f"an entry without a value link: {item!r}")
+            entries.append((key, value, right))
             previous = key
-        return Node(_link(raw["l"]), tuple(entries))
+        return Node(left, tuple(entries))
     except (ValueError, KeyError, TypeError) as exc:
         raise VerificationError(f"not a valid MST node: {exc}", reason="mst") from exc
 
