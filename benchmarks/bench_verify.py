@@ -170,7 +170,7 @@ def main() -> None:
         return
     if not (CACHE.exists() and DOCS.exists()):
         record()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
 
     def variant(name: str, *extra: str) -> dict[str, float]:
         out = subprocess.run([sys.executable, __file__, "--variant", name, *extra], capture_output=True, text=True,
@@ -216,7 +216,11 @@ def main() -> None:
     for mode in MODES:
         print(f"| live (StreamConsumer over a socket): verify={mode} | {median(f'live:{mode}'):,.0f} | "
               f"{median(f'live:{mode}', 'us'):.0f} |")
-    print(f"\ntarget: live verification with proofs on ≥ 5,000 commits/s: {median('live:proofs'):,.0f}/s")
+    from pysky_async._sync import crypto
+
+    backend = "libsecp256k1 (coincurve)" if crypto._COINCURVE is not None else "OpenSSL (no coincurve)"
+    print(f"\nsecp256k1 signatures: {backend}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"target: live verification with proofs on ≥ 5,000 commits/s: {median('live:proofs'):,.0f}/s")
 
 
 if __name__ == "__main__":

@@ -192,3 +192,24 @@ async def test_the_consumer_verifies_sync_events_and_drops_forged_ones() -> None
     assert [e.cursor for e in seen] == [1, 2, 3, 5]  # the forged #sync (4) never reached the handler
     assert verifier.failures == {"signature": 1} and consumer.stats.bad_signatures == 1
     assert verifier.desynchronized == {DID: 1}  # the genuine #sync declared a root we had not seen
+
+
+async def test_a_large_commit_is_proven_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    import anyio.to_thread
+
+    calls: list[object] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(func)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    repo = RepoWriter(DID)
+    verifier = make_verifier(repo, verify="inductive")
+    small = repo.commit([("create", "app.bsky.feed.post/small", {"text": "x"})])
+    big = repo.commit([("create", f"app.bsky.feed.post/big{i}", {"text": "x" * 60_000}) for i in range(5)])
+    assert await verifier.check(event(small)) and not calls
+    assert await verifier.check(event(big)) and len(calls) == 1
+    assert not await verifier.check(event(replace_block(big, big["ops"][0]["cid"], libipld.encode_dag_cbor({}))))
+    assert verifier.failures == {"block-cid": 1}
