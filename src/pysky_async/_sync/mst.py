@@ -174,6 +174,7 @@ class Partial:
     def __init__(self, leaves: Iterable[tuple[bytes, bytes]] = ()) -> None:
         self._keys: list[bytes] = []
         self._items: list[tuple[bytes, bytes] | _Opaque] = []
+        self._layers: dict[bytes, int] = {}  # keys read from signed nodes: their node's layer
         for key, value in sorted(leaves):
             self._items.append((key, value))
         self._reindex()
@@ -205,6 +206,7 @@ class Partial:
             self._flatten(nodes, node.left, layer - 1)
         for key, value, right in node.entries:
             self._items.append((key, value))
+            self._layers[key] = layer
             if right is not None:
                 self._flatten(nodes, right, layer - 1)
 
@@ -253,7 +255,14 @@ class Partial:
     def root(self) -> bytes:
         """The root CID of the tree as edited (new nodes are kept in ``new_blocks``)."""
         items = self._items
-        heights = [key_height(item[0]) if isinstance(item, tuple) else item.layer for item in items]
+        layers = self._layers
+        heights: list[int] = []
+        for item in items:
+            if isinstance(item, _Opaque):
+                heights.append(item.layer)
+            else:
+                known = layers.get(item[0])
+                heights.append(key_height(item[0]) if known is None else known)
         if not items:
             return self._store(encode_node(None, ()))
         cid = self._build(list(zip(items, heights, strict=True)), max(heights))
