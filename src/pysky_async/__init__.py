@@ -49,6 +49,7 @@ from ._exceptions import (
     StreamError,
     UpstreamFailure,
     UsageError,
+    VerificationError,
     VideoProcessingFailed,
     VideoProcessingTimeout,
     VideoUploadRefused,
@@ -217,6 +218,9 @@ if TYPE_CHECKING:
         CommitEvent as CommitEvent,
     )
     from ._streams import (
+        CommitVerifier as CommitVerifier,
+    )
+    from ._streams import (
         EventContext as EventContext,
     )
     from ._streams import (
@@ -367,6 +371,7 @@ _LAZY: dict[str, str] = {
     "RetryPolicy": "._retry",
     "Session": "._session",
     "SignatureVerifier": "._streams",
+    "CommitVerifier": "._streams",
     "Source": "._streams",
     "StreamConsumer": "._streams",
     "MemoryStreamCursorStore": "._streams",
@@ -534,6 +539,7 @@ __all__ = [
     "JetstreamSource",
     "RepoOp",
     "SignatureVerifier",
+    "CommitVerifier",
     "Source",
     "StreamConsumer",
     "MemoryStreamCursorStore",
@@ -541,6 +547,7 @@ __all__ = [
     "StreamCursorStore",
     "Streams",
     "StreamError",
+    "VerificationError",
     "StreamEvent",
     "StreamStats",
     "SyncEvent",

@@ -7,7 +7,8 @@
     │   └── RequestTimeout
     ├── StorageError                the database failed (wraps SQLAlchemy errors)
     ├── StreamError                 an event stream (firehose, Jetstream) cannot be consumed
-    │   └── FrameDecodeError        one frame could not be decoded (counted, then skipped)
+    │   ├── FrameDecodeError        one frame could not be decoded (counted, then skipped)
+    │   └── VerificationError       a commit, block or proof that does not verify (``.reason``)
     ├── WriteBudgetExhausted        the write budget refused a write; nothing was sent
     ├── IdentityNotFound            a handle or DID does not resolve (or names no PDS)
     ├── PostFailed                  a part of a post failed; nothing was posted
@@ -102,6 +103,15 @@ class StreamError(PyskyError):
 
 class FrameDecodeError(StreamError):
     """One stream frame could not be decoded; consumers count it and go on."""
+
+
+class VerificationError(StreamError):
+    """Repo data that does not prove itself: a bad signature, a block not matching its CID, a
+    missing or contradicting MST proof. ``reason`` is a short machine-readable tag."""
+
+    def __init__(self, message: str, *, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class InvalidInput(PyskyError, ValueError):

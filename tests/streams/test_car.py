@@ -56,7 +56,19 @@ def test_large_sections_other_cid_shapes_and_truncation() -> None:
     assert car_blocks(car(blocks), {cid(small)}) == {cid(small): {"n": 1}}
     assert car_blocks(car(blocks), {cid(big)}) == {cid(big): {"text": "x" * 1000}}
     assert car_blocks(car(blocks), {b"\x01q\x12 " + bytes(32)}) == {}
-    other = [(cid(small, code=0x13), small), (cid(big), big)]  # sha2-512: libipld parses it
-    assert car_blocks(car(other), {cid(small, code=0x13)}) == {cid(small, code=0x13): {"n": 1}}
+    other = [(cid(small, code=0x13), small), (cid(big), big)]  # sha2-512: atproto never uses it
+    with pytest.raises(ValueError, match="sha2-256"):
+        car_blocks(car(other), {cid(small, code=0x13)})
     with pytest.raises(ValueError, match="truncated"):
         car_blocks(car(blocks)[:-10], {cid(small)})
+
+
+def test_a_block_whose_bytes_do_not_match_its_cid_is_refused() -> None:
+    """A relay that keeps a record's CID but swaps its bytes must not get the forgery decoded."""
+    genuine = libipld.encode_dag_cbor({"text": "what the author wrote"})
+    forged = libipld.encode_dag_cbor({"text": "what the relay wants"})
+    other = libipld.encode_dag_cbor({"n": 1})
+    tampered = car([(cid(other), other), (cid(genuine), forged)])
+    with pytest.raises(ValueError, match="do not hash to its CID"):
+        car_blocks(tampered, {cid(genuine)})
+    assert car_blocks(tampered, {cid(other)}) == {cid(other): {"n": 1}}  # only used blocks are hashed

@@ -29,12 +29,15 @@ async def ignore(event: StreamEvent, ctx: EventContext) -> None: ...
 
 async def test_streams_build_consumers_on_the_clients_database(tmp_path: object) -> None:
     async with AsyncBskyClient(database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite3") as bsky:
-        durable = bsky.streams.firehose(ignore, service="http://127.0.0.1:2583", name="indexer", verify="pass",
+        durable = bsky.streams.firehose(ignore, service="http://127.0.0.1:2583", name="indexer", verify="inductive",
+                                        on_invalid="flag",
                                         collections=["app.bsky.feed.post"], concurrency=4)
         assert isinstance(durable.source, FirehoseSource) and durable.source.keep_commit
         assert isinstance(durable.cursor_store, SqlStreamCursorStore) and durable.cursor_store.store is bsky.store
         assert (durable.name, durable.concurrency) == ("indexer", 4)
-        assert isinstance(durable.verifier, SignatureVerifier) and durable.verifier.policy == "pass"
+        assert isinstance(durable.verifier, SignatureVerifier) and durable.verifier.policy == "flag"
+        assert durable.verifier.verify == "inductive" and not durable.verifier.chain  # filtered: no chain to follow
+        assert durable.verifier.store is bsky.store
         assert durable.verifier.resolve_did == bsky.identity.resolve_did
         memory = bsky.streams.jetstream(ignore, instances=["wss://js.example"], dids=["did:plc:a"], compress=True)
         assert isinstance(memory.source, JetstreamSource) and memory.source.dids == ["did:plc:a"]

@@ -227,3 +227,17 @@ class StreamCursorRow(Base):
     source: Mapped[str] = mapped_column(String(512))
     cursor: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class RepoSyncStateRow(Base):
+    """What a verifying consumer knows of one repo's chain: its last verified ``rev`` and MST root,
+    and whether it is ``active`` or ``desynchronized`` (a broken chain: queued for a resync)."""
+
+    __tablename__ = "bsky_repo_sync_state"
+
+    did: Mapped[str] = mapped_column(String(255), primary_key=True)
+    rev: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    data_cid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    reason: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

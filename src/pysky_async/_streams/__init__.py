@@ -9,11 +9,12 @@ from .firehose import FirehoseSource, decode_frame
 from .jetstream import PUBLIC_INSTANCES, JetstreamSource, v1_dictionary
 from .runner import Runner
 from .stats import StreamStats
-from .verify import SignatureVerifier
+from .verify import CommitVerifier, SignatureVerifier
 
 __all__ = [
     "AccountEvent",
     "CommitEvent",
+    "CommitVerifier",
     "EventContext",
     "Feed",
     "FirehoseSource",

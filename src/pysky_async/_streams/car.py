@@ -2,17 +2,21 @@
 
 A firehose commit's CAR holds the MST path and the commit next to the records; only the records
 named by the ops are wanted. Scanning the sections (varint length, CID, data) and decoding just
-those blocks is ~3× faster than ``libipld.decode_car`` on the reference PDS's frames.
+those blocks is ~3× faster than ``libipld.decode_car`` on the reference PDS's frames. Every
+block picked is hashed first: bytes that do not match their CID are refused, never decoded
+(libipld does not check this).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from typing import Any
 
 import libipld
 
 _CID_LEN = 36  # CIDv1, dag-cbor or raw codec, sha2-256: every CID atproto repos use
+_PREFIXES = (b"\x01\x71\x12\x20", b"\x01\x55\x12\x20")
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -29,11 +33,15 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def car_blocks(car: bytes, wanted: Collection[bytes]) -> dict[bytes, Any]:
+def car_blocks(car: bytes, wanted: Collection[bytes], *, check_hashes: bool = True) -> dict[bytes, Any]:
     """The decoded blocks of ``car`` whose binary CIDs are in ``wanted`` (missing ones are absent).
 
+    ``check_hashes=False`` leaves the hash checks to a verifier that hashes every block itself
+    (``CommitVerifier``), so that a forgery is counted and logged as a failed verification.
+
     Raises:
-        ValueError / IndexError: the CAR is malformed.
+        ValueError / IndexError: the CAR is malformed, uses a CID other than CIDv1 sha2-256, or
+            a wanted block's bytes do not hash to its CID.
     """
     found: dict[bytes, Any] = {}
     if not wanted:
@@ -41,16 +49,18 @@ def car_blocks(car: bytes, wanted: Collection[bytes]) -> dict[bytes, Any]:
     length, pos = _varint(car, 0)
     pos += length
     end = len(car)
+    sha256 = hashlib.sha256
     while pos < end and len(found) < len(wanted):
         length, pos = _varint(car, pos)
         if length < _CID_LEN or pos + length > end:
             raise ValueError(f"truncated CAR section at byte {pos}")
-        if car[pos] != 1 or car[pos + 2] != 0x12 or car[pos + 3] != 0x20:
-            # another CID shape: let libipld parse the whole slice
-            _header, blocks = libipld.decode_car(car)
-            return {cid: blocks[cid] for cid in wanted if cid in blocks}
         cid = car[pos:pos + _CID_LEN]
+        if cid[:4] not in _PREFIXES:
+            raise ValueError(f"CAR block at byte {pos}: not a CIDv1 sha2-256 CID ({cid[:4].hex()})")
         if cid in wanted:
-            found[cid] = libipld.decode_dag_cbor(car[pos + _CID_LEN:pos + length])
+            data = car[pos + _CID_LEN:pos + length]
+            if check_hashes and sha256(data).digest() != cid[4:]:
+                raise ValueError(f"block {libipld.encode_cid(cid)}: its bytes do not hash to its CID")
+            found[cid] = libipld.decode_dag_cbor(data)
         pos += length
     return found

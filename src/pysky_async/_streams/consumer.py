@@ -18,7 +18,7 @@ from .._exceptions import StorageError, StreamError
 from .._storage.store import Store
 from .connection import Feed, Source
 from .cursor_store import MemoryStreamCursorStore, SqlStreamCursorStore, StreamCursorStore
-from .events import CommitEvent, StreamEvent
+from .events import CommitEvent, StreamEvent, SyncEvent
 from .firehose import FirehoseSource
 from .runner import Runner
 from .stats import StreamStats
@@ -248,7 +248,7 @@ class StreamConsumer:
     async def _handle(self, event: StreamEvent, entry: Entry) -> None:
         try:
             verifier = self.verifier
-            if verifier is not None and isinstance(event, CommitEvent) and not await verifier.check(event):
+            if verifier is not None and isinstance(event, (CommitEvent, SyncEvent)) and not await verifier.check(event):
                 self.stats.bad_signatures += 1
                 if verifier.policy == "drop":
                     return

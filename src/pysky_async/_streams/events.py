@@ -18,6 +18,8 @@ class RepoOp:
     rkey: str
     cid: str | None
     record: dict[str, Any] | None = None
+    prev: str | None = None
+    """The record's CID before an update or delete (Sync 1.1 firehose commits; None otherwise)."""
 
     @property
     def path(self) -> str:
@@ -52,6 +54,12 @@ class CommitEvent(StreamEvent):
     too_big: bool = False
     signed_commit: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     """The decoded commit block (with ``sig``), kept only by ``FirehoseSource(keep_commit=True)``."""
+    prev_data: str | None = None
+    """The repo's MST root before this commit (Sync 1.1), the link a verifier checks the chain with."""
+    frame: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The decoded frame body (blocks, binary CIDs), kept by ``keep_commit`` for verification."""
+    invalid: str | None = field(default=None, compare=False)
+    """Why verification failed, on a commit a ``CommitVerifier(policy="flag")`` passed on; else None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,10 @@ class SyncEvent(StreamEvent):
     """The repo of ``did`` was reset to ``rev``: consumers should re-sync it."""
 
     rev: str = ""
+    frame: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The decoded frame body (its ``blocks`` hold the signed commit), kept by ``keep_commit``."""
+    invalid: str | None = field(default=None, compare=False)
+    """Why verification failed, on an event a ``CommitVerifier(policy="flag")`` passed on; else None."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from .connection import Source
 from .consumer import Handler, StreamConsumer
 from .firehose import FirehoseSource
 from .jetstream import PUBLIC_INSTANCES, JetstreamSource
-from .verify import ResolveDid, SignatureVerifier
+from .verify import CommitVerifier, ResolveDid, SignatureVerifier
 
 DEFAULT_RELAY = "wss://bsky.network"
 
@@ -32,7 +32,8 @@ class Streams:
         self._resolve_did = resolve_did
 
     def firehose(self, handler: Handler, *, service: str = DEFAULT_RELAY, name: str | None = None,
-                 verify: Literal["drop", "pass"] | SignatureVerifier | None = None,
+                 verify: Literal["signature", "proofs", "inductive"] | CommitVerifier | None = None,
+                 on_invalid: Literal["drop", "flag"] = "drop",
                  collections: Iterable[str] | None = None, dids: Iterable[str] | None = None,
                  start_cursor: int | None = None, concurrency: int = 32, max_pending: int = 2000,
                  commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
@@ -40,10 +41,19 @@ class Streams:
                  max_frame_bytes: int = 5 * 1024 * 1024) -> StreamConsumer:
         """A consumer of a relay's or PDS's firehose (``subscribeRepos``; ``service``: its URL).
 
-        ``verify="drop"`` (or ``"pass"``) checks each commit's signature against its repo's DID
-        document, resolved through the client (``SignatureVerifier``).
+        ``verify="proofs"`` (or ``"signature"``, ``"inductive"``) proves each commit against its repo's
+        DID document, resolved through the client (``CommitVerifier``); what fails is dropped
+        (``on_invalid="drop"``) or handed on with ``event.invalid`` set (``"flag"``). A named consumer
+        queues repos whose chain breaks for a resync in the client's database; with ``collections``
+        or ``dids`` the chain is not followed (filtered events would look like gaps).
         """
-        verifier = SignatureVerifier(self._resolve_did, policy=verify) if isinstance(verify, str) else verify
+        verifier: CommitVerifier | None = None
+        if isinstance(verify, str):
+            filtered = collections is not None or dids is not None
+            verifier = CommitVerifier(self._resolve_did, verify=verify, policy=on_invalid, chain=not filtered,
+                                      store=self._store if name is not None else None)
+        elif verify is not None:
+            verifier = verify
         return self.consumer(FirehoseSource(service), handler, name=name, verifier=verifier,
                              collections=collections, dids=dids, start_cursor=start_cursor, concurrency=concurrency,
                              max_pending=max_pending, commit_every=commit_every, commit_interval=commit_interval,

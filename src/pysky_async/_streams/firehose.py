@@ -32,7 +32,7 @@ def _blocks(body: dict[str, Any], keep_commit: bool) -> dict[bytes, Any]:
     wanted = {op["cid"] for op in body["ops"] if isinstance(op.get("cid"), bytes)} if not body.get("tooBig") else set()
     if keep_commit and isinstance(body.get("commit"), bytes):
         wanted.add(body["commit"])
-    return car_blocks(raw_blocks, wanted)
+    return car_blocks(raw_blocks, wanted, check_hashes=not keep_commit)  # keep_commit: the verifier hashes
 
 
 def _ops(body: dict[str, Any], blocks: dict[bytes, Any]) -> tuple[RepoOp, ...]:
@@ -45,7 +45,7 @@ def _ops(body: dict[str, Any], blocks: dict[bytes, Any]) -> tuple[RepoOp, ...]:
         collection, _, rkey = op["path"].partition("/")
         raw_cid = op.get("cid")
         record = blocks.get(raw_cid) if isinstance(raw_cid, bytes) else None
-        ops.append(RepoOp(action, collection, rkey, _cid(raw_cid), record))
+        ops.append(RepoOp(action, collection, rkey, _cid(raw_cid), record, _cid(op.get("prev"))))
     return tuple(ops)
 
 
@@ -79,14 +79,16 @@ def _event(kind: Any, body: dict[str, Any], keep_commit: bool) -> StreamEvent:
         signed = blocks.get(body["commit"]) if keep_commit else None
         return CommitEvent(int(body["seq"]), body["repo"], body["time"], rev=body["rev"], since=body.get("since"),
                            commit=_cid(body.get("commit")), ops=_ops(body, blocks), too_big=bool(body.get("tooBig")),
-                           signed_commit=signed)
+                           signed_commit=signed, prev_data=_cid(body.get("prevData")),
+                           frame=body if keep_commit else None)
     if kind == "#identity":
         return IdentityEvent(int(body["seq"]), body["did"], body["time"], handle=body.get("handle"))
     if kind == "#account":
         return AccountEvent(int(body["seq"]), body["did"], body["time"], active=bool(body["active"]),
                             status=body.get("status"))
     if kind == "#sync":
-        return SyncEvent(int(body["seq"]), body["did"], body["time"], rev=body["rev"])
+        return SyncEvent(int(body["seq"]), body["did"], body["time"], rev=body["rev"],
+                         frame=body if keep_commit else None)
     if kind == "#info":
         extra = {k: v for k, v in body.items() if k not in ("name", "message")}
         return InfoEvent(None, "", "", name=str(body["name"]), message=body.get("message"), extra=extra)
@@ -99,8 +101,9 @@ class FirehoseSource:
     Args:
         service: the relay or PDS, ``https://bsky.network`` or ``http://localhost:2583``
             (http(s) is turned into ws(s)).
-        keep_commit: keep each commit's signed commit block (``CommitEvent.signed_commit``),
-            which signature checks need.
+        keep_commit: keep each commit's signed commit block (``CommitEvent.signed_commit``) and
+            decoded frame (``frame``: blocks and binary CIDs), which verification needs; the
+            block hash checks are then left to the verifier (``CommitVerifier`` sets this).
     """
 
     monotonic = True

@@ -1,110 +1,205 @@
-"""Optional commit signature checks: the commit block's ``sig`` against the repo's ``#atproto`` key.
+"""Verification of firehose commits before a handler sees them: signature, blocks, MST proofs, chain.
 
-Uses ``cryptography`` (a dependency of pysky_async). Keys come from the DID document
-through the resolver you pass (e.g. ``bsky.identity.resolve_did``) and are cached; a signature
-that does not verify re-resolves the key once (it may have been rotated) before it counts as bad.
+``CommitVerifier`` (also exported as ``SignatureVerifier``) is what ``StreamConsumer(verifier=...)``
+calls for each ``#commit`` (and ``#sync``). ``verify`` chooses how much is proven:
+
+- ``"signature"``: the commit block's ``sig`` (compact, low-S) against the repo's ``#atproto`` key;
+- ``"proofs"`` (default): that, every block hash-checked against its CID, and each op proven
+  against the signed MST root (inclusion for creates/updates, exclusion for deletes);
+- ``"inductive"``: that, and the Sync 1.1 check: the ops inverted against the partial tree
+  give back the commit's ``prevData``.
+
+A commit that fails is counted by reason, logged with its repo, seq and reason, and then dropped
+(``policy="drop"``) or handed on with ``event.invalid`` set (``policy="flag"``). With ``chain``
+on, each repo's verified (rev, MST root) is followed: a commit whose ``since``/``prevData`` do not
+continue it, or a ``#sync`` that declares another root, marks the repo desynchronized (and, with a
+``store``, queues it in ``bsky_repo_sync_state`` for a resync from ``getRepo``); the commit itself,
+proven on its own, is still delivered. Keys come from the DID document through ``resolve_did``
+and are cached; a signature that does not verify re-resolves the key once (it may have rotated).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-import libipld
+import anyio
 
-from .._exceptions import StreamError
-from .events import CommitEvent
+from .._exceptions import PyskyError, StorageError, StreamError, VerificationError
+from .._storage.repo_sync import ACTIVE, RepoSyncStateRepository
+from .._storage.store import Store
+from .._sync.blocks import cid_str
+from .._sync.commit import CommitOp, ProvenCommit, load_commit, prove_commit
+from .._sync.crypto import CheckSignature, signature_checker, signing_key
+from .events import CommitEvent, StreamEvent, SyncEvent
 
 logger = logging.getLogger("pysky_async.streams")
 ResolveDid = Callable[[str], Awaitable[dict[str, Any]]]
+VerifyMode = Literal["signature", "proofs", "inductive"]
+Policy = Literal["drop", "flag", "pass"]
 
-_SECP256K1 = b"\xe7\x01"
-_P256 = b"\x80\x24"
+__all__ = ["CommitVerifier", "SignatureVerifier", "signing_key"]
 
-
-def signing_key(document: dict[str, Any]) -> Any:
-    """The ``#atproto`` verification key of a DID document, as a ``cryptography`` public key.
-
-    Both encodings in use: ``Multikey`` (multicodec-prefixed compressed point) and the legacy
-    ``EcdsaSecp256k1VerificationKey2019`` / ``EcdsaSecp256r1VerificationKey2019`` (bare point).
-    """
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    for method in document.get("verificationMethod") or []:
-        if str(method.get("id", "")).endswith("#atproto") and method.get("publicKeyMultibase"):
-            _base, raw = libipld.decode_multibase(method["publicKeyMultibase"])
-            kind = method.get("type")
-            curve: ec.EllipticCurve
-            if kind == "EcdsaSecp256k1VerificationKey2019" or raw[:2] == _SECP256K1:
-                curve = ec.SECP256K1()
-            elif kind == "EcdsaSecp256r1VerificationKey2019" or raw[:2] == _P256:
-                curve = ec.SECP256R1()
-            else:
-                raise StreamError(f"{document.get('id')}: unknown #atproto key ({kind}, {raw[:2].hex()})")
-            point = raw[2:] if kind == "Multikey" else raw
-            return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
-    raise StreamError(f"{document.get('id')}: the DID document has no #atproto signing key")
+_THREAD_BYTES = 256 * 1024
+"""Commits with bigger CAR slices are proven in a worker thread (small ones cost less than the hop)."""
 
 
-def _valid(key: Any, commit: dict[str, Any]) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
-    sig = commit.get("sig")
-    if not isinstance(sig, bytes) or len(sig) != 64:
-        return False
-    unsigned = libipld.encode_dag_cbor({k: v for k, v in commit.items() if k != "sig"})
-    der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
-    try:
-        key.verify(der, unsigned, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        return False
-    return True
-
-
-class SignatureVerifier:
-    """Checks ``CommitEvent.signed_commit`` against the repo's key (pass it to ``StreamConsumer``).
+class CommitVerifier:
+    """Proves commits before the handler (pass it to ``StreamConsumer(verifier=...)``).
 
     Args:
         resolve_did: returns a DID document (``bsky.identity.resolve_did``).
-        policy: ``"drop"`` (the handler never sees a commit that fails) or ``"pass"`` (it does;
-            failures are still counted and logged).
+        verify: ``"signature"``, ``"proofs"`` (default) or ``"inductive"`` (see the module doc).
+        policy: ``"drop"`` (the handler never sees a commit that fails) or ``"flag"`` (it does, with
+            ``event.invalid`` naming the reason; ``"pass"`` is the same). Failures are always
+            counted (``failures``) and logged.
+        chain: follow each repo's chain (``since``/``prevData``) and mark breaks; needs every
+            commit of a repo, so turn it off when the consumer filters collections.
+        store: where desynchronized repos are queued (``bsky_repo_sync_state``).
     """
 
-    def __init__(self, resolve_did: ResolveDid, *, policy: Literal["drop", "pass"] = "drop") -> None:
-        if policy not in ("drop", "pass"):
-            raise StreamError(f"policy must be 'drop' or 'pass', not {policy!r}")
+    def __init__(self, resolve_did: ResolveDid, *, verify: VerifyMode = "proofs", policy: Policy = "drop",
+                 chain: bool = True, store: Store | None = None) -> None:
+        if policy not in ("drop", "flag", "pass"):
+            raise StreamError(f"policy must be 'drop' or 'flag', not {policy!r}")
+        if verify not in ("signature", "proofs", "inductive"):
+            raise StreamError(f"verify must be 'signature', 'proofs' or 'inductive', not {verify!r}")
         self.resolve_did = resolve_did
+        self.verify = verify
         self.policy = policy
+        self.chain = chain
+        self.store = store
         self.verified = 0
         self.failed = 0
         self.key_refreshes = 0
-        self._keys: dict[str, Any] = {}
+        self.failures: Counter[str] = Counter()
+        """Failed events by reason (``signature``, ``block-cid``, ``op-mismatch``, ``prev-data``...)."""
+        self.desynchronized: Counter[str] = Counter()
+        """Chain breaks by repo (each one queued for a resync when a store is given)."""
+        self._keys: dict[str, CheckSignature] = {}
+        self._heads: dict[str, tuple[str, bytes]] = {}
 
-    async def _key(self, did: str, *, fresh: bool = False) -> Any:
+    def summary(self) -> str:
+        """One line: verified, failed by reason, desynchronized repos."""
+        reasons = ", ".join(f"{reason} {n}" for reason, n in self.failures.most_common()) or "none"
+        return (f"{self.verified} verified, {self.failed} failed ({reasons}), "
+                f"{len(self.desynchronized)} repos desynchronized")
+
+    async def _key(self, did: str, *, fresh: bool = False) -> CheckSignature:
         if fresh or did not in self._keys:
-            self._keys[did] = signing_key(await self.resolve_did(did))
+            self._keys[did] = signature_checker(signing_key(await self.resolve_did(did)))
         return self._keys[did]
 
-    async def check(self, event: CommitEvent) -> bool:
-        """True if the commit is signed by its repo's key (failures are counted and logged)."""
-        commit = event.signed_commit
-        ok = False
+    async def _signed(self, did: str, proven: ProvenCommit) -> None:
+        if (await self._key(did))(proven.unsigned, proven.sig):
+            return
+        self.key_refreshes += 1
+        if not (await self._key(did, fresh=True))(proven.unsigned, proven.sig):
+            raise VerificationError(f"the commit of {did} is not signed by its #atproto key", reason="signature")
+
+    async def check(self, event: StreamEvent) -> bool:
+        """True if ``event`` proves itself; failures are counted, logged and (policy) flagged."""
         try:
-            if commit is not None and commit.get("did") == event.did:
-                ok = _valid(await self._key(event.did), commit)
-                if not ok:
-                    self.key_refreshes += 1
-                    ok = _valid(await self._key(event.did, fresh=True), commit)
-        except Exception as exc:  # an unresolvable DID or a bad key fails this commit, not the stream
-            logger.warning("stream: cannot check the signature of %s at %s: %s", event.did, event.cursor, exc)
-        if ok:
-            self.verified += 1
+            if isinstance(event, CommitEvent):
+                await self._check_commit(event)
+            elif isinstance(event, SyncEvent):
+                await self._check_sync(event)
+            else:
+                return True
+        except VerificationError as exc:
+            return self._failed(event, exc.reason, str(exc))
+        except PyskyError as exc:  # an unresolvable DID fails this event, not the stream
+            return self._failed(event, "key-unavailable", f"cannot get the signing key: {exc}")
+        except (KeyError, TypeError, ValueError) as exc:
+            return self._failed(event, "malformed", f"a malformed event body: {exc!r}")
+        self.verified += 1
+        return True
+
+    def _failed(self, event: StreamEvent, reason: str, message: str) -> bool:
+        self.failed += 1
+        self.failures[reason] += 1
+        logger.warning("stream: %s of %s at cursor %s failed verification [%s]: %s (%s)", type(event).__name__,
+                       event.did, event.cursor, reason, message,
+                       "dropped" if self.policy == "drop" else "passed on, flagged")
+        if self.policy != "drop":
+            object.__setattr__(event, "invalid", reason)  # the one field a verifier sets on a frozen event
+        return False
+
+    async def _check_commit(self, event: CommitEvent) -> None:
+        body = event.frame
+        if body is None:
+            raise VerificationError("the event was decoded without its blocks (FirehoseSource(keep_commit=True))",
+                                    reason="no-blocks")
+        if body.get("tooBig"):
+            raise VerificationError("a tooBig commit carries no proofs", reason="too-big")
+        car, commit_cid, rev = body.get("blocks") or b"", body.get("commit"), str(body["rev"])
+        prev_data, since = body.get("prevData"), body.get("since")
+        if self.verify == "signature":
+            proven, _nodes = load_commit(car, commit_cid, did=event.did, rev=rev)
         else:
-            self.failed += 1
-            logger.warning("stream: commit of %s at cursor %s failed signature verification (%s)",
-                           event.did, event.cursor, "dropped" if self.policy == "drop" else "passed on")
-        return ok
+            ops = [CommitOp.from_frame(op) for op in body["ops"]]
+            inductive = self.verify == "inductive"
+            if len(car) > _THREAD_BYTES:
+                proven = await anyio.to_thread.run_sync(
+                    lambda: prove_commit(car, commit_cid, ops, did=event.did, rev=rev, since=since, prev_data=prev_data,
+                                         inductive=inductive))
+            else:
+                proven = prove_commit(car, commit_cid, ops, did=event.did, rev=rev, since=since, prev_data=prev_data,
+                                      inductive=inductive)
+        await self._signed(event.did, proven)
+        if self.chain:
+            await self._follow(event, proven, since, prev_data)
+
+    async def _follow(self, event: CommitEvent, proven: ProvenCommit, since: Any, prev_data: Any) -> None:
+        head = self._heads.get(event.did)
+        if head is not None:
+            rev, data = head
+            if proven.rev <= rev:
+                raise VerificationError(f"rev {proven.rev} does not follow the verified {rev}", reason="stale-rev")
+            if since != rev:
+                await self._desync(event.did, proven, f"a gap: the commit follows rev {since}, the last verified "
+                                                      f"is {rev}")
+            elif prev_data is not None and prev_data != data:
+                await self._desync(event.did, proven, f"prevData {cid_str(prev_data)} is not the last verified "
+                                                      f"root {cid_str(data)}")
+        self._heads[event.did] = (proven.rev, proven.data)
+
+    async def _check_sync(self, event: SyncEvent) -> None:
+        body = event.frame
+        if body is None:
+            raise VerificationError("the event was decoded without its blocks (FirehoseSource(keep_commit=True))",
+                                    reason="no-blocks")
+        proven, _nodes = load_commit(body.get("blocks") or b"", None, did=event.did, rev=str(body["rev"]))
+        await self._signed(event.did, proven)
+        head = self._heads.get(event.did)
+        if head is not None and head[1] != proven.data:
+            await self._desync(event.did, proven, f"#sync declares root {cid_str(proven.data)} at rev {proven.rev}")
+        self._heads[event.did] = (proven.rev, proven.data)
+
+    async def _desync(self, did: str, proven: ProvenCommit, why: str) -> None:
+        self.desynchronized[did] += 1
+        logger.warning("stream: repo %s desynchronized (%s); queued for a resync", did, why)
+        if self.store is None:
+            return
+        try:
+            async with self.store.transaction() as session:
+                await RepoSyncStateRepository(session).mark_desynchronized(
+                    did, rev=proven.rev, data_cid=cid_str(proven.data), reason=why)
+        except StorageError as exc:
+            logger.warning("stream: could not queue %s for a resync: %s", did, exc)
+
+    async def mark_active(self, did: str) -> None:
+        """Record ``did`` as in sync again at its last verified head (after a resync)."""
+        head = self._heads.get(did)
+        self.desynchronized.pop(did, None)
+        if self.store is not None:
+            async with self.store.transaction() as session:
+                await RepoSyncStateRepository(session).save(
+                    did, rev=None if head is None else head[0], data_cid=None if head is None else cid_str(head[1]),
+                    status=ACTIVE)
+
+
+SignatureVerifier = CommitVerifier
+"""The earlier name of ``CommitVerifier`` (it now proves more than the signature)."""

@@ -1,0 +1,1 @@
+"""Repo verification: signatures, content addressing, the Merkle Search Tree, commit proofs."""
