@@ -18,6 +18,7 @@ from ._exceptions import (
     NotAuthenticated,
     StorageError,
 )
+from ._identity import pds_endpoint_from_did_doc
 from ._middleware import SESSION, SESSION_OWN, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse, raise_for_status
@@ -47,21 +48,6 @@ class Session:
     @classmethod
     def from_row(cls, row: SessionRow) -> Session:
         return cls(row.did, row.handle, row.pds_endpoint, row.access_jwt, row.refresh_jwt)
-
-
-def pds_endpoint_from_did_doc(did_doc: Any) -> str | None:
-    """The ``#atproto_pds`` service endpoint of a DID document, if it has one."""
-    if not isinstance(did_doc, dict):
-        return None
-    for service in did_doc.get("service") or []:
-        if (
-            isinstance(service, dict)
-            and str(service.get("id", "")).endswith("#atproto_pds")
-            and service.get("type") == "AtprotoPersonalDataServer"
-            and isinstance(service.get("serviceEndpoint"), str)
-        ):
-            return str(service["serviceEndpoint"]).rstrip("/")
-    return None
 
 
 CLOCK_TOLERANCE = 5.0

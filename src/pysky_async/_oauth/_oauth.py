@@ -22,8 +22,7 @@ from urllib.parse import urlencode
 import httpx
 
 from .._exceptions import IdentityNotFound, InvalidInput, NetworkError, OAuthCallbackError, OAuthError, PyskyError
-from .._identity import IdentityResolver
-from .._session import pds_endpoint_from_did_doc
+from .._identity import IdentityResolver, pds_endpoint_from_did_doc
 from .._storage.models import utcnow
 from .._storage.oauth_repository import OAuthStateRepository
 from .._storage.store import Store
