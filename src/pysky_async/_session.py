@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ from ._exceptions import (
 )
 from ._identity import pds_endpoint_from_did_doc
 from ._middleware import SESSION, SESSION_OWN, Handler
+from ._refresh_lease import SingleFlight, hold_lease, within_deadline
 from ._request import XrpcRequest
 from ._response import XrpcResponse, raise_for_status
 from ._storage.models import SessionRow
@@ -57,9 +59,9 @@ CLOCK_TOLERANCE = 5.0
 class SessionManager:
     """Owns the account's session: loads it from the store, logs in, refreshes.
 
-    Within a process one ``asyncio.Lock`` makes login and refresh single-flight; across
-    processes the store's per-account lock does, and whoever gets it second re-reads the
-    stored session and uses it instead of refreshing again.
+    Login and refresh are single-flight within a process (one shielded task) and across
+    processes (a lease row with an expiry, ``_refresh_lease``): whoever gets the lease second
+    re-reads the stored session and uses it instead of refreshing again.
 
     Args:
         store: where sessions are kept.
@@ -77,7 +79,7 @@ class SessionManager:
         self._password = password
         self.session: Session | None = None
         self._lock = asyncio.Lock()
-        self._refreshing: set[asyncio.Task[Session]] = set()
+        self._flight: SingleFlight[Session] = SingleFlight()
         self.login_refused: LoginFailed | None = None
         """The server's refusal of the password: raised instead of asking again until ``login()``."""
         self.clock_offset = 0.0
@@ -115,10 +117,7 @@ class SessionManager:
             return session
         if session is not None:
             return await self.refresh(session.access_jwt)
-        async with self._lock:
-            if self.session is None:
-                self.session = await self._load_or_login()
-            session = self.session
+        session = await self._flight.run(self.account_key, self._load_or_login)
         if self._expires_soon(session.access_jwt):
             return await self.refresh(session.access_jwt)
         return session
@@ -129,33 +128,23 @@ class SessionManager:
         Callers that arrive while (or after) another caller refreshed get the new session. The
         refresh runs as its own task, shielded from the caller: refresh tokens are single use, so
         once the server has rotated one, the new pair is stored even if the caller is cancelled.
+        Across processes a lease (``_refresh_lease``) lets one refresh at a time, with no database
+        lock held over the network.
         """
-        async with self._lock:
-            if self.session is not None and self.session.access_jwt != stale_access_jwt:
-                return self.session
-            task = asyncio.get_running_loop().create_task(self._refresh_and_store(stale_access_jwt))
-            self._refreshing.add(task)
-            task.add_done_callback(self._refresh_done)
-            return await asyncio.shield(task)
-
-    def _refresh_done(self, task: asyncio.Task[Session]) -> None:
-        self._refreshing.discard(task)
-        if not task.cancelled() and task.exception() is not None:  # retrieved, even if its caller left
-            logger.debug("session refresh failed: %s", task.exception())
+        if self.session is not None and self.session.access_jwt != stale_access_jwt:
+            return self.session
+        return await self._flight.run(self.account_key, functools.partial(self._refresh_and_store, stale_access_jwt))
 
     async def _refresh_and_store(self, stale_access_jwt: str) -> Session:
-        """The refresh itself, under the store's per-account lock (see ``refresh``).
+        """The refresh itself, holding the account's lease (see ``refresh``).
 
         The new pair is in use before it is saved: if the database fails after the server rotated
         the refresh token, the pair is kept in memory (and the failure logged), never lost."""
         fresh: Session | None = None
         dropped: NotAuthenticated | LoginFailed | None = None
         try:
-            async with self.store.transaction() as db:
-                repo = SessionRepository(db)
-                await repo.lock(self.account_key)
-                row = await repo.get(self.account_key)
-                stored = Session.from_row(row) if row is not None else None
+            async with hold_lease(self.store, self._lease_name) as lease:
+                stored = await self.stored()
                 latest = _latest(stored, self.session)
                 if latest is stored and stored is not None and stored.access_jwt != stale_access_jwt \
                         and not self._expires_soon(stored.access_jwt):
@@ -163,13 +152,18 @@ class SessionManager:
                     self.session = stored
                     return stored
                 try:
-                    fresh = self.session = await self._refresh_or_login(latest)
+                    fresh = self.session = await within_deadline(
+                        f"refreshing the session on {self.auth_host}", self._refresh_or_login(latest))
                 except (NotAuthenticated, LoginFailed) as exc:  # dead, and nothing to replace it: never reuse it
                     self.session = None
                     dropped = exc
-                    await repo.delete(self.account_key)
+                    async with self.store.transaction() as db:
+                        await SessionRepository(db).delete(self.account_key)
+                        await lease.release(db)
                 else:
-                    await repo.save(self.account_key, **fresh.to_dict())
+                    async with self.store.transaction() as db:
+                        await SessionRepository(db).save(self.account_key, **fresh.to_dict())
+                        await lease.release(db)
         except StorageError as exc:
             if fresh is None and dropped is None:
                 raise
@@ -178,8 +172,12 @@ class SessionManager:
                                "stored at the next refresh", fresh.did, exc)
         if dropped is not None:
             raise dropped
-        assert fresh is not None  # the transaction returned a stored session, dropped it or refreshed it
+        assert fresh is not None  # the lease gave a stored session, dropped it or refreshed it
         return fresh
+
+    @property
+    def _lease_name(self) -> str:
+        return "session:" + self.account_key
 
     async def adopt(self, session: Session) -> None:
         """Use (and store) a session obtained elsewhere."""
@@ -191,22 +189,31 @@ class SessionManager:
                 await SessionRepository(db).save(self.account_key, **session.to_dict())
 
     async def _load_or_login(self) -> Session:
+        """The stored session, else a login; one login across processes (the account's lease),
+        and no database lock held while the login is on the network."""
         if not self.identifier:
             raise NotAuthenticated(
                 "this call needs a logged-in account: pass username= and password= to "
                 "AsyncBskyClient (or set BSKY_AUTH_USERNAME and BSKY_AUTH_PASSWORD), "
                 "or call login_with_session()"
             )
-        async with self.store.transaction() as db:
-            repo = SessionRepository(db)
-            await repo.lock(self.account_key)
-            row = await repo.get(self.account_key)
-            if row is not None:
-                logger.debug("reusing the stored session of %s", row.did)
-                return Session.from_row(row)
-            session = await self._login()
-            await repo.save(self.account_key, **session.to_dict())
-            return session
+        stored = await self.stored()
+        if stored is None:
+            async with hold_lease(self.store, self._lease_name) as lease:
+                stored = await self.stored()  # logged in by another process while we waited
+                if stored is None:
+                    self.session = await within_deadline(f"logging in to {self.auth_host}", self._login())
+                    try:
+                        async with self.store.transaction() as db:
+                            await SessionRepository(db).save(self.account_key, **self.session.to_dict())
+                            await lease.release(db)
+                    except StorageError as exc:
+                        logger.warning("the session of %s could not be stored (%s); it is kept in memory",
+                                       self.session.did, exc)
+                    return self.session
+        logger.debug("reusing the stored session of %s", stored.did)
+        self.session = stored
+        return stored
 
     async def _refresh_or_login(self, current: Session | None) -> Session:
         if current is not None:
@@ -288,7 +295,7 @@ class SessionManager:
 
     def _own_call(self, nsid: str, **fields: Any) -> XrpcRequest:
         """A login or refresh: logged, but outside the session and the caller's middlewares; its error row
-        is written behind the call (a database lock is held)."""
+        is written behind the call (the call runs in the shielded refresh task, not for one caller)."""
         request = XrpcRequest("POST", nsid, self.auth_host, skip=SESSION_OWN, **fields)
         request.context.log_errors_at_once = False
         return request

@@ -74,6 +74,17 @@ class SessionRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class RefreshLeaseRow(Base):
+    """Who is logging in or refreshing an account's session now, until when (``_refresh_lease``):
+    a row instead of a database lock, so no transaction stays open over the network."""
+
+    __tablename__ = "bsky_refresh_lease"
+
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
 class CallLogRow(Base):
     """One row per XRPC call attempt, successful or not."""
 
@@ -167,7 +178,7 @@ class PostRow(Base):
 
 class OAuthSessionRow(Base):
     """One OAuth session per user DID (``bsky.oauth``): tokens and the session's DPoP key,
-    encrypted when the app gives a key. Written only under the per-DID lock."""
+    encrypted when the app gives a key. Refreshed only by the holder of its lease."""
 
     __tablename__ = "bsky_oauth_session"
 
