@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._account import Account
 from ._aiohttp_transport import AiohttpXrpcTransport, SharedAiohttpSession
 from ._call_log import CallLogMiddleware, CallLogWriter
 from ._config import (
@@ -80,7 +81,7 @@ class _Shared:
     owns_http: bool
     store: Store
     call_log: CallLogWriter
-    sessions: SessionManager
+    sessions: Account
     cursors: CursorStore
     rate_limit_tracker: RateLimitTracker
     limiters: dict[tuple[int, float], RequestLimiter]
@@ -324,7 +325,8 @@ class AsyncBskyClient:
 
     def _oauth_client(self, account: OAuthAccount, middleware: DpopMiddleware) -> AsyncBskyClient:
         """A client acting as an OAuth user, sharing this one's HTTP pool, store and call log."""
-        shared = dataclasses.replace(self._shared, sessions=account, session_middleware=middleware, owns_http=False)
+        sessions: Account = account  # an OAuth user is an Account like a password login, not a kind of one
+        shared = dataclasses.replace(self._shared, sessions=sessions, session_middleware=middleware, owns_http=False)
         client = object.__new__(type(self))
         client._setup(shared, self.config, owner=False)
         return client
@@ -350,8 +352,7 @@ class AsyncBskyClient:
         """Log in now (or load the stored session) instead of on the first call. After the server
         refused the password, calls fail at once (no login storm) until this is called again."""
         self._check_open()
-        self.sessions.login_refused = None
-        return await self.sessions.current()
+        return await self.sessions.login()
 
     async def logout(self) -> None:
         """End the session on the server (``deleteSession``) and forget the stored one. The next

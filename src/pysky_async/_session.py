@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import _jwt
+from ._account import Account
 from ._exceptions import (
     APIError,
     AuthenticationRequired,
@@ -57,7 +58,7 @@ CLOCK_TOLERANCE = 5.0
 
 
 class SessionManager:
-    """Owns the account's session: loads it from the store, logs in, refreshes.
+    """An app-password account (an ``Account``): owns its session: loads it from the store, logs in, refreshes.
 
     Login and refresh are single-flight within a process (one shielded task) and across
     processes (a lease row with an expiry, ``_refresh_lease``): whoever gets the lease second
@@ -109,6 +110,11 @@ class SessionManager:
     @property
     def can_authenticate(self) -> bool:
         return self.session is not None or bool(self.identifier)
+
+    async def login(self) -> Session:
+        """Log in (or load the stored session) now; after a refused password, asks the server again."""
+        self.login_refused = None
+        return await self.current()
 
     async def current(self) -> Session:
         """The session to use now: loaded, logged in or refreshed as needed."""
@@ -318,7 +324,7 @@ class SessionMiddleware:
 
     name = SESSION
 
-    def __init__(self, manager: SessionManager) -> None:
+    def __init__(self, manager: Account) -> None:
         self.manager = manager
 
     async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:

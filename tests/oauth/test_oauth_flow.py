@@ -3,9 +3,11 @@ token exchange, issuer check, acting as the user, refresh, revocation on logout.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -141,3 +143,49 @@ async def test_an_oauth_user_client_refuses_login_with_session(oauth: OAuthHarne
     with pytest.raises(InvalidInput, match=r"comes from bsky\.oauth"):
         await user.login_with_session({"did": "x", "handle": "h", "pds_endpoint": "p", "access_jwt": "a",
                                        "refresh_jwt": "r"})
+
+
+async def test_a_refresh_whose_caller_is_cancelled_keeps_the_user_logged_in(
+        oauth: OAuthHarness, pds_account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19 (5 of 5): a web request cancelled while its token request was on the wire rolled the
+    rotated refresh token back; the next call replayed the old one (invalid_grant) and the user was
+    logged out."""
+    login = await oauth.login(pds_account)
+    before = await oauth.bsky.oauth.session(login.did)
+    c = oauth.bsky.oauth._c
+    rotated = asyncio.Event()
+    real_post = c.server.post
+
+    async def answer_on_its_way(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        answer = await real_post(*args, **kwargs)
+        rotated.set()  # the server has rotated the refresh token; its answer is still in transit
+        await asyncio.sleep(0.2)
+        return answer
+
+    monkeypatch.setattr(c.server, "post", answer_on_its_way)
+    caller = asyncio.create_task(c.sessions.refresh(login.did, before.access_token))
+    await rotated.wait()
+    caller.cancel()  # the user's browser went away
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    monkeypatch.undo()
+    tokens = oauth.pds.path_request_count("/oauth/token")
+
+    user = await oauth.bsky.oauth.client_for(login.did)  # the next request
+    assert (await user.get("com.atproto.server.getSession")).did == pds_account.did
+    c.sessions._current.clear()  # another worker, from the database: the rotated token was stored
+    stored = await oauth.bsky.oauth.session(login.did)
+    assert stored.refresh_token != before.refresh_token
+    again = await c.sessions.refresh(login.did, stored.access_token)  # and it is the live one
+    assert again.refresh_token != stored.refresh_token
+    assert oauth.pds.path_request_count("/oauth/token") == tokens + 1
+
+
+async def test_a_user_clients_logout_revokes_and_forgets_the_session(
+        oauth: OAuthHarness, pds_account: Account) -> None:
+    login = await oauth.login(pds_account)
+    user = await oauth.bsky.oauth.client_for(login.did)
+    assert user.did == login.did and user.sessions.pds_endpoint == oauth.pds.base_url
+    await user.logout()
+    assert oauth.pds.path_request_count("/oauth/revoke") >= 1
+    assert await oauth.bsky.store.execute_sql("SELECT did FROM bsky_oauth_session") == []

@@ -258,8 +258,8 @@ class OAuth:
         """An ``AsyncBskyClient`` acting as this user: it shares this client's HTTP pool, store
         and call log; its calls go to the user's PDS with DPoP (refreshing when needed)."""
         c = self._c
-        session = await c.sessions.load(did)
-        account = OAuthAccount(self._store, c.sessions, did, auth_host=session.pds_endpoint)
+        await c.sessions.load(did)
+        account = OAuthAccount(c.sessions, did, self.logout)
         await account.current_oauth()
         return self._make_client(account, DpopMiddleware(account, self.nonces, c.appview))
 
