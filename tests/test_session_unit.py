@@ -213,6 +213,7 @@ async def test_a_refreshed_pair_the_database_cannot_store_is_kept_in_memory(
     """Refresh tokens are single use: once the server rotated one, losing the new pair logs the account out."""
     server = FakeAuthServer()
     mgr = manager(memory_store, server, password=None)
+    mgr.renew_on_refusal_interval = 0  # this test has valid sessions "refused" twice in a few seconds
     await mgr.adopt(Session("did:plc:me", "me.test", "https://pds.test", fake_jwt(), fake_jwt(lifetime=86400)))
     stale = mgr.session.access_jwt  # type: ignore[union-attr]
 
@@ -231,3 +232,39 @@ async def test_a_refreshed_pair_the_database_cannot_store_is_kept_in_memory(
     assert server.calls == ["com.atproto.server.refreshSession"] * 2
     assert server.refreshed_with[-1] == refreshed.refresh_jwt
     assert (await mgr.stored()) == again
+
+
+async def test_an_endpoint_that_always_refuses_costs_one_renewal_not_one_per_call(memory_store: Store) -> None:
+    """Issue 19: an endpoint answering 401 to every token while the password is accepted cost one
+    refresh or login per call (21 for 20 calls). One renewal a minute, then a clear error."""
+    server = FakeAuthServer()
+    mgr = manager(memory_store, server)
+    pipeline = Pipeline([SessionMiddleware(mgr)], refuse_everything)
+    errors = []
+    for _ in range(20):
+        try:
+            response = await pipeline(XrpcRequest("GET", "a.b.c", AUTH))
+        except NotAuthenticated as exc:
+            errors.append(str(exc))
+        else:
+            assert response.status_code == 401  # the replay after the one renewal: the server's answer
+    assert server.calls == ["com.atproto.server.createSession", "com.atproto.server.refreshSession"]
+    assert len(errors) == 19 and "at most once every 60 s" in errors[0]
+
+
+async def test_a_refused_session_is_renewed_again_after_a_minute(memory_store: Store) -> None:
+    server = FakeAuthServer()
+    mgr = manager(memory_store, server)
+    pipeline = Pipeline([SessionMiddleware(mgr)], refuse_everything)
+    await pipeline(XrpcRequest("GET", "a.b.c", AUTH))
+    with pytest.raises(NotAuthenticated):
+        await pipeline(XrpcRequest("GET", "a.b.c", AUTH))
+    assert mgr._renewed_on_refusal is not None
+    token, at = mgr._renewed_on_refusal
+    mgr._renewed_on_refusal = (token, at - 61)  # a minute later
+    await pipeline(XrpcRequest("GET", "a.b.c", AUTH))
+    assert server.calls.count("com.atproto.server.refreshSession") == 2
+
+
+async def refuse_everything(request: XrpcRequest) -> XrpcResponse:
+    return make_response(401, {"error": "AuthenticationRequired", "message": "Invalid token"})

@@ -53,6 +53,9 @@ class Session:
         return cls(row.did, row.handle, row.pds_endpoint, row.access_jwt, row.refresh_jwt)
 
 
+RENEW_ON_REFUSAL_INTERVAL = 60.0
+"""A session the server refuses although it has not expired is renewed at most this often (seconds)."""
+
 CLOCK_TOLERANCE = 5.0
 """A clock this close to the server's is taken as right (well within the 60 s refresh margin)."""
 
@@ -81,6 +84,9 @@ class SessionManager:
         self.session: Session | None = None
         self._lock = asyncio.Lock()
         self._flight: SingleFlight[Session] = SingleFlight()
+        self._renewed_on_refusal: tuple[str, float] | None = None
+        self.renew_on_refusal_interval = RENEW_ON_REFUSAL_INTERVAL
+        """The access token last issued because the server refused a valid one, and when (monotonic)."""
         self.login_refused: LoginFailed | None = None
         """The server's refusal of the password: raised instead of asking again until ``login()``."""
         self.clock_offset = 0.0
@@ -139,7 +145,28 @@ class SessionManager:
         """
         if self.session is not None and self.session.access_jwt != stale_access_jwt:
             return self.session
-        return await self._flight.run(self.account_key, functools.partial(self._refresh_and_store, stale_access_jwt))
+        refused_while_valid = not self._expires_soon(stale_access_jwt)
+        if refused_while_valid:
+            self._check_renewal_budget(stale_access_jwt)
+        fresh = await self._flight.run(self.account_key, functools.partial(self._refresh_and_store, stale_access_jwt))
+        if refused_while_valid:
+            self._renewed_on_refusal = (fresh.access_jwt, time.monotonic())
+        return fresh
+
+    def _check_renewal_budget(self, refused_access_jwt: str) -> None:
+        """A server that refuses even a session renewed for it a moment ago would otherwise cost
+        a refresh or login per call (and lock the account): once a minute, then this error."""
+        if self._renewed_on_refusal is None:
+            return
+        renewed, at = self._renewed_on_refusal
+        age = time.monotonic() - at
+        if renewed == refused_access_jwt and age < self.renew_on_refusal_interval:
+            raise NotAuthenticated(
+                f"the server refused the session of {self.identifier or (self.session and self.session.did)} "
+                f"that was renewed {age:.0f} s ago because it had refused the one before; the client renews a "
+                f"refused session at most once every {self.renew_on_refusal_interval:.0f} s. The account may not "
+                "be allowed this call, or the call goes to a server that does not accept its tokens "
+                "(check hostname= and auth_host=)")
 
     async def _refresh_and_store(self, stale_access_jwt: str) -> Session:
         """The refresh itself, holding the account's lease (see ``refresh``).
