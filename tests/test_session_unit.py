@@ -268,3 +268,20 @@ async def test_a_refused_session_is_renewed_again_after_a_minute(memory_store: S
 
 async def refuse_everything(request: XrpcRequest) -> XrpcResponse:
     return make_response(401, {"error": "AuthenticationRequired", "message": "Invalid token"})
+
+
+def test_only_calls_that_cannot_happen_twice_are_sent_again_after_the_account_was_forgotten() -> None:
+    from pysky_async._session import _safe_to_send_again
+
+    def post(nsid: str, body: dict[str, object]) -> XrpcRequest:
+        return XrpcRequest("POST", nsid, AUTH, json=body)
+
+    create = {"$type": "com.atproto.repo.applyWrites#create", "collection": "c.d.e", "value": {}}
+    assert _safe_to_send_again(XrpcRequest("GET", "a.b.c", AUTH))
+    assert _safe_to_send_again(post("com.atproto.repo.putRecord", {}))
+    assert _safe_to_send_again(post("com.atproto.repo.deleteRecord", {}))
+    assert _safe_to_send_again(post("com.atproto.repo.createRecord", {"rkey": "3k"}))
+    assert not _safe_to_send_again(post("com.atproto.repo.createRecord", {}))
+    assert _safe_to_send_again(post("com.atproto.repo.applyWrites", {"writes": [{**create, "rkey": "3k"}]}))
+    assert not _safe_to_send_again(post("com.atproto.repo.applyWrites", {"writes": [create]}))
+    assert not _safe_to_send_again(post("app.example.doSomething", {}))

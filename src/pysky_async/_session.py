@@ -362,12 +362,65 @@ class SessionMiddleware:
         if ctx.send_again:  # the pipeline sends the call again after our refresh
             ctx.send_again = False
             ctx.session_was_refreshed = True
+            if ctx.forgotten_did is not None and ctx.forgotten_did != session.did:
+                request = _retarget(request, ctx.forgotten_did, session.did)
             return await call_next(_authorize(request, session))
         response = await call_next(_authorize(request, session))
         if _needs_refresh(response):
-            await self.manager.refresh(session.access_jwt)
+            fresh = await self.manager.refresh(session.access_jwt)
+            if _account_not_found(response):
+                _check_safe_to_send_again(request, response, fresh)
+                ctx.forgotten_did = session.did
             ctx.send_again = True  # from the top: the expired attempt keeps its own call-log row
         return response
+
+
+def _account_not_found(response: XrpcResponse) -> bool:
+    """The server no longer knows the account (deleted and re-created, a server reset)."""
+    raw = response.raw
+    message = raw.get("message")
+    return raw.get("error") == "AccountNotFound" or (
+        isinstance(message, str) and message.startswith("Could not find user info for account"))
+
+
+def _safe_to_send_again(request: XrpcRequest) -> bool:
+    """A read, or a write that cannot happen twice: repeating it changes nothing or fails."""
+    if request.method == "GET" or request.context.idempotent or request.nsid in _REPEATABLE_WRITES:
+        return True
+    body = request.json if isinstance(request.json, dict) else {}
+    if request.nsid == "com.atproto.repo.createRecord":
+        return bool(body.get("rkey"))
+    if request.nsid == "com.atproto.repo.applyWrites":
+        writes = body.get("writes")
+        return isinstance(writes, list) and all(
+            isinstance(w, dict) and (w.get("$type") != "com.atproto.repo.applyWrites#create" or w.get("rkey"))
+            for w in writes)
+    return False
+
+
+_REPEATABLE_WRITES = frozenset({"com.atproto.repo.putRecord", "com.atproto.repo.deleteRecord"})
+
+
+def _check_safe_to_send_again(request: XrpcRequest, response: XrpcResponse, fresh: Session) -> None:
+    """Raise the server's refusal, explained, when the call must not be sent twice."""
+    if _safe_to_send_again(request):
+        return
+    try:
+        raise_for_status(response, request.nsid)
+    except APIError as exc:
+        exc.message = (f"{exc.message or exc.error}. The server no longer knew the account: the client logged "
+                       f"in again (now {fresh.did}), but did not send this {request.nsid} again because it is "
+                       "not safe to repeat (no record key): check whether it is needed and send it again")
+        raise
+
+
+def _retarget(request: XrpcRequest, old_did: str, new_did: str) -> XrpcRequest:
+    """The request with ``repo`` naming the renewed account where it named the forgotten one."""
+    params = {**request.params, "repo": new_did} if request.params.get("repo") == old_did else request.params
+    body = request.json
+    if isinstance(body, dict) and body.get("repo") == old_did:
+        body = {**body, "repo": new_did}
+    return request.replace(params=params, json=body)
 
 
 def _latest(stored: Session | None, in_memory: Session | None) -> Session | None:
