@@ -285,3 +285,34 @@ def test_only_calls_that_cannot_happen_twice_are_sent_again_after_the_account_wa
     assert _safe_to_send_again(post("com.atproto.repo.applyWrites", {"writes": [{**create, "rkey": "3k"}]}))
     assert not _safe_to_send_again(post("com.atproto.repo.applyWrites", {"writes": [create]}))
     assert not _safe_to_send_again(post("app.example.doSomething", {}))
+
+
+async def test_a_wrong_password_is_refused_even_with_a_stored_session(memory_store: Store) -> None:
+    """Issue 19: AsyncBskyClient(password="wrong") with a stored session never checked the password."""
+    server = FakeAuthServer(password="pw")
+    await manager(memory_store, server, password="pw").current()
+    with pytest.raises(LoginFailed, match="refused the login"):
+        await manager(memory_store, server, password="wrong").current()
+    assert server.calls == ["com.atproto.server.createSession"] * 2
+    reused = await manager(memory_store, server, password="pw").current()  # the stored session is still there
+    assert server.calls == ["com.atproto.server.createSession"] * 2 and reused.did == "did:plc:me"
+    [(check,)] = await memory_store.execute_sql("SELECT password_check FROM bsky_session")
+    assert check.startswith("scrypt$") and "pw" not in check.split("$")
+
+
+async def test_a_changed_password_logs_in_with_it_and_is_remembered(memory_store: Store) -> None:
+    server = FakeAuthServer(password="old")
+    await manager(memory_store, server, password="old").current()
+    server.password = "new"  # the user changed (or re-issued) the app password
+    await manager(memory_store, server, password="new").current()
+    await manager(memory_store, server, password="new").current()
+    assert server.calls == ["com.atproto.server.createSession"] * 2
+
+
+async def test_a_session_adopted_from_elsewhere_is_used_whatever_the_password(memory_store: Store) -> None:
+    server = FakeAuthServer()
+    await manager(memory_store, server, password="pw").current()
+    adopted = Session("did:plc:me", "me.test", "https://pds.test", fake_jwt(), fake_jwt(lifetime=86400))
+    await manager(memory_store, server, password=None).adopt(adopted)
+    assert await manager(memory_store, server, password="other").current() == adopted
+    assert server.calls == ["com.atproto.server.createSession"]

@@ -1,4 +1,5 @@
-"""Refresh leases: one login or token refresh per account across processes, no lock over the network
+"""Refresh leases (one login or token refresh per account across processes, no lock over the
+network); bsky_session.password_check (a salted hash: a changed password is noticed)
 
 Revision ID: 0004_refresh_lease
 Revises: 0003_oauth
@@ -23,7 +24,11 @@ def upgrade() -> None:
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
+    with op.batch_alter_table('bsky_session', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('password_check', sa.String(length=255), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('bsky_session', schema=None) as batch_op:
+        batch_op.drop_column('password_check')
     op.drop_table('bsky_refresh_lease')

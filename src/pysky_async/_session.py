@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import _jwt
+from . import _password_check as password_check
 from ._account import Account
 from ._exceptions import (
     APIError,
@@ -61,11 +62,12 @@ CLOCK_TOLERANCE = 5.0
 
 
 class SessionManager:
-    """An app-password account (an ``Account``): owns its session: loads it from the store, logs in, refreshes.
+    """An app-password account (an ``Account``): loads its session from the store, logs in, refreshes.
 
     Login and refresh are single-flight within a process (one shielded task) and across
     processes (a lease row with an expiry, ``_refresh_lease``): whoever gets the lease second
-    re-reads the stored session and uses it instead of refreshing again.
+    re-reads the stored session and uses it instead of refreshing again. A stored session made
+    with another password than this client's is not used: the client logs in with its own.
 
     Args:
         store: where sessions are kept.
@@ -85,8 +87,11 @@ class SessionManager:
         self._lock = asyncio.Lock()
         self._flight: SingleFlight[Session] = SingleFlight()
         self._renewed_on_refusal: tuple[str, float] | None = None
-        self.renew_on_refusal_interval = RENEW_ON_REFUSAL_INTERVAL
         """The access token last issued because the server refused a valid one, and when (monotonic)."""
+        self.renew_on_refusal_interval = RENEW_ON_REFUSAL_INTERVAL
+        self._password_accepted = False
+        """The server accepted ``password`` in this process: a hash of it is stored with the session."""
+        self._password_check: str | None = None
         self.login_refused: LoginFailed | None = None
         """The server's refusal of the password: raised instead of asking again until ``login()``."""
         self.clock_offset = 0.0
@@ -194,8 +199,9 @@ class SessionManager:
                         await SessionRepository(db).delete(self.account_key)
                         await lease.release(db)
                 else:
+                    fields = {**fresh.to_dict(), **await self._password_fields()}
                     async with self.store.transaction() as db:
-                        await SessionRepository(db).save(self.account_key, **fresh.to_dict())
+                        await SessionRepository(db).save(self.account_key, **fields)
                         await lease.release(db)
         except StorageError as exc:
             if fresh is None and dropped is None:
@@ -218,8 +224,8 @@ class SessionManager:
             self.session = session
             if not self.identifier:
                 self.identifier = session.did
-            async with self.store.transaction() as db:
-                await SessionRepository(db).save(self.account_key, **session.to_dict())
+            async with self.store.transaction() as db:  # not made with our password: nothing to check it by
+                await SessionRepository(db).save(self.account_key, **session.to_dict(), password_check=None)
 
     async def _load_or_login(self) -> Session:
         """The stored session, else a login; one login across processes (the account's lease),
@@ -230,15 +236,16 @@ class SessionManager:
                 "AsyncBskyClient (or set BSKY_AUTH_USERNAME and BSKY_AUTH_PASSWORD), "
                 "or call login_with_session()"
             )
-        stored = await self.stored()
+        stored = await self._usable_stored()
         if stored is None:
             async with hold_lease(self.store, self._lease_name) as lease:
-                stored = await self.stored()  # logged in by another process while we waited
+                stored = await self._usable_stored()  # logged in by another process while we waited
                 if stored is None:
                     self.session = await within_deadline(f"logging in to {self.auth_host}", self._login())
                     try:
+                        fields = {**self.session.to_dict(), **await self._password_fields()}
                         async with self.store.transaction() as db:
-                            await SessionRepository(db).save(self.account_key, **self.session.to_dict())
+                            await SessionRepository(db).save(self.account_key, **fields)
                             await lease.release(db)
                     except StorageError as exc:
                         logger.warning("the session of %s could not be stored (%s); it is kept in memory",
@@ -247,6 +254,26 @@ class SessionManager:
         logger.debug("reusing the stored session of %s", stored.did)
         self.session = stored
         return stored
+
+    async def _usable_stored(self) -> Session | None:
+        """The stored session, unless this client's password differs from the one it was made with:
+        then the client logs in with its own password (a wrong one fails there, as it should)."""
+        async with self.store.transaction() as db:
+            row = await SessionRepository(db).get(self.account_key)
+        if row is None:
+            return None
+        if self._password and row.password_check and not await password_check.matches(self._password,
+                                                                                        row.password_check):
+            logger.info("the password given for %s is not the one its stored session was made with: logging in "
+                        "with it", self.identifier)
+            return None
+        return Session.from_row(row)
+
+    async def _password_fields(self) -> dict[str, str]:
+        """``password_check`` for the stored row, once the server accepted this client's password."""
+        if self._password_accepted and self._password and self._password_check is None:
+            self._password_check = await password_check.make_check(self._password)
+        return {"password_check": self._password_check} if self._password_check else {}
 
     async def _refresh_or_login(self, current: Session | None) -> Session:
         if current is not None:
@@ -319,6 +346,7 @@ class SessionManager:
             if exc.status_code == 400 and exc.error in (None, "InvalidRequest"):
                 raise self._refused(f"{self.auth_host} refused the login: {exc.message}") from exc
             raise
+        self._password_accepted = True
         return self._session_from(response, fallback=None)
 
     def _refused(self, reason: str) -> LoginFailed:

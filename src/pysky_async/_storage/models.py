@@ -58,7 +58,7 @@ class Base(DeclarativeBase):
 
 
 class SessionRow(Base):
-    """One stored login per account (access/refresh JWTs; never the password)."""
+    """One stored login per account (access/refresh JWTs; never the password, only a salted hash of it)."""
 
     __tablename__ = "bsky_session"
 
@@ -69,6 +69,8 @@ class SessionRow(Base):
     pds_endpoint: Mapped[str] = mapped_column(String(512))
     access_jwt: Mapped[str] = mapped_column(Text)
     refresh_jwt: Mapped[str] = mapped_column(Text)
+    password_check: Mapped[str | None] = mapped_column(String(255))
+    """A salted scrypt hash of the password the session was made with (``_password_check``), or None."""
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
