@@ -320,7 +320,7 @@ class AsyncBskyClient:
         if self._shared.oauth is None:
             from ._oauth import OAuth  # JOSE and crypto load only for services that use OAuth
 
-            self._shared.oauth = OAuth(self.store, self.http, self.identity, self._oauth_client)
+            self._shared.oauth = OAuth(self.store, self._send_unchecked, self.identity, self._oauth_client)
         return self._shared.oauth
 
     def _oauth_client(self, account: OAuthAccount, middleware: DpopMiddleware) -> AsyncBskyClient:

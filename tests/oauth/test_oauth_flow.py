@@ -8,12 +8,15 @@ import datetime as dt
 import stat
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from sqlalchemy import text
 
 from pysky_async import AsyncBskyClient, InvalidInput, NotAuthenticated, OAuthApp, OAuthSessionExpired
 from pysky_async._oauth._dpop import make_proof
+from pysky_async._request import XrpcRequest
+from pysky_async._response import XrpcResponse
 from tests.realnet.pds import Account, PdsServer
 
 from .conftest import REDIRECT_URI, OAuthHarness, client_options
@@ -189,3 +192,38 @@ async def test_a_user_clients_logout_revokes_and_forgets_the_session(
     await user.logout()
     assert oauth.pds.path_request_count("/oauth/revoke") >= 1
     assert await oauth.bsky.store.execute_sql("SELECT did FROM bsky_oauth_session") == []
+
+
+async def test_authorization_server_calls_ride_the_pipeline_and_log_no_secret(
+        oauth: OAuthHarness, pds_account: Account) -> None:
+    """Issue 19: PAR, token, revocation and metadata calls went around the pipeline with raw httpx
+    (no call-log rows, other bounds). Now they are logged, and no form value or proof is."""
+    c = oauth.bsky.oauth  # configured by the fixture
+    sent: list[XrpcRequest] = []
+    server = c._c.server
+    real_send = server.send
+
+    async def recording(request: XrpcRequest) -> XrpcResponse:
+        sent.append(request)
+        return await real_send(request)
+
+    server.send = recording
+    login = await oauth.login(pds_account)
+    session = await c.session(login.did)
+    await c._c.sessions.refresh(login.did, session.access_token)
+    await c.logout(login.did)
+    await oauth.bsky.flush_call_log()
+
+    rows = await oauth.bsky.store.execute_sql("SELECT * FROM bsky_api_call_log")
+    endpoints = {row.endpoint for row in rows}
+    assert {"oauth.protectedResource", "oauth.authorizationServer", "oauth.par", "oauth.token",
+            "oauth.revoke"} <= endpoints
+    secrets = set()
+    for request in sent:
+        secrets.update(value for _, value in parse_qsl((request.content or b"").decode()) if len(value) > 20)
+        secrets.update(value for name, value in request.headers.items() if name.lower() == "dpop")
+    assert any(request.nsid == "oauth.token" for request in sent) and len(secrets) >= 5
+    dump = "\n".join(str(tuple(row)) for row in rows)
+    leaked = [secret[:12] for secret in secrets if secret in dump]
+    assert leaked == [], "a token, verifier, code or DPoP proof reached the call log"
+    assert "eyJ" not in dump

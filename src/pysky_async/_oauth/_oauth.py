@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import httpx
-
 from .._exceptions import IdentityNotFound, InvalidInput, NetworkError, OAuthCallbackError, OAuthError, PyskyError
 from .._identity import IdentityResolver, pds_endpoint_from_did_doc
+from .._middleware import Handler
 from .._storage.models import utcnow
 from .._storage.oauth_repository import OAuthStateRepository
 from .._storage.store import Store
@@ -69,10 +68,10 @@ class OAuth:
     """OAuth for the users of your service (``bsky.oauth``); configure it once with
     ``configure()``. Sessions live in the client's database, shared by every worker."""
 
-    def __init__(self, store: Store, http: httpx.AsyncClient, identity: IdentityResolver,
+    def __init__(self, store: Store, send: Handler, identity: IdentityResolver,
                  make_client: ClientFactory) -> None:
         self._store = store
-        self._http = http
+        self._send = send
         self._identity = identity
         self._make_client = make_client
         self._configured: _Configured | None = None
@@ -97,7 +96,7 @@ class OAuth:
         """
         box = SecretBox(encryption_key)
         loopback = app.is_loopback if allow_http_loopback is None else allow_http_loopback
-        server = AuthServerClient(self._http, app, self.nonces, allow_http_loopback=loopback)
+        server = AuthServerClient(self._send, app, self.nonces, allow_http_loopback=loopback)
         self._configured = _Configured(app, server, OAuthSessionStore(self._store, box, server, app.client_id),
                                        box, appview)
         return self
