@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey
 
-from pysky_async import OAuthSessionExpired
+from pysky_async import OAuthSessionExpired, RequestTimeout, _refresh_lease
 from pysky_async._oauth._dpop import NonceCache, generate_key
 from pysky_async._oauth._secrets import SecretBox
 from pysky_async._oauth._server import AuthServer
@@ -238,3 +238,25 @@ async def test_a_dead_oauth_grant_still_logs_the_user_out(
         await sessions.refresh("did:plc:alice", "a0")
     with pytest.raises(OAuthSessionExpired, match="logged out"):
         await sessions.refresh("did:plc:alice", "a0")
+
+
+async def test_a_refresh_that_gets_no_answer_fails_within_the_deadline_and_frees_the_account(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_refresh_lease, "NETWORK_DEADLINE", 0.2)
+    store = file_store(tmp_path)
+    server = FakeAuthServer()
+    sessions = SessionManager(store, server, auth_host="https://entryway.test", identifier="me.test", password="pw")
+    old = await sessions.current()
+    never = asyncio.Event()
+
+    async def silent(request: XrpcRequest) -> XrpcResponse:
+        await never.wait()
+        return await server(request)
+
+    sessions.send = silent
+    with pytest.raises(RequestTimeout, match=r"no answer within 0\.2 s"):
+        await sessions.refresh(old.access_jwt)
+    sessions.send = server
+    fresh = await sessions.refresh(old.access_jwt)  # the lease was given back: no wait for its expiry
+    assert fresh.access_jwt != old.access_jwt
+    await store.aclose()
