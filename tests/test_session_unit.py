@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pysky_async import LoginFailed, NotAuthenticated, StorageError
+from pysky_async._identity import pds_endpoint_from_did_doc
 from pysky_async._middleware import Pipeline
 from pysky_async._request import AUTH, XrpcRequest
 from pysky_async._response import XrpcResponse
-from pysky_async._session import Session, SessionManager, SessionMiddleware, pds_endpoint_from_did_doc
+from pysky_async._session import Session, SessionManager, SessionMiddleware
 from pysky_async._storage.repositories import SessionRepository
 from pysky_async._storage.store import Store
 
@@ -212,6 +213,7 @@ async def test_a_refreshed_pair_the_database_cannot_store_is_kept_in_memory(
     """Refresh tokens are single use: once the server rotated one, losing the new pair logs the account out."""
     server = FakeAuthServer()
     mgr = manager(memory_store, server, password=None)
+    mgr.renew_on_refusal_interval = 0  # this test has valid sessions "refused" twice in a few seconds
     await mgr.adopt(Session("did:plc:me", "me.test", "https://pds.test", fake_jwt(), fake_jwt(lifetime=86400)))
     stale = mgr.session.access_jwt  # type: ignore[union-attr]
 
@@ -230,3 +232,87 @@ async def test_a_refreshed_pair_the_database_cannot_store_is_kept_in_memory(
     assert server.calls == ["com.atproto.server.refreshSession"] * 2
     assert server.refreshed_with[-1] == refreshed.refresh_jwt
     assert (await mgr.stored()) == again
+
+
+async def test_an_endpoint_that_always_refuses_costs_one_renewal_not_one_per_call(memory_store: Store) -> None:
+    """Issue 19: an endpoint answering 401 to every token while the password is accepted cost one
+    refresh or login per call (21 for 20 calls). One renewal a minute, then a clear error."""
+    server = FakeAuthServer()
+    mgr = manager(memory_store, server)
+    pipeline = Pipeline([SessionMiddleware(mgr)], refuse_everything)
+    errors = []
+    for _ in range(20):
+        try:
+            response = await pipeline(XrpcRequest("GET", "a.b.c", AUTH))
+        except NotAuthenticated as exc:
+            errors.append(str(exc))
+        else:
+            assert response.status_code == 401  # the replay after the one renewal: the server's answer
+    assert server.calls == ["com.atproto.server.createSession", "com.atproto.server.refreshSession"]
+    assert len(errors) == 19 and "at most once every 60 s" in errors[0]
+
+
+async def test_a_refused_session_is_renewed_again_after_a_minute(memory_store: Store) -> None:
+    server = FakeAuthServer()
+    mgr = manager(memory_store, server)
+    pipeline = Pipeline([SessionMiddleware(mgr)], refuse_everything)
+    await pipeline(XrpcRequest("GET", "a.b.c", AUTH))
+    with pytest.raises(NotAuthenticated):
+        await pipeline(XrpcRequest("GET", "a.b.c", AUTH))
+    assert mgr._renewed_on_refusal is not None
+    token, at = mgr._renewed_on_refusal
+    mgr._renewed_on_refusal = (token, at - 61)  # a minute later
+    await pipeline(XrpcRequest("GET", "a.b.c", AUTH))
+    assert server.calls.count("com.atproto.server.refreshSession") == 2
+
+
+async def refuse_everything(request: XrpcRequest) -> XrpcResponse:
+    return make_response(401, {"error": "AuthenticationRequired", "message": "Invalid token"})
+
+
+def test_only_calls_that_cannot_happen_twice_are_sent_again_after_the_account_was_forgotten() -> None:
+    from pysky_async._session import _safe_to_send_again
+
+    def post(nsid: str, body: dict[str, object]) -> XrpcRequest:
+        return XrpcRequest("POST", nsid, AUTH, json=body)
+
+    create = {"$type": "com.atproto.repo.applyWrites#create", "collection": "c.d.e", "value": {}}
+    assert _safe_to_send_again(XrpcRequest("GET", "a.b.c", AUTH))
+    assert _safe_to_send_again(post("com.atproto.repo.putRecord", {}))
+    assert _safe_to_send_again(post("com.atproto.repo.deleteRecord", {}))
+    assert _safe_to_send_again(post("com.atproto.repo.createRecord", {"rkey": "3k"}))
+    assert not _safe_to_send_again(post("com.atproto.repo.createRecord", {}))
+    assert _safe_to_send_again(post("com.atproto.repo.applyWrites", {"writes": [{**create, "rkey": "3k"}]}))
+    assert not _safe_to_send_again(post("com.atproto.repo.applyWrites", {"writes": [create]}))
+    assert not _safe_to_send_again(post("app.example.doSomething", {}))
+
+
+async def test_a_wrong_password_is_refused_even_with_a_stored_session(memory_store: Store) -> None:
+    """Issue 19: AsyncBskyClient(password="wrong") with a stored session never checked the password."""
+    server = FakeAuthServer(password="pw")
+    await manager(memory_store, server, password="pw").current()
+    with pytest.raises(LoginFailed, match="refused the login"):
+        await manager(memory_store, server, password="wrong").current()
+    assert server.calls == ["com.atproto.server.createSession"] * 2
+    reused = await manager(memory_store, server, password="pw").current()  # the stored session is still there
+    assert server.calls == ["com.atproto.server.createSession"] * 2 and reused.did == "did:plc:me"
+    [(check,)] = await memory_store.execute_sql("SELECT password_check FROM bsky_session")
+    assert check.startswith("scrypt$") and "pw" not in check.split("$")
+
+
+async def test_a_changed_password_logs_in_with_it_and_is_remembered(memory_store: Store) -> None:
+    server = FakeAuthServer(password="old")
+    await manager(memory_store, server, password="old").current()
+    server.password = "new"  # the user changed (or re-issued) the app password
+    await manager(memory_store, server, password="new").current()
+    await manager(memory_store, server, password="new").current()
+    assert server.calls == ["com.atproto.server.createSession"] * 2
+
+
+async def test_a_session_adopted_from_elsewhere_is_used_whatever_the_password(memory_store: Store) -> None:
+    server = FakeAuthServer()
+    await manager(memory_store, server, password="pw").current()
+    adopted = Session("did:plc:me", "me.test", "https://pds.test", fake_jwt(), fake_jwt(lifetime=86400))
+    await manager(memory_store, server, password=None).adopt(adopted)
+    assert await manager(memory_store, server, password="other").current() == adopted
+    assert server.calls == ["com.atproto.server.createSession"]

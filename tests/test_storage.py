@@ -76,7 +76,6 @@ async def test_store_refuses_an_unmigrated_database_with_instructions(database_u
 async def test_session_repository_round_trip_and_versioning(store: Store) -> None:
     async with store.transaction() as db:
         repo = SessionRepository(db)
-        await repo.lock("me@host")
         await repo.save("me@host", did="did:plc:me", handle="me.test", pds_endpoint="https://pds",
                         access_jwt="a1", refresh_jwt="r1")
     async with store.transaction() as db:

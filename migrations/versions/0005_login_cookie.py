@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0005_login_cookie'
-down_revision = '0003_oauth'
+down_revision = '0004_refresh_lease'
 branch_labels = None
 depends_on = None
 

@@ -36,6 +36,7 @@ from ._config import normalize_endpoint, normalize_host
 from ._exceptions import NotAuthenticated, PyskyError
 from ._request import XrpcRequest
 from ._response import XrpcResponse
+from ._session import SessionManager
 from ._storage import migrate
 from ._storage.store import Store, resolve_database_url
 from ._streams import cli as stream_cli
@@ -150,19 +151,20 @@ async def _call(bsky: AsyncBskyClient, args: argparse.Namespace) -> XrpcResponse
 
 
 async def _session_command(bsky: AsyncBskyClient, action: str) -> int:
-    if not bsky.sessions.identifier:
+    sessions = bsky.sessions
+    if not isinstance(sessions, SessionManager) or not sessions.identifier:
         raise NotAuthenticated("no account configured: set BSKY_AUTH_USERNAME (the session is stored per account)")
-    stored = await bsky.sessions.stored()
+    stored = await sessions.stored()
     if stored is None:
-        print(f"no stored session for {bsky.sessions.account_key}")
+        print(f"no stored session for {sessions.account_key}")
         return 0
     if action == "clear":
-        await bsky.sessions.forget()
+        await sessions.forget()
         print(f"forgot the stored session of {stored.handle} ({stored.did}); the next call logs in again")
         return 0
     exp = _jwt.claims(stored.access_jwt).get("exp")
     expires = dt.datetime.fromtimestamp(exp, dt.timezone.utc).isoformat() if isinstance(exp, (int, float)) else None
-    print(json.dumps({"account": bsky.sessions.account_key, "did": stored.did, "handle": stored.handle,
+    print(json.dumps({"account": sessions.account_key, "did": stored.did, "handle": stored.handle,
                       "pds": stored.pds_endpoint, "access_token_expires": expires}, indent=2))
     return 0
 

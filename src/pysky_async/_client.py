@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._account import Account
 from ._aiohttp_transport import AiohttpXrpcTransport, SharedAiohttpSession
 from ._call_log import CallLogMiddleware, CallLogWriter
 from ._config import (
@@ -81,7 +82,7 @@ class _Shared:
     owns_http: bool
     store: Store
     call_log: CallLogWriter
-    sessions: SessionManager
+    sessions: Account
     cursors: CursorStore
     rate_limit_tracker: RateLimitTracker
     limiters: dict[tuple[int, float], RequestLimiter]
@@ -320,7 +321,7 @@ class AsyncBskyClient:
         if self._shared.oauth is None:
             from ._oauth import OAuth  # JOSE and crypto load only for services that use OAuth
 
-            self._shared.oauth = OAuth(self.store, self.http, self.identity, self._oauth_client)
+            self._shared.oauth = OAuth(self.store, self._send_unchecked, self.identity, self._oauth_client)
         return self._shared.oauth
 
     @property
@@ -334,7 +335,8 @@ class AsyncBskyClient:
 
     def _oauth_client(self, account: OAuthAccount, middleware: DpopMiddleware) -> AsyncBskyClient:
         """A client acting as an OAuth user, sharing this one's HTTP pool, store and call log."""
-        shared = dataclasses.replace(self._shared, sessions=account, session_middleware=middleware, owns_http=False)
+        sessions: Account = account  # an OAuth user is an Account like a password login, not a kind of one
+        shared = dataclasses.replace(self._shared, sessions=sessions, session_middleware=middleware, owns_http=False)
         client = object.__new__(type(self))
         client._setup(shared, self.config, owner=False)
         return client
@@ -382,8 +384,7 @@ class AsyncBskyClient:
         """Log in now (or load the stored session) instead of on the first call. After the server
         refused the password, calls fail at once (no login storm) until this is called again."""
         self._check_open()
-        self.sessions.login_refused = None
-        return await self.sessions.current()
+        return await self.sessions.login()
 
     async def logout(self) -> None:
         """End the session on the server (``deleteSession``) and forget the stored one. The next

@@ -26,6 +26,8 @@ class CallContext:
         session_was_refreshed: the token was refreshed and the call replayed (session).
         send_again: send the call once more through the whole chain, so the new attempt has its
             own call-log row (set by the session after a refresh; read by the pipeline).
+        forgotten_did: the account DID the server no longer knew (AccountNotFound); the session's
+            replay sends the renewed session's DID as ``repo`` instead (set and read by the session).
         attempt: 1 for the first attempt, 2 for the first retry... (set by retry).
         url: the URL of the last attempt, without the query (set by the transport).
         sent: this attempt reached the transport, so the server may have received it (set by the
@@ -48,6 +50,7 @@ class CallContext:
     write_points: int = 0
     session_was_refreshed: bool = False
     send_again: bool = False
+    forgotten_did: str | None = None
     attempt: int = 0
     url: str | None = None
     sent: bool = False

@@ -16,12 +16,26 @@ from ._exceptions import BadRequest, IdentityNotFound, InvalidInput
 from ._lenient import handle_from_text
 from ._middleware import NO_ACCOUNT
 from ._request import XrpcRequest
-from ._session import pds_endpoint_from_did_doc
 from ._syntax import Did
 from ._ttl_cache import TtlCache
 
 if TYPE_CHECKING:
     from ._xrpc import Xrpc
+
+
+def pds_endpoint_from_did_doc(did_doc: Any) -> str | None:
+    """The ``#atproto_pds`` service endpoint of a DID document, if it has one."""
+    if not isinstance(did_doc, dict):
+        return None
+    for service in did_doc.get("service") or []:
+        if (
+            isinstance(service, dict)
+            and str(service.get("id", "")).endswith("#atproto_pds")
+            and service.get("type") == "AtprotoPersonalDataServer"
+            and isinstance(service.get("serviceEndpoint"), str)
+        ):
+            return str(service["serviceEndpoint"]).rstrip("/")
+    return None
 
 
 RESOLVE_DID = "resolve_did"

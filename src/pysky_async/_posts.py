@@ -34,9 +34,9 @@ from ._syntax import AtUri
 logger = logging.getLogger("pysky_async")
 
 if TYPE_CHECKING:
+    from ._account import Account
     from ._identity import IdentityResolver
     from ._records import Records
-    from ._session import SessionManager
     from ._storage.store import Store
     from ._video import Videos
 
@@ -117,7 +117,7 @@ class Posts:
         sessions: the account. records, identity, media, video: the parts of a post.
     """
 
-    def __init__(self, store: Store, sessions: SessionManager, records: Records, identity: IdentityResolver,
+    def __init__(self, store: Store, sessions: Account, records: Records, identity: IdentityResolver,
                  media: Media, video: Videos) -> None:
         self._store = store
         self._sessions = sessions

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import _jwt
+from . import _password_check as password_check
+from ._account import Account
 from ._exceptions import (
     APIError,
     AuthenticationRequired,
@@ -18,7 +21,9 @@ from ._exceptions import (
     NotAuthenticated,
     StorageError,
 )
+from ._identity import pds_endpoint_from_did_doc
 from ._middleware import SESSION, SESSION_OWN, Handler
+from ._refresh_lease import SingleFlight, hold_lease, within_deadline
 from ._request import XrpcRequest
 from ._response import XrpcResponse, raise_for_status
 from ._storage.models import SessionRow
@@ -49,31 +54,20 @@ class Session:
         return cls(row.did, row.handle, row.pds_endpoint, row.access_jwt, row.refresh_jwt)
 
 
-def pds_endpoint_from_did_doc(did_doc: Any) -> str | None:
-    """The ``#atproto_pds`` service endpoint of a DID document, if it has one."""
-    if not isinstance(did_doc, dict):
-        return None
-    for service in did_doc.get("service") or []:
-        if (
-            isinstance(service, dict)
-            and str(service.get("id", "")).endswith("#atproto_pds")
-            and service.get("type") == "AtprotoPersonalDataServer"
-            and isinstance(service.get("serviceEndpoint"), str)
-        ):
-            return str(service["serviceEndpoint"]).rstrip("/")
-    return None
-
+RENEW_ON_REFUSAL_INTERVAL = 60.0
+"""A session the server refuses although it has not expired is renewed at most this often (seconds)."""
 
 CLOCK_TOLERANCE = 5.0
 """A clock this close to the server's is taken as right (well within the 60 s refresh margin)."""
 
 
 class SessionManager:
-    """Owns the account's session: loads it from the store, logs in, refreshes.
+    """An app-password account (an ``Account``): loads its session from the store, logs in, refreshes.
 
-    Within a process one ``asyncio.Lock`` makes login and refresh single-flight; across
-    processes the store's per-account lock does, and whoever gets it second re-reads the
-    stored session and uses it instead of refreshing again.
+    Login and refresh are single-flight within a process (one shielded task) and across
+    processes (a lease row with an expiry, ``_refresh_lease``): whoever gets the lease second
+    re-reads the stored session and uses it instead of refreshing again. A stored session made
+    with another password than this client's is not used: the client logs in with its own.
 
     Args:
         store: where sessions are kept.
@@ -91,7 +85,13 @@ class SessionManager:
         self._password = password
         self.session: Session | None = None
         self._lock = asyncio.Lock()
-        self._refreshing: set[asyncio.Task[Session]] = set()
+        self._flight: SingleFlight[Session] = SingleFlight()
+        self._renewed_on_refusal: tuple[str, float] | None = None
+        """The access token last issued because the server refused a valid one, and when (monotonic)."""
+        self.renew_on_refusal_interval = RENEW_ON_REFUSAL_INTERVAL
+        self._password_accepted = False
+        """The server accepted ``password`` in this process: a hash of it is stored with the session."""
+        self._password_check: str | None = None
         self.login_refused: LoginFailed | None = None
         """The server's refusal of the password: raised instead of asking again until ``login()``."""
         self.clock_offset = 0.0
@@ -122,6 +122,11 @@ class SessionManager:
     def can_authenticate(self) -> bool:
         return self.session is not None or bool(self.identifier)
 
+    async def login(self) -> Session:
+        """Log in (or load the stored session) now; after a refused password, asks the server again."""
+        self.login_refused = None
+        return await self.current()
+
     async def current(self) -> Session:
         """The session to use now: loaded, logged in or refreshed as needed."""
         session = self.session
@@ -129,10 +134,7 @@ class SessionManager:
             return session
         if session is not None:
             return await self.refresh(session.access_jwt)
-        async with self._lock:
-            if self.session is None:
-                self.session = await self._load_or_login()
-            session = self.session
+        session = await self._flight.run(self.account_key, self._load_or_login)
         if self._expires_soon(session.access_jwt):
             return await self.refresh(session.access_jwt)
         return session
@@ -143,33 +145,44 @@ class SessionManager:
         Callers that arrive while (or after) another caller refreshed get the new session. The
         refresh runs as its own task, shielded from the caller: refresh tokens are single use, so
         once the server has rotated one, the new pair is stored even if the caller is cancelled.
+        Across processes a lease (``_refresh_lease``) lets one refresh at a time, with no database
+        lock held over the network.
         """
-        async with self._lock:
-            if self.session is not None and self.session.access_jwt != stale_access_jwt:
-                return self.session
-            task = asyncio.get_running_loop().create_task(self._refresh_and_store(stale_access_jwt))
-            self._refreshing.add(task)
-            task.add_done_callback(self._refresh_done)
-            return await asyncio.shield(task)
+        if self.session is not None and self.session.access_jwt != stale_access_jwt:
+            return self.session
+        refused_while_valid = not self._expires_soon(stale_access_jwt)
+        if refused_while_valid:
+            self._check_renewal_budget(stale_access_jwt)
+        fresh = await self._flight.run(self.account_key, functools.partial(self._refresh_and_store, stale_access_jwt))
+        if refused_while_valid:
+            self._renewed_on_refusal = (fresh.access_jwt, time.monotonic())
+        return fresh
 
-    def _refresh_done(self, task: asyncio.Task[Session]) -> None:
-        self._refreshing.discard(task)
-        if not task.cancelled() and task.exception() is not None:  # retrieved, even if its caller left
-            logger.debug("session refresh failed: %s", task.exception())
+    def _check_renewal_budget(self, refused_access_jwt: str) -> None:
+        """A server that refuses even a session renewed for it a moment ago would otherwise cost
+        a refresh or login per call (and lock the account): once a minute, then this error."""
+        if self._renewed_on_refusal is None:
+            return
+        renewed, at = self._renewed_on_refusal
+        age = time.monotonic() - at
+        if renewed == refused_access_jwt and age < self.renew_on_refusal_interval:
+            raise NotAuthenticated(
+                f"the server refused the session of {self.identifier or (self.session and self.session.did)} "
+                f"that was renewed {age:.0f} s ago because it had refused the one before; the client renews a "
+                f"refused session at most once every {self.renew_on_refusal_interval:.0f} s. The account may not "
+                "be allowed this call, or the call goes to a server that does not accept its tokens "
+                "(check hostname= and auth_host=)")
 
     async def _refresh_and_store(self, stale_access_jwt: str) -> Session:
-        """The refresh itself, under the store's per-account lock (see ``refresh``).
+        """The refresh itself, holding the account's lease (see ``refresh``).
 
         The new pair is in use before it is saved: if the database fails after the server rotated
         the refresh token, the pair is kept in memory (and the failure logged), never lost."""
         fresh: Session | None = None
         dropped: NotAuthenticated | LoginFailed | None = None
         try:
-            async with self.store.transaction() as db:
-                repo = SessionRepository(db)
-                await repo.lock(self.account_key)
-                row = await repo.get(self.account_key)
-                stored = Session.from_row(row) if row is not None else None
+            async with hold_lease(self.store, self._lease_name) as lease:
+                stored = await self.stored()
                 latest = _latest(stored, self.session)
                 if latest is stored and stored is not None and stored.access_jwt != stale_access_jwt \
                         and not self._expires_soon(stored.access_jwt):
@@ -177,13 +190,19 @@ class SessionManager:
                     self.session = stored
                     return stored
                 try:
-                    fresh = self.session = await self._refresh_or_login(latest)
+                    fresh = self.session = await within_deadline(
+                        f"refreshing the session on {self.auth_host}", self._refresh_or_login(latest))
                 except (NotAuthenticated, LoginFailed) as exc:  # dead, and nothing to replace it: never reuse it
                     self.session = None
                     dropped = exc
-                    await repo.delete(self.account_key)
+                    async with self.store.transaction() as db:
+                        await SessionRepository(db).delete(self.account_key)
+                        await lease.release(db)
                 else:
-                    await repo.save(self.account_key, **fresh.to_dict())
+                    fields = {**fresh.to_dict(), **await self._password_fields()}
+                    async with self.store.transaction() as db:
+                        await SessionRepository(db).save(self.account_key, **fields)
+                        await lease.release(db)
         except StorageError as exc:
             if fresh is None and dropped is None:
                 raise
@@ -192,8 +211,12 @@ class SessionManager:
                                "stored at the next refresh", fresh.did, exc)
         if dropped is not None:
             raise dropped
-        assert fresh is not None  # the transaction returned a stored session, dropped it or refreshed it
+        assert fresh is not None  # the lease gave a stored session, dropped it or refreshed it
         return fresh
+
+    @property
+    def _lease_name(self) -> str:
+        return "session:" + self.account_key
 
     async def adopt(self, session: Session) -> None:
         """Use (and store) a session obtained elsewhere."""
@@ -201,26 +224,56 @@ class SessionManager:
             self.session = session
             if not self.identifier:
                 self.identifier = session.did
-            async with self.store.transaction() as db:
-                await SessionRepository(db).save(self.account_key, **session.to_dict())
+            async with self.store.transaction() as db:  # not made with our password: nothing to check it by
+                await SessionRepository(db).save(self.account_key, **session.to_dict(), password_check=None)
 
     async def _load_or_login(self) -> Session:
+        """The stored session, else a login; one login across processes (the account's lease),
+        and no database lock held while the login is on the network."""
         if not self.identifier:
             raise NotAuthenticated(
                 "this call needs a logged-in account: pass username= and password= to "
                 "AsyncBskyClient (or set BSKY_AUTH_USERNAME and BSKY_AUTH_PASSWORD), "
                 "or call login_with_session()"
             )
+        stored = await self._usable_stored()
+        if stored is None:
+            async with hold_lease(self.store, self._lease_name) as lease:
+                stored = await self._usable_stored()  # logged in by another process while we waited
+                if stored is None:
+                    self.session = await within_deadline(f"logging in to {self.auth_host}", self._login())
+                    try:
+                        fields = {**self.session.to_dict(), **await self._password_fields()}
+                        async with self.store.transaction() as db:
+                            await SessionRepository(db).save(self.account_key, **fields)
+                            await lease.release(db)
+                    except StorageError as exc:
+                        logger.warning("the session of %s could not be stored (%s); it is kept in memory",
+                                       self.session.did, exc)
+                    return self.session
+        logger.debug("reusing the stored session of %s", stored.did)
+        self.session = stored
+        return stored
+
+    async def _usable_stored(self) -> Session | None:
+        """The stored session, unless this client's password differs from the one it was made with:
+        then the client logs in with its own password (a wrong one fails there, as it should)."""
         async with self.store.transaction() as db:
-            repo = SessionRepository(db)
-            await repo.lock(self.account_key)
-            row = await repo.get(self.account_key)
-            if row is not None:
-                logger.debug("reusing the stored session of %s", row.did)
-                return Session.from_row(row)
-            session = await self._login()
-            await repo.save(self.account_key, **session.to_dict())
-            return session
+            row = await SessionRepository(db).get(self.account_key)
+        if row is None:
+            return None
+        if self._password and row.password_check and not await password_check.matches(self._password,
+                                                                                        row.password_check):
+            logger.info("the password given for %s is not the one its stored session was made with: logging in "
+                        "with it", self.identifier)
+            return None
+        return Session.from_row(row)
+
+    async def _password_fields(self) -> dict[str, str]:
+        """``password_check`` for the stored row, once the server accepted this client's password."""
+        if self._password_accepted and self._password and self._password_check is None:
+            self._password_check = await password_check.make_check(self._password)
+        return {"password_check": self._password_check} if self._password_check else {}
 
     async def _refresh_or_login(self, current: Session | None) -> Session:
         if current is not None:
@@ -293,6 +346,7 @@ class SessionManager:
             if exc.status_code == 400 and exc.error in (None, "InvalidRequest"):
                 raise self._refused(f"{self.auth_host} refused the login: {exc.message}") from exc
             raise
+        self._password_accepted = True
         return self._session_from(response, fallback=None)
 
     def _refused(self, reason: str) -> LoginFailed:
@@ -302,7 +356,7 @@ class SessionManager:
 
     def _own_call(self, nsid: str, **fields: Any) -> XrpcRequest:
         """A login or refresh: logged, but outside the session and the caller's middlewares; its error row
-        is written behind the call (a database lock is held)."""
+        is written behind the call (the call runs in the shielded refresh task, not for one caller)."""
         request = XrpcRequest("POST", nsid, self.auth_host, skip=SESSION_OWN, **fields)
         request.context.log_errors_at_once = False
         return request
@@ -325,7 +379,7 @@ class SessionMiddleware:
 
     name = SESSION
 
-    def __init__(self, manager: SessionManager) -> None:
+    def __init__(self, manager: Account) -> None:
         self.manager = manager
 
     async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:
@@ -336,12 +390,65 @@ class SessionMiddleware:
         if ctx.send_again:  # the pipeline sends the call again after our refresh
             ctx.send_again = False
             ctx.session_was_refreshed = True
+            if ctx.forgotten_did is not None and ctx.forgotten_did != session.did:
+                request = _retarget(request, ctx.forgotten_did, session.did)
             return await call_next(_authorize(request, session))
         response = await call_next(_authorize(request, session))
         if _needs_refresh(response):
-            await self.manager.refresh(session.access_jwt)
+            fresh = await self.manager.refresh(session.access_jwt)
+            if _account_not_found(response):
+                _check_safe_to_send_again(request, response, fresh)
+                ctx.forgotten_did = session.did
             ctx.send_again = True  # from the top: the expired attempt keeps its own call-log row
         return response
+
+
+def _account_not_found(response: XrpcResponse) -> bool:
+    """The server no longer knows the account (deleted and re-created, a server reset)."""
+    raw = response.raw
+    message = raw.get("message")
+    return raw.get("error") == "AccountNotFound" or (
+        isinstance(message, str) and message.startswith("Could not find user info for account"))
+
+
+def _safe_to_send_again(request: XrpcRequest) -> bool:
+    """A read, or a write that cannot happen twice: repeating it changes nothing or fails."""
+    if request.method == "GET" or request.context.idempotent or request.nsid in _REPEATABLE_WRITES:
+        return True
+    body = request.json if isinstance(request.json, dict) else {}
+    if request.nsid == "com.atproto.repo.createRecord":
+        return bool(body.get("rkey"))
+    if request.nsid == "com.atproto.repo.applyWrites":
+        writes = body.get("writes")
+        return isinstance(writes, list) and all(
+            isinstance(w, dict) and (w.get("$type") != "com.atproto.repo.applyWrites#create" or w.get("rkey"))
+            for w in writes)
+    return False
+
+
+_REPEATABLE_WRITES = frozenset({"com.atproto.repo.putRecord", "com.atproto.repo.deleteRecord"})
+
+
+def _check_safe_to_send_again(request: XrpcRequest, response: XrpcResponse, fresh: Session) -> None:
+    """Raise the server's refusal, explained, when the call must not be sent twice."""
+    if _safe_to_send_again(request):
+        return
+    try:
+        raise_for_status(response, request.nsid)
+    except APIError as exc:
+        exc.message = (f"{exc.message or exc.error}. The server no longer knew the account: the client logged "
+                       f"in again (now {fresh.did}), but did not send this {request.nsid} again because it is "
+                       "not safe to repeat (no record key): check whether it is needed and send it again")
+        raise
+
+
+def _retarget(request: XrpcRequest, old_did: str, new_did: str) -> XrpcRequest:
+    """The request with ``repo`` naming the renewed account where it named the forgotten one."""
+    params = {**request.params, "repo": new_did} if request.params.get("repo") == old_did else request.params
+    body = request.json
+    if isinstance(body, dict) and body.get("repo") == old_did:
+        body = {**body, "repo": new_did}
+    return request.replace(params=params, json=body)
 
 
 def _latest(stored: Session | None, in_memory: Session | None) -> Session | None:

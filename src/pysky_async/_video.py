@@ -41,8 +41,8 @@ from ._request import XrpcRequest
 from ._response import XrpcResponse, raise_for_status
 
 if TYPE_CHECKING:
+    from ._account import Account
     from ._records import Records
-    from ._session import SessionManager
     from ._xrpc import Xrpc
 
 from ._video_check import (
@@ -101,7 +101,7 @@ class Videos:
         video_host / video_service_did: the default video service and its DID.
     """
 
-    def __init__(self, xrpc: Xrpc, sessions: SessionManager, records: Records, *,
+    def __init__(self, xrpc: Xrpc, sessions: Account, records: Records, *,
                  video_host: str = DEFAULT_VIDEO_HOST, video_service_did: str | None = None) -> None:
         self._xrpc = xrpc
         self._sessions = sessions

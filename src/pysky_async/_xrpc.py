@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._account import Account
 from ._config import PROXIED_NAMESPACES, PROXIED_SERVICES, ClientConfig, normalize_endpoint, normalize_host
 from ._exceptions import InvalidInput
 from ._middleware import Pipeline
 from ._request import AUTH, XrpcRequest
 from ._response import XrpcResponse, raise_for_status
-from ._session import SessionManager
 
 
 class Xrpc:
@@ -26,7 +26,7 @@ class Xrpc:
         check_open: raises when the client is closed.
     """
 
-    def __init__(self, config: ClientConfig, sessions: SessionManager, pipeline: Pipeline,
+    def __init__(self, config: ClientConfig, sessions: Account, pipeline: Pipeline,
                  check_open: Callable[[], None]) -> None:
         self.config = config
         self.sessions = sessions

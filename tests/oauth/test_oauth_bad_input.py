@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pysky_async import OAuthCallbackError
-from pysky_async._session import pds_endpoint_from_did_doc
+from pysky_async._identity import pds_endpoint_from_did_doc
 from tests.realnet.pds import Account, PdsServer
 
 from .conftest import OAuthHarness, query

@@ -3,15 +3,20 @@ token exchange, issuer check, acting as the user, refresh, revocation on logout.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import stat
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from sqlalchemy import text
 
 from pysky_async import AsyncBskyClient, InvalidInput, NotAuthenticated, OAuthApp, OAuthSessionExpired
 from pysky_async._oauth._dpop import make_proof
+from pysky_async._request import XrpcRequest
+from pysky_async._response import XrpcResponse
 from tests.realnet.pds import Account, PdsServer
 
 from .conftest import REDIRECT_URI, OAuthHarness, client_options
@@ -141,3 +146,84 @@ async def test_an_oauth_user_client_refuses_login_with_session(oauth: OAuthHarne
     with pytest.raises(InvalidInput, match=r"comes from bsky\.oauth"):
         await user.login_with_session({"did": "x", "handle": "h", "pds_endpoint": "p", "access_jwt": "a",
                                        "refresh_jwt": "r"})
+
+
+async def test_a_refresh_whose_caller_is_cancelled_keeps_the_user_logged_in(
+        oauth: OAuthHarness, pds_account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19 (5 of 5): a web request cancelled while its token request was on the wire rolled the
+    rotated refresh token back; the next call replayed the old one (invalid_grant) and the user was
+    logged out."""
+    login = await oauth.login(pds_account)
+    before = await oauth.bsky.oauth.session(login.did)
+    c = oauth.bsky.oauth._c
+    rotated = asyncio.Event()
+    real_post = c.server.post
+
+    async def answer_on_its_way(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        answer = await real_post(*args, **kwargs)
+        rotated.set()  # the server has rotated the refresh token; its answer is still in transit
+        await asyncio.sleep(0.2)
+        return answer
+
+    monkeypatch.setattr(c.server, "post", answer_on_its_way)
+    caller = asyncio.create_task(c.sessions.refresh(login.did, before.access_token))
+    await rotated.wait()
+    caller.cancel()  # the user's browser went away
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    monkeypatch.undo()
+    tokens = oauth.pds.path_request_count("/oauth/token")
+
+    user = await oauth.bsky.oauth.client_for(login.did)  # the next request
+    assert (await user.get("com.atproto.server.getSession")).did == pds_account.did
+    c.sessions._current.clear()  # another worker, from the database: the rotated token was stored
+    stored = await oauth.bsky.oauth.session(login.did)
+    assert stored.refresh_token != before.refresh_token
+    again = await c.sessions.refresh(login.did, stored.access_token)  # and it is the live one
+    assert again.refresh_token != stored.refresh_token
+    assert oauth.pds.path_request_count("/oauth/token") == tokens + 1
+
+
+async def test_a_user_clients_logout_revokes_and_forgets_the_session(
+        oauth: OAuthHarness, pds_account: Account) -> None:
+    login = await oauth.login(pds_account)
+    user = await oauth.bsky.oauth.client_for(login.did)
+    assert user.did == login.did and user.sessions.pds_endpoint == oauth.pds.base_url
+    await user.logout()
+    assert oauth.pds.path_request_count("/oauth/revoke") >= 1
+    assert await oauth.bsky.store.execute_sql("SELECT did FROM bsky_oauth_session") == []
+
+
+async def test_authorization_server_calls_ride_the_pipeline_and_log_no_secret(
+        oauth: OAuthHarness, pds_account: Account) -> None:
+    """Issue 19: PAR, token, revocation and metadata calls went around the pipeline with raw httpx
+    (no call-log rows, other bounds). Now they are logged, and no form value or proof is."""
+    c = oauth.bsky.oauth  # configured by the fixture
+    sent: list[XrpcRequest] = []
+    server = c._c.server
+    real_send = server.send
+
+    async def recording(request: XrpcRequest) -> XrpcResponse:
+        sent.append(request)
+        return await real_send(request)
+
+    server.send = recording
+    login = await oauth.login(pds_account)
+    session = await c.session(login.did)
+    await c._c.sessions.refresh(login.did, session.access_token)
+    await c.logout(login.did)
+    await oauth.bsky.flush_call_log()
+
+    rows = await oauth.bsky.store.execute_sql("SELECT * FROM bsky_api_call_log")
+    endpoints = {row.endpoint for row in rows}
+    assert {"oauth.protectedResource", "oauth.authorizationServer", "oauth.par", "oauth.token",
+            "oauth.revoke"} <= endpoints
+    secrets = set()
+    for request in sent:
+        secrets.update(value for _, value in parse_qsl((request.content or b"").decode()) if len(value) > 20)
+        secrets.update(value for name, value in request.headers.items() if name.lower() == "dpop")
+    assert any(request.nsid == "oauth.token" for request in sent) and len(secrets) >= 5
+    dump = "\n".join(str(tuple(row)) for row in rows)
+    leaked = [secret[:12] for secret in secrets if secret in dump]
+    assert leaked == [], "a token, verifier, code or DPoP proof reached the call log"
+    assert "eyJ" not in dump

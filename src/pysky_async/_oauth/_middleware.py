@@ -4,12 +4,13 @@ user's PDS with ``Authorization: DPoP <token>`` and a fresh proof)."""
 
 from __future__ import annotations
 
-from .._exceptions import InvalidInput, PyskyError
+from collections.abc import Awaitable, Callable
+
+from .._exceptions import InvalidInput
 from .._middleware import SESSION, Handler
 from .._request import XrpcRequest
 from .._response import XrpcResponse
-from .._session import Session, SessionManager
-from .._storage.store import Store
+from .._session import Session
 from ._dpop import DPOP_NONCE_HEADER, NonceCache, make_proof
 from ._sessions import OAuthSession, OAuthSessionStore
 
@@ -19,15 +20,34 @@ def _as_session(session: OAuthSession) -> Session:
                    access_jwt=session.access_token, refresh_jwt="")
 
 
-class OAuthAccount(SessionManager):
-    """One OAuth user seen as the client's account: ``current()`` is the user's session
-    (refreshed through ``OAuthSessionStore``); there is no password login."""
+class OAuthAccount:
+    """One OAuth user as the client's account (an ``Account``): ``current()`` is the user's
+    session, refreshed through ``OAuthSessionStore``; there is no password login, and
+    ``logout()`` revokes the tokens and forgets the session (``bsky.oauth.logout``).
 
-    def __init__(self, store: Store, sessions: OAuthSessionStore, did: str, auth_host: str) -> None:
-        super().__init__(store, _no_send, auth_host=auth_host, identifier=did, password=None)
+    Args:
+        sessions: the app's OAuth sessions.
+        did: the user.
+        logout: revokes and forgets the user's session.
+    """
+
+    def __init__(self, sessions: OAuthSessionStore, did: str, logout: Callable[[str], Awaitable[None]]) -> None:
         self.oauth_sessions = sessions
         self.did = did
+        self._logout = logout
         self.oauth: OAuthSession | None = None
+
+    @property
+    def session(self) -> Session | None:
+        return _as_session(self.oauth) if self.oauth is not None else None
+
+    @property
+    def identifier(self) -> str:
+        return self.did
+
+    @property
+    def pds_endpoint(self) -> str | None:
+        return self.oauth.pds_endpoint if self.oauth is not None else None
 
     @property
     def can_authenticate(self) -> bool:
@@ -35,27 +55,28 @@ class OAuthAccount(SessionManager):
 
     async def current_oauth(self) -> OAuthSession:
         self.oauth = await self.oauth_sessions.current(self.did)
-        self.session = _as_session(self.oauth)
         return self.oauth
 
     async def refresh_oauth(self, stale_access_token: str) -> OAuthSession:
         self.oauth = await self.oauth_sessions.refresh(self.did, stale_access_token)
-        self.session = _as_session(self.oauth)
         return self.oauth
 
     async def current(self) -> Session:
         return _as_session(await self.current_oauth())
 
-    async def refresh(self, stale_access_jwt: str) -> Session:
-        return _as_session(await self.refresh_oauth(stale_access_jwt))
+    async def refresh(self, stale_access_token: str) -> Session:
+        return _as_session(await self.refresh_oauth(stale_access_token))
+
+    async def login(self) -> Session:
+        return await self.current()
+
+    async def logout(self) -> None:
+        await self._logout(self.did)
+        self.oauth = None
 
     async def adopt(self, session: Session) -> None:
         raise InvalidInput("an OAuth user's session comes from bsky.oauth (start/callback), "
                            "not from login_with_session()")
-
-
-async def _no_send(request: XrpcRequest) -> XrpcResponse:
-    raise PyskyError("an OAuth account never logs in with a password")
 
 
 class DpopMiddleware:

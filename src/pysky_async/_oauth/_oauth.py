@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import httpx
-
 from .._exceptions import IdentityNotFound, InvalidInput, NetworkError, OAuthCallbackError, OAuthError, PyskyError
-from .._identity import IdentityResolver
-from .._session import pds_endpoint_from_did_doc
+from .._identity import IdentityResolver, pds_endpoint_from_did_doc
+from .._middleware import Handler
 from .._storage.models import utcnow
 from .._storage.oauth_repository import OAuthStateRepository
 from .._storage.store import Store
@@ -71,10 +69,10 @@ class OAuth:
     """OAuth for the users of your service (``bsky.oauth``); configure it once with
     ``configure()``. Sessions live in the client's database, shared by every worker."""
 
-    def __init__(self, store: Store, http: httpx.AsyncClient, identity: IdentityResolver,
+    def __init__(self, store: Store, send: Handler, identity: IdentityResolver,
                  make_client: ClientFactory) -> None:
         self._store = store
-        self._http = http
+        self._send = send
         self._identity = identity
         self._make_client = make_client
         self._configured: _Configured | None = None
@@ -101,7 +99,7 @@ class OAuth:
         """
         box = SecretBox(encryption_key)
         loopback = app.is_loopback if allow_http_loopback is None else allow_http_loopback
-        server = AuthServerClient(self._http, app, self.nonces, allow_http_loopback=loopback)
+        server = AuthServerClient(self._send, app, self.nonces, allow_http_loopback=loopback)
         self._configured = _Configured(app, server, OAuthSessionStore(self._store, box, server, app.client_id),
                                        box, appview)
         return self
@@ -262,8 +260,8 @@ class OAuth:
         """An ``AsyncBskyClient`` acting as this user: it shares this client's HTTP pool, store
         and call log; its calls go to the user's PDS with DPoP (refreshing when needed)."""
         c = self._c
-        session = await c.sessions.load(did)
-        account = OAuthAccount(self._store, c.sessions, did, auth_host=session.pds_endpoint)
+        await c.sessions.load(did)
+        account = OAuthAccount(c.sessions, did, self.logout)
         await account.current_oauth()
         return self._make_client(account, DpopMiddleware(account, self.nonces, c.appview))
 

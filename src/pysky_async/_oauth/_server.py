@@ -1,7 +1,9 @@
 """The authorization server: discovery (protected resource → authorization server metadata,
 validated), and its endpoints (PAR, token, revocation) called with DPoP and the one-retry
 nonce rule. Fetches are hardened: HTTPS only (loopback http for development clients), no
-redirects, small bodies."""
+redirects, small bodies. Every call rides the client's pipeline (call log, bounds, deadline,
+retry rules) like any other, skipping the account's middlewares as a login does; the call
+log keeps no form body and no header, so no token, verifier, assertion or proof lands there."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import httpx
 from joserfc.jwk import ECKey
 
-from .._exceptions import NetworkError, OAuthError
+from .._exceptions import OAuthError, ResponseTooLarge
+from .._middleware import SESSION_OWN, Handler
+from .._request import XrpcRequest
+from .._response import XrpcResponse
 from ._app import OAuthApp
 from ._dpop import DPOP_NONCE_HEADER, NonceCache, make_proof, origin
 
@@ -65,15 +69,15 @@ class AuthServerClient:
     """Discovery and the authorization server's endpoints for one app.
 
     Args:
-        http: the client's shared httpx client.
+        send: the client's pipeline.
         app: the app (client id, client authentication).
         nonces: DPoP nonces per server (shared with the resource middleware).
         allow_http_loopback: allow plain http to localhost (development servers).
     """
 
-    def __init__(self, http: httpx.AsyncClient, app: OAuthApp, nonces: NonceCache, *,
+    def __init__(self, send: Handler, app: OAuthApp, nonces: NonceCache, *,
                  allow_http_loopback: bool) -> None:
-        self.http = http
+        self.send = send
         self.app = app
         self.nonces = nonces
         self.allow_http_loopback = allow_http_loopback
@@ -92,12 +96,14 @@ class AuthServerClient:
                          "(plain http to localhost only for development: an OAuthApp.loopback app, or "
                          "configure(allow_http_loopback=True))")
 
-    async def _get_json(self, url: str) -> Any:
+    async def _get_json(self, url: str, name: str) -> Any:
         self.check_url(url)
+        request = _request("GET", url, name, headers={"accept": "application/json"})
+        request.context.max_response_bytes = MAX_METADATA_BYTES
         try:
-            response = await self.http.get(url, headers={"accept": "application/json"}, follow_redirects=False)
-        except httpx.HTTPError as exc:
-            raise NetworkError(f"GET {url} failed: {exc!r}") from exc
+            response = await self.send(request)
+        except ResponseTooLarge as exc:
+            raise OAuthError(f"GET {url}: the metadata is larger than {MAX_METADATA_BYTES} bytes") from exc
         if response.status_code != 200:
             raise OAuthError(f"GET {url} answered HTTP {response.status_code}", status_code=response.status_code)
         if len(response.content) > MAX_METADATA_BYTES:
@@ -110,7 +116,7 @@ class AuthServerClient:
     async def issuer_of(self, pds_endpoint: str) -> str:
         """The authorization server of a PDS (``/.well-known/oauth-protected-resource``)."""
         pds = origin(pds_endpoint)
-        data = await self._get_json(f"{pds}/.well-known/oauth-protected-resource")
+        data = await self._get_json(f"{pds}/.well-known/oauth-protected-resource", "oauth.protectedResource")
         servers = data.get("authorization_servers") if isinstance(data, dict) else None
         if not isinstance(data, dict) or data.get("resource") != pds:
             raise OAuthError(f"{pds}'s protected resource metadata names another resource: "
@@ -124,7 +130,8 @@ class AuthServerClient:
         cached = self._metadata.get(issuer)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        data = await self._get_json(f"{issuer.rstrip('/')}/.well-known/oauth-authorization-server")
+        data = await self._get_json(f"{issuer.rstrip('/')}/.well-known/oauth-authorization-server",
+                                    "oauth.authorizationServer")
         server = AuthServer.from_metadata(data, issuer)
         self._metadata[issuer] = (time.monotonic() + METADATA_TTL, server)
         return server
@@ -132,15 +139,14 @@ class AuthServerClient:
     async def post(self, server: AuthServer, url: str, form: Mapping[str, str], key: ECKey) -> dict[str, Any]:
         """POST a form to one of ``server``'s endpoints with client authentication and a DPoP
         proof; when the server asks for a (new) nonce, retry once with it."""
-        body = {**form, **self.app.client_auth(server.issuer)}
+        self.check_url(url)
+        body = urlencode({**form, **self.app.client_auth(server.issuer)}).encode()
+        name = _ENDPOINT_NAMES.get(url.rsplit("/", 1)[-1], "oauth.request")
         for attempt in (1, 2):
             proof = make_proof(key, "POST", url, nonce=self.nonces.get(url))
-            try:
-                response = await self.http.post(url, data=body, headers={"DPoP": proof, "accept": "application/json"},
-                                                follow_redirects=False)
-            except httpx.HTTPError as exc:
-                raise NetworkError(f"POST {url} failed: {exc!r}") from exc
-            changed = self.nonces.update(url, response.headers.get(DPOP_NONCE_HEADER))
+            response = await self.send(_request("POST", url, name, content=body, headers={
+                "DPoP": proof, "accept": "application/json", "content-type": "application/x-www-form-urlencoded"}))
+            changed = self.nonces.update(url, response.http.headers.get(DPOP_NONCE_HEADER))
             data = _json_object(response)
             if response.status_code < 300:
                 return data
@@ -154,7 +160,21 @@ class AuthServerClient:
         raise AssertionError("unreachable")
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
+_ENDPOINT_NAMES = {"par": "oauth.par", "token": "oauth.token", "revoke": "oauth.revoke"}
+"""How the call log names the authorization server's endpoints (by the last part of their path)."""
+
+
+def _request(method: str, url: str, name: str, **fields: Any) -> XrpcRequest:
+    """A call to the authorization server through the pipeline: outside the account's middlewares
+    (and the caller's own, like a login), its error rows written behind it."""
+    parts = urlsplit(url)
+    request = XrpcRequest(method, name, f"{parts.scheme}://{parts.netloc}", path=parts.path or "/",
+                          params=dict(parse_qsl(parts.query)), skip=SESSION_OWN, **fields)
+    request.context.log_errors_at_once = False
+    return request
+
+
+def _json_object(response: XrpcResponse) -> dict[str, Any]:
     try:
         data = json.loads(response.content) if response.content else {}
     except ValueError:

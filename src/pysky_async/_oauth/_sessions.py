@@ -1,23 +1,25 @@
 """OAuth sessions per user: stored in the library's database, refreshed single-flight.
 
 Refresh tokens are single-use, so two workers refreshing at once would log the user out.
-As with app-password sessions (``_session.py``), within a process one ``asyncio.Lock`` per
-DID makes refresh single-flight, and across processes the database's per-DID lock does:
-whoever gets it second re-reads the stored session and uses the tokens the first one got.
-The rotated refresh token is committed before the new access token is handed out.
+As with app-password sessions, ``_refresh_lease`` makes refresh single-flight: one shielded
+task per DID within a process (a caller cancelled during the token request does not lose the
+rotated token), a lease row per DID across processes (whoever gets it second re-reads the
+stored session and uses the tokens the first one got), and no database lock held while the
+token request is on the network.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc.jwk import ECKey
 
-from .._exceptions import NotAuthenticated, OAuthError, OAuthSessionExpired
+from .._exceptions import NotAuthenticated, OAuthError, OAuthSessionExpired, StorageError
+from .._refresh_lease import SingleFlight, hold_lease, within_deadline
 from .._storage.models import OAuthSessionRow
 from .._storage.oauth_repository import OAuthSessionRepository
 from .._storage.store import Store
@@ -80,10 +82,7 @@ class OAuthSessionStore:
         self.server = server
         self.client_id = client_id
         self._current: dict[str, OAuthSession] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def _lock(self, did: str) -> asyncio.Lock:
-        return self._locks.setdefault(did, asyncio.Lock())
+        self._flight: SingleFlight[OAuthSession] = SingleFlight()
 
     def _from_row(self, row: OAuthSessionRow) -> OAuthSession:
         self.server.nonces.seed(row.issuer, row.dpop_nonce)
@@ -102,11 +101,10 @@ class OAuthSessionStore:
 
     async def save(self, session: OAuthSession) -> None:
         """Store a new session (a login), replacing the DID's previous one."""
-        async with self._lock(session.did):
+        async with hold_lease(self.store, _lease_name(session.did)) as lease:
             async with self.store.transaction() as db:
-                repo = OAuthSessionRepository(db)
-                await repo.lock(session.did)
-                await repo.save(session.did, **self._fields(session))
+                await OAuthSessionRepository(db).save(session.did, **self._fields(session))
+                await lease.release(db)
             self._current[session.did] = session
 
     async def load(self, did: str) -> OAuthSession:
@@ -132,40 +130,48 @@ class OAuthSessionStore:
 
     async def refresh(self, did: str, stale_access_token: str) -> OAuthSession:
         """Replace the session whose access token is ``stale_access_token``, once across
-        coroutines and processes; callers that come second get the new session."""
-        async with self._lock(did):
-            session = self._current.get(did)
-            if session is not None and session.access_token != stale_access_token and not session.expires_soon():
-                return session
+        coroutines and processes; callers that come second get the new session. The refresh
+        runs as its own task: cancelling the caller does not cancel it."""
+        session = self._current.get(did)
+        if session is not None and session.access_token != stale_access_token and not session.expires_soon():
+            return session
+        return await self._flight.run(did, functools.partial(self._refresh_and_store, did, stale_access_token))
+
+    async def _refresh_and_store(self, did: str, stale_access_token: str) -> OAuthSession:
+        async with hold_lease(self.store, _lease_name(did)) as lease:
             async with self.store.transaction() as db:
-                repo = OAuthSessionRepository(db)
-                await repo.lock(did)
-                row = await repo.get(did)
-                if row is None:
-                    self._current.pop(did, None)
-                    raise OAuthSessionExpired(f"{did} was logged out (the OAuth session is gone): "
-                                              "send the user through the login again")
-                stored = self._from_row(row)
-                if stored.access_token != stale_access_token and not stored.expires_soon():
-                    logger.debug("using the OAuth session another worker refreshed for %s", did)
-                    self._current[did] = stored
-                    return stored
-                try:
-                    fresh = await self._refresh(stored)
-                except OAuthError as exc:
-                    if exc.error not in DEAD_GRANT_ERRORS:
-                        raise
-                    await repo.delete(did)
-                    self._current.pop(did, None)
-                    dead = exc
-                else:
-                    # the rotated refresh token is committed (leaving this block) before use
-                    await repo.save(did, **self._fields(fresh))
-                    self._current[did] = fresh
-                    return fresh
-            raise OAuthSessionExpired(f"the authorization server refused to refresh the session of {did} "
-                                      f"({dead.error}): the user must log in again", error=dead.error,
-                                      status_code=dead.status_code) from dead
+                row = await OAuthSessionRepository(db).get(did)
+                stored = self._from_row(row) if row is not None else None
+            if stored is None:
+                self._current.pop(did, None)
+                raise OAuthSessionExpired(f"{did} was logged out (the OAuth session is gone): "
+                                          "send the user through the login again")
+            if stored.access_token != stale_access_token and not stored.expires_soon():
+                logger.debug("using the OAuth session another worker refreshed for %s", did)
+                self._current[did] = stored
+                return stored
+            try:
+                fresh = await within_deadline(f"refreshing the OAuth session of {did} at {stored.issuer}",
+                                              self._refresh(stored))
+            except OAuthError as exc:
+                if exc.error not in DEAD_GRANT_ERRORS:
+                    raise
+                async with self.store.transaction() as db:
+                    await OAuthSessionRepository(db).delete(did)
+                    await lease.release(db)
+                self._current.pop(did, None)
+                raise OAuthSessionExpired(f"the authorization server refused to refresh the session of {did} "
+                                          f"({exc.error}): the user must log in again", error=exc.error,
+                                          status_code=exc.status_code) from exc
+            self._current[did] = fresh  # in use at once: a rotated refresh token is never dropped
+            try:
+                async with self.store.transaction() as db:
+                    await OAuthSessionRepository(db).save(did, **self._fields(fresh))
+                    await lease.release(db)
+            except StorageError as exc:
+                logger.warning("the refreshed OAuth session of %s could not be stored (%s); it is kept in memory "
+                               "and stored at the next refresh", did, exc)
+            return fresh
 
     async def _refresh(self, stored: OAuthSession) -> OAuthSession:
         if not stored.refresh_token:
@@ -184,13 +190,17 @@ class OAuthSessionStore:
                             dpop_key=stored.dpop_key, expires_at=expires_at(tokens))
 
     async def remove(self, did: str) -> OAuthSession | None:
-        """Delete the DID's session; return what was stored."""
-        async with self._lock(did):
+        """Delete the DID's session (after any refresh in flight); return what was stored."""
+        async with hold_lease(self.store, _lease_name(did)) as lease:
             async with self.store.transaction() as db:
                 repo = OAuthSessionRepository(db)
-                await repo.lock(did)
                 row = await repo.get(did)
                 session = self._from_row(row) if row is not None else None
                 await repo.delete(did)
+                await lease.release(db)
             self._current.pop(did, None)
             return session
+
+
+def _lease_name(did: str) -> str:
+    return "oauth:" + did

@@ -58,7 +58,7 @@ class Base(DeclarativeBase):
 
 
 class SessionRow(Base):
-    """One stored login per account (access/refresh JWTs; never the password)."""
+    """One stored login per account (access/refresh JWTs; never the password, only a salted hash of it)."""
 
     __tablename__ = "bsky_session"
 
@@ -69,9 +69,22 @@ class SessionRow(Base):
     pds_endpoint: Mapped[str] = mapped_column(String(512))
     access_jwt: Mapped[str] = mapped_column(Text)
     refresh_jwt: Mapped[str] = mapped_column(Text)
+    password_check: Mapped[str | None] = mapped_column(String(255))
+    """A salted scrypt hash of the password the session was made with (``_password_check``), or None."""
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class RefreshLeaseRow(Base):
+    """Who is logging in or refreshing an account's session now, until when (``_refresh_lease``):
+    a row instead of a database lock, so no transaction stays open over the network."""
+
+    __tablename__ = "bsky_refresh_lease"
+
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
 class CallLogRow(Base):
@@ -167,7 +180,7 @@ class PostRow(Base):
 
 class OAuthSessionRow(Base):
     """One OAuth session per user DID (``bsky.oauth``): tokens and the session's DPoP key,
-    encrypted when the app gives a key. Written only under the per-DID lock."""
+    encrypted when the app gives a key. Refreshed only by the holder of its lease."""
 
     __tablename__ = "bsky_oauth_session"
 

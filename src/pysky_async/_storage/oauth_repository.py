@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import OAuthSessionRow, OAuthStateRow
-from .repositories import lock, save_versioned
+from .repositories import save_versioned
 
 
 class OAuthSessionRepository:
@@ -18,10 +18,6 @@ class OAuthSessionRepository:
 
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
-
-    async def lock(self, did: str) -> None:
-        """Serialise refreshes (and logins, logouts) of one DID across processes until commit."""
-        await lock(self.db, "oauth:" + did)
 
     async def get(self, did: str) -> OAuthSessionRow | None:
         result = await self.db.execute(select(OAuthSessionRow).where(OAuthSessionRow.did == did))

@@ -19,6 +19,7 @@ from .models import (
     CursorRow,
     OAuthSessionRow,
     PostRow,
+    RefreshLeaseRow,
     SessionRow,
     UserProfileRow,
     WriteOpRow,
@@ -81,10 +82,6 @@ class SessionRepository:
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
 
-    async def lock(self, account_key: str) -> None:
-        """Serialise logins/refreshes of one account across processes until commit."""
-        await lock(self.db, "session:" + account_key)
-
     async def get(self, account_key: str) -> SessionRow | None:
         result = await self.db.execute(select(SessionRow).where(SessionRow.account_key == account_key)
                                        .execution_options(populate_existing=True))
@@ -98,6 +95,30 @@ class SessionRepository:
         row = await self.get(account_key)
         if row is not None:
             await self.db.delete(row)
+
+
+class LeaseRepository:
+    """Refresh leases (``_refresh_lease``): a row per name, held by one holder until it expires."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def take(self, name: str, holder: str, ttl: float) -> bool:
+        """Take the lease ``name`` for ``ttl`` seconds unless someone else holds it unexpired."""
+        now = utcnow()
+        until = now + dt.timedelta(seconds=ttl)
+        insert_for = postgresql_insert if self.db.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = insert_for(RefreshLeaseRow).values(name=name, holder=holder, expires_at=until)
+        await self.db.execute(statement.on_conflict_do_update(
+            index_elements=["name"], set_={"holder": holder, "expires_at": until},
+            where=(RefreshLeaseRow.expires_at <= now) | (RefreshLeaseRow.holder == holder)))
+        taken = await self.db.execute(select(RefreshLeaseRow.holder).where(RefreshLeaseRow.name == name))
+        return taken.scalar_one_or_none() == holder
+
+    async def release(self, name: str, holder: str) -> None:
+        """Give the lease back (a no-op if it expired and someone else took it)."""
+        await self.db.execute(delete(RefreshLeaseRow).where(RefreshLeaseRow.name == name,
+                                                            RefreshLeaseRow.holder == holder))
 
 
 class CallLogRepository:
