@@ -58,6 +58,9 @@ from ._exceptions import (
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._account import (
+        Session as Session,
+    )
     from ._client import (
         AsyncBskyClient as AsyncBskyClient,
     )
@@ -204,9 +207,6 @@ if TYPE_CHECKING:
     )
     from ._richtext import (
         split_thread as split_thread,
-    )
-    from ._session import (
-        Session as Session,
     )
     from ._signals import (
         install_signal_handlers as install_signal_handlers,
@@ -369,7 +369,7 @@ _LAZY: dict[str, str] = {
     "Records": "._records",
     "RepoOp": "._streams",
     "RetryPolicy": "._retry",
-    "Session": "._session",
+    "Session": "._account",
     "SignatureVerifier": "._streams",
     "CommitVerifier": "._streams",
     "Source": "._streams",

@@ -4,10 +4,32 @@ objects ask of it. An app-password login (``SessionManager``) and an OAuth user
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._storage.models import SessionRow
+
+
+@dataclass(frozen=True)
+class Session:
+    """A logged-in session: what ``export_session()`` returns and ``login_with_session`` takes."""
+
+    did: str
+    handle: str
+    pds_endpoint: str
+    access_jwt: str
+    refresh_jwt: str
+
+    def __repr__(self) -> str:  # never show the tokens
+        return f"Session(did={self.did!r}, handle={self.handle!r}, pds_endpoint={self.pds_endpoint!r})"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: SessionRow) -> Session:
+        return cls(row.did, row.handle, row.pds_endpoint, row.access_jwt, row.refresh_jwt)
 
 
 class Account(Protocol):

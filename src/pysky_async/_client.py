@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._account import Account
+from ._account import Account, Session
 from ._aiohttp_transport import AiohttpXrpcTransport, SharedAiohttpSession
 from ._call_log import CallLogMiddleware, CallLogWriter
 from ._config import (
@@ -39,7 +39,7 @@ from ._records import BLOB_MAX_BYTES, Create, Delete, Record, RecordRef, Records
 from ._request import XrpcRequest
 from ._response import JsonObject, XrpcResponse
 from ._retry import RetryMiddleware, RetryPolicy
-from ._session import Session, SessionManager, SessionMiddleware
+from ._session import SessionManager, SessionMiddleware
 from ._storage.store import Store
 from ._syntax import AtUri, Nsid
 from ._transport import Bounds, HttpxTransport

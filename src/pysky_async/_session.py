@@ -6,12 +6,11 @@ import asyncio
 import functools
 import logging
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import _jwt
 from . import _password_check as password_check
-from ._account import Account
+from ._account import Account, Session
 from ._exceptions import (
     APIError,
     AuthenticationRequired,
@@ -26,32 +25,10 @@ from ._middleware import SESSION, SESSION_OWN, Handler
 from ._refresh_lease import SingleFlight, hold_lease, within_deadline
 from ._request import XrpcRequest
 from ._response import XrpcResponse, raise_for_status
-from ._storage.models import SessionRow
 from ._storage.repositories import SessionRepository
 from ._storage.store import Store
 
 logger = logging.getLogger("pysky_async")
-
-
-@dataclass(frozen=True)
-class Session:
-    """A logged-in session: what ``export_session()`` returns and ``login_with_session`` takes."""
-
-    did: str
-    handle: str
-    pds_endpoint: str
-    access_jwt: str
-    refresh_jwt: str
-
-    def __repr__(self) -> str:  # never show the tokens
-        return f"Session(did={self.did!r}, handle={self.handle!r}, pds_endpoint={self.pds_endpoint!r})"
-
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
-
-    @classmethod
-    def from_row(cls, row: SessionRow) -> Session:
-        return cls(row.did, row.handle, row.pds_endpoint, row.access_jwt, row.refresh_jwt)
 
 
 RENEW_ON_REFUSAL_INTERVAL = 60.0

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from .._account import Session
 from .._exceptions import InvalidInput
 from .._middleware import SESSION, Handler
 from .._request import XrpcRequest
 from .._response import XrpcResponse
-from .._session import Session
 from ._dpop import DPOP_NONCE_HEADER, NonceCache, make_proof
 from ._sessions import OAuthSession, OAuthSessionStore
 
