@@ -28,7 +28,6 @@ from ._lenient import at_uri_from_text
 from ._media import External, Media
 from ._records import RecordRef
 from ._richtext import Facet, RichText, check_text, parse
-from ._storage.repositories import PostRepository
 from ._syntax import AtUri
 
 logger = logging.getLogger("pysky_async")
@@ -128,6 +127,8 @@ class Posts:
 
     async def create(self, text: str | None = None, *, post: Post | None = None, **options: Any) -> RecordRef:
         """Make a post; returns its ``uri`` and ``cid``. See ``Post`` for the options."""
+        from ._storage.repositories import PostRepository
+
         if text is None and post is None:
             raise InvalidPost("create_post() needs something to post: create_post('Hello') or "
                               "create_post(post=Post('Hello', ...))")
@@ -215,6 +216,8 @@ class Posts:
         return (await self._records.get(at)).ref.to_dict()
 
     async def _reply_refs(self, post: Post) -> dict[str, Any] | None:
+        from ._storage.repositories import PostRepository
+
         parent_uri = post.reply_uri
         if post.reply_client_unique_key is not None:
             session = await self._sessions.current()

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _jwt
 from ._exceptions import (
@@ -21,9 +21,10 @@ from ._exceptions import (
 from ._middleware import SESSION, SESSION_OWN, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse, raise_for_status
-from ._storage.models import SessionRow
-from ._storage.repositories import SessionRepository
-from ._storage.store import Store
+
+if TYPE_CHECKING:  # the storage modules load SQLAlchemy: imported where used, not at import
+    from ._storage.models import SessionRow
+    from ._storage.store import Store
 
 logger = logging.getLogger("pysky_async")
 
@@ -162,6 +163,8 @@ class SessionManager:
 
         The new pair is in use before it is saved: if the database fails after the server rotated
         the refresh token, the pair is kept in memory (and the failure logged), never lost."""
+        from ._storage.repositories import SessionRepository
+
         fresh: Session | None = None
         dropped: NotAuthenticated | LoginFailed | None = None
         try:
@@ -197,6 +200,8 @@ class SessionManager:
 
     async def adopt(self, session: Session) -> None:
         """Use (and store) a session obtained elsewhere."""
+        from ._storage.repositories import SessionRepository
+
         async with self._lock:
             self.session = session
             if not self.identifier:
@@ -205,6 +210,8 @@ class SessionManager:
                 await SessionRepository(db).save(self.account_key, **session.to_dict())
 
     async def _load_or_login(self) -> Session:
+        from ._storage.repositories import SessionRepository
+
         if not self.identifier:
             raise NotAuthenticated(
                 "this call needs a logged-in account: pass username= and password= to "
@@ -255,12 +262,16 @@ class SessionManager:
 
     async def stored(self) -> Session | None:
         """The session stored for this account, without logging in."""
+        from ._storage.repositories import SessionRepository
+
         async with self.store.transaction() as db:
             row = await SessionRepository(db).get(self.account_key)
         return Session.from_row(row) if row is not None else None
 
     async def forget(self) -> None:
         """Drop the session here and in the store (the server is not told: see ``logout``)."""
+        from ._storage.repositories import SessionRepository
+
         async with self.store.transaction() as db:
             await SessionRepository(db).delete(self.account_key)
         self.session = None
