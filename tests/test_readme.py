@@ -55,6 +55,9 @@ DOCUMENTS = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 """Every document whose code blocks run: the README and the documentation site's pages."""
 VENV_BIN = Path(sys.executable).parent
 TEST_COMMAND = ".venv/bin/python -m pytest"
+CI_COMMAND = "bash .ci/run"
+"""The one command that sets everything up and runs the tests: it is what runs this test."""
+FIRST_SCREEN_LINES = 40
 
 _FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<code>.*?)^```", re.M | re.S)
 
@@ -98,6 +101,16 @@ def test_ci_runs_the_readme_test_command() -> None:
     commands = [b for b in readme_blocks() if b.lang == "bash" and TEST_COMMAND in b.code]
     assert commands, f"README must show the test command {TEST_COMMAND!r}"
     assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_first_screen_shows_install_and_run_and_the_test_command() -> None:
+    """A newcomer's two commands, before any scrolling: install and run something against a local
+    server (run by test_readme_shell_blocks_run), and the one command for the tests."""
+    first = "\n".join(README.read_text(encoding="utf-8").splitlines()[:FIRST_SCREEN_LINES])
+    commands = [c for b in readme_blocks() if b.lang == "bash" and b.line <= FIRST_SCREEN_LINES
+                for c in _shell_commands(b.code)]
+    assert CI_COMMAND in commands, f"README's first {FIRST_SCREEN_LINES} lines must show {CI_COMMAND!r}"
+    assert any("pip install" in c and "examples.local_pds" in c for c in commands), first
 
 
 # ---------------------------------------------------------------- running against real servers
@@ -227,8 +240,8 @@ async def test_readme_python_blocks_run(world: ReadmeWorld, document: Path) -> N
 async def test_readme_shell_blocks_run(world: ReadmeWorld, document: Path) -> None:
     for block in (b for b in doc_blocks(document) if b.lang == "bash"):
         for command in _shell_commands(block.code):
-            if command == TEST_COMMAND:
-                continue  # .ci/run runs it (test_ci_runs_the_readme_test_command)
+            if command in (TEST_COMMAND, CI_COMMAND):
+                continue  # what .ci/run runs, and .ci/run itself (it is running this test)
             result = await world.run(["bash", "-euo", "pipefail", "-c", world.substitute(command)], cwd=ROOT,
                                      account=False)
             assert result.returncode == 0, (
