@@ -22,6 +22,8 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).resolve().parent
+DIST_TOOLS = nox.project.load_toml(ROOT / "pyproject.toml")["project"]["optional-dependencies"]["dist"]
+"""build, twine, check-wheel-contents, towncrier: pyproject's ``dist`` extra, in the sessions' own venvs."""
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 FAST_TESTS = [
     "-m", "not realnet and not slow", "-k", "not postgresql",
@@ -71,7 +73,7 @@ def lint(session: nox.Session) -> None:
 
 def _build(session: nox.Session) -> Path:
     """sdist + wheel into a fresh directory, checked by twine and check-wheel-contents."""
-    session.install("build[uv]", "twine", "check-wheel-contents")
+    session.install(*DIST_TOOLS)
     dist = Path(session.create_tmp()) / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     session.run("python", "-m", "build", "--installer", "uv", "--outdir", str(dist))
@@ -109,7 +111,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def changelog(session: nox.Session) -> None:
     """Render changelog.d/ into CHANGELOG.md for this version (``--draft`` to only print it)."""
-    session.install("towncrier")
+    session.install(*DIST_TOOLS)
     version = _version()
     draft = ["--draft"] if "--draft" in session.posargs else ["--yes"]
     session.run("towncrier", "build", "--version", version, *draft)
