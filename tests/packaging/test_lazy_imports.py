@@ -1,4 +1,4 @@
-"""Importing the package and its client class loads neither SQLAlchemy nor aiohttp: both are
+"""Importing the package and its client class loads neither SQLAlchemy nor aiohttp (nor regex): they are
 loaded on first use (a client's store, the fast transport), so an import stays cheap
 (benchmarks/bench_import.py measures the time; this checks the cause, without timing)."""
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-HEAVY = ("sqlalchemy", "aiohttp", "alembic", "asyncpg", "aiosqlite")
+HEAVY = ("sqlalchemy", "aiohttp", "alembic", "asyncpg", "aiosqlite", "regex")  # regex: rich text, on first post
 
 CHECK = """
 import json, sys
