@@ -3,7 +3,7 @@
     python -m tests.packaging.smoke_wheel --python /path/to/fresh-venv/bin/python
 
 Run from the repository root (``nox -s build`` does, after installing the built wheel into a
-fresh venv). Every check runs in that venv, from an empty directory outside the clone, with no
+fresh venv). Every check runs in that venv, from an empty temporary directory, with no
 ``PYTHONPATH``: the package, the ``pysky-async`` command and the alembic migrations must all come
 from the installed wheel. Checks:
 
