@@ -4,7 +4,11 @@
 
 Each case runs in a fresh interpreter (``-X importtime`` off, bytecode already compiled), the
 cases alternating round by round; the table gives the median wall time in ms of the measured
-statements only. Target (issue 12): ``import pysky_async`` ≤ 250 ms on the CI machine.
+statements only. Targets on the 2-core CI machine: ``import pysky_async`` ≤ 250 ms (issue 12) and
+``from pysky_async import AsyncBskyClient`` ≤ 250 ms (issue 22: SQLAlchemy and aiohttp load with the
+first client, not at import; tests/packaging/test_lazy_imports.py checks that). The ``atproto`` SDK's
+client (``pip install -e '.[bench]'``) is measured side by side, and ``import httpx`` as the floor
+every HTTP client here pays: on a loaded machine compare the ratios, not the milliseconds.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ CASES: dict[str, tuple[str, str]] = {
         "        await bsky.store.ensure_ready()\n"
         "asyncio.run(main())"),
     "import httpx (reference)": ("", "import httpx"),
-    "import atproto (the atproto SDK, if installed)": ("", "import atproto"),
+    "from atproto import AsyncClient (the atproto SDK, if installed)": ("", "from atproto import AsyncClient"),
 }
+TARGETS = {"import pysky_async": 250.0, "from pysky_async import AsyncBskyClient": 250.0}
 
 TIMER = """
 import time
@@ -60,9 +65,11 @@ def main() -> None:
             print(f"| {name} | {statistics.median(values):.0f} | {min(values):.0f} | {max(values):.0f} |")
         else:
             print(f"| {name} | not installed | | |")
-    first = samples["import pysky_async"]
-    verdict = "met" if first and statistics.median(first) <= 250 else "NOT met"
-    print(f"\ntarget: import pysky_async <= 250 ms: {verdict}")
+    print()
+    for name, limit in TARGETS.items():
+        values = samples[name]
+        verdict = "met" if values and statistics.median(values) <= limit else "NOT met"
+        print(f"target: {name} <= {limit:.0f} ms: {verdict}")
 
 
 if __name__ == "__main__":

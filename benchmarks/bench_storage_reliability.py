@@ -89,7 +89,7 @@ async def storm(tmp: Path, seeds: int, calls: int) -> None:
                 start = time.perf_counter()
                 try:
                     await asyncio.wait_for(bsky.create_record("app.bsky.feed.post", POST), timeouts.uniform(0, 0.006))
-                except TimeoutError:
+                except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError before 3.11
                     cancelled += 1
                 except Exception:
                     errors += 1

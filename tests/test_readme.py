@@ -1,6 +1,7 @@
-"""The README is a test: every code block in README.md runs here, as written, against the real
-reference servers (dev-env: PLC, PDS and the bsky AppView; the fake video service for the video
-snippet, since Bluesky's video service is not open source).
+"""The README and the documentation site are tests: every code block in README.md and in the
+pages under docs/ runs here, as written, against the real reference servers (dev-env: PLC, PDS
+and the bsky AppView; the fake video service for the video snippet, since Bluesky's video service
+is not open source).
 
 What the test injects, and nothing else:
 - environment variables for hosts (``PYSKY_AUTH_HOST``, ``PYSKY_PUBLIC_HOST``,
@@ -16,6 +17,11 @@ What the test injects, and nothing else:
 - ``sign_in(url)``, which the OAuth section says stands for the user's browser: the test's driver
   of the PDS's own sign-in and consent pages (tests/oauth/provider_ui.py), signing in as the
   ``alice.bsky.social`` stand-in.
+
+Each document runs on its own (its own fresh accounts and working directory), with the same
+mechanism. A guide page that includes a README section (``<!-- readme: ... -->``, docs/hooks.py)
+adds no block of its own: that section's blocks run as the README's. A ``text`` block is shown, not
+run (e.g. ``pip install pysky_async``, which needs the package on PyPI).
 
 Python blocks: a block that runs its own event loop (``asyncio.run(...)``) is a whole program and
 runs as one. The other blocks are fragments: they run in order, in one program, inside the
@@ -37,6 +43,7 @@ import textwrap
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,8 +53,13 @@ from .realnet.devenv import DevEnv
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOCUMENTS = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+"""Every document whose code blocks run: the README and the documentation site's pages."""
 VENV_BIN = Path(sys.executable).parent
 TEST_COMMAND = ".venv/bin/python -m pytest"
+CI_COMMAND = "bash .ci/run"
+"""The one command that sets everything up and runs the tests: it is what runs this test."""
+FIRST_SCREEN_LINES = 40
 
 _FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<code>.*?)^```", re.M | re.S)
 
@@ -63,15 +75,27 @@ class Block:
         return "asyncio.run(" in self.code
 
 
-def readme_blocks() -> list[Block]:
-    text = README.read_text(encoding="utf-8")
+def doc_blocks(document: Path) -> list[Block]:
+    text = document.read_text(encoding="utf-8")
     return [Block(m["lang"], m["code"], text.count("\n", 0, m.start()) + 1) for m in _FENCE.finditer(text)]
 
 
+def readme_blocks() -> list[Block]:
+    return doc_blocks(README)
+
+
+def name(document: Path) -> str:
+    return document.relative_to(ROOT).as_posix()
+
+
+def documents_with(lang: str) -> list[Any]:
+    return [pytest.param(d, id=name(d)) for d in DOCUMENTS if any(b.lang == lang for b in doc_blocks(d))]
+
+
 def test_every_block_has_a_known_language() -> None:
-    blocks = readme_blocks()
-    assert blocks, "README.md has no code blocks?"
-    unknown = [(b.line, b.lang) for b in blocks if b.lang not in ("python", "bash", "text")]
+    assert readme_blocks(), "README.md has no code blocks?"
+    unknown = [(name(d), b.line, b.lang) for d in DOCUMENTS for b in doc_blocks(d)
+               if b.lang not in ("python", "bash", "text")]
     assert not unknown, f"code blocks without python/bash/text language: {unknown}"
 
 
@@ -79,6 +103,16 @@ def test_ci_runs_the_readme_test_command() -> None:
     commands = [b for b in readme_blocks() if b.lang == "bash" and TEST_COMMAND in b.code]
     assert commands, f"README must show the test command {TEST_COMMAND!r}"
     assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_first_screen_shows_install_and_run_and_the_test_command() -> None:
+    """A newcomer's two commands, before any scrolling: install and run something against a local
+    server (run by test_readme_shell_blocks_run), and the one command for the tests."""
+    first = "\n".join(README.read_text(encoding="utf-8").splitlines()[:FIRST_SCREEN_LINES])
+    commands = [c for b in readme_blocks() if b.lang == "bash" and b.line <= FIRST_SCREEN_LINES
+                for c in _shell_commands(b.code)]
+    assert CI_COMMAND in commands, f"README's first {FIRST_SCREEN_LINES} lines must show {CI_COMMAND!r}"
+    assert any("pip install" in c and "examples.local_pds" in c for c in commands), first
 
 
 # ---------------------------------------------------------------- running against real servers
@@ -171,8 +205,8 @@ async def sign_in(url):  # injected: the user's browser on the PDS's sign-in and
 """
 
 
-def _fragment_program(blocks: list[Block]) -> str:
-    body = "\n".join(f"# README.md line {b.line}\n{b.code}" for b in blocks)
+def _fragment_program(blocks: list[Block], document: str = "README.md") -> str:
+    body = "\n".join(f"# {document} line {b.line}\n{b.code}" for b in blocks)
     return (f"import asyncio\nfrom pysky_async import AsyncBskyClient\n{SIGN_IN}\n"
             "async def readme():\n    async with AsyncBskyClient() as bsky:\n"
             f"{textwrap.indent(body, ' ' * 8)}\n\nasyncio.run(readme())\n")
@@ -188,29 +222,33 @@ def _shell_commands(code: str) -> Iterator[str]:
 
 
 @pytest.mark.anyio
-async def test_readme_python_blocks_run(world: ReadmeWorld) -> None:
-    blocks = [b for b in readme_blocks() if b.lang == "python"]
+@pytest.mark.parametrize("document", documents_with("python"))
+async def test_readme_python_blocks_run(world: ReadmeWorld, document: Path) -> None:
+    blocks = [b for b in doc_blocks(document) if b.lang == "python"]
     programs = [b for b in blocks if b.is_program]
     fragments = [b for b in blocks if not b.is_program]
     for program in programs:
         result = await world.run([sys.executable, "-c", world.substitute(program.code)])
-        assert result.returncode == 0, f"README.md line {program.line} failed:\n{result.stderr}"
-    source = world.substitute(_fragment_program(fragments))
+        assert result.returncode == 0, f"{name(document)} line {program.line} failed:\n{result.stderr}"
+    if not fragments:
+        return
+    source = world.substitute(_fragment_program(fragments, name(document)))
     (world.cwd / "readme_fragments.py").write_text(source, encoding="utf-8")
     result = await world.run([sys.executable, "readme_fragments.py"])
-    assert result.returncode == 0, f"README fragments failed (see readme_fragments.py):\n{result.stderr}"
+    assert result.returncode == 0, f"{name(document)} fragments failed (see readme_fragments.py):\n{result.stderr}"
 
 
 @pytest.mark.anyio
-async def test_readme_shell_blocks_run(world: ReadmeWorld) -> None:
-    for block in (b for b in readme_blocks() if b.lang == "bash"):
+@pytest.mark.parametrize("document", documents_with("bash"))
+async def test_readme_shell_blocks_run(world: ReadmeWorld, document: Path) -> None:
+    for block in (b for b in doc_blocks(document) if b.lang == "bash"):
         for command in _shell_commands(block.code):
-            if command == TEST_COMMAND:
-                continue  # .ci/run runs it (test_ci_runs_the_readme_test_command)
+            if command in (TEST_COMMAND, CI_COMMAND):
+                continue  # what .ci/run runs, and .ci/run itself (it is running this test)
             result = await world.run(["bash", "-euo", "pipefail", "-c", world.substitute(command)], cwd=ROOT,
                                      account=False)
             assert result.returncode == 0, (
-                f"README.md line {block.line}: {shlex.quote(command)} failed ({result.returncode}):\n"
+                f"{name(document)} line {block.line}: {shlex.quote(command)} failed ({result.returncode}):\n"
                 f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
 
 

@@ -13,16 +13,16 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._exceptions import PyskyError, StorageError
 from ._middleware import CALL_LOG, Handler
 from ._redact import redact, redact_text
 from ._request import XrpcRequest
 from ._response import XrpcResponse
-from ._storage.repositories import CallLogRepository
-from ._storage.shield import finish
-from ._storage.store import Store
+
+if TYPE_CHECKING:  # the storage modules load SQLAlchemy: imported where used, not at import
+    from ._storage.store import Store
 
 logger = logging.getLogger("pysky_async")
 
@@ -75,6 +75,8 @@ class CallLogWriter:
 
     async def add_and_flush(self, row: dict[str, Any]) -> int:
         """Write the queued rows and then ``row`` now; returns ``row``'s id."""
+        from ._storage.shield import finish
+
         self.rows_added += 1
         return await finish(self._track(self._write(row)))
 
@@ -118,9 +120,13 @@ class CallLogWriter:
 
     async def flush(self) -> None:
         """Write every queued row now. On failure the rows stay queued and StorageError is raised."""
+        from ._storage.shield import finish
+
         await finish(self._track(self._write(None)))
 
     async def _write(self, last: dict[str, Any] | None) -> int:
+        from ._storage.repositories import CallLogRepository
+
         async with self._flush_lock:
             self._flush_scheduled = False
             batch, self._pending = self._pending, []

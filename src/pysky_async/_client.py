@@ -40,7 +40,6 @@ from ._request import XrpcRequest
 from ._response import JsonObject, XrpcResponse
 from ._retry import RetryMiddleware, RetryPolicy
 from ._session import SessionManager, SessionMiddleware
-from ._storage.store import Store
 from ._syntax import AtUri, Nsid
 from ._transport import Bounds, HttpxTransport
 from ._version import __version__
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
 
     from ._oauth import OAuth
     from ._oauth._middleware import DpopMiddleware, OAuthAccount
+    from ._storage.store import Store
     from ._streams.factory import Streams
 
 DEFAULT_TIMEOUT = 30.0
@@ -208,6 +208,8 @@ class AsyncBskyClient:
         )
         aiohttp_session = SharedAiohttpSession() if http_client is None else None
         http = http_client or default_http_client(config.timeout or DEFAULT_TIMEOUT, aiohttp_session)
+        from ._storage.store import Store  # SQLAlchemy loads with the first client, not at import
+
         store = Store(database_url, engine=engine, auto_migrate=auto_migrate)
         sessions = SessionManager(store, self._send_unchecked, auth_host=config.auth_host,
                                   identifier=config.username, password=config.password)

@@ -6,11 +6,14 @@ cursor, which the paginator does only once the caller has finished the page it c
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._middleware import CURSOR, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse
-from ._storage.repositories import CursorRepository
-from ._storage.store import Store
+
+if TYPE_CHECKING:  # the storage modules load SQLAlchemy: imported where used, not at import
+    from ._storage.store import Store
 
 ZERO_CURSOR = "2222222222222"
 """The cursor that replays ``chat.bsky.convo.getLog`` from the start."""
@@ -23,14 +26,20 @@ class CursorStore:
         self.store = store
 
     async def load(self, did: str, endpoint: str, cursor_key: str) -> str | None:
+        from ._storage.repositories import CursorRepository
+
         async with self.store.transaction() as db:
             return await CursorRepository(db).get(did, endpoint, cursor_key)
 
     async def save(self, did: str, endpoint: str, cursor_key: str, cursor: str) -> None:
+        from ._storage.repositories import CursorRepository
+
         async with self.store.transaction() as db:
             await CursorRepository(db).save(did, endpoint, cursor_key, cursor)
 
     async def delete(self, did: str, endpoint: str, cursor_key: str) -> None:
+        from ._storage.repositories import CursorRepository
+
         async with self.store.transaction() as db:
             await CursorRepository(db).delete(did, endpoint, cursor_key)
 

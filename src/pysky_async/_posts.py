@@ -27,8 +27,6 @@ from ._formats import Datetime, Language
 from ._lenient import at_uri_from_text
 from ._media import External, Media
 from ._records import Record, RecordRef
-from ._richtext import Facet, RichText, check_text, parse
-from ._storage.repositories import PostRepository
 from ._syntax import AtUri
 
 logger = logging.getLogger("pysky_async")
@@ -37,6 +35,7 @@ if TYPE_CHECKING:
     from ._account import Account
     from ._identity import IdentityResolver
     from ._records import Records
+    from ._richtext import Facet, RichText  # rich text loads the regex module: imported where used
     from ._storage.store import Store
     from ._video import Videos
 
@@ -66,6 +65,8 @@ class Post:
     def check(self) -> None:
         """Raise InvalidPost when the text is not valid Unicode, or ``langs`` or ``created_at`` is not a
         valid atproto value."""
+        from ._richtext import check_text
+
         check_text(self.text)
         if self.langs is not None:
             if len(self.langs) > 3:
@@ -81,6 +82,8 @@ class Post:
 
     def add(self, item: Any) -> Post:
         """Attach a Facet, Image, Video or External; returns the post for chaining."""
+        from ._richtext import Facet
+
         if isinstance(item, Facet):
             self.facets.append(item)
             return self
@@ -128,6 +131,9 @@ class Posts:
 
     async def create(self, text: str | None = None, *, post: Post | None = None, **options: Any) -> RecordRef:
         """Make a post; returns its ``uri`` and ``cid``. See ``Post`` for the options."""
+        from ._richtext import parse
+        from ._storage.repositories import PostRepository
+
         if text is None and post is None:
             raise InvalidPost("create_post() needs something to post: create_post('Hello') or "
                               "create_post(post=Post('Hello', ...))")
@@ -198,6 +204,8 @@ class Posts:
         return record
 
     async def _resolve_mentions(self, rich: RichText) -> list[Facet]:
+        from ._richtext import Facet
+
         async def resolve(handle: str) -> str | None:
             try:
                 return await self._identity.resolve_handle(handle)
@@ -217,6 +225,8 @@ class Posts:
         return await self._records.get(at)
 
     async def _reply_refs(self, post: Post) -> dict[str, Any] | None:
+        from ._storage.repositories import PostRepository
+
         parent_uri = post.reply_uri
         if post.reply_client_unique_key is not None:
             session = await self._sessions.current()

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING, Any
 from ._exceptions import APIError
 from ._lenient import handle_from_text
 from ._response import JsonObject
-from ._storage.models import UserProfileRow
-from ._storage.repositories import ProfileRepository
-from ._storage.store import Store
 from ._syntax import Did
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the storage modules load SQLAlchemy: imported where used, not at import
+    from ._storage.models import UserProfileRow
+    from ._storage.store import Store
     from ._xrpc import Xrpc
 
 INVALID_HANDLE = "handle.invalid"
@@ -50,6 +49,8 @@ class Profiles:
         A remote call refreshes the cache. A suspended or deleted account has its error
         recorded on its cached row and raises APIError.
         """
+        from ._storage.repositories import ProfileRepository
+
         actor = str(Did(actor)) if actor.startswith("did:") else str(handle_from_text(actor))
         if not force_remote_call and actor != INVALID_HANDLE:
             async with self._store.transaction() as db:
@@ -66,6 +67,8 @@ class Profiles:
         return JsonObject(response.raw)
 
     async def _record_profile_error(self, actor: str, exc: APIError) -> None:
+        from ._storage.repositories import ProfileRepository
+
         async with self._store.transaction() as db:
             repo = ProfileRepository(db)
             row: UserProfileRow | None = await repo.find(actor)

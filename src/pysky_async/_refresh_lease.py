@@ -23,13 +23,14 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._exceptions import RequestTimeout, StorageError
-from ._storage.repositories import LeaseRepository
-from ._storage.store import Store
+
+if TYPE_CHECKING:  # the storage modules load SQLAlchemy: imported where used, not at import
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from ._storage.store import Store
 
 logger = logging.getLogger("pysky_async")
 
@@ -76,6 +77,8 @@ class Lease:
     released: bool = False
 
     async def release(self, db: AsyncSession) -> None:
+        from ._storage.repositories import LeaseRepository
+
         await LeaseRepository(db).release(self.name, self.holder)
         self.released = True
 
@@ -83,6 +86,8 @@ class Lease:
 @contextlib.asynccontextmanager
 async def hold_lease(store: Store, name: str, *, ttl: float | None = None) -> AsyncIterator[Lease]:
     """Hold the lease ``name``: wait (polling) while another process holds it unexpired."""
+    from ._storage.repositories import LeaseRepository
+
     holder = secrets.token_hex(16)
     delay = POLL_FIRST
     while True:

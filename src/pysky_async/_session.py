@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _jwt
 from . import _password_check as password_check
@@ -25,8 +25,12 @@ from ._middleware import SESSION, SESSION_OWN, Handler
 from ._refresh_lease import SingleFlight, hold_lease, within_deadline
 from ._request import XrpcRequest
 from ._response import XrpcResponse, raise_for_status
-from ._storage.repositories import SessionRepository
-from ._storage.store import Store
+
+if TYPE_CHECKING:  # the storage modules load SQLAlchemy: imported where used, not at import
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from ._storage.repositories import SessionRepository
+    from ._storage.store import Store
 
 logger = logging.getLogger("pysky_async")
 
@@ -173,12 +177,12 @@ class SessionManager:
                     self.session = None
                     dropped = exc
                     async with self.store.transaction() as db:
-                        await SessionRepository(db).delete(self.account_key)
+                        await _sessions(db).delete(self.account_key)
                         await lease.release(db)
                 else:
                     fields = {**fresh.to_dict(), **await self._password_fields()}
                     async with self.store.transaction() as db:
-                        await SessionRepository(db).save(self.account_key, **fields)
+                        await _sessions(db).save(self.account_key, **fields)
                         await lease.release(db)
         except StorageError as exc:
             if fresh is None and dropped is None:
@@ -202,7 +206,7 @@ class SessionManager:
             if not self.identifier:
                 self.identifier = session.did
             async with self.store.transaction() as db:  # not made with our password: nothing to check it by
-                await SessionRepository(db).save(self.account_key, **session.to_dict(), password_check=None)
+                await _sessions(db).save(self.account_key, **session.to_dict(), password_check=None)
 
     async def _load_or_login(self) -> Session:
         """The stored session, else a login; one login across processes (the account's lease),
@@ -222,7 +226,7 @@ class SessionManager:
                     try:
                         fields = {**self.session.to_dict(), **await self._password_fields()}
                         async with self.store.transaction() as db:
-                            await SessionRepository(db).save(self.account_key, **fields)
+                            await _sessions(db).save(self.account_key, **fields)
                             await lease.release(db)
                     except StorageError as exc:
                         logger.warning("the session of %s could not be stored (%s); it is kept in memory",
@@ -236,7 +240,7 @@ class SessionManager:
         """The stored session, unless this client's password differs from the one it was made with:
         then the client logs in with its own password (a wrong one fails there, as it should)."""
         async with self.store.transaction() as db:
-            row = await SessionRepository(db).get(self.account_key)
+            row = await _sessions(db).get(self.account_key)
         if row is None:
             return None
         if self._password and row.password_check and not await password_check.matches(self._password,
@@ -286,13 +290,13 @@ class SessionManager:
     async def stored(self) -> Session | None:
         """The session stored for this account, without logging in."""
         async with self.store.transaction() as db:
-            row = await SessionRepository(db).get(self.account_key)
+            row = await _sessions(db).get(self.account_key)
         return Session.from_row(row) if row is not None else None
 
     async def forget(self) -> None:
         """Drop the session here and in the store (the server is not told: see ``logout``)."""
         async with self.store.transaction() as db:
-            await SessionRepository(db).delete(self.account_key)
+            await _sessions(db).delete(self.account_key)
         self.session = None
 
     async def _refresh(self, current: Session) -> Session:
@@ -470,3 +474,10 @@ def _session_unknown(exc: APIError) -> bool:
     message = (exc.message or "").lower()
     return exc.status_code in (400, 403) and (exc.error in _UNKNOWN_SESSION_ERRORS
                                               or "could not find" in message or "not found" in message)
+
+
+def _sessions(db: AsyncSession) -> SessionRepository:
+    """The session repository, imported on first use (the storage modules load SQLAlchemy)."""
+    from ._storage.repositories import SessionRepository
+
+    return SessionRepository(db)

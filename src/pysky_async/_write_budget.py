@@ -13,15 +13,16 @@ import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._exceptions import InvalidInput, StorageError, WriteBudgetExhausted
 from ._middleware import WRITE_BUDGET, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse
-from ._storage.models import utcnow
-from ._storage.repositories import BLOB_ENDPOINT, WriteLedgerRepository, lock
-from ._storage.store import Store
+
+if TYPE_CHECKING:  # the storage modules load SQLAlchemy: imported where used, not at import
+    from ._storage.repositories import WriteLedgerRepository
+    from ._storage.store import Store
 
 logger = logging.getLogger("pysky_async")
 
@@ -84,6 +85,8 @@ class WriteBudgetMiddleware:
         self.budget = budget
 
     async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:
+        from ._storage.repositories import BLOB_ENDPOINT
+
         did = request.context.did
         points = write_points(request)
         is_blob = request.nsid == BLOB_ENDPOINT
@@ -107,6 +110,9 @@ class WriteBudgetMiddleware:
         return response
 
     async def _reserve(self, did: str, endpoint: str, points: int, is_blob: bool) -> int:
+        from ._storage.models import utcnow
+        from ._storage.repositories import WriteLedgerRepository, lock
+
         while True:
             async with self.store.transaction() as db:
                 await lock(db, "write-budget:" + did)
@@ -130,6 +136,8 @@ class WriteBudgetMiddleware:
     async def _settle(self, reservation: int, *, spent: bool) -> None:
         """Record the outcome; if the database fails now, the server's answer still stands (the
         reservation stays counted, which errs on the safe side)."""
+        from ._storage.repositories import WriteLedgerRepository
+
         try:
             async with self.store.transaction() as db:
                 await WriteLedgerRepository(db).settle(reservation, spent=spent)

@@ -67,7 +67,7 @@ async def storm(database_url: str, seed: int, calls: int = 300, log_interval: fl
     for _ in range(calls):
         try:
             await asyncio.wait_for(bsky.create_record("app.bsky.feed.post", POST), timeouts.uniform(0, 0.006))
-        except TimeoutError:
+        except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError before 3.11
             cancelled += 1
     assert cancelled > calls // 6, "the storm should cancel calls at every stage"
     await bsky.call_log.flush()

@@ -140,7 +140,7 @@ async def test_cancelling_an_error_row_write_neither_loses_nor_duplicates(databa
             expected += 1
         try:
             await asyncio.wait_for(failed_call(log_row(4 * n + 3)), 0.0005 * ((n + seed) % 7))
-        except TimeoutError:
+        except asyncio.TimeoutError:  # wait_for's; not the builtin TimeoutError before 3.11
             pass
     await writer.aclose()
     [(count, distinct)] = await store.execute_sql("SELECT count(*), count(DISTINCT endpoint) FROM bsky_api_call_log")

@@ -35,7 +35,7 @@ logger = logging.getLogger("pysky_async")
 def is_database_error(exc: BaseException) -> bool:
     """Whether ``exc`` came from the database or its driver (connection refused or reset,
     asyncpg and sqlite errors...), as opposed to a bug in the caller's code."""
-    return (isinstance(exc, (SQLAlchemyError, OSError, TimeoutError, sqlite3.Error))
+    return (isinstance(exc, (SQLAlchemyError, OSError, TimeoutError, asyncio.TimeoutError, sqlite3.Error))
             or type(exc).__module__.split(".")[0] in ("asyncpg", "aiosqlite"))
 
 
