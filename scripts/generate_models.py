@@ -209,6 +209,8 @@ class Generator:
                     for wire, prop in props.items():
                         attr = snake(wire)
                         ann = self.annotation(prop, d.nsid, module)
+                        if prop["type"] == "unknown":  # a record to write: a model or a plain dict
+                            ann = "_b.LexObject | _abc.Mapping[_str, _t.Any]"
                         args.append(f"{attr}: {ann}" if wire in req else f"{attr}: {ann} | None = None")
                         items.append(f"{wire!r}: {attr}")
                     body_expr = "_c.params({" + ", ".join(items) + "})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -101,8 +102,10 @@ def encode(value: Any) -> bytes:
 
 def _enc_hook(value: Any) -> Any:
     raw = getattr(value, "raw", None)
-    if isinstance(raw, dict):
+    if isinstance(raw, dict):  # a JsonObject
         return raw
+    if isinstance(value, Mapping):
+        return dict(value)
     raise NotImplementedError(f"cannot encode {type(value).__name__} as JSON")
 
 

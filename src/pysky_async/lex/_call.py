@@ -41,7 +41,19 @@ def read(response: XrpcResponse, output: type[T], nsid: str) -> T:
             f"the raw answer stays reachable with get()/post()") from exc
 
 
-class Query(Generic[T]):
+class XrpcCall(Generic[T]):
+    """A query or procedure ready to send: what ``AsyncBskyClient.call`` takes."""
+
+    __slots__ = ()
+    nsid: str
+    output: type[T]
+
+    async def send(self, client: AsyncBskyClient) -> T:
+        """Send it through ``client`` and decode the answer into ``output``."""
+        raise NotImplementedError
+
+
+class Query(XrpcCall[T]):
     """An XRPC query (GET) ready to send: its NSID, query parameters and output type."""
 
     __slots__ = ("nsid", "output", "params")
@@ -59,7 +71,7 @@ class Query(Generic[T]):
         return read(await client.get(self.nsid, params=self.params), self.output, self.nsid)
 
 
-class Procedure(Generic[T]):
+class Procedure(XrpcCall[T]):
     """An XRPC procedure (POST) ready to send: NSID, query parameters, body and output type."""
 
     __slots__ = ("body", "content_type", "nsid", "output", "params")
@@ -71,6 +83,18 @@ class Procedure(Generic[T]):
         self.output = output
         self.body = body
         self.content_type = content_type
+
+    def encoded_body(self) -> bytes:
+        """The JSON body as bytes; ``InvalidInput`` when a value cannot be written as JSON."""
+        import msgspec
+
+        try:
+            return _base.encode(self.body)
+        except (TypeError, NotImplementedError, msgspec.EncodeError) as exc:
+            from .._exceptions import InvalidInput
+
+            raise InvalidInput(f"{self.nsid}: the body cannot be written as JSON ({exc}); pass models, "
+                               f"dicts, lists, strings, numbers and booleans") from exc
 
     def __repr__(self) -> str:
         return f"Procedure({self.nsid!r}, {self.params!r})"
@@ -84,6 +108,6 @@ class Procedure(Generic[T]):
             response = await client.post(self.nsid, params=self.params or None, data=bytes(self.body),
                                          headers=headers)
         else:
-            response = await client.post(self.nsid, params=self.params or None, data=_base.encode(self.body),
+            response = await client.post(self.nsid, params=self.params or None, data=self.encoded_body(),
                                          headers={"Content-Type": "application/json"})
         return read(response, self.output, self.nsid)

@@ -4,6 +4,7 @@
 # ruff: noqa: E501
 from __future__ import annotations
 
+import collections.abc as _abc
 import typing as _t
 from builtins import dict as _dict
 from builtins import list as _list
@@ -96,7 +97,7 @@ class SignPlcOperationInput(_b.LexBody, kw_only=True):
     services: _dict[_str, _t.Any] | None = None
 
 
-def sign_plc_operation(*, token: _str | None = None, rotation_keys: _list[_str] | None = None, also_known_as: _list[_str] | None = None, verification_methods: _dict[_str, _t.Any] | None = None, services: _dict[_str, _t.Any] | None = None) -> _c.Procedure[SignPlcOperationOutput]:
+def sign_plc_operation(*, token: _str | None = None, rotation_keys: _list[_str] | None = None, also_known_as: _list[_str] | None = None, verification_methods: _b.LexObject | _abc.Mapping[_str, _t.Any] | None = None, services: _b.LexObject | _abc.Mapping[_str, _t.Any] | None = None) -> _c.Procedure[SignPlcOperationOutput]:
     """``com.atproto.identity.signPlcOperation``: Signs a PLC operation to update some value(s) in the requesting DID's document."""
     return _c.Procedure('com.atproto.identity.signPlcOperation', {}, SignPlcOperationOutput, _c.params({'token': token, 'rotationKeys': rotation_keys, 'alsoKnownAs': also_known_as, 'verificationMethods': verification_methods, 'services': services}))
 
@@ -107,7 +108,7 @@ class SubmitPlcOperationInput(_b.LexBody, kw_only=True):
     operation: _dict[_str, _t.Any]
 
 
-def submit_plc_operation(*, operation: _dict[_str, _t.Any]) -> _c.Procedure[None]:
+def submit_plc_operation(*, operation: _b.LexObject | _abc.Mapping[_str, _t.Any]) -> _c.Procedure[None]:
     """``com.atproto.identity.submitPlcOperation``: Validates a PLC operation to ensure that it doesn't violate a service's constraints or..."""
     return _c.Procedure('com.atproto.identity.submitPlcOperation', {}, type(None), _c.params({'operation': operation}))
 

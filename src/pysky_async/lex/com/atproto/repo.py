@@ -4,6 +4,7 @@
 # ruff: noqa: E501
 from __future__ import annotations
 
+import collections.abc as _abc
 import typing as _t
 from builtins import bool as _bool
 from builtins import dict as _dict
@@ -103,7 +104,7 @@ class CreateRecordInput(_b.LexBody, kw_only=True):
     swap_commit: _str | None = _m.field(default=None, name='swapCommit')
 
 
-def create_record(*, repo: _str, collection: _str, record: _dict[_str, _t.Any], rkey: _str | None = None, validate: _bool | None = None, swap_commit: _str | None = None) -> _c.Procedure[CreateRecordOutput]:
+def create_record(*, repo: _str, collection: _str, record: _b.LexObject | _abc.Mapping[_str, _t.Any], rkey: _str | None = None, validate: _bool | None = None, swap_commit: _str | None = None) -> _c.Procedure[CreateRecordOutput]:
     """``com.atproto.repo.createRecord``: Create a single new repository record. Requires auth, implemented by PDS."""
     return _c.Procedure('com.atproto.repo.createRecord', {}, CreateRecordOutput, _c.params({'repo': repo, 'collection': collection, 'rkey': rkey, 'validate': validate, 'record': record, 'swapCommit': swap_commit}))
 
@@ -229,7 +230,7 @@ class PutRecordInput(_b.LexBody, kw_only=True):
     swap_commit: _str | None = _m.field(default=None, name='swapCommit')
 
 
-def put_record(*, repo: _str, collection: _str, rkey: _str, record: _dict[_str, _t.Any], validate: _bool | None = None, swap_record: _str | None = None, swap_commit: _str | None = None) -> _c.Procedure[PutRecordOutput]:
+def put_record(*, repo: _str, collection: _str, rkey: _str, record: _b.LexObject | _abc.Mapping[_str, _t.Any], validate: _bool | None = None, swap_record: _str | None = None, swap_commit: _str | None = None) -> _c.Procedure[PutRecordOutput]:
     """``com.atproto.repo.putRecord``: Write a repository record, creating or updating it as needed. Requires auth, implemente..."""
     return _c.Procedure('com.atproto.repo.putRecord', {}, PutRecordOutput, _c.params({'repo': repo, 'collection': collection, 'rkey': rkey, 'validate': validate, 'record': record, 'swapRecord': swap_record, 'swapCommit': swap_commit}))
 

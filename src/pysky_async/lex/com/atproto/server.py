@@ -4,6 +4,7 @@
 # ruff: noqa: E501
 from __future__ import annotations
 
+import collections.abc as _abc
 import typing as _t
 from builtins import bool as _bool
 from builtins import dict as _dict
@@ -77,7 +78,7 @@ class CreateAccountInput(_b.LexBody, kw_only=True):
     plc_op: _dict[_str, _t.Any] | None = _m.field(default=None, name='plcOp')
 
 
-def create_account(*, handle: _str, email: _str | None = None, did: _str | None = None, invite_code: _str | None = None, verification_code: _str | None = None, verification_phone: _str | None = None, password: _str | None = None, recovery_key: _str | None = None, plc_op: _dict[_str, _t.Any] | None = None) -> _c.Procedure[CreateAccountOutput]:
+def create_account(*, handle: _str, email: _str | None = None, did: _str | None = None, invite_code: _str | None = None, verification_code: _str | None = None, verification_phone: _str | None = None, password: _str | None = None, recovery_key: _str | None = None, plc_op: _b.LexObject | _abc.Mapping[_str, _t.Any] | None = None) -> _c.Procedure[CreateAccountOutput]:
     """``com.atproto.server.createAccount``: Create an account. Implemented by PDS."""
     return _c.Procedure('com.atproto.server.createAccount', {}, CreateAccountOutput, _c.params({'email': email, 'handle': handle, 'did': did, 'inviteCode': invite_code, 'verificationCode': verification_code, 'verificationPhone': verification_phone, 'password': password, 'recoveryKey': recovery_key, 'plcOp': plc_op}))
 

@@ -78,6 +78,6 @@ class UpsertOptionInput(_b.LexBody, kw_only=True):
     manager_role: _str | None = _m.field(default=None, name='managerRole')
 
 
-def upsert_option(*, key: _str, scope: _str, value: _dict[_str, _t.Any], description: _str | None = None, manager_role: _str | None = None) -> _c.Procedure[UpsertOptionOutput]:
+def upsert_option(*, key: _str, scope: _str, value: _b.LexObject | _abc.Mapping[_str, _t.Any], description: _str | None = None, manager_role: _str | None = None) -> _c.Procedure[UpsertOptionOutput]:
     """``tools.ozone.setting.upsertOption``: Create or update setting option"""
     return _c.Procedure('tools.ozone.setting.upsertOption', {}, UpsertOptionOutput, _c.params({'key': key, 'scope': scope, 'value': value, 'description': description, 'managerRole': manager_role}))
