@@ -303,6 +303,13 @@ class Generator:
             head += [*block, ""]
         return "\n".join(head[:-1] + module.lines) + "\n"
 
+    def schemas(self) -> str:
+        """The defs of every lexicon without descriptions: what ``lex.validate`` checks against."""
+        docs: dict[str, dict[str, Any]] = {}
+        for d in self.defs.values():
+            docs.setdefault(d.nsid, {})[d.name] = strip_descriptions(d.body)
+        return json.dumps(docs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
     def write(self, out: Path) -> None:
         groups = sorted({d.group for d in self.defs.values()})
         if out.exists():
@@ -316,9 +323,18 @@ class Generator:
             path = out.joinpath(*parts[:-1], parts[-1] + ".py")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.render(self.module(group)))
+        (out / "_lexicons.json").write_text(self.schemas() + "\n")
         for package, children in sorted(packages.items()):
             path = out.joinpath(*package.split("."), "__init__.py")
             path.write_text(package_init(package, sorted(children)))
+
+
+def strip_descriptions(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: strip_descriptions(item) for key, item in value.items() if key != "description"}
+    if isinstance(value, list):
+        return [strip_descriptions(item) for item in value]
+    return value
 
 
 def alias(group: str) -> str:

@@ -4,6 +4,7 @@
 ``lex.app.bsky.feed.Post`` is a record, ``lex.app.bsky.actor.get_profile`` a query for
 ``await bsky.call(lex.app.bsky.actor.get_profile, actor="alice.test")``. Nothing is imported
 until a namespace is touched: ``import pysky_async.lex`` costs next to nothing.
+``lex.validate(model)`` checks a model against its lexicon locally (``InvalidInput`` if not).
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ if TYPE_CHECKING:
     from ._base import encode as encode
     from ._call import Procedure as Procedure
     from ._call import Query as Query
+    from ._validate import validate as validate
 
 _NAMESPACES = ("app", "chat", "com", "tools")
 _HELPERS = {"Blob": "_base", "Bytes": "_base", "CidLink": "_base", "LexBody": "_base", "LexObject": "_base",
-            "convert": "_base", "decode": "_base", "encode": "_base", "Procedure": "_call", "Query": "_call"}
+            "convert": "_base", "decode": "_base", "encode": "_base", "Procedure": "_call", "Query": "_call",
+            "validate": "_validate"}
 
 __all__ = ["Blob", "Bytes", "CidLink", "LexBody", "LexObject", "Procedure", "Query", "app", "chat", "com",
-           "convert", "decode", "encode", "tools"]
+           "convert", "decode", "encode", "tools", "validate"]
 
 
 def __getattr__(name: str) -> Any:
