@@ -56,6 +56,7 @@ async def create(bsky: AsyncBskyClient, did: str, record: lex.LexObject,
                  rkey: str | None = None) -> repo.CreateRecordOutput:
     tag = type(record).__struct_config__.tag
     assert isinstance(tag, str)
+    lex.validate(record)  # what the PDS accepts, the local check accepts too
     return await bsky.call(repo.create_record, repo=did, collection=tag, record=record, rkey=rkey)
 
 
