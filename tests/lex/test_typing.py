@@ -3,6 +3,7 @@ and a wrongly typed one (tests/lex/typing_cases.py, checked with mypy --strict).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -35,3 +36,32 @@ def test_mypy_reveals_the_typed_outputs_and_rejects_wrong_keywords() -> None:
     assert [int(line) for line, _ in errors] == [34, 35], stdout
     assert 'Unexpected keyword argument "actr"' in errors[0][1]
     assert 'incompatible type "str"; expected "int | None"' in errors[1][1]
+
+
+def test_pyright_reveals_the_same_types_and_rejects_the_same_calls(tmp_path: Path) -> None:
+    """Most editors run pyright: the same file, in strict mode. Skipped when pyright is not
+    installed (the ``pyright`` package on PyPI, or the npm one on PATH)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    pyright = shutil.which("pyright", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    if pyright is None:
+        pytest.skip("pyright is not installed")
+    (tmp_path / "typing_cases.py").write_text(CASES.read_text())
+    (tmp_path / "pyrightconfig.json").write_text(json.dumps({
+        "include": ["typing_cases.py"], "extraPaths": [str(CASES.parents[2] / "src")],
+        "pythonVersion": "3.10", "typeCheckingMode": "strict"}))
+    result = subprocess.run([pyright, "--outputjson", "--pythonpath", sys.executable, "-p", str(tmp_path)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    diagnostics = json.loads(result.stdout)["generalDiagnostics"]
+    revealed = {d["range"]["start"]["line"] + 1: re.sub(r'^Type of ".*" is "(.*)"$', r"\1", d["message"], flags=re.S)
+                for d in diagnostics if d["severity"] == "information"}
+    for line, name in EXPECTED.items():
+        assert revealed.get(line) == name.rsplit(".", 1)[1], (line, revealed.get(line))
+    assert revealed[30] == "None"
+    assert revealed[32].endswith("RecordWithMediaView | JsonObject | None")
+    assert revealed[33] == "str | None"
+    errors = sorted({d["range"]["start"]["line"] + 1 for d in diagnostics if d["severity"] == "error"})
+    assert errors == [34, 35], diagnostics

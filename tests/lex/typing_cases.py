@@ -6,7 +6,7 @@ from pysky_async import AsyncBskyClient, lex
 
 
 async def common_endpoints(bsky: AsyncBskyClient) -> None:
-    feed, actor, graph = lex.app.bsky.feed, lex.app.bsky.actor, lex.app.bsky.graph
+    from pysky_async.lex.app.bsky import actor, feed, graph
     reveal_type(await bsky.call(feed.get_timeline, limit=50))
     reveal_type(await bsky.call(actor.get_profile, actor="alice.test"))
     reveal_type(await bsky.call(actor.get_profiles, actors=["alice.test"]))
