@@ -46,7 +46,8 @@ def first_line(text: str | None, limit: int = 110) -> str:
     line = " ".join((text or "").split())
     if len(line) > limit:
         line = line[: limit - 3].rstrip() + "..."
-    return line.replace("\\", "\\\\").replace('"""', "'''")
+    line = line.replace("\\", "\\\\").replace('"""', "'''")
+    return line[:-1] + '\\"' if line.endswith('"') else line  # a closing quote would end the docstring
 
 
 @dataclass
