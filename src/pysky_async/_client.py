@@ -48,12 +48,19 @@ from ._write_budget import WriteBudget, WriteBudgetMiddleware
 from ._xrpc import Xrpc
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import ParamSpec, TypeVar
+
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from ._oauth import OAuth
     from ._oauth._middleware import DpopMiddleware, OAuthAccount
     from ._storage.store import Store
     from ._streams.factory import Streams
+    from .lex._call import XrpcCall
+
+    _P = ParamSpec("_P")
+    _T = TypeVar("_T")
 
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"pysky_async/{__version__}"
@@ -434,6 +441,15 @@ class AsyncBskyClient:
         _refuse_null_fields(endpoint, {**data, **kwargs} if isinstance(data, Mapping) else kwargs)
         return await self._xrpc.post(endpoint, hostname=hostname, params=params, data=data, headers=headers,
                                      **kwargs)
+
+    async def call(self, method: Callable[_P, XrpcCall[_T]], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Call a query or procedure of ``pysky_async.lex`` with typed parameters; get its typed output.
+
+        ``await bsky.call(lex.app.bsky.actor.get_profile, actor="alice.test")`` returns a
+        ``ProfileViewDetailed``. It is sent with ``get``/``post`` (the same pipeline); an answer
+        that does not fit the model raises ``InvalidResponse`` (an unknown ``$type`` does not).
+        """
+        return await method(*args, **kwargs).send(self)
 
     async def send(self, request: XrpcRequest) -> XrpcResponse:
         """Run a request through the pipeline; raise an APIError subclass on an error status."""
