@@ -19,11 +19,11 @@ from urllib.parse import quote
 
 import httpx
 
-from ._exceptions import NetworkError, RequestTimeout
-from ._network_errors import failure_reason
+from ._exceptions import RequestTimeout
+from ._network_errors import failure_reason, without_request
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, XrpcResponse, decode_body
-from ._transport import Bounds, HttpxTransport, attempt_deadline_passed, read_at_most
+from ._transport import Bounds, HttpxTransport, attempt_deadline_passed, failed_exchange, read_at_most
 
 if TYPE_CHECKING:
     import aiohttp
@@ -128,12 +128,12 @@ class AiohttpXrpcTransport:
                 raise
             raise attempt_deadline_passed(request, deadline) from exc
         except self._aiohttp_errors as exc:
-            raise NetworkError(
-                f"{request.nsid} to {request.host} got no answer: {failure_reason(exc)}; "
-                "check the host name and your network") from exc
-        headers_out = httpx.Headers(raw_headers)
-        info = HttpInfo(status, headers_out, dt.timedelta(seconds=time.perf_counter() - started), str(target))
-        return XrpcResponse(decode_body(content, headers_out, status, request), info, content)
+            failure, cause = failed_exchange(request, exc, failure_reason(exc)), without_request(exc)
+        else:
+            headers_out = httpx.Headers(raw_headers)
+            info = HttpInfo(status, headers_out, dt.timedelta(seconds=time.perf_counter() - started), str(target))
+            return XrpcResponse(decode_body(content, headers_out, status, request), info, content)
+        raise failure from cause  # outside the except block: aiohttp's error (it holds the request) is no context
 
 
 def _client_timeout(timeout: httpx.Timeout, deadline: float | None) -> Any:

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 
 from ._deadline import with_upload_time
-from ._exceptions import NetworkError, RequestTimeout, ResponseTooLarge
-from ._network_errors import failure_reason
+from ._exceptions import InvalidResponse, NetworkError, PyskyError, RequestTimeout, ResponseTooLarge
+from ._network_errors import failure_reason, malformed_answer, without_request
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, XrpcResponse, decode_body
 
@@ -75,7 +75,8 @@ class HttpxTransport:
                 raise
             raise attempt_deadline_passed(request, deadline) from exc
         except httpx.RequestError as exc:
-            raise transport_error(request, exc) from exc
+            failure, cause = transport_error(request, exc), without_request(exc)
+        raise failure from cause  # outside the except block: httpx's error (it holds the request) is no context
 
     async def _exchange(self, request: XrpcRequest) -> XrpcResponse:
         body = request.content
@@ -135,15 +136,26 @@ def attempt_deadline_passed(request: XrpcRequest, seconds: float) -> RequestTime
         "the client's attempt_deadline= (PYSKY_ATTEMPT_DEADLINE)")
 
 
-def transport_error(request: XrpcRequest, exc: httpx.RequestError) -> NetworkError:
-    """The pysky_async error for an httpx transport failure (raise it ``from exc``)."""
+def transport_error(request: XrpcRequest, exc: httpx.RequestError) -> PyskyError:
+    """The pysky_async error for an httpx transport failure; raise it ``from without_request(exc)``,
+    outside the ``except`` block, so that no link of its chain holds the request and its token."""
     if isinstance(exc, httpx.TimeoutException) and _really_timed_out(exc):
         return RequestTimeout(
             f"{request.nsid} to {request.host} timed out ({type(exc).__name__}); "
             "the server may be overloaded: retry later or raise the client's timeout=")
-    return NetworkError(
-        f"{request.nsid} to {request.host} got no answer: {failure_reason(exc.__cause__ or exc)}; "
-        "check the host name and your network")
+    return failed_exchange(request, exc, failure_reason(exc.__cause__ or exc))
+
+
+def failed_exchange(request: XrpcRequest, exc: BaseException, reason: str) -> PyskyError:
+    """``InvalidResponse`` when the server's answer was not valid HTTP (not retried: a server or
+    proxy answering so does it again), else ``NetworkError`` (retried where safe)."""
+    malformed = malformed_answer(exc)
+    if malformed is not None:
+        return InvalidResponse(
+            f"{request.nsid} to {request.host}: the server's answer is not valid HTTP ({malformed}); not retried, "
+            "as a server answering so does it again: check the host, and any proxy in between")
+    return NetworkError(f"{request.nsid} to {request.host} got no answer: {reason}; "
+                        "check the host name and your network")
 
 
 def _since(started: float) -> dt.timedelta:

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -187,3 +188,74 @@ def _decodes(body: bytes) -> bool:
     except RecursionError:
         return False
     return True
+
+
+def token_leaks(obj: object, token: str, path: str = "error", depth: int = 0,
+                seen: set[int] | None = None) -> list[str]:
+    """Where ``token`` appears in an exception's chain: causes, contexts, args, reprs and every
+    attribute, followed recursively (lists, dicts, objects)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 8:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, (str, bytes, bytearray)):
+        text = obj if isinstance(obj, str) else bytes(obj).decode("latin-1")
+        return [path] if token in text else []
+    found = [f"repr({path})"] if token in repr(obj) else []
+    children: list[tuple[str, object]] = []
+    if isinstance(obj, BaseException):
+        found += [f"str({path})"] if token in str(obj) else []
+        children += [(f"{path}.args[{i}]", arg) for i, arg in enumerate(obj.args)]
+        children += [(f"{path}.__cause__", obj.__cause__), (f"{path}.__context__", obj.__context__)]
+    if isinstance(obj, dict):
+        children += [(f"{path}[{key!r}]", value) for key, value in obj.items()]
+        children += [(f"{path}.key", key) for key in obj]
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        children += [(f"{path}[{i}]", item) for i, item in enumerate(obj)]
+    elif hasattr(obj, "items") and callable(obj.items):  # multidicts, header objects
+        try:
+            children += [(f"{path}[{key!r}]", value) for key, value in obj.items()]
+        except Exception:
+            pass
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        children += [(f"{path}.{name}", value) for name, value in vars(obj).items()]
+    for name in getattr(type(obj), "__slots__", ()):
+        if isinstance(name, str) and hasattr(obj, name):
+            children += [(f"{path}.{name}", getattr(obj, name))]
+    for child_path, child in children:
+        if child is not None:
+            found += token_leaks(child, token, child_path, depth + 1, seen)
+    return found
+
+
+@pytest.mark.parametrize(("transport", "header_bytes"), [("aiohttp", 9_000), ("httpx", 200_000)])
+async def test_an_oversized_header_line_is_not_retried_and_no_token_is_in_the_error_chain(
+        hostile: tuple[dict[str, Answer], str], tmp_path: Path, transport: str, header_bytes: int) -> None:
+    """aiohttp refuses a header line over 8190 bytes; httpx (h11 under httpcore) an answer head over 100 KiB."""
+    answers, base = hostile
+    requests_seen: list[int] = []
+
+    def oversized() -> web.Response:
+        requests_seen.append(1)
+        return web.json_response({"ok": True}, headers={"X-Padding": "x" * header_bytes})
+
+    answers["app.bsky.actor.getProfile"] = oversized
+    session = session_body(base)
+    answers["com.atproto.server.createSession"] = lambda: web.json_response(session)
+    token = str(session["accessJwt"])
+    own = httpx.AsyncClient() if transport == "httpx" else None
+    try:
+        async with AsyncBskyClient(username="h.test", password="pw", auth_host=base, http_client=own,
+                                   database_url=f"sqlite+aiosqlite:///{tmp_path}/h.sqlite3") as bsky:
+            await bsky.login()
+            with pytest.raises(PyskyError) as caught:
+                await bsky.get("app.bsky.actor.getProfile", actor="h.test")
+    finally:
+        if own is not None:
+            await own.aclose()
+    assert token_leaks(caught.value, token) == []
+    assert token_leaks(caught.value, token.split(".")[1]) == [], "not even the token's payload"
+    assert len(requests_seen) == 1, "a malformed answer is not retried (the same answer would come back)"
+    assert isinstance(caught.value, InvalidResponse), repr(caught.value)
+    assert str(caught.value).startswith(f"app.bsky.actor.getProfile to {base}: the server's answer is not valid "
+                                        "HTTP ("), str(caught.value)
