@@ -196,3 +196,22 @@ def test_the_budget_refusal_is_not_an_http_error() -> None:
     from pysky_async import APIError, PyskyError, WriteBudgetExhausted
 
     assert issubclass(WriteBudgetExhausted, PyskyError) and not issubclass(WriteBudgetExhausted, APIError)
+
+
+async def test_a_callers_cancellation_within_the_deadline_stays_a_cancellation() -> None:
+    from pysky_async._deadline import CallDeadline
+
+    request = XrpcRequest("GET", "a.b.c", "https://h.test")
+    started = asyncio.Event()
+
+    async def call() -> None:
+        async with CallDeadline(request, 30):
+            started.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(call())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert request.context.expires_at is not None

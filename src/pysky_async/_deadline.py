@@ -1,6 +1,6 @@
 """The call's deadline: every attempt, back-off sleep and token refresh of one call fits in it.
 
-``run_within`` runs a call through the pipeline under one timer for the whole call (the client's
+``CallDeadline`` runs a call through the pipeline under one timer for the whole call (the client's
 ``deadline=``, or ``context.deadline``); the retry layer reads ``context.expires_at`` and does
 not start a back-off sleep that would pass it. A bound for each attempt is a separate option
 (``attempt_deadline=``), enforced by the transports.
@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from collections.abc import Awaitable, Callable
+from types import TracebackType
 
 from ._exceptions import RequestTimeout
 from ._request import AUTH, XrpcRequest
-from ._response import XrpcResponse
 
 UPLOAD_BYTES_PER_SECOND = 100_000
 """A request body extends a deadline by a second per this many bytes (a slow uplink still finishes)."""
@@ -40,25 +39,47 @@ def with_upload_time(seconds: float, request: XrpcRequest) -> float:
     return seconds + size / UPLOAD_BYTES_PER_SECOND
 
 
-async def run_within(handler: Callable[[XrpcRequest], Awaitable[XrpcResponse]], request: XrpcRequest,
-                     seconds: float) -> XrpcResponse:
-    """``await handler(request)``, cancelled after ``seconds`` (``RequestTimeout`` naming the call)."""
-    loop = asyncio.get_running_loop()
-    expires = loop.time() + seconds
-    request.context.expires_at = expires
-    if sys.version_info >= (3, 11):
-        scope = asyncio.timeout_at(expires)
-        try:
-            async with scope:
-                return await handler(request)
-        except TimeoutError as exc:
-            if not scope.expired():
-                raise
-            raise deadline_passed(request, seconds) from exc
-    try:  # pragma: no cover - Python 3.10
-        return await asyncio.wait_for(handler(request), seconds)
-    except asyncio.TimeoutError as exc:  # pragma: no cover
-        raise deadline_passed(request, seconds) from exc
+class CallDeadline:
+    """``async with CallDeadline(request, seconds):`` cancels the block after ``seconds`` (None: never)
+    and raises ``RequestTimeout`` naming the call instead; sets ``request.context.expires_at``.
+
+    One object and one timer per call (``asyncio.timeout``'s logic, also on Python 3.10).
+    """
+
+    __slots__ = ("_cancelling", "_expired", "_handle", "_request", "_seconds", "_task")
+
+    def __init__(self, request: XrpcRequest, seconds: float | None) -> None:
+        self._request = request
+        self._seconds = seconds
+        self._handle: asyncio.TimerHandle | None = None
+        self._expired = False
+
+    async def __aenter__(self) -> None:
+        if self._seconds is None:
+            return
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always inside a task under asyncio
+            raise RuntimeError("CallDeadline must be used inside a task")
+        self._task = task
+        self._cancelling = task.cancelling() if sys.version_info >= (3, 11) else 0
+        loop = asyncio.get_running_loop()
+        expires = self._request.context.expires_at = loop.time() + self._seconds
+        self._handle = loop.call_at(expires, self._expire)
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._task.cancel()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._handle is None:
+            return
+        self._handle.cancel()
+        if not self._expired or exc_type is not asyncio.CancelledError:
+            return
+        if sys.version_info >= (3, 11) and self._task.uncancel() > self._cancelling:
+            return  # cancelled from outside too: that cancellation goes on
+        raise deadline_passed(self._request, self._seconds) from exc  # type: ignore[arg-type]
 
 
 def deadline_passed(request: XrpcRequest, seconds: float) -> RequestTimeout:
