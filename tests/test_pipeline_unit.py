@@ -205,7 +205,7 @@ async def test_a_callers_cancellation_within_the_deadline_stays_a_cancellation()
     started = asyncio.Event()
 
     async def call() -> None:
-        async with CallDeadline(request, 30):
+        with CallDeadline(request, 30):
             started.set()
             await asyncio.Event().wait()
 

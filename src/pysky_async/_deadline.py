@@ -40,10 +40,12 @@ def with_upload_time(seconds: float, request: XrpcRequest) -> float:
 
 
 class CallDeadline:
-    """``async with CallDeadline(request, seconds):`` cancels the block after ``seconds`` (None: never)
-    and raises ``RequestTimeout`` naming the call instead; sets ``request.context.expires_at``.
+    """``with CallDeadline(request, seconds):`` (in a task) cancels the block after ``seconds``
+    (None: never) and raises ``RequestTimeout`` naming the call instead; sets
+    ``request.context.expires_at``.
 
-    One object and one timer per call (``asyncio.timeout``'s logic, also on Python 3.10).
+    ``asyncio.timeout``'s logic (also on Python 3.10), as a plain context manager: one object and
+    one timer per call, no coroutine.
     """
 
     __slots__ = ("_cancelling", "_expired", "_handle", "_request", "_seconds", "_task")
@@ -54,7 +56,7 @@ class CallDeadline:
         self._handle: asyncio.TimerHandle | None = None
         self._expired = False
 
-    async def __aenter__(self) -> None:
+    def __enter__(self) -> None:
         if self._seconds is None:
             return
         task = asyncio.current_task()
@@ -70,7 +72,7 @@ class CallDeadline:
         self._expired = True
         self._task.cancel()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         if self._handle is None:
             return

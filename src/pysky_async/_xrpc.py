@@ -57,7 +57,7 @@ class Xrpc:
     async def send(self, request: XrpcRequest) -> XrpcResponse:
         """Run a request through the pipeline; raise an APIError subclass on an error status."""
         self._check_open()
-        async with CallDeadline(request, call_seconds(request, self.config.deadline)):
+        with CallDeadline(request, call_seconds(request, self.config.deadline)):
             response = await self.pipeline(request)
         return raise_for_status(response, request.nsid)
 
@@ -69,7 +69,7 @@ class Xrpc:
     async def run(self, request: XrpcRequest) -> XrpcResponse:
         """Run a request through the pipeline within its deadline, which covers every attempt,
         back-off sleep and token refresh of the call (the session's own calls come here directly)."""
-        async with CallDeadline(request, call_seconds(request, self.config.deadline)):
+        with CallDeadline(request, call_seconds(request, self.config.deadline)):
             return await self.pipeline(request)
 
     async def get(self, endpoint: str, *, hostname: str | None = None,
