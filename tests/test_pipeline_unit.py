@@ -117,7 +117,7 @@ async def test_login_and_refresh_are_in_the_call_log_as_the_sessions_own_calls()
 async def test_the_deadline_bounds_the_whole_call_not_each_attempt() -> None:
     attempts: list[int] = []
 
-    async def stalls(request: XrpcRequest, call_next: Handler) -> XrpcResponse:  # e.g. a server that never ends
+    async def stalls(request: XrpcRequest, call_next: Handler) -> XrpcResponse:  # waits for what never comes
         attempts.append(request.context.attempt)
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
@@ -128,7 +128,7 @@ async def test_the_deadline_bounds_the_whole_call_not_each_attempt() -> None:
         with pytest.raises(RequestTimeout) as caught:
             await asyncio.wait_for(bsky.get("app.bsky.actor.getProfile", actor="a.test"), 30)
     assert str(caught.value).startswith("app.bsky.actor.getProfile to https://public.test did not finish within "
-                                        "its 0.2 s deadline (1 attempt;")
+                                        "its 0.2 s deadline (held before its first attempt was sent;")
     assert "deadline= (PYSKY_DEADLINE)" in str(caught.value), "the message says what to change"
     assert attempts == [1]
 
@@ -215,3 +215,26 @@ async def test_a_callers_cancellation_within_the_deadline_stays_a_cancellation()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert request.context.expires_at is not None
+
+
+async def test_a_wait_the_caller_asked_for_does_not_count_against_the_deadline() -> None:
+    """The request limiter (as the write budget's ``on_budget_exhausted="wait"``) waits on purpose:
+    the deadline bounds what servers make a call wait, and still runs after that wait."""
+    release = asyncio.Event()
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        if "slow" in str(request.url):
+            await release.wait()
+        return httpx.Response(200, json={"ok": True})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(server))
+    async with AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", http_client=http, deadline=0.3,
+                               public_host="https://public.test", request_limit=(1, 0.8)) as bsky:
+        await bsky.get("app.bsky.actor.getProfile", actor="a.test")
+        response = await asyncio.wait_for(bsky.get("app.bsky.actor.getProfile", actor="b.test"), 30)
+        assert response.raw == {"ok": True}, "held 0.8 s by the request limit, past the 0.3 s deadline, and answered"
+        try:
+            with pytest.raises(RequestTimeout, match=r"com\.example\.slow .* 0\.3 s deadline"):
+                await asyncio.wait_for(bsky.get("com.example.slow"), 30)  # after its wait, the deadline runs
+        finally:
+            release.set()

@@ -153,8 +153,9 @@ class AsyncBskyClient:
             fixed at construction (``bsky.middleware`` is a read-only tuple).
         timeout: seconds to connect, and to wait for each piece of an answer (``PYSKY_TIMEOUT``, default 30;
             an injected ``http_client`` keeps its own timeout unless this is given).
-        deadline: seconds for a whole call: every attempt, back-off sleep and token refresh
-            (``PYSKY_DEADLINE``, default 120; a request body adds a second per 100 kB; ``float("inf")``: none).
+        deadline: seconds for a whole call: every attempt, back-off sleep and token refresh, not the
+            waits asked for (``request_limit``, the write budget's "wait") (``PYSKY_DEADLINE``, default 120;
+            a request body adds a second per 100 kB; ``float("inf")``: none).
         attempt_deadline: seconds for one attempt: connect, send and read every byte
             (``PYSKY_ATTEMPT_DEADLINE``, default none: only ``deadline`` bounds it); a trickling
             server then costs one attempt, and the call is retried within its ``deadline``.

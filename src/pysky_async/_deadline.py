@@ -48,7 +48,7 @@ class CallDeadline:
     one timer per call, no coroutine.
     """
 
-    __slots__ = ("_cancelling", "_expired", "_handle", "_request", "_seconds", "_task")
+    __slots__ = ("_cancelling", "_expired", "_handle", "_paused_at", "_request", "_seconds", "_task")
 
     def __init__(self, request: XrpcRequest, seconds: float | None) -> None:
         self._request = request
@@ -67,6 +67,22 @@ class CallDeadline:
         loop = asyncio.get_running_loop()
         expires = self._request.context.expires_at = loop.time() + self._seconds
         self._handle = loop.call_at(expires, self._expire)
+        self._request.context.deadline_scope = self
+
+    def pause(self) -> None:
+        """Stop the clock (a deliberate client-side wait starts)."""
+        if self._handle is not None and not self._expired:
+            self._handle.cancel()
+            self._paused_at = asyncio.get_running_loop().time()
+
+    def resume(self) -> None:
+        """Restart the clock, the deadline moved by the time paused."""
+        if self._handle is None or self._expired or not self._handle.cancelled():
+            return
+        loop = asyncio.get_running_loop()
+        ctx = self._request.context
+        expires = ctx.expires_at = (ctx.expires_at or 0.0) + loop.time() - self._paused_at
+        self._handle = loop.call_at(expires, self._expire)
 
     def _expire(self) -> None:
         self._expired = True
@@ -84,11 +100,32 @@ class CallDeadline:
         raise deadline_passed(self._request, self._seconds) from exc  # type: ignore[arg-type]
 
 
+class NotCounted:
+    """``with NotCounted(request):`` around a deliberate client-side wait (the write budget's
+    ``on_budget_exhausted="wait"``, the request limiter): the call's deadline stands still meanwhile.
+    The deadline bounds what the servers make a call wait, not what the caller asked to wait for."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, request: XrpcRequest) -> None:
+        self._scope: CallDeadline | None = request.context.deadline_scope
+
+    def __enter__(self) -> None:
+        if self._scope is not None:
+            self._scope.pause()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._scope is not None:
+            self._scope.resume()
+
+
 def deadline_passed(request: XrpcRequest, seconds: float) -> RequestTimeout:
     """The error for a call that did not finish within its deadline."""
-    attempts = request.context.attempt
-    tried = (f"{attempts} attempt{'s' if attempts != 1 else ''}" if attempts
-             else "waiting before its first attempt was sent")
+    ctx = request.context
+    attempts = ctx.attempt
+    tried = (f"{attempts} attempt{'s' if attempts != 1 else ''}" if attempts > 1 or ctx.sent
+             else "held before its first attempt was sent")
     return RequestTimeout(
         f"{request.nsid} to {host_of(request)} did not finish within its {seconds:g} s deadline ({tried}; the "
         "server is slow or trickling its answer): retry later, or raise the client's deadline= (PYSKY_DEADLINE)")
