@@ -1,7 +1,7 @@
 """Hostile servers: how long a call is held and how much memory it takes when a server trickles,
 sends a gzip bomb or a 50 MB body, or resets every connection. Prints a markdown table.
 
-    .venv/bin/python benchmarks/bench_hostile_servers.py      # ~30 s
+    .venv/bin/python benchmarks/bench_hostile_servers.py [WORD...]     # ~60 s; only cases naming a WORD
 
 Each case on both transports: the client's own (aiohttp) and a caller's ``http_client=`` (httpx).
 Memory is the traced peak (tracemalloc) while the call runs; the servers run in this process but
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.reliability.test_hostile_transport import serve  # noqa: E402
 
-from pysky_async import AsyncBskyClient, PyskyError  # noqa: E402
+from pysky_async import AsyncBskyClient, PyskyError, RetryPolicy  # noqa: E402
 from pysky_async._retry import set_testing  # noqa: E402
 
 MiB = 1 << 20
@@ -73,7 +73,11 @@ async def flood(request: web.Request) -> web.StreamResponse:
 
 
 CASES: dict[str, tuple[Callable[[web.Request], Awaitable[web.StreamResponse]], dict[str, object]]] = {
-    "trickle: 1 byte / 0.2 s (timeout=2, deadline=5)": (trickle, {"timeout": 2, "deadline": 5}),
+    "trickle: 1 byte / 0.2 s (timeout=2, deadline=5, retry=None)": (trickle, {"timeout": 2, "deadline": 5}),
+    "trickle, the default 4 attempts (timeout=2, deadline=5)": (trickle, {"timeout": 2, "deadline": 5,
+                                                                          "retry": RetryPolicy()}),
+    "trickle, 4 attempts (attempt_deadline=1, deadline=5)": (trickle, {"timeout": 2, "attempt_deadline": 1,
+                                                                       "deadline": 5, "retry": RetryPolicy()}),
     "gzip bomb: 0.5 MB → 512 MiB": (bomb, {}),
     "50 MiB body": (flood, {}),
 }
@@ -84,7 +88,8 @@ async def measure(case: str, transport: str, folder: str) -> str:
     runner, base = await serve(handler)
     own = httpx.AsyncClient() if transport == "httpx" else None
     try:
-        async with AsyncBskyClient(public_host=base, retry=None, database_url=f"sqlite+aiosqlite:///{folder}/b.db",
+        options = {"retry": None, **options}
+        async with AsyncBskyClient(public_host=base, database_url=f"sqlite+aiosqlite:///{folder}/b.db",
                                    http_client=own, **options) as bsky:  # type: ignore[arg-type]
             gc.collect()
             tracemalloc.start()
@@ -134,10 +139,13 @@ async def main() -> None:
     print("| server | transport | outcome | seconds | peak MiB |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
+        chosen = sys.argv[1:]
         for case in CASES:
+            if chosen and not any(word in case for word in chosen):
+                continue
             for transport in ("aiohttp", "httpx"):
                 print(await measure(case, transport, folder), flush=True)
-        for transport in ("aiohttp", "httpx"):
+        for transport in ("aiohttp", "httpx") if not chosen or "reset" in chosen else ():
             print(await resets(transport, folder), flush=True)
 
 

@@ -229,3 +229,15 @@ async def test_injected_engine_is_used_and_left_open(tmp_path: object) -> None:
     assert count == 1
     await engine.dispose()
     await http.aclose()
+
+
+def test_the_call_deadline_and_the_attempt_deadline_come_from_options_or_the_environment() -> None:
+    from pysky_async._config import ClientConfig
+
+    env = {"PYSKY_DEADLINE": "30", "PYSKY_ATTEMPT_DEADLINE": "7.5"}
+    assert (ClientConfig.from_options(env=env).deadline, ClientConfig.from_options(env=env).attempt_deadline) == (
+        30.0, 7.5)
+    assert ClientConfig.from_options(env={}).attempt_deadline is None, "by default only the call's deadline bounds"
+    assert ClientConfig.from_options(env=env, attempt_deadline=2).attempt_deadline == 2
+    with pytest.raises(pysky_async.InvalidInput, match="PYSKY_ATTEMPT_DEADLINE='soon' is not a number"):
+        ClientConfig.from_options(env={"PYSKY_ATTEMPT_DEADLINE": "soon"})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
-from pysky_async import AsyncBskyClient
+from pysky_async import AsyncBskyClient, RequestTimeout
 from pysky_async._context import CallContext
 from pysky_async._middleware import NO_ACCOUNT, SESSION, SESSION_OWN, USER, WRITE_BUDGET, Handler, Pipeline
 from pysky_async._request import XrpcRequest
@@ -112,6 +114,49 @@ async def test_login_and_refresh_are_in_the_call_log_as_the_sessions_own_calls()
     assert seen == ["anonymous"] * 2, "the caller's middleware saw both attempts, never the login or refresh"
 
 
+async def test_the_deadline_bounds_the_whole_call_not_each_attempt() -> None:
+    attempts: list[int] = []
+
+    async def stalls(request: XrpcRequest, call_next: Handler) -> XrpcResponse:  # waits for what never comes
+        attempts.append(request.context.attempt)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200, json={})))
+    async with AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", http_client=http, deadline=0.2,
+                               public_host="https://public.test", middleware=[stalls]) as bsky:
+        with pytest.raises(RequestTimeout) as caught:
+            await asyncio.wait_for(bsky.get("app.bsky.actor.getProfile", actor="a.test"), 30)
+    assert str(caught.value).startswith("app.bsky.actor.getProfile to https://public.test did not finish within "
+                                        "its 0.2 s deadline (held before its first attempt was sent;")
+    assert "deadline= (PYSKY_DEADLINE)" in str(caught.value), "the message says what to change"
+    assert attempts == [1]
+
+
+async def test_a_token_refresh_counts_against_the_deadline_of_the_call_that_needed_it() -> None:
+    release = asyncio.Event()
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        nsid = request.url.path.rsplit("/", 1)[-1]
+        if nsid == "com.atproto.server.createSession":
+            return httpx.Response(200, json={"did": "did:plc:me", "handle": "me.test", "accessJwt": fake_jwt(),
+                                             "refreshJwt": fake_jwt()})
+        if nsid == "com.atproto.server.refreshSession":
+            await release.wait()  # a token endpoint that hangs
+            return httpx.Response(503)
+        return httpx.Response(400, json={"error": "ExpiredToken", "message": "Token has expired"})
+
+    async with AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", username="me.test", password="pw",
+                               auth_host="https://entry.test", deadline=0.5,
+                               http_client=httpx.AsyncClient(transport=httpx.MockTransport(server))) as bsky:
+        await bsky.login()
+        try:
+            with pytest.raises(RequestTimeout, match=r"^app\.bsky\.actor\.getProfile to .* 0\.5 s deadline"):
+                await asyncio.wait_for(bsky.get("app.bsky.actor.getProfile", actor="me.test"), 30)
+        finally:
+            release.set()
+
+
 async def test_with_options_shares_pool_store_and_sessions_and_closes_none_of_them() -> None:
     from pysky_async import InvalidInput, RetryPolicy
 
@@ -151,3 +196,45 @@ def test_the_budget_refusal_is_not_an_http_error() -> None:
     from pysky_async import APIError, PyskyError, WriteBudgetExhausted
 
     assert issubclass(WriteBudgetExhausted, PyskyError) and not issubclass(WriteBudgetExhausted, APIError)
+
+
+async def test_a_callers_cancellation_within_the_deadline_stays_a_cancellation() -> None:
+    from pysky_async._deadline import CallDeadline
+
+    request = XrpcRequest("GET", "a.b.c", "https://h.test")
+    started = asyncio.Event()
+
+    async def call() -> None:
+        with CallDeadline(request, 30):
+            started.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(call())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert request.context.expires_at is not None
+
+
+async def test_a_wait_the_caller_asked_for_does_not_count_against_the_deadline() -> None:
+    """The request limiter (as the write budget's ``on_budget_exhausted="wait"``) waits on purpose:
+    the deadline bounds what servers make a call wait, and still runs after that wait."""
+    release = asyncio.Event()
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        if "slow" in str(request.url):
+            await release.wait()
+        return httpx.Response(200, json={"ok": True})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(server))
+    async with AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", http_client=http, deadline=0.3,
+                               public_host="https://public.test", request_limit=(1, 0.8)) as bsky:
+        await bsky.get("app.bsky.actor.getProfile", actor="a.test")
+        response = await asyncio.wait_for(bsky.get("app.bsky.actor.getProfile", actor="b.test"), 30)
+        assert response.raw == {"ok": True}, "held 0.8 s by the request limit, past the 0.3 s deadline, and answered"
+        try:
+            with pytest.raises(RequestTimeout, match=r"com\.example\.slow .* 0\.3 s deadline"):
+                await asyncio.wait_for(bsky.get("com.example.slow"), 30)  # after its wait, the deadline runs
+        finally:
+            release.set()

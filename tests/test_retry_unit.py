@@ -168,3 +168,50 @@ async def test_request_limiter_holds_back_the_request_over_the_limit() -> None:
         await limiter.acquire()
         stamps.append(loop.time())
     assert stamps[3] - stamps[0] >= 0.2 - 0.01, "the fourth request waited for the first to leave the window"
+
+
+def expiring_read(seconds_left: float) -> XrpcRequest:
+    """A read whose call deadline (set by ``Xrpc`` around the whole call) is ``seconds_left`` away."""
+    request = read()
+    request.context.expires_at = asyncio.get_running_loop().time() + seconds_left
+    return request
+
+
+async def test_a_retry_after_that_would_pass_the_call_deadline_is_not_waited_for() -> None:
+    answers = [make_response(429, {"error": "RateLimitExceeded"}, headers={"Retry-After": "30"})]
+    seen: list[int] = []
+
+    async def limited(request: XrpcRequest) -> XrpcResponse:
+        seen.append(request.context.attempt)
+        return answers[0]
+
+    response = await RetryMiddleware(RetryPolicy())(expiring_read(5), limited)
+    assert response.status_code == 429 and seen == [1], "the server's answer is given at once"
+
+
+async def test_a_back_off_that_would_pass_the_call_deadline_is_not_started() -> None:
+    gateway = Flaky(503, 503)
+    assert (await RetryMiddleware(RetryPolicy())(expiring_read(0), gateway)).status_code == 503
+    assert gateway.attempts == [1]
+    down = Flaky(NetworkError("reset"), NetworkError("reset"), NetworkError("reset"))
+    with pytest.raises(NetworkError, match="reset"):
+        await RetryMiddleware(RetryPolicy())(expiring_read(0), down)
+    assert down.attempts == [1]
+    plenty = Flaky(503, NetworkError("reset"))
+    assert (await RetryMiddleware(RetryPolicy(initial_delay=0.01))(expiring_read(60), plenty)).status_code == 200
+    assert plenty.attempts == [1, 2, 3], "within the deadline retries go on"
+
+
+async def test_a_retry_log_line_names_the_real_host_and_the_call(caplog: pytest.LogCaptureFixture) -> None:
+    server = Flaky(503)
+
+    async def transport(request: XrpcRequest) -> XrpcResponse:  # the session chose the PDS; the transport notes it
+        request.context.url = "https://pds.example.com/xrpc/app.bsky.feed.getTimeline"
+        return await server(request)
+
+    authenticated = XrpcRequest("GET", "app.bsky.feed.getTimeline", "auth")
+    with caplog.at_level("INFO", logger="pysky_async"):
+        await RetryMiddleware(RetryPolicy())(authenticated, transport)
+    [line] = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert "app.bsky.feed.getTimeline to https://pds.example.com failed (HTTP 503" in line
+    assert " auth " not in line

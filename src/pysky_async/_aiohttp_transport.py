@@ -19,11 +19,11 @@ from urllib.parse import quote
 
 import httpx
 
-from ._exceptions import NetworkError, RequestTimeout
-from ._network_errors import failure_reason
+from ._exceptions import RequestTimeout
+from ._network_errors import failure_reason, without_request
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, XrpcResponse, decode_body
-from ._transport import Bounds, HttpxTransport, deadline_passed, read_at_most
+from ._transport import Bounds, HttpxTransport, attempt_deadline_passed, failed_exchange, read_at_most
 
 if TYPE_CHECKING:
     import aiohttp
@@ -71,7 +71,7 @@ class AiohttpXrpcTransport:
         session: the shared session.
         http: the library's own httpx client: its headers are sent, its timeout is the default;
             streamed bodies go through it.
-        bounds: the timeout (None: the httpx client's), deadline and response size.
+        bounds: the timeout (None: the httpx client's), attempt deadline and response size.
     """
 
     def __init__(self, session: SharedAiohttpSession, http: httpx.AsyncClient, bounds: Bounds) -> None:
@@ -83,7 +83,7 @@ class AiohttpXrpcTransport:
         self._fallback = HttpxTransport(http, bounds)
         self._headers = {key: value for key, value in http.headers.items() if key.lower() != "connection"}
         self._default_timeout = httpx.Timeout(bounds.timeout) if bounds.timeout is not None else http.timeout
-        self._deadline = bounds.default_deadline
+        self._deadline = bounds.attempt_deadline
         self._timeout = _client_timeout(self._default_timeout, self._deadline)
         self._bases: dict[str, yarl.URL] = {}
         self._yarl = yarl.URL
@@ -104,10 +104,10 @@ class AiohttpXrpcTransport:
         target = self._yarl(f"{url}?{query}" if query else url, encoded=True)
         headers = {**self._headers, **request.headers} if request.headers else self._headers
         bounds = self._bounds
-        if ctx.timeout is None and body is None and ctx.deadline is None:  # the common case: made once
+        if ctx.timeout is None and (body is None or self._deadline is None):  # the common case: made once
             timeout, deadline = self._timeout, self._deadline
         else:
-            deadline = bounds.deadline_for(request)
+            deadline = bounds.attempt_deadline_for(request)
             timeout = _client_timeout(httpx.Timeout(ctx.timeout) if ctx.timeout is not None else self._default_timeout,
                                       deadline)
         started = time.perf_counter()
@@ -124,14 +124,16 @@ class AiohttpXrpcTransport:
                 raise RequestTimeout(
                     f"{request.nsid} to {request.host} timed out; the server may be overloaded: retry later or "
                     "raise the client's timeout=") from exc
-            raise deadline_passed(request, deadline) from exc
+            if deadline is None:
+                raise
+            raise attempt_deadline_passed(request, deadline) from exc
         except self._aiohttp_errors as exc:
-            raise NetworkError(
-                f"{request.nsid} to {request.host} got no answer: {failure_reason(exc)}; "
-                "check the host name and your network") from exc
-        headers_out = httpx.Headers(raw_headers)
-        info = HttpInfo(status, headers_out, dt.timedelta(seconds=time.perf_counter() - started), str(target))
-        return XrpcResponse(decode_body(content, headers_out), info, content)
+            failure, cause = failed_exchange(request, exc, failure_reason(exc)), without_request(exc)
+        else:
+            headers_out = httpx.Headers(raw_headers)
+            info = HttpInfo(status, headers_out, dt.timedelta(seconds=time.perf_counter() - started), str(target))
+            return XrpcResponse(decode_body(content, headers_out, status, request), info, content)
+        raise failure from cause  # outside the except block: aiohttp's error (it holds the request) is no context
 
 
 def _client_timeout(timeout: httpx.Timeout, deadline: float | None) -> Any:

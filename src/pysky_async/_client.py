@@ -103,7 +103,7 @@ class _Shared:
 
     def transport(self, config: ClientConfig) -> HttpxTransport | AiohttpXrpcTransport:
         """The innermost handler: straight onto aiohttp when the client owns its httpx client."""
-        bounds = Bounds(config.timeout, config.deadline, config.max_response_bytes)
+        bounds = Bounds(config.timeout, config.attempt_deadline, config.max_response_bytes)
         if self.aiohttp_session is not None:
             return AiohttpXrpcTransport(self.aiohttp_session, self.http, bounds)
         return HttpxTransport(self.http, bounds)
@@ -162,8 +162,12 @@ class AsyncBskyClient:
             fixed at construction (``bsky.middleware`` is a read-only tuple).
         timeout: seconds to connect, and to wait for each piece of an answer (``PYSKY_TIMEOUT``, default 30;
             an injected ``http_client`` keeps its own timeout unless this is given).
-        deadline: seconds for a whole attempt: connect, send and read every byte (``PYSKY_DEADLINE``,
-            default 120; a request body adds a second per 100 kB; ``float("inf")``: none).
+        deadline: seconds for a whole call: every attempt, back-off sleep and token refresh, not the
+            waits asked for (``request_limit``, the write budget's "wait") (``PYSKY_DEADLINE``, default 120;
+            a request body adds a second per 100 kB; ``float("inf")``: none).
+        attempt_deadline: seconds for one attempt: connect, send and read every byte
+            (``PYSKY_ATTEMPT_DEADLINE``, default none: only ``deadline`` bounds it); a trickling
+            server then costs one attempt, and the call is retried within its ``deadline``.
         max_response_bytes: the largest answer read, after decompression (``PYSKY_MAX_RESPONSE_BYTES``,
             default 16 MiB; ``get_blob`` has its own ``max_bytes``); a larger one raises ``ResponseTooLarge``.
         auto_migrate: create/upgrade the schema on first use (default: SQLite only).
@@ -194,6 +198,7 @@ class AsyncBskyClient:
         middleware: Sequence[Middleware] = (),
         timeout: float | None = None,
         deadline: float | None = None,
+        attempt_deadline: float | None = None,
         max_response_bytes: int | None = None,
         auto_migrate: bool | None = None,
         plc_directory: str | None = None,
@@ -208,7 +213,8 @@ class AsyncBskyClient:
         config = ClientConfig.from_options(
             username=username, password=password, auth_host=auth_host, public_host=public_host,
             database_url=database_url, engine=engine, http_client=http_client, middleware=middleware,
-            timeout=timeout, deadline=deadline, max_response_bytes=max_response_bytes, auto_migrate=auto_migrate,
+            timeout=timeout, deadline=deadline, attempt_deadline=attempt_deadline,
+            max_response_bytes=max_response_bytes, auto_migrate=auto_migrate,
             plc_directory=plc_directory, write_budget=write_budget,
             retry=retry, request_limit=request_limit, image_max_bytes=image_max_bytes, video_host=video_host,
             video_service_did=video_service_did, call_log_max_pending=call_log_max_pending,
@@ -456,7 +462,7 @@ class AsyncBskyClient:
         return await self._xrpc.send(request)
 
     async def _send_unchecked(self, request: XrpcRequest) -> XrpcResponse:
-        return await self._pipeline(request)
+        return await self._xrpc.run(request)
 
     def paginate(self, endpoint: str, *, hostname: str | None = None, items: str | None = None,
                  cursor: str | None = None, cursor_key: str | None = None, resume: bool = False,

@@ -56,6 +56,7 @@ class ClientConfig:
     middleware: tuple[Middleware, ...] = ()
     timeout: float | None = None
     deadline: float = DEFAULT_DEADLINE
+    attempt_deadline: float | None = None
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     auto_migrate: bool | None = None
     plc_directory: str = DEFAULT_PLC_DIRECTORY
@@ -112,6 +113,7 @@ def _normalised(options: dict[str, Any]) -> dict[str, Any]:
 ENVIRONMENT: dict[str, str] = {
     "timeout": "PYSKY_TIMEOUT",
     "deadline": "PYSKY_DEADLINE",
+    "attempt_deadline": "PYSKY_ATTEMPT_DEADLINE",
     "max_response_bytes": "PYSKY_MAX_RESPONSE_BYTES",
     "call_log_max_pending": "PYSKY_CALL_LOG_MAX_PENDING",
     "plc_directory": "PYSKY_PLC_DIRECTORY",
@@ -126,7 +128,7 @@ _NONE_IS_DEFAULT = frozenset({"plc_directory", "video_host", "image_max_bytes", 
 """Options whose None means "the default" (for the others None means "off" or "automatic")."""
 
 
-_SECONDS = frozenset({"timeout", "deadline"})
+_SECONDS = frozenset({"timeout", "deadline", "attempt_deadline"})
 _COUNTS = frozenset({"image_max_bytes", "max_response_bytes", "call_log_max_pending"})
 
 

@@ -33,7 +33,12 @@ class CallContext:
         sent: this attempt reached the transport, so the server may have received it (set by the
             transport; the write budget keeps the points of a cancelled write that was sent).
         timeout: seconds (or an ``httpx.Timeout``) for this call instead of the client's.
-        deadline: seconds for each attempt of this call instead of the client's ``deadline``.
+        deadline: seconds for the whole call (every attempt, back-off and refresh) instead of the
+            client's ``deadline``.
+        expires_at: the event-loop time by which the whole call must be done (set by ``Xrpc``;
+            read by retry, which does not start a back-off sleep that would pass it).
+        deadline_scope: the call's running ``CallDeadline`` (set by ``Xrpc``; a deliberate wait,
+            such as the write budget's, pauses it with ``NotCounted``).
         upload_size: the size of a streamed request body (it extends the deadline, as a bytes body does).
         max_response_bytes: the largest answer this call reads instead of the client's (``get_blob``).
         log_errors_at_once: write an error's call-log row before returning it so it carries
@@ -56,6 +61,8 @@ class CallContext:
     sent: bool = False
     timeout: Any = None
     deadline: float | None = None
+    expires_at: float | None = None
+    deadline_scope: Any = None
     upload_size: int = 0
     max_response_bytes: int | None = None
     log_errors_at_once: bool = True

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ._deadline import NotCounted
 from ._middleware import RATE_LIMITS, REQUEST_LIMIT, Handler
 from ._request import XrpcRequest
 from ._response import XrpcResponse
@@ -85,7 +86,9 @@ class RequestLimiter:
         self._lock = asyncio.Lock()
 
     async def __call__(self, request: XrpcRequest, call_next: Handler) -> XrpcResponse:
-        await self.acquire()
+        if not self._admit():
+            with NotCounted(request):  # the client's own throttling: not against the call's deadline
+                await self.acquire()
         return await call_next(request)
 
     async def acquire(self) -> None:

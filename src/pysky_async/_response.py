@@ -7,9 +7,12 @@ import email.utils
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from ._request import XrpcRequest
 
 
 def wrap(value: Any) -> Any:
@@ -121,15 +124,62 @@ class XrpcResponse(JsonObject):
         return [raw[name] for name in names]
 
 
-def decode_body(content: bytes, headers: httpx.Headers) -> dict[str, Any]:
-    """A JSON body as a dict (a non-object value as ``{"value": ...}``); {} for other bodies."""
-    if not content or "json" not in headers.get("content-type", ""):
+BINARY_OUTPUT = frozenset({"com.atproto.sync.getBlob", "com.atproto.sync.getRepo", "com.atproto.sync.getRecord",
+                           "com.atproto.sync.getBlocks", "com.atproto.sync.getCheckout"})
+"""Queries whose lexicon declares a binary answer (CAR files, blobs): never decoded as JSON when they succeed."""
+
+
+def decode_body(content: bytes, headers: httpx.Headers, status: int = 200,
+                request: XrpcRequest | None = None) -> dict[str, Any]:
+    """A JSON body as a dict (a non-object value as ``{"value": ...}``); {} for other bodies.
+
+    With the ``request``, a 2xx answer to an XRPC call that is not the JSON due raises
+    ``InvalidResponse`` naming the call and the content type: a JSON content type whose body does
+    not decode (invalid, truncated, empty, too deeply nested, not UTF-8), HTML or text, or an
+    empty answer to a query. A binary answer (a blob, a CAR file) passes through in ``content``.
+    """
+    ctype = headers.get("content-type", "")
+    if request is None or not 200 <= status < 300 or request.path is not None:
+        if not content or "json" not in ctype:
+            return {}
+        try:
+            raw = json.loads(content)
+        except (ValueError, RecursionError):  # an error page; raise_for_status shows its start
+            return {}
+        return raw if isinstance(raw, dict) else {"value": raw}
+    if request.nsid in BINARY_OUTPUT:
         return {}
-    try:
-        raw = json.loads(content)
-    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python can decode
-        return {}
-    return raw if isinstance(raw, dict) else {"value": raw}
+    if "json" in ctype:
+        try:
+            raw = json.loads(content)
+        except (ValueError, RecursionError) as exc:  # not JSON, or nested deeper than Python can decode
+            raise not_json(request, status, ctype, content, _reason(exc)) from None
+        return raw if isinstance(raw, dict) else {"value": raw}
+    if content and ctype.startswith("text/"):
+        raise not_json(request, status, ctype, content, "text, not JSON")
+    if not content and request.method == "GET":
+        raise not_json(request, status, ctype, content, "an empty body")
+    return {}
+
+
+def not_json(request: XrpcRequest, status: int, ctype: str, content: bytes, reason: str) -> Exception:
+    """The ``InvalidResponse`` for a 2xx answer that is not the JSON the call is due."""
+    from ._exceptions import InvalidResponse
+    from ._redact import redact_text
+
+    preview = redact_text(content[:200].decode("utf-8", "replace")) if content else ""
+    return InvalidResponse(
+        f"{request.nsid} answered HTTP {status} from {request.host} with {reason} (content type "
+        f"{ctype or 'none'!r}{f'; the body starts {preview!r}' if preview else ''}): the server did not answer as "
+        "an XRPC service; check the host (a proxy or captive portal in between?)")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "JSON nested deeper than can be decoded"
+    if isinstance(exc, UnicodeDecodeError):
+        return "a body that is not valid UTF-8"
+    return f"a body that does not decode as JSON ({exc})"
 
 
 def raise_for_status(response: XrpcResponse, endpoint: str) -> XrpcResponse:

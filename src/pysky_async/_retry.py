@@ -3,7 +3,9 @@
 Reads (GET) are retried on connection errors, timeouts, 502/503/504 and 429; a write only when
 its request is marked idempotent (``create_record`` chooses the record key on the client, so a
 repeated create finds its record instead of making a second one). 400, 401, 403, 404 and 413
-are never retried. ``set_testing(True)`` turns the sleeping off.
+are never retried. A back-off sleep (a 429's ``Retry-After`` included) that would pass the
+call's deadline (``context.expires_at``) is not started: the last answer or error is given at
+once. ``set_testing(True)`` turns the sleeping off.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import random
 from dataclasses import dataclass
 
+from ._deadline import host_of
 from ._exceptions import NetworkError
 from ._middleware import RETRY, Handler
 from ._request import XrpcRequest
@@ -82,7 +85,7 @@ class RetryMiddleware:
                 # the first retry of a dropped connection goes at once (a pooled connection the server
                 # had just closed; the transport itself never re-sends), later ones back off
                 delay = 0.0 if attempt == 1 else policy.backoff(attempt)
-                if slept + delay > policy.max_total_delay:
+                if slept + delay > policy.max_total_delay or _passes_deadline(request, delay):
                     raise
                 reason = "network error"
             else:
@@ -98,9 +101,17 @@ class RetryMiddleware:
                     delay = policy.backoff(attempt)
                     if slept + delay > policy.max_total_delay:
                         return response
+                if _passes_deadline(request, delay):
+                    return response
                 reason = f"HTTP {status}"
             logger.info("%s %s to %s failed (%s, attempt %d of %d); retrying in %.2f s",
-                        request.method, request.nsid, request.host, reason, attempt, policy.attempts, delay)
+                        request.method, request.nsid, host_of(request), reason, attempt, policy.attempts, delay)
             slept += delay
             if not _testing:
                 await asyncio.sleep(delay)
+
+
+def _passes_deadline(request: XrpcRequest, delay: float) -> bool:
+    """True when sleeping ``delay`` seconds would end past the call's deadline."""
+    expires = request.context.expires_at
+    return expires is not None and asyncio.get_running_loop().time() + delay >= expires

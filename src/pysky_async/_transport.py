@@ -13,42 +13,37 @@ from typing import Any
 
 import httpx
 
-from ._exceptions import NetworkError, RequestTimeout, ResponseTooLarge
-from ._network_errors import failure_reason
+from ._deadline import with_upload_time
+from ._exceptions import InvalidResponse, NetworkError, PyskyError, RequestTimeout, ResponseTooLarge
+from ._network_errors import failure_reason, malformed_answer, without_request
 from ._request import AUTH, XrpcRequest
 from ._response import HttpInfo, XrpcResponse, decode_body
-
-UPLOAD_BYTES_PER_SECOND = 100_000
-"""A request body extends the deadline by a second per this many bytes (a slow uplink still finishes)."""
 
 
 @dataclass(frozen=True)
 class Bounds:
-    """How long and how large one HTTP exchange may be.
+    """How long and how large one HTTP exchange (one attempt of a call) may be.
 
     Args:
         timeout: seconds to connect and to wait for each piece of the answer (None: the httpx client's).
-        deadline: seconds for the whole exchange: connect, send, read every byte (inf: none).
+        attempt_deadline: seconds for one attempt: connect, send, read every byte (None: only the
+            whole call's deadline bounds it; see ``_deadline``).
         max_response_bytes: the largest answer read, counted after decompression.
     """
 
     timeout: float | None
-    deadline: float
+    attempt_deadline: float | None
     max_response_bytes: int
 
-    @property
-    def default_deadline(self) -> float | None:
-        """Seconds for a call without a body (None: no deadline)."""
-        return None if math.isinf(self.deadline) else self.deadline
+    def __post_init__(self) -> None:
+        if self.attempt_deadline is not None and math.isinf(self.attempt_deadline):
+            object.__setattr__(self, "attempt_deadline", None)
 
-    def deadline_for(self, request: XrpcRequest) -> float | None:
-        """Seconds for ``request`` (None: no deadline), its body's upload time included."""
-        ctx = request.context
-        deadline = self.deadline if ctx.deadline is None else ctx.deadline
-        if math.isinf(deadline):
+    def attempt_deadline_for(self, request: XrpcRequest) -> float | None:
+        """Seconds for one attempt of ``request`` (None: no bound), its body's upload time included."""
+        if self.attempt_deadline is None:
             return None
-        size = len(request.content) if isinstance(request.content, bytes) else ctx.upload_size
-        return deadline + size / UPLOAD_BYTES_PER_SECOND
+        return with_upload_time(self.attempt_deadline, request)
 
     def max_bytes_for(self, request: XrpcRequest) -> int:
         limit = request.context.max_response_bytes
@@ -72,13 +67,16 @@ class HttpxTransport:
             raise RuntimeError("an authenticated request reached the transport without a host")
         request.context.url = request.url
         request.context.sent = True
-        deadline = self.bounds.deadline_for(request)
+        deadline = self.bounds.attempt_deadline_for(request)
         try:
             return await asyncio.wait_for(self._exchange(request), deadline)
         except asyncio.TimeoutError as exc:
-            raise deadline_passed(request, deadline) from exc
+            if deadline is None:
+                raise
+            raise attempt_deadline_passed(request, deadline) from exc
         except httpx.RequestError as exc:
-            raise transport_error(request, exc) from exc
+            failure, cause = transport_error(request, exc), without_request(exc)
+        raise failure from cause  # outside the except block: httpx's error (it holds the request) is no context
 
     async def _exchange(self, request: XrpcRequest) -> XrpcResponse:
         body = request.content
@@ -101,7 +99,7 @@ class HttpxTransport:
                 with contextlib.suppress(RuntimeError):
                     await body.aclose()
         info = HttpInfo(response.status_code, response.headers, _since(started), str(response.url))
-        return XrpcResponse(decode_body(content, response.headers), info, content)
+        return XrpcResponse(decode_body(content, response.headers, response.status_code, request), info, content)
 
 
 async def read_at_most(chunks: AsyncIterator[bytes], limit: int, headers: Mapping[str, str], request: XrpcRequest,
@@ -130,21 +128,34 @@ def too_large(request: XrpcRequest, limit: int) -> ResponseTooLarge:
         " or get_blob's max_bytes=")
 
 
-def deadline_passed(request: XrpcRequest, deadline: float | None) -> RequestTimeout:
+def attempt_deadline_passed(request: XrpcRequest, seconds: float) -> RequestTimeout:
+    """The error for one attempt that passed ``attempt_deadline`` (retried while the call's deadline allows)."""
     return RequestTimeout(
-        f"{request.nsid} to {request.host} did not finish within its {deadline:g} s deadline (the server "
-        "is slow or trickling its answer): retry later, or raise the client's deadline= (PYSKY_DEADLINE)")
+        f"{request.nsid} to {request.host} did not finish attempt {request.context.attempt or 1} within its "
+        f"{seconds:g} s attempt deadline (the server is slow or trickling its answer): retry later, or raise "
+        "the client's attempt_deadline= (PYSKY_ATTEMPT_DEADLINE)")
 
 
-def transport_error(request: XrpcRequest, exc: httpx.RequestError) -> NetworkError:
-    """The pysky_async error for an httpx transport failure (raise it ``from exc``)."""
+def transport_error(request: XrpcRequest, exc: httpx.RequestError) -> PyskyError:
+    """The pysky_async error for an httpx transport failure; raise it ``from without_request(exc)``,
+    outside the ``except`` block, so that no link of its chain holds the request and its token."""
     if isinstance(exc, httpx.TimeoutException) and _really_timed_out(exc):
         return RequestTimeout(
             f"{request.nsid} to {request.host} timed out ({type(exc).__name__}); "
             "the server may be overloaded: retry later or raise the client's timeout=")
-    return NetworkError(
-        f"{request.nsid} to {request.host} got no answer: {failure_reason(exc.__cause__ or exc)}; "
-        "check the host name and your network")
+    return failed_exchange(request, exc, failure_reason(exc.__cause__ or exc))
+
+
+def failed_exchange(request: XrpcRequest, exc: BaseException, reason: str) -> PyskyError:
+    """``InvalidResponse`` when the server's answer was not valid HTTP (not retried: a server or
+    proxy answering so does it again), else ``NetworkError`` (retried where safe)."""
+    malformed = malformed_answer(exc)
+    if malformed is not None:
+        return InvalidResponse(
+            f"{request.nsid} to {request.host}: the server's answer is not valid HTTP ({malformed}); not retried, "
+            "as a server answering so does it again: check the host, and any proxy in between")
+    return NetworkError(f"{request.nsid} to {request.host} got no answer: {reason}; "
+                        "check the host name and your network")
 
 
 def _since(started: float) -> dt.timedelta:

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._deadline import NotCounted
 from ._exceptions import InvalidInput, StorageError, WriteBudgetExhausted
 from ._middleware import WRITE_BUDGET, Handler
 from ._request import XrpcRequest
@@ -92,7 +93,7 @@ class WriteBudgetMiddleware:
         is_blob = request.nsid == BLOB_ENDPOINT
         if did is None or not (points or is_blob):
             return await call_next(request)
-        reservation = await self._reserve(did, request.nsid, 1 if is_blob else points, is_blob)
+        reservation = await self._reserve(request, did, 1 if is_blob else points, is_blob)
         request.context.sent = False
         try:
             response = await call_next(request)
@@ -109,10 +110,11 @@ class WriteBudgetMiddleware:
             request.context.write_points = points
         return response
 
-    async def _reserve(self, did: str, endpoint: str, points: int, is_blob: bool) -> int:
+    async def _reserve(self, request: XrpcRequest, did: str, points: int, is_blob: bool) -> int:
         from ._storage.models import utcnow
         from ._storage.repositories import WriteLedgerRepository, lock
 
+        endpoint = request.nsid
         while True:
             async with self.store.transaction() as db:
                 await lock(db, "write-budget:" + did)
@@ -131,7 +133,8 @@ class WriteBudgetMiddleware:
                     "write_budget=WriteBudget(on_budget_exhausted='wait') to wait instead",
                     did=did, endpoint=endpoint, points=points, retry_after=wait, fits_at=fits_at)
             logger.warning("write budget of %s exhausted: waiting %.1f s before %s", did, wait, endpoint)
-            await asyncio.sleep(wait)
+            with NotCounted(request):  # asked for: not against the call's deadline
+                await asyncio.sleep(wait)
 
     async def _settle(self, reservation: int, *, spent: bool) -> None:
         """Record the outcome; if the database fails now, the server's answer still stands (the

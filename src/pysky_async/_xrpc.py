@@ -10,6 +10,7 @@ from typing import Any
 
 from ._account import Account
 from ._config import PROXIED_NAMESPACES, PROXIED_SERVICES, ClientConfig, normalize_endpoint, normalize_host
+from ._deadline import CallDeadline, call_seconds
 from ._exceptions import InvalidInput
 from ._middleware import Pipeline
 from ._request import AUTH, XrpcRequest
@@ -56,12 +57,20 @@ class Xrpc:
     async def send(self, request: XrpcRequest) -> XrpcResponse:
         """Run a request through the pipeline; raise an APIError subclass on an error status."""
         self._check_open()
-        return raise_for_status(await self.pipeline(request), request.nsid)
+        with CallDeadline(request, call_seconds(request, self.config.deadline)):
+            response = await self.pipeline(request)
+        return raise_for_status(response, request.nsid)
 
     async def send_unchecked(self, request: XrpcRequest) -> XrpcResponse:
         """Run a request through the pipeline; error statuses come back as values."""
         self._check_open()
-        return await self.pipeline(request)
+        return await self.run(request)
+
+    async def run(self, request: XrpcRequest) -> XrpcResponse:
+        """Run a request through the pipeline within its deadline, which covers every attempt,
+        back-off sleep and token refresh of the call (the session's own calls come here directly)."""
+        with CallDeadline(request, call_seconds(request, self.config.deadline)):
+            return await self.pipeline(request)
 
     async def get(self, endpoint: str, *, hostname: str | None = None,
                   params: Mapping[str, Any] | None = None, **kwargs: Any) -> XrpcResponse:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from pysky_async import AsyncBskyClient, NetworkError, RequestTimeout, ResponseTooLarge
+from pysky_async import AsyncBskyClient, NetworkError, RequestTimeout, ResponseTooLarge, RetryPolicy
 
 pytestmark = pytest.mark.anyio
 
@@ -86,24 +86,49 @@ async def client_for(transport: str, tmp_path: Path) -> AsyncIterator[Callable[.
         await http.aclose()
 
 
-async def test_a_server_that_trickles_cannot_hold_a_call_past_its_deadline(
-        client_for: Callable[..., AsyncBskyClient]) -> None:
+def trickling(requests_seen: list[int]) -> Handler:
+    """A server that sends headers, then a byte every 0.2 s for 120 s (no single read waits long)."""
     async def trickle(request: web.Request) -> web.StreamResponse:
+        requests_seen.append(1)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
-        await response.write(b'{"padding": "')
-        for _ in range(600):  # a byte every 0.2 s: no single read ever waits the 2 s timeout
-            await response.write(b"x")
-            await asyncio.sleep(0.2)
-        await response.write(b'"}')
+        with contextlib.suppress(ConnectionError):  # the client gave up
+            await response.write(b'{"padding": "')
+            for _ in range(600):
+                await response.write(b"x")
+                await asyncio.sleep(0.2)
+            await response.write(b'"}')
         return response
 
-    runner, base = await serve(trickle)
+    return trickle
+
+
+async def test_retries_of_a_trickling_server_fit_in_the_calls_deadline(
+        client_for: Callable[..., AsyncBskyClient]) -> None:
+    requests_seen: list[int] = []
+    runner, base = await serve(trickling(requests_seen))
     try:
-        bsky = client_for(base, timeout=2, deadline=3, retry=None)
-        with pytest.raises(RequestTimeout, match=r"com\.example\.slow .*3 s deadline") as caught:
-            await asyncio.wait_for(bsky.get("com.example.slow"), 60)  # 60: the server would trickle for 120 s
-        assert "deadline=" in str(caught.value), "the message says which option to change"
+        bsky = client_for(base, timeout=2, deadline=3)  # the default retry: 4 attempts (each took 3 s before)
+        with pytest.raises(RequestTimeout) as caught:
+            await asyncio.wait_for(bsky.get("com.example.slow"), 60)
+        assert len(requests_seen) == 1, "the call's deadline had passed: no attempt after it"
+        assert str(caught.value).startswith(f"com.example.slow to {base} did not finish within its 3 s deadline "
+                                            "(1 attempt;"), str(caught.value)
+        assert "raise the client's deadline= (PYSKY_DEADLINE)" in str(caught.value), "it says what to change"
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_attempt_deadline_bounds_each_attempt_and_the_call_is_retried_within_its_deadline(
+        client_for: Callable[..., AsyncBskyClient]) -> None:
+    requests_seen: list[int] = []
+    runner, base = await serve(trickling(requests_seen))
+    try:
+        bsky = client_for(base, timeout=2, attempt_deadline=0.5, deadline=60, retry=RetryPolicy(attempts=3))
+        with pytest.raises(RequestTimeout, match=r"com\.example\.slow .* attempt 3 within its 0\.5 s attempt deadline"
+                                                 r".*attempt_deadline= \(PYSKY_ATTEMPT_DEADLINE\)"):
+            await asyncio.wait_for(bsky.get("com.example.slow"), 60)
+        assert len(requests_seen) == 3
     finally:
         await runner.cleanup()
 
