@@ -21,6 +21,16 @@ The OAuth account is being re-plugged into the client through an account interfa
 shape", first item): that change removes this edge; then this set must become empty (checked below)."""
 
 
+GENERATED = "pysky_async.lex."
+"""The models generated from the lexicons (``pysky_async.lex.app.bsky.feed`` ...) import each other as
+the lexicons refer to each other (``app.bsky.actor`` <-> ``app.bsky.embed``): that is the lexicons' graph,
+not the library's, and attribute access keeps it lazy. Hand-written ``lex._*`` modules still count."""
+
+
+def generated(name: str) -> bool:
+    return name.startswith(GENERATED) and not name.rpartition(".")[2].startswith("_")
+
+
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -89,7 +99,9 @@ def test_the_package_has_no_import_cycle() -> None:
     for source, target in KNOWN_TYPE_ONLY_EDGES:
         assert target in graph[source], f"{source} no longer imports {target}: empty KNOWN_TYPE_ONLY_EDGES"
         graph[source].discard(target)
-    cycle = find_cycle(graph)
+    library = {name: {t for t in targets if not generated(t)} for name, targets in graph.items() if not generated(name)}
+    assert any(generated(name) for name in graph), "the generated models are no longer under " + GENERATED
+    cycle = find_cycle(library)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 

@@ -4,13 +4,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import _base
 
 if TYPE_CHECKING:
-    from .._client import AsyncBskyClient
     from .._response import XrpcResponse
+
+
+class XrpcClient(Protocol):
+    """What a call is sent through: ``AsyncBskyClient``'s raw ``get`` and ``post``."""
+
+    async def get(self, endpoint: str, *, params: Mapping[str, Any] | None = None) -> XrpcResponse: ...
+
+    async def post(self, endpoint: str, *, params: Mapping[str, Any] | None = None, data: Any = None,
+                   headers: Mapping[str, str] | None = None) -> XrpcResponse: ...
+
 
 T = TypeVar("T")
 
@@ -48,7 +57,7 @@ class XrpcCall(Generic[T]):
     nsid: str
     output: type[T]
 
-    async def send(self, client: AsyncBskyClient) -> T:
+    async def send(self, client: XrpcClient) -> T:
         """Send it through ``client`` and decode the answer into ``output``."""
         raise NotImplementedError
 
@@ -66,7 +75,7 @@ class Query(XrpcCall[T]):
     def __repr__(self) -> str:
         return f"Query({self.nsid!r}, {self.params!r})"
 
-    async def send(self, client: AsyncBskyClient) -> T:
+    async def send(self, client: XrpcClient) -> T:
         """Send it with ``client.get`` and decode the answer into ``output``."""
         return read(await client.get(self.nsid, params=self.params), self.output, self.nsid)
 
@@ -99,7 +108,7 @@ class Procedure(XrpcCall[T]):
     def __repr__(self) -> str:
         return f"Procedure({self.nsid!r}, {self.params!r})"
 
-    async def send(self, client: AsyncBskyClient) -> T:
+    async def send(self, client: XrpcClient) -> T:
         """Send it with ``client.post`` (a model body encoded by msgspec) and decode the answer."""
         if self.body is None:
             response = await client.post(self.nsid, params=self.params or None)
