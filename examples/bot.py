@@ -35,6 +35,7 @@ from pysky_async import (
     StreamConsumer,
     StreamEvent,
     WriteBudget,
+    install_signal_handlers,
 )
 
 logger = logging.getLogger("bot")
@@ -117,10 +118,14 @@ def run() -> int:
     """``python -m examples.bot [--stream]``: runs until Ctrl-C, which closes the client (its call
     log written) and exits with status 130 and one line, not a traceback."""
     logging.basicConfig(level=logging.INFO)
+
+    async def until_stopped() -> None:
+        install_signal_handlers()  # SIGTERM too (and Ctrl-C on Python 3.10) closes the client cleanly
+        await main(poll_interval=float(os.environ.get("BOT_POLL_INTERVAL", "15")), stream="--stream" in sys.argv[1:])
+
     try:
-        asyncio.run(main(poll_interval=float(os.environ.get("BOT_POLL_INTERVAL", "15")),
-                         stream="--stream" in sys.argv[1:]))
-    except KeyboardInterrupt:
+        asyncio.run(until_stopped())
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("bot: stopped (Ctrl-C)", file=sys.stderr)
         return 130
     return 0

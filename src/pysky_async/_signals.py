@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Iterable
 
 
@@ -14,7 +15,18 @@ def install_signal_handlers(signals: Iterable[signal.Signals] = (signal.SIGTERM,
 
     Call it from the main coroutine (Unix only). SIGKILL cannot be handled: it loses at most
     the rows of the last flush interval (0.25 s by default).
+
+    Before Python 3.11, ``asyncio.run`` lets Ctrl-C interrupt whatever runs (a half-closed client,
+    a traceback): there these signals and SIGINT cancel the main task instead, so ``asyncio.run``
+    raises ``CancelledError`` after the same clean exit.
     """
     loop = asyncio.get_running_loop()
-    for signum in signals:
-        loop.add_signal_handler(signum, signal.raise_signal, signal.SIGINT)
+    if sys.version_info >= (3, 11):
+        for signum in signals:
+            loop.add_signal_handler(signum, signal.raise_signal, signal.SIGINT)
+        return
+    main = asyncio.current_task()
+    if main is None:
+        return
+    for signum in {*signals, signal.SIGINT}:
+        loop.add_signal_handler(signum, main.cancel)
