@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
 
@@ -49,18 +49,25 @@ from ._xrpc import Xrpc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import ParamSpec, TypeVar
+    from typing import ParamSpec, TypeAlias, TypeVar
 
     from sqlalchemy.ext.asyncio import AsyncEngine
+    from typing_extensions import Unpack
 
     from ._oauth import OAuth
     from ._oauth._middleware import DpopMiddleware, OAuthAccount
+    from ._posts import PostOptions
     from ._storage.store import Store
     from ._streams.factory import Streams
     from .lex._call import XrpcCall
 
     _P = ParamSpec("_P")
     _T = TypeVar("_T")
+
+    ParamValue: TypeAlias = "str | int | float | bool | Sequence[str] | Sequence[int] | None"
+    """A query parameter given as a keyword: a scalar or a list (None: left out)."""
+    JsonValue: TypeAlias = "str | int | float | bool | Sequence[Any] | Mapping[str, Any] | None"
+    """A JSON body field given as a keyword."""
 
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"pysky_async/{__version__}"
@@ -131,6 +138,24 @@ class _Shared:
         if limit not in self.limiters:
             self.limiters[limit] = RequestLimiter(*limit)
         return self.limiters[limit]
+
+
+class ClientOptions(TypedDict, total=False):
+    """What ``with_options`` can change (see ``AsyncBskyClient`` for each one)."""
+
+    public_host: str | None
+    middleware: Sequence[Middleware]
+    timeout: float | None
+    deadline: float
+    attempt_deadline: float | None
+    max_response_bytes: int
+    plc_directory: str
+    write_budget: WriteBudget | None
+    retry: RetryPolicy | None
+    request_limit: tuple[int, float] | None
+    image_max_bytes: int
+    video_host: str
+    video_service_did: str | None
 
 
 _FIXED_OPTIONS = frozenset({"username", "password", "auth_host", "database_url", "engine", "http_client",
@@ -263,7 +288,7 @@ class AsyncBskyClient:
                             video_service_did=config.video_service_did)
         self.posts = Posts(shared.store, shared.sessions, self.records, self.identity, self.media, self.video)
 
-    def with_options(self, **changes: Any) -> AsyncBskyClient:
+    def with_options(self, **changes: Unpack[ClientOptions]) -> AsyncBskyClient:
         """A client with some options changed (``timeout=``, ``retry=``, ``write_budget=``,
         ``request_limit=``, ``middleware=``, ``public_host=``...) that shares this one's HTTP
         pool, store, call log and sessions. Closing it closes nothing it shares.
@@ -276,7 +301,7 @@ class AsyncBskyClient:
                                "sessions, store and HTTP pool: make a new AsyncBskyClient")
         self._check_open()
         try:
-            config = self.config.replace(**changes)
+            config = self.config.replace(**dict(changes))
         except TypeError as exc:
             raise InvalidInput(f"with_options: {exc}") from exc
         client = object.__new__(type(self))
@@ -427,7 +452,7 @@ class AsyncBskyClient:
     # -- raw XRPC --------------------------------------------------------------------
 
     async def get(self, endpoint: str, *, hostname: str | None = None,
-                  params: Mapping[str, Any] | None = None, **kwargs: Any) -> XrpcResponse:
+                  params: Mapping[str, Any] | None = None, **kwargs: ParamValue) -> XrpcResponse:
         """Call an XRPC query (GET). Params come as a dict, as keyword arguments, or both.
 
         ``hostname`` None means the account's PDS when there are credentials, else the public
@@ -437,7 +462,7 @@ class AsyncBskyClient:
 
     async def post(self, endpoint: str, *, hostname: str | None = None,
                    params: Mapping[str, Any] | None = None, data: Any = None,
-                   headers: Mapping[str, str] | None = None, **kwargs: Any) -> XrpcResponse:
+                   headers: Mapping[str, str] | None = None, **kwargs: JsonValue) -> XrpcResponse:
         """Call an XRPC procedure (POST).
 
         ``data`` is the body: a dict (sent as JSON) or bytes (sent as is; set Content-Type in
@@ -467,7 +492,7 @@ class AsyncBskyClient:
     def paginate(self, endpoint: str, *, hostname: str | None = None, items: str | None = None,
                  cursor: str | None = None, cursor_key: str | None = None, resume: bool = False,
                  restart: bool = False, max_items: int | None = None, first_cursor: str | None = None,
-                 **params: Any) -> Paginator:
+                 **params: ParamValue) -> Paginator:
         """Iterate a cursor-based list endpoint: ``async for item in bsky.paginate(nsid, **params)``.
 
         Args:
@@ -535,13 +560,15 @@ class AsyncBskyClient:
         """``bsky.records.get``: read one record by AT-URI (or bsky.app link)."""
         return await self.records.get(uri, cid=cid)
 
-    async def delete_record(self, uri: str | AtUri, **options: Any) -> None:
+    async def delete_record(self, uri: str | AtUri, *, swap_record: str | None = None,
+                            swap_commit: str | None = None) -> None:
         """``bsky.records.delete``: delete a record by AT-URI (``swap_record=``, ``swap_commit=``)."""
-        await self.records.delete(uri, **options)
+        await self.records.delete(uri, swap_record=swap_record, swap_commit=swap_commit)
 
-    async def apply_writes(self, writes: Sequence[Create | Update | Delete], **options: Any) -> WriteResult:
+    async def apply_writes(self, writes: Sequence[Create | Update | Delete], *, validate: bool | None = None,
+                           swap_commit: str | None = None, repo: str | None = None) -> WriteResult:
         """``bsky.records.apply_writes``: up to 200 creates, updates and deletes in one commit."""
-        return await self.records.apply_writes(writes, **options)
+        return await self.records.apply_writes(writes, validate=validate, swap_commit=swap_commit, repo=repo)
 
     async def upload_blob(self, data: bytes, mimetype: str) -> dict[str, Any]:
         """``bsky.records.upload_blob``: upload bytes; returns the blob ref for a record."""
@@ -555,7 +582,8 @@ class AsyncBskyClient:
         """``bsky.records.get_blob``: download a blob from its owner's PDS (at most ``max_bytes``)."""
         return await self.records.get_blob(did, cid, max_bytes=max_bytes)
 
-    async def create_post(self, text: str | None = None, *, post: Post | None = None, **options: Any) -> RecordRef:
+    async def create_post(self, text: str | None = None, *, post: Post | None = None,
+                          **options: Unpack[PostOptions]) -> RecordRef:
         """``bsky.posts.create``: make a post; returns its ``uri`` and ``cid``."""
         return await self.posts.create(text, post=post, **options)
 
@@ -567,9 +595,13 @@ class AsyncBskyClient:
         """A token from the account's PDS that ``aud`` accepts as the account (for ``lxm`` only)."""
         return await self._xrpc.service_auth(aud, lxm, exp)
 
-    async def upload_video(self, video: Video, **options: Any) -> UploadedVideo:
+    async def upload_video(self, video: Video, *, progress: Callable[[int], object] | None = None,
+                           timeout: float = 600,
+                           poll_interval: float = 1.0, video_host: str | None = None,
+                           video_service_did: str | None = None) -> UploadedVideo:
         """``bsky.video.upload``: check, upload and wait for a video to be processed."""
-        return await self.video.upload(video, **options)
+        return await self.video.upload(video, progress=progress, timeout=timeout, poll_interval=poll_interval,
+                                       video_host=video_host, video_service_did=video_service_did)
 
     async def get_video_job(self, job_id: str, *, video_host: str | None = None) -> dict[str, Any]:
         """``bsky.video.get_job``: the video service's ``jobStatus`` of a job."""
@@ -583,10 +615,13 @@ class AsyncBskyClient:
         """``bsky.identity.resolve_did``: the DID document of a did:plc or did:web DID."""
         return await self.identity.resolve_did(did)
 
-    async def export_follow_graph(self, query: str, out: str | Path, **options: Any) -> GraphReport:
+    async def export_follow_graph(self, query: str, out: str | Path, *, concurrency: int = 8,
+                                  include_outsiders: bool = False, progress: bool = True,
+                                  on_author: Callable[[str], object] | None = None) -> GraphReport:
         """``pysky_async.export_follow_graph(bsky, ...)``: the follow graph of the authors of posts
         matching ``query``, written to a CSV (an application of the library, in ``_graph``)."""
-        return await export_follow_graph(self, query, out, **options)
+        return await export_follow_graph(self, query, out, concurrency=concurrency,
+                                         include_outsiders=include_outsiders, progress=progress, on_author=on_author)
 
 
 async def _close_at_loop_end(client: str, shared: _Shared) -> None:
