@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, overload
 
 import httpx
 
@@ -35,7 +35,7 @@ from ._pagination import Paginator, default_cursor_key
 from ._posts import Post, Posts
 from ._profiles import Profiles
 from ._rate_limits import RateLimit, RateLimitTracker, RequestLimiter
-from ._records import BLOB_MAX_BYTES, Create, Delete, Record, RecordRef, Records, Update, WriteResult
+from ._records import BLOB_MAX_BYTES, Create, Delete, Record, RecordRef, Records, TypedRecord, Update, WriteResult
 from ._request import XrpcRequest
 from ._response import JsonObject, XrpcResponse
 from ._retry import RetryMiddleware, RetryPolicy
@@ -59,10 +59,12 @@ if TYPE_CHECKING:
     from ._posts import PostOptions
     from ._storage.store import Store
     from ._streams.factory import Streams
+    from .lex._base import LexObject
     from .lex._call import XrpcCall
 
     _P = ParamSpec("_P")
     _T = TypeVar("_T")
+    _M = TypeVar("_M", bound=LexObject)
 
     ParamValue: TypeAlias = "str | int | float | bool | Sequence[str] | Sequence[int] | None"
     """A query parameter given as a keyword: a scalar or a list (None: left out)."""
@@ -548,17 +550,54 @@ class AsyncBskyClient:
 
     # -- flat methods: thin delegations to the feature objects ---------------------------
 
-    async def create_record(self, collection: str, record: Mapping[str, Any], **options: Any) -> RecordRef:
-        """``bsky.records.create``: create a record (``rkey=``, ``validate=``, ``repo=``)."""
-        return await self.records.create(collection, record, **options)
+    @overload
+    async def create_record(self, collection: str, record: Mapping[str, Any], *, rkey: str | None = None,
+                            validate: bool | None = None, repo: str | None = None) -> RecordRef: ...
 
-    async def put_record(self, collection: str, rkey: str, record: Mapping[str, Any], **options: Any) -> RecordRef:
-        """``bsky.records.put``: create or replace a record (``swap_record=``, ``swap_commit=``...)."""
-        return await self.records.put(collection, rkey, record, **options)
+    @overload
+    async def create_record(self, collection: LexObject, /, *, rkey: str | None = None,
+                            validate: bool | None = None, repo: str | None = None) -> RecordRef: ...
 
-    async def get_record(self, uri: str | AtUri, *, cid: str | None = None) -> Record:
-        """``bsky.records.get``: read one record by AT-URI (or bsky.app link)."""
-        return await self.records.get(uri, cid=cid)
+    async def create_record(self, collection: str | LexObject, record: Mapping[str, Any] | None = None, *,
+                            rkey: str | None = None, validate: bool | None = None,
+                            repo: str | None = None) -> RecordRef:
+        """``bsky.records.create``: create a record from (collection, dict) or a model alone
+        (``create_record(lex.app.bsky.feed.Post(...))``; ``validate=True`` checks it locally first)."""
+        args: tuple[Any, ...] = (collection,) if record is None else (collection, record)
+        return await self.records.create(*args, rkey=rkey, validate=validate, repo=repo)
+
+    @overload
+    async def put_record(self, collection: str, rkey: str, record: Mapping[str, Any], *,
+                         swap_record: str | None = None, swap_commit: str | None = None,
+                         validate: bool | None = None, repo: str | None = None) -> RecordRef: ...
+
+    @overload
+    async def put_record(self, collection: LexObject, rkey: str, /, *, swap_record: str | None = None,
+                         swap_commit: str | None = None, validate: bool | None = None,
+                         repo: str | None = None) -> RecordRef: ...
+
+    async def put_record(self, collection: str | LexObject, rkey: str, record: Mapping[str, Any] | None = None, *,
+                         swap_record: str | None = None, swap_commit: str | None = None,
+                         validate: bool | None = None, repo: str | None = None) -> RecordRef:
+        """``bsky.records.put``: create or replace a record, from (collection, rkey, dict) or
+        (model, rkey) (``swap_record=``, ``swap_commit=``, ``validate=``, ``repo=``)."""
+        args: tuple[Any, ...] = (collection, rkey) if record is None else (collection, rkey, record)
+        return await self.records.put(*args, swap_record=swap_record, swap_commit=swap_commit, validate=validate,
+                                      repo=repo)
+
+    @overload
+    async def get_record(self, uri: str | AtUri, *, cid: str | None = None, model: None = None) -> Record: ...
+
+    @overload
+    async def get_record(self, uri: str | AtUri, *, cid: str | None = None, model: type[_M]) -> TypedRecord[_M]: ...
+
+    async def get_record(self, uri: str | AtUri, *, cid: str | None = None,
+                         model: type[_M] | None = None) -> Record | TypedRecord[_M]:
+        """``bsky.records.get``: read one record by AT-URI (or bsky.app link); with ``model=``
+        (e.g. ``lex.app.bsky.feed.Post``) its ``value`` is that model."""
+        if model is None:
+            return await self.records.get(uri, cid=cid)
+        return await self.records.get(uri, cid=cid, model=model)
 
     async def delete_record(self, uri: str | AtUri, *, swap_record: str | None = None,
                             swap_commit: str | None = None) -> None:

@@ -4,11 +4,12 @@ record helpers that take and give models, typed pagination items, typed stream r
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
 
-from pysky_async import AsyncBskyClient, InvalidPost, Post
+from pysky_async import AsyncBskyClient, InvalidInput, InvalidPost, InvalidResponse, Post, lex
 
 from ..conftest import fake_jwt
 
@@ -58,3 +59,90 @@ async def test_with_options_keeps_working_with_typed_keywords() -> None:
         quick = bsky.with_options(timeout=2.0, retry=None, middleware=[])
         assert quick.config.timeout == 2.0 and quick.config.retry is None and quick.config.middleware == ()
         await quick.aclose()
+
+
+CREATED = {"uri": "at://did:plc:me/app.bsky.feed.post/3k", "cid": "bafyreicreated"}
+
+
+async def test_create_record_takes_a_model_alone_its_type_naming_the_collection() -> None:
+    server = Server({"com.atproto.repo.createRecord": CREATED})
+    async with client(server) as bsky:
+        ref = await bsky.create_record(lex.app.bsky.feed.Post(text="hi", created_at="2026-01-01T00:00:00.000Z",
+                                                              langs=["en"]), rkey="3k")
+    assert ref.uri == CREATED["uri"]
+    [body] = server.bodies("createRecord")
+    assert body["collection"] == "app.bsky.feed.post" and body["rkey"] == "3k" and "validate" not in body
+    assert body["record"] == {"$type": "app.bsky.feed.post", "text": "hi", "langs": ["en"],
+                              "createdAt": "2026-01-01T00:00:00.000Z"}
+
+
+async def test_create_record_with_validate_checks_the_model_before_any_request() -> None:
+    server = Server({"com.atproto.repo.createRecord": CREATED})
+    async with client(server) as bsky:
+        too_long = lex.app.bsky.feed.Post(text="x" * 301, created_at="2026-01-01T00:00:00.000Z")
+        with pytest.raises(InvalidInput, match=r"\$\.text.*graphemes"):
+            await bsky.create_record(too_long, validate=True)
+        bad_date = lex.app.bsky.feed.Post(text="hi", created_at="yesterday")
+        with pytest.raises(InvalidInput, match=r"\$\.createdAt.*datetime"):
+            await bsky.records.create(bad_date, validate=True)
+        assert server.requests == []  # not even the login
+        await bsky.create_record(too_long)  # without validate=True the server is the judge
+        await bsky.create_record(lex.app.bsky.feed.Post(text="ok", created_at="2026-01-01T00:00:00.000Z"),
+                                 validate=True)
+    assert [body.get("validate") for body in server.bodies("createRecord")] == [None, True]
+
+
+async def test_put_record_takes_a_model_and_its_rkey() -> None:
+    server = Server({"com.atproto.repo.putRecord": {"uri": "at://did:plc:me/app.bsky.actor.profile/self",
+                                                    "cid": "bafyreiput"}})
+    async with client(server) as bsky:
+        await bsky.put_record(lex.app.bsky.actor.Profile(display_name="Me"), "self", swap_record="bafyreiold")
+    [body] = server.bodies("putRecord")
+    assert body["collection"] == "app.bsky.actor.profile" and body["rkey"] == "self"
+    assert body["record"] == {"$type": "app.bsky.actor.profile", "displayName": "Me"}
+    assert body["swapRecord"] == "bafyreiold"
+
+
+async def test_record_helpers_refuse_what_is_not_a_record_model() -> None:
+    server = Server({})
+    async with client(server) as bsky:
+        ref = lex.com.atproto.repo.StrongRef(uri="at://x/y/z", cid="bafy")
+        with pytest.raises(InvalidInput, match="record model"):
+            await bsky.create_record(ref)
+        with pytest.raises(InvalidInput, match="pass the model alone"):
+            await bsky.create_record(lex.app.bsky.feed.Like(subject=ref, created_at="2026-01-01T00:00:00Z"),
+                                     {"text": "x"})  # type: ignore[call-overload]
+        with pytest.raises(InvalidInput, match=re.escape("app.bsky.feed.like, not app.bsky.feed.post")):
+            await bsky.get_record("at://did:plc:me/app.bsky.feed.like/3k", model=lex.app.bsky.feed.Post)
+    assert server.requests == []
+
+
+def record_answer(value: dict[str, object]) -> dict[str, object]:
+    return {"uri": "at://did:plc:me/app.bsky.feed.post/3k", "cid": "bafyreiread", "value": value}
+
+
+async def test_get_record_with_a_model_decodes_the_value() -> None:
+    value = {"$type": "app.bsky.feed.post", "text": "hi", "createdAt": "2026-01-01T00:00:00.000Z",
+             "embed": {"$type": "app.bsky.embed.external",
+                       "external": {"uri": "https://x.test", "title": "t", "description": "d"}},
+             "someFutureField": 1}
+    server = Server({"com.atproto.repo.getRecord": record_answer(value)})
+    async with client(server) as bsky:
+        record = await bsky.get_record("at://did:plc:me/app.bsky.feed.post/3k", model=lex.app.bsky.feed.Post)
+        untyped = await bsky.get_record("at://did:plc:me/app.bsky.feed.post/3k")
+    assert isinstance(record.value, lex.app.bsky.feed.Post)
+    assert record.value.text == "hi" and record.value.created_at == "2026-01-01T00:00:00.000Z"
+    assert isinstance(record.value.embed, lex.app.bsky.embed.External)
+    assert record.ref.cid == "bafyreiread" and record.uri == untyped.uri
+    assert untyped.value.text == "hi"  # no model: the JsonObject as before
+
+
+@pytest.mark.parametrize("value", [{"$type": "app.bsky.feed.like", "subject": {}},
+                                   {"$type": "app.bsky.feed.post", "createdAt": "2026-01-01T00:00:00Z"},
+                                   {"$type": "app.bsky.feed.post", "text": 5, "createdAt": "x"}])
+async def test_get_record_with_a_model_raises_invalid_response_when_the_value_does_not_fit(
+        value: dict[str, object]) -> None:
+    server = Server({"com.atproto.repo.getRecord": record_answer(value)})
+    async with client(server) as bsky:
+        with pytest.raises(InvalidResponse, match=re.escape("at://did:plc:me/app.bsky.feed.post/3k")):
+            await bsky.get_record("at://did:plc:me/app.bsky.feed.post/3k", model=lex.app.bsky.feed.Post)
