@@ -31,7 +31,7 @@ from ._graph import GraphReport, export_follow_graph
 from ._identity import IdentityResolver
 from ._media import Media
 from ._middleware import Middleware, Pipeline
-from ._pagination import Paginator, default_cursor_key
+from ._pagination import Paginator, TypedPaginator, default_cursor_key
 from ._posts import Post, Posts
 from ._profiles import Profiles
 from ._rate_limits import RateLimit, RateLimitTracker, RequestLimiter
@@ -60,11 +60,12 @@ if TYPE_CHECKING:
     from ._storage.store import Store
     from ._streams.factory import Streams
     from .lex._base import LexObject
-    from .lex._call import XrpcCall
+    from .lex._call import Query, XrpcCall
 
     _P = ParamSpec("_P")
     _T = TypeVar("_T")
     _M = TypeVar("_M", bound=LexObject)
+    _I = TypeVar("_I")
 
     ParamValue: TypeAlias = "str | int | float | bool | Sequence[str] | Sequence[int] | None"
     """A query parameter given as a keyword: a scalar or a list (None: left out)."""
@@ -518,6 +519,34 @@ class AsyncBskyClient:
 
         return Paginator(self._xrpc, self.cursors, make_request, items=items, cursor=cursor, resume=resume,
                          restart=restart, max_items=max_items)
+
+    def paginate_call(self, query: Query[_T], items: Callable[[_T], Sequence[_I]], *, hostname: str | None = None,
+                      cursor: str | None = None, cursor_key: str | None = None, resume: bool = False,
+                      restart: bool = False, max_items: int | None = None) -> TypedPaginator[_I]:
+        """Iterate a typed listing: ``async for post in bsky.paginate_call(feed.get_author_feed(actor=...),
+        lambda page: page.feed)`` yields ``FeedViewPost`` models.
+
+        ``query`` is a query of ``pysky_async.lex`` called with its parameters (a ``cursor`` among
+        them is where the listing starts); ``items`` picks the items out of a decoded page. The
+        other arguments are ``paginate``'s. A page that does not fit the model raises ``InvalidResponse``.
+        """
+        from .lex._call import Query, read
+
+        if not isinstance(query, Query):
+            raise InvalidInput(f"paginate_call takes a query of pysky_async.lex called with its parameters, e.g. "
+                               f"lex.app.bsky.feed.get_author_feed(actor='alice.test'), not {query!r}")
+        params = dict(query.params)
+        start = params.pop("cursor", None)
+        base = self._xrpc.request("GET", query.nsid, hostname, params)
+        if cursor_key is None and resume:
+            cursor_key = default_cursor_key(base.params)
+
+        async def make_request(page_cursor: str | None) -> XrpcRequest:
+            return _page_request(base, page_cursor, cursor_key, None)
+
+        return TypedPaginator(self._xrpc, self.cursors, make_request, read=lambda page: read(page, query.output,
+                              query.nsid), items=items, cursor=cursor or start, resume=resume, restart=restart,
+                              max_items=max_items)
 
     def list_records(self, collection: str, repo: str | None = None, *, limit: int = 100, reverse: bool = False,
                      cursor: str | None = None, resume: bool = False, restart: bool = False,

@@ -146,3 +146,51 @@ async def test_get_record_with_a_model_raises_invalid_response_when_the_value_do
     async with client(server) as bsky:
         with pytest.raises(InvalidResponse, match=re.escape("at://did:plc:me/app.bsky.feed.post/3k")):
             await bsky.get_record("at://did:plc:me/app.bsky.feed.post/3k", model=lex.app.bsky.feed.Post)
+
+
+def feed_item(n: int) -> dict[str, object]:
+    return {"post": {"uri": f"at://did:plc:alice/app.bsky.feed.post/{n}", "cid": "bafyrei",
+                     "indexedAt": "2026-01-01T00:00:00Z",
+                     "author": {"did": "did:plc:alice", "handle": "alice.test"},
+                     "record": {"$type": "app.bsky.feed.post", "text": str(n), "createdAt": "2026-01-01T00:00:00Z"}}}
+
+
+def author_feed(request: httpx.Request) -> dict[str, object]:
+    """Three pages of two posts; the cursor is the index of the page's first post."""
+    start = int(request.url.params.get("cursor") or 0)
+    page: dict[str, object] = {"feed": [feed_item(n) for n in range(start, min(start + 2, 6))]}
+    if start + 2 < 6:
+        page["cursor"] = str(start + 2)
+    return page
+
+
+async def test_paginate_call_yields_typed_items_across_pages() -> None:
+    server = Server({"app.bsky.feed.getAuthorFeed": author_feed})
+    async with client(server) as bsky:
+        listing = bsky.paginate_call(lex.app.bsky.feed.get_author_feed(actor="alice.test", filter="posts_no_replies"),
+                                     lambda page: page.feed)
+        posts = await listing.collect()
+        assert listing.finished
+        later = await bsky.paginate_call(lex.app.bsky.feed.get_author_feed(actor="alice.test", cursor="2"),
+                                         lambda page: page.feed, max_items=3).collect()
+    assert [type(p).__name__ for p in posts] == ["FeedViewPost"] * 6
+    assert [p.post.uri.rsplit("/", 1)[1] for p in posts] == ["0", "1", "2", "3", "4", "5"]
+    assert [p.post.uri.rsplit("/", 1)[1] for p in later] == ["2", "3", "4"]
+    sent = [dict(r.url.params) for r in server.requests]
+    assert sent[:3] == [{"actor": "alice.test", "filter": "posts_no_replies"},
+                        {"actor": "alice.test", "filter": "posts_no_replies", "cursor": "2"},
+                        {"actor": "alice.test", "filter": "posts_no_replies", "cursor": "4"}]
+    assert [r.get("cursor") for r in sent[3:]] == ["2", "4"]  # max_items reached: no third page
+
+
+async def test_paginate_call_raises_invalid_response_for_a_page_that_does_not_fit() -> None:
+    server = Server({"app.bsky.feed.getAuthorFeed": {"feed": [{"post": {"uri": "at://x/y/z"}}]}})
+    async with client(server) as bsky:
+        with pytest.raises(InvalidResponse, match=re.escape("app.bsky.feed.getAuthorFeed")):
+            await bsky.paginate_call(lex.app.bsky.feed.get_author_feed(actor="a.test"), lambda p: p.feed).collect()
+
+
+async def test_paginate_call_wants_the_query_called_with_its_parameters() -> None:
+    async with client(Server({})) as bsky:
+        with pytest.raises(InvalidInput, match="called with its parameters"):
+            bsky.paginate_call(lex.app.bsky.feed.get_author_feed, lambda p: p.feed)  # type: ignore[arg-type]
