@@ -85,6 +85,13 @@ class Create:
     value: Mapping[str, Any]
     rkey: str | None = None
 
+    @classmethod
+    def of(cls, record: LexObject, rkey: str | None = None, *, validate: bool = False) -> Create:
+        """A create of a record model (its collection is its ``$type``; ``validate=True`` checks it
+        against its lexicon now, ``InvalidInput`` naming the field path and the rule)."""
+        collection, value = record_body("Create.of", record, None, validate)
+        return cls(collection, value, rkey)
+
 
 @dataclass(frozen=True)
 class Update:
@@ -93,6 +100,12 @@ class Update:
     collection: str
     rkey: str
     value: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, record: LexObject, rkey: str, *, validate: bool = False) -> Update:
+        """An update of the record at ``rkey`` to a record model (as ``Create.of``)."""
+        collection, value = record_body("Update.of", record, None, validate)
+        return cls(collection, rkey, value)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from pysky_async import AsyncBskyClient, InvalidInput, InvalidPost, InvalidResponse, Post, lex
+from pysky_async import AsyncBskyClient, Create, InvalidInput, InvalidPost, InvalidResponse, Post, Update, lex
 
 from ..conftest import fake_jwt
 
@@ -194,3 +194,19 @@ async def test_paginate_call_wants_the_query_called_with_its_parameters() -> Non
     async with client(Server({})) as bsky:
         with pytest.raises(InvalidInput, match="called with its parameters"):
             bsky.paginate_call(lex.app.bsky.feed.get_author_feed, lambda p: p.feed)  # type: ignore[arg-type]
+
+
+async def test_apply_writes_takes_models_through_create_of_and_update_of() -> None:
+    server = Server({"com.atproto.repo.applyWrites": {"results": []}})
+    post = lex.app.bsky.feed.Post(text="hi", created_at="2026-01-01T00:00:00.000Z")
+    with pytest.raises(InvalidInput, match=r"\$\.createdAt"):
+        Create.of(lex.app.bsky.feed.Post(text="hi", created_at="now"), validate=True)
+    async with client(server) as bsky:
+        await bsky.apply_writes([Create.of(post, "a", validate=True),
+                                 Update.of(lex.app.bsky.actor.Profile(display_name="Me"), "self")])
+    [body] = server.bodies("applyWrites")
+    assert body["writes"] == [
+        {"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.post", "rkey": "a",
+         "value": {"$type": "app.bsky.feed.post", "text": "hi", "createdAt": "2026-01-01T00:00:00.000Z"}},
+        {"$type": "com.atproto.repo.applyWrites#update", "collection": "app.bsky.actor.profile", "rkey": "self",
+         "value": {"$type": "app.bsky.actor.profile", "displayName": "Me"}}]
