@@ -310,6 +310,9 @@ def record_body(method: str, collection: Any, record: Mapping[str, Any] | None,
     if isinstance(collection, str):
         if record is None:
             raise InvalidInput(f"{method}({collection!r}, ...) needs the record: a dict, or pass a model alone")
+        if hasattr(type(record), "__struct_config__"):
+            raise InvalidInput(f"{method}: pass the model alone ({method}({type(record).__name__}(...))): its $type "
+                               "names the collection")
         return Nsid(collection), with_type(collection, record)
     tag = _record_type(method, type(collection))
     if record is not None:

@@ -112,6 +112,8 @@ async def test_record_helpers_refuse_what_is_not_a_record_model() -> None:
         with pytest.raises(InvalidInput, match="pass the model alone"):
             await bsky.create_record(lex.app.bsky.feed.Like(subject=ref, created_at="2026-01-01T00:00:00Z"),
                                      {"text": "x"})  # type: ignore[call-overload]
+        with pytest.raises(InvalidInput, match=re.escape("pass the model alone (create_record(Post(...)))")):
+            await bsky.create_record("app.bsky.feed.post", lex.app.bsky.feed.Post(text="x", created_at="x"))  # type: ignore[call-overload]
         with pytest.raises(InvalidInput, match=re.escape("app.bsky.feed.like, not app.bsky.feed.post")):
             await bsky.get_record("at://did:plc:me/app.bsky.feed.like/3k", model=lex.app.bsky.feed.Post)
     assert server.requests == []
