@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, overload
 
 import httpx
 
@@ -31,11 +31,11 @@ from ._graph import GraphReport, export_follow_graph
 from ._identity import IdentityResolver
 from ._media import Media
 from ._middleware import Middleware, Pipeline
-from ._pagination import Paginator, default_cursor_key
+from ._pagination import Paginator, TypedPaginator, default_cursor_key
 from ._posts import Post, Posts
 from ._profiles import Profiles
 from ._rate_limits import RateLimit, RateLimitTracker, RequestLimiter
-from ._records import BLOB_MAX_BYTES, Create, Delete, Record, RecordRef, Records, Update, WriteResult
+from ._records import BLOB_MAX_BYTES, Create, Delete, Record, RecordRef, Records, TypedRecord, Update, WriteResult
 from ._request import XrpcRequest
 from ._response import JsonObject, XrpcResponse
 from ._retry import RetryMiddleware, RetryPolicy
@@ -49,18 +49,28 @@ from ._xrpc import Xrpc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import ParamSpec, TypeVar
+    from typing import ParamSpec, TypeAlias, TypeVar
 
     from sqlalchemy.ext.asyncio import AsyncEngine
+    from typing_extensions import Unpack
 
     from ._oauth import OAuth
     from ._oauth._middleware import DpopMiddleware, OAuthAccount
+    from ._posts import PostOptions
     from ._storage.store import Store
     from ._streams.factory import Streams
-    from .lex._call import XrpcCall
+    from .lex._base import LexObject
+    from .lex._call import Query, XrpcCall
 
     _P = ParamSpec("_P")
     _T = TypeVar("_T")
+    _M = TypeVar("_M", bound=LexObject)
+    _I = TypeVar("_I")
+
+    ParamValue: TypeAlias = "str | int | float | bool | Sequence[str] | Sequence[int] | None"
+    """A query parameter given as a keyword: a scalar or a list (None: left out)."""
+    JsonValue: TypeAlias = "str | int | float | bool | Sequence[Any] | Mapping[str, Any] | None"
+    """A JSON body field given as a keyword."""
 
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"pysky_async/{__version__}"
@@ -131,6 +141,24 @@ class _Shared:
         if limit not in self.limiters:
             self.limiters[limit] = RequestLimiter(*limit)
         return self.limiters[limit]
+
+
+class ClientOptions(TypedDict, total=False):
+    """What ``with_options`` can change (see ``AsyncBskyClient`` for each one)."""
+
+    public_host: str | None
+    middleware: Sequence[Middleware]
+    timeout: float | None
+    deadline: float
+    attempt_deadline: float | None
+    max_response_bytes: int
+    plc_directory: str
+    write_budget: WriteBudget | None
+    retry: RetryPolicy | None
+    request_limit: tuple[int, float] | None
+    image_max_bytes: int
+    video_host: str
+    video_service_did: str | None
 
 
 _FIXED_OPTIONS = frozenset({"username", "password", "auth_host", "database_url", "engine", "http_client",
@@ -263,7 +291,7 @@ class AsyncBskyClient:
                             video_service_did=config.video_service_did)
         self.posts = Posts(shared.store, shared.sessions, self.records, self.identity, self.media, self.video)
 
-    def with_options(self, **changes: Any) -> AsyncBskyClient:
+    def with_options(self, **changes: Unpack[ClientOptions]) -> AsyncBskyClient:
         """A client with some options changed (``timeout=``, ``retry=``, ``write_budget=``,
         ``request_limit=``, ``middleware=``, ``public_host=``...) that shares this one's HTTP
         pool, store, call log and sessions. Closing it closes nothing it shares.
@@ -276,7 +304,7 @@ class AsyncBskyClient:
                                "sessions, store and HTTP pool: make a new AsyncBskyClient")
         self._check_open()
         try:
-            config = self.config.replace(**changes)
+            config = self.config.replace(**dict(changes))
         except TypeError as exc:
             raise InvalidInput(f"with_options: {exc}") from exc
         client = object.__new__(type(self))
@@ -427,7 +455,7 @@ class AsyncBskyClient:
     # -- raw XRPC --------------------------------------------------------------------
 
     async def get(self, endpoint: str, *, hostname: str | None = None,
-                  params: Mapping[str, Any] | None = None, **kwargs: Any) -> XrpcResponse:
+                  params: Mapping[str, Any] | None = None, **kwargs: ParamValue) -> XrpcResponse:
         """Call an XRPC query (GET). Params come as a dict, as keyword arguments, or both.
 
         ``hostname`` None means the account's PDS when there are credentials, else the public
@@ -437,7 +465,7 @@ class AsyncBskyClient:
 
     async def post(self, endpoint: str, *, hostname: str | None = None,
                    params: Mapping[str, Any] | None = None, data: Any = None,
-                   headers: Mapping[str, str] | None = None, **kwargs: Any) -> XrpcResponse:
+                   headers: Mapping[str, str] | None = None, **kwargs: JsonValue) -> XrpcResponse:
         """Call an XRPC procedure (POST).
 
         ``data`` is the body: a dict (sent as JSON) or bytes (sent as is; set Content-Type in
@@ -467,7 +495,7 @@ class AsyncBskyClient:
     def paginate(self, endpoint: str, *, hostname: str | None = None, items: str | None = None,
                  cursor: str | None = None, cursor_key: str | None = None, resume: bool = False,
                  restart: bool = False, max_items: int | None = None, first_cursor: str | None = None,
-                 **params: Any) -> Paginator:
+                 **params: ParamValue) -> Paginator:
         """Iterate a cursor-based list endpoint: ``async for item in bsky.paginate(nsid, **params)``.
 
         Args:
@@ -491,6 +519,34 @@ class AsyncBskyClient:
 
         return Paginator(self._xrpc, self.cursors, make_request, items=items, cursor=cursor, resume=resume,
                          restart=restart, max_items=max_items)
+
+    def paginate_call(self, query: Query[_T], items: Callable[[_T], Sequence[_I]], *, hostname: str | None = None,
+                      cursor: str | None = None, cursor_key: str | None = None, resume: bool = False,
+                      restart: bool = False, max_items: int | None = None) -> TypedPaginator[_I]:
+        """Iterate a typed listing: ``async for post in bsky.paginate_call(feed.get_author_feed(actor=...),
+        lambda page: page.feed)`` yields ``FeedViewPost`` models.
+
+        ``query`` is a query of ``pysky_async.lex`` called with its parameters (a ``cursor`` among
+        them is where the listing starts); ``items`` picks the items out of a decoded page. The
+        other arguments are ``paginate``'s. A page that does not fit the model raises ``InvalidResponse``.
+        """
+        from .lex._call import Query, read
+
+        if not isinstance(query, Query):
+            raise InvalidInput(f"paginate_call takes a query of pysky_async.lex called with its parameters, e.g. "
+                               f"lex.app.bsky.feed.get_author_feed(actor='alice.test'), not {query!r}")
+        params = dict(query.params)
+        start = params.pop("cursor", None)
+        base = self._xrpc.request("GET", query.nsid, hostname, params)
+        if cursor_key is None and resume:
+            cursor_key = default_cursor_key(base.params)
+
+        async def make_request(page_cursor: str | None) -> XrpcRequest:
+            return _page_request(base, page_cursor, cursor_key, None)
+
+        return TypedPaginator(self._xrpc, self.cursors, make_request, read=lambda page: read(page, query.output,
+                              query.nsid), items=items, cursor=cursor or start, resume=resume, restart=restart,
+                              max_items=max_items)
 
     def list_records(self, collection: str, repo: str | None = None, *, limit: int = 100, reverse: bool = False,
                      cursor: str | None = None, resume: bool = False, restart: bool = False,
@@ -523,25 +579,64 @@ class AsyncBskyClient:
 
     # -- flat methods: thin delegations to the feature objects ---------------------------
 
-    async def create_record(self, collection: str, record: Mapping[str, Any], **options: Any) -> RecordRef:
-        """``bsky.records.create``: create a record (``rkey=``, ``validate=``, ``repo=``)."""
-        return await self.records.create(collection, record, **options)
+    @overload
+    async def create_record(self, collection: str, record: Mapping[str, Any], *, rkey: str | None = None,
+                            validate: bool | None = None, repo: str | None = None) -> RecordRef: ...
 
-    async def put_record(self, collection: str, rkey: str, record: Mapping[str, Any], **options: Any) -> RecordRef:
-        """``bsky.records.put``: create or replace a record (``swap_record=``, ``swap_commit=``...)."""
-        return await self.records.put(collection, rkey, record, **options)
+    @overload
+    async def create_record(self, collection: LexObject, /, *, rkey: str | None = None,
+                            validate: bool | None = None, repo: str | None = None) -> RecordRef: ...
 
-    async def get_record(self, uri: str | AtUri, *, cid: str | None = None) -> Record:
-        """``bsky.records.get``: read one record by AT-URI (or bsky.app link)."""
-        return await self.records.get(uri, cid=cid)
+    async def create_record(self, collection: str | LexObject, record: Mapping[str, Any] | None = None, *,
+                            rkey: str | None = None, validate: bool | None = None,
+                            repo: str | None = None) -> RecordRef:
+        """``bsky.records.create``: create a record from (collection, dict) or a model alone
+        (``create_record(lex.app.bsky.feed.Post(...))``; ``validate=True`` checks it locally first)."""
+        args: tuple[Any, ...] = (collection,) if record is None else (collection, record)
+        return await self.records.create(*args, rkey=rkey, validate=validate, repo=repo)
 
-    async def delete_record(self, uri: str | AtUri, **options: Any) -> None:
+    @overload
+    async def put_record(self, collection: str, rkey: str, record: Mapping[str, Any], *,
+                         swap_record: str | None = None, swap_commit: str | None = None,
+                         validate: bool | None = None, repo: str | None = None) -> RecordRef: ...
+
+    @overload
+    async def put_record(self, collection: LexObject, rkey: str, /, *, swap_record: str | None = None,
+                         swap_commit: str | None = None, validate: bool | None = None,
+                         repo: str | None = None) -> RecordRef: ...
+
+    async def put_record(self, collection: str | LexObject, rkey: str, record: Mapping[str, Any] | None = None, *,
+                         swap_record: str | None = None, swap_commit: str | None = None,
+                         validate: bool | None = None, repo: str | None = None) -> RecordRef:
+        """``bsky.records.put``: create or replace a record, from (collection, rkey, dict) or
+        (model, rkey) (``swap_record=``, ``swap_commit=``, ``validate=``, ``repo=``)."""
+        args: tuple[Any, ...] = (collection, rkey) if record is None else (collection, rkey, record)
+        return await self.records.put(*args, swap_record=swap_record, swap_commit=swap_commit, validate=validate,
+                                      repo=repo)
+
+    @overload
+    async def get_record(self, uri: str | AtUri, *, cid: str | None = None, model: None = None) -> Record: ...
+
+    @overload
+    async def get_record(self, uri: str | AtUri, *, cid: str | None = None, model: type[_M]) -> TypedRecord[_M]: ...
+
+    async def get_record(self, uri: str | AtUri, *, cid: str | None = None,
+                         model: type[_M] | None = None) -> Record | TypedRecord[_M]:
+        """``bsky.records.get``: read one record by AT-URI (or bsky.app link); with ``model=``
+        (e.g. ``lex.app.bsky.feed.Post``) its ``value`` is that model."""
+        if model is None:
+            return await self.records.get(uri, cid=cid)
+        return await self.records.get(uri, cid=cid, model=model)
+
+    async def delete_record(self, uri: str | AtUri, *, swap_record: str | None = None,
+                            swap_commit: str | None = None) -> None:
         """``bsky.records.delete``: delete a record by AT-URI (``swap_record=``, ``swap_commit=``)."""
-        await self.records.delete(uri, **options)
+        await self.records.delete(uri, swap_record=swap_record, swap_commit=swap_commit)
 
-    async def apply_writes(self, writes: Sequence[Create | Update | Delete], **options: Any) -> WriteResult:
+    async def apply_writes(self, writes: Sequence[Create | Update | Delete], *, validate: bool | None = None,
+                           swap_commit: str | None = None, repo: str | None = None) -> WriteResult:
         """``bsky.records.apply_writes``: up to 200 creates, updates and deletes in one commit."""
-        return await self.records.apply_writes(writes, **options)
+        return await self.records.apply_writes(writes, validate=validate, swap_commit=swap_commit, repo=repo)
 
     async def upload_blob(self, data: bytes, mimetype: str) -> dict[str, Any]:
         """``bsky.records.upload_blob``: upload bytes; returns the blob ref for a record."""
@@ -555,7 +650,8 @@ class AsyncBskyClient:
         """``bsky.records.get_blob``: download a blob from its owner's PDS (at most ``max_bytes``)."""
         return await self.records.get_blob(did, cid, max_bytes=max_bytes)
 
-    async def create_post(self, text: str | None = None, *, post: Post | None = None, **options: Any) -> RecordRef:
+    async def create_post(self, text: str | None = None, *, post: Post | None = None,
+                          **options: Unpack[PostOptions]) -> RecordRef:
         """``bsky.posts.create``: make a post; returns its ``uri`` and ``cid``."""
         return await self.posts.create(text, post=post, **options)
 
@@ -567,9 +663,13 @@ class AsyncBskyClient:
         """A token from the account's PDS that ``aud`` accepts as the account (for ``lxm`` only)."""
         return await self._xrpc.service_auth(aud, lxm, exp)
 
-    async def upload_video(self, video: Video, **options: Any) -> UploadedVideo:
+    async def upload_video(self, video: Video, *, progress: Callable[[int], object] | None = None,
+                           timeout: float = 600,
+                           poll_interval: float = 1.0, video_host: str | None = None,
+                           video_service_did: str | None = None) -> UploadedVideo:
         """``bsky.video.upload``: check, upload and wait for a video to be processed."""
-        return await self.video.upload(video, **options)
+        return await self.video.upload(video, progress=progress, timeout=timeout, poll_interval=poll_interval,
+                                       video_host=video_host, video_service_did=video_service_did)
 
     async def get_video_job(self, job_id: str, *, video_host: str | None = None) -> dict[str, Any]:
         """``bsky.video.get_job``: the video service's ``jobStatus`` of a job."""
@@ -583,10 +683,13 @@ class AsyncBskyClient:
         """``bsky.identity.resolve_did``: the DID document of a did:plc or did:web DID."""
         return await self.identity.resolve_did(did)
 
-    async def export_follow_graph(self, query: str, out: str | Path, **options: Any) -> GraphReport:
+    async def export_follow_graph(self, query: str, out: str | Path, *, concurrency: int = 8,
+                                  include_outsiders: bool = False, progress: bool = True,
+                                  on_author: Callable[[str], object] | None = None) -> GraphReport:
         """``pysky_async.export_follow_graph(bsky, ...)``: the follow graph of the authors of posts
         matching ``query``, written to a CSV (an application of the library, in ``_graph``)."""
-        return await export_follow_graph(self, query, out, **options)
+        return await export_follow_graph(self, query, out, concurrency=concurrency,
+                                         include_outsiders=include_outsiders, progress=progress, on_author=on_author)
 
 
 async def _close_at_loop_end(client: str, shared: _Shared) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 from urllib.parse import urlencode
 
 from ._exceptions import InvalidInput, UsageError
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from ._xrpc import Xrpc
 
 logger = logging.getLogger("pysky_async")
+
+I = TypeVar("I")  # noqa: E741 - the item type
+Select = Callable[[XrpcResponse, str], Sequence[Any]]
+"""A page's items, given the page and its NSID."""
 
 ITEM_FIELDS = ("feed", "follows", "followers", "likes", "repostedBy", "posts", "actors", "feeds", "lists",
                "items", "blocks", "mutes", "notifications", "records", "convos", "messages", "logs", "repos",
@@ -92,7 +96,7 @@ class Paginator:
     def __init__(self, xrpc: Xrpc, cursors: CursorStore,
                  make_request: Callable[[str | None], Awaitable[XrpcRequest]], *, items: str | None = None,
                  cursor: str | None = None, resume: bool = False, restart: bool = False,
-                 max_items: int | None = None) -> None:
+                 max_items: int | None = None, select: Select | None = None) -> None:
         if max_items is not None and max_items < 0:
             raise InvalidInput("max_items cannot be negative")
         if restart and not resume:
@@ -105,6 +109,7 @@ class Paginator:
         self._resume = resume and cursor is None
         self._restart = restart and self._resume
         self._max_items = max_items
+        self._select = select
         self.finished = False
         """True once the listing reached its end (no next page)."""
 
@@ -120,6 +125,17 @@ class Paginator:
 
     async def pages(self) -> AsyncIterator[XrpcResponse]:
         """Yield whole pages (responses)."""
+        async for page, _ in self._pages():
+            yield page
+
+    def _items_of(self, page: XrpcResponse, nsid: str) -> Sequence[Any]:
+        if self._select is not None:
+            return self._select(page, nsid)
+        items: list[Any] = page.raw[items_field(page.raw, nsid, self._items)]
+        return items
+
+    async def _pages(self) -> AsyncIterator[tuple[XrpcResponse, Sequence[Any]]]:
+        """Each page with its items (both cut at ``max_items``)."""
         yielded = 0
         first = True
         pending: asyncio.Task[tuple[XrpcRequest, XrpcResponse]] | None = asyncio.ensure_future(
@@ -135,8 +151,8 @@ class Paginator:
                 elif first and self._resume and sent:
                     logger.debug("%s: resuming at cursor %r", request.nsid, sent)
                 first = False
-                name = items_field(page.raw, request.nsid, self._items)
-                count = len(page.raw[name])
+                page_items = self._items_of(page, request.nsid)
+                count = len(page_items)
                 next_cursor = page.raw.get("cursor")
                 exhausted = not next_cursor or (count == 0 and next_cursor == sent)
                 limit_reached = self._max_items is not None and yielded + count >= self._max_items
@@ -147,10 +163,12 @@ class Paginator:
                 if not exhausted and not limit_reached:
                     pending = asyncio.ensure_future(self._fetch(next_cursor, first=False))
                 if self._max_items is not None and yielded + count > self._max_items:
-                    page = _truncated(page, name, self._max_items - yielded)
+                    page_items = page_items[:self._max_items - yielded]
+                    if self._select is None:
+                        page = _truncated(page, items_field(page.raw, request.nsid, self._items), len(page_items))
                     next_cursor = None  # part of the page is unseen: do not save past it
-                yielded += len(page.raw[name])
-                yield page
+                yielded += len(page_items)
+                yield page, page_items
                 if self._resume and next_cursor and next_cursor != sent:
                     await self._cursors.save(request.context.did or "", request.nsid,
                                                     request.context.cursor_key or "", next_cursor)
@@ -160,8 +178,8 @@ class Paginator:
                 await asyncio.gather(pending, return_exceptions=True)
 
     async def __aiter__(self) -> AsyncIterator[Any]:
-        async for page in self.pages():
-            for item in page.raw[items_field(page.raw, page.http.url, self._items)]:
+        async for _, items in self._pages():
+            for item in items:
                 yield wrap(item)
 
     async def collect(self) -> list[Any]:
@@ -177,6 +195,34 @@ class Paginator:
     def __iter__(self) -> NoReturn:
         raise UsageError("paginate() is an async iterator: use `async for item in bsky.paginate(...)` "
                          "(inside an async function), not `for`")
+
+
+class TypedPaginator(Paginator, Generic[I]):
+    """A listing whose items are models: ``bsky.paginate_call(feed.get_author_feed(actor=...),
+    lambda page: page.feed)``. Iterating it yields the items the ``items`` function picks from each
+    page decoded as the call's output model; ``pages()`` yields the raw pages (whole).
+
+    Args:
+        read: decodes a page (an ``InvalidResponse`` when it does not fit the model).
+        items: picks a decoded page's items. The rest as ``Paginator``.
+    """
+
+    def __init__(self, xrpc: Xrpc, cursors: CursorStore,
+                 make_request: Callable[[str | None], Awaitable[XrpcRequest]], *,
+                 read: Callable[[XrpcResponse], Any], items: Callable[[Any], Sequence[I]],
+                 cursor: str | None = None, resume: bool = False, restart: bool = False,
+                 max_items: int | None = None) -> None:
+        super().__init__(xrpc, cursors, make_request, cursor=cursor, resume=resume, restart=restart,
+                         max_items=max_items, select=lambda page, _nsid: items(read(page)))
+
+    async def __aiter__(self) -> AsyncIterator[I]:
+        async for _, items in self._pages():
+            for item in items:
+                yield item
+
+    async def collect(self) -> list[I]:
+        """Every item, as a list."""
+        return [item async for item in self]
 
 
 _ENDS_ANNOUNCED: set[tuple[str, str, str]] = set()

@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ._exceptions import (
     BadRequest,
@@ -32,12 +32,15 @@ from ._syntax import AtUri
 logger = logging.getLogger("pysky_async")
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ._account import Account
     from ._identity import IdentityResolver
+    from ._images import Image
     from ._records import Records
     from ._richtext import Facet, RichText  # rich text loads the regex module: imported where used
     from ._storage.store import Store
-    from ._video import Videos
+    from ._video import Video, Videos
 
 POST = "app.bsky.feed.post"
 
@@ -55,8 +58,8 @@ class Post:
     reply_client_unique_key: str | None = None
     created_at: dt.datetime | None = None
     facets: list[Facet] = field(default_factory=list)
-    images: list[Any] = field(default_factory=list)
-    video: Any = None
+    images: list[Image] = field(default_factory=list)
+    video: Video | None = None
     external: External | None = None
 
     def __post_init__(self) -> None:
@@ -109,6 +112,21 @@ class Post:
         return self
 
 
+class PostOptions(TypedDict, total=False):
+    """``create_post(text, **options)``: the other fields of a ``Post`` (see ``Post``)."""
+
+    langs: list[str] | None
+    reply_uri: str | None
+    quote_uri: str | None
+    client_unique_key: str | None
+    reply_client_unique_key: str | None
+    created_at: dt.datetime | None
+    facets: list[Facet]
+    images: list[Image]
+    video: Video | None
+    external: External | None
+
+
 MAX_IMAGES = 4
 
 
@@ -129,7 +147,8 @@ class Posts:
         self._media = media
         self._video = video
 
-    async def create(self, text: str | None = None, *, post: Post | None = None, **options: Any) -> RecordRef:
+    async def create(self, text: str | None = None, *, post: Post | None = None,
+                     **options: Unpack[PostOptions]) -> RecordRef:
         """Make a post; returns its ``uri`` and ``cid``. See ``Post`` for the options."""
         from ._richtext import parse
         from ._storage.repositories import PostRepository
@@ -139,6 +158,9 @@ class Posts:
                               "create_post(post=Post('Hello', ...))")
         if text is not None and post is not None:
             raise InvalidPost("pass the text or post=Post(...), not both: put the text in the Post")
+        if post is not None and options:
+            raise InvalidPost(f"pass {', '.join(sorted(options))} inside post=Post(...), not next to it "
+                              "(they would be ignored)")
         post = post if post is not None else Post(text or "", **options)
         post.check()  # before any request
         rich = parse(post.text, explicit=post.facets)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from ..lex._base import LexObject
 
 Action = Literal["create", "update", "delete"]
+M = TypeVar("M", bound="LexObject")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,49 @@ class RepoOp:
     @property
     def path(self) -> str:
         return f"{self.collection}/{self.rkey}"
+
+    def record_as(self, model: type[M]) -> M | None:
+        """The record as ``model`` (a record model such as ``lex.app.bsky.feed.Post``); None when
+        there is none (a delete). ``InvalidInput`` when the op is in another collection than the
+        model's; ``InvalidResponse`` when the record does not fit the model."""
+        from .._exceptions import InvalidInput, InvalidResponse
+
+        tag = model.__struct_config__.tag
+        if self.collection != tag:
+            raise InvalidInput(f"record_as: {self.path} is in {self.collection}, not {tag}: pass the model of "
+                               "that collection (check op.collection first)")
+        if self.record is None:
+            return None
+        import msgspec
+
+        from ..lex import _base
+
+        try:
+            return _base.convert(_atproto_json(self.record), model)
+        except msgspec.ValidationError as exc:
+            raise InvalidResponse(f"the record at {self.path} does not fit {model.__name__} ({exc}); "
+                                  "op.record holds it as a dict") from exc
+
+
+def _atproto_json(value: Any) -> Any:
+    """A DAG-CBOR value (a firehose record) as atproto JSON: binary CID links as ``{"$link"}``,
+    bytes as ``{"$bytes"}``; Jetstream's records are JSON already and come back equal."""
+    if isinstance(value, bytes):
+        if value[:2] in (b"\x01q", b"\x01U"):
+            import libipld
+
+            try:
+                return {"$link": libipld.encode_cid(value)}
+            except ValueError:
+                pass
+        import base64
+
+        return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {key: _atproto_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_atproto_json(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
