@@ -8,7 +8,8 @@ putting a ``JsonObject`` wherever an open union meets a ``$type`` this version d
 A lexicon ``unknown`` field (``PostView.record``, ``ViewRecord.value``, ``GetRecordOutput.value``)
 is decoded lazily: msgspec keeps its JSON as ``msgspec.Raw`` and the field becomes a ``dict`` on
 first access (``lazy_json``). Records were ~30 % of a timeline's typed decode. Until then the model
-holds a reference to the answer's bytes; ``lex.encode`` writes the raw JSON back unchanged.
+holds a reference to the answer's bytes; ``lex.encode`` writes the raw JSON back unchanged, while
+``msgspec.structs.asdict``/``msgspec.to_builtins`` see the ``msgspec.Raw`` of a field not yet read.
 """
 
 from __future__ import annotations
