@@ -42,6 +42,13 @@ def test_a_record_stays_raw_json_until_it_is_read() -> None:
     assert type(slot(post, "record")) is dict
 
 
+def test_a_record_decoded_from_a_bytearray_does_not_pin_or_follow_the_buffer() -> None:
+    buffer = bytearray(view_body())
+    post = lex.decode(buffer, feed.PostView)  # type: ignore[arg-type]
+    buffer[:] = b"x" * 10  # neither refused (a live export) nor seen by the record
+    assert post.record == RECORD
+
+
 def test_the_quoted_record_and_get_record_value_are_lazy_too() -> None:
     value = lex.decode(json.dumps({"uri": "at://did:plc:a/app.bsky.feed.post/1", "value": RECORD}).encode(),
                        repo.GetRecordOutput)

@@ -171,6 +171,8 @@ def decode(content: bytes, type_: type[T]) -> T:
     Raises ``msgspec.ValidationError``/``msgspec.DecodeError`` when the JSON does not fit the
     model otherwise (a required field missing, a wrong type); ``read`` wraps them.
     """
+    if not isinstance(content, (bytes, str)):  # lazy fields keep a view of it: not of a buffer that may change
+        content = bytes(content)
     decoder = _decoders.get(type_)
     if decoder is None:
         decoder = _decoders[type_] = msgspec.json.Decoder(type_)
