@@ -9,6 +9,8 @@ One module per NSID group (``app.bsky.feed.*`` -> ``lex/app/bsky/feed.py``):
   with their ``$type`` (``nsid`` for ``main``, else ``nsid#name``); optional fields default to None;
 - open unions are ``A | B | JsonObject``: msgspec decodes the known members, an unknown
   ``$type`` falls back to the untyped view (``pysky_async.lex._base``);
+- an ``unknown`` field (a record inside a view) is a ``dict`` decoded on first access: msgspec
+  keeps its JSON raw until then (``_b.LazyJson``, ``@_b.lazy_json``);
 - queries and procedures become functions returning a ``Query``/``Procedure`` descriptor for
   ``AsyncBskyClient.call``; tokens become string constants.
 """
@@ -171,18 +173,26 @@ class Generator:
         required = set(schema.get("required", []))
         nullable = set(schema.get("nullable", []))
         props = schema.get("properties", {})
+        lazy: list[str] = []
         for wire in props:
             attr = snake(wire)
             ann = self.annotation(props[wire], nsid, module)
             rename = f"name={wire!r}" if attr != wire else ""
-            if wire in required and wire not in nullable:
+            is_required = wire in required and wire not in nullable
+            if props[wire]["type"] == "unknown":  # decoded on first access (see _base.lazy_json)
+                lazy.append(attr)
+                ann = "_b.LazyJson" if is_required else "_b.OptionalLazyJson"
+            elif not is_required:
+                ann += " | None"
+            if is_required:
                 value = f" = _m.field({rename})" if rename else ""
             else:
-                ann += " | None"
                 value = f" = _m.field(default=None, {rename})" if rename else " = None"
             lines.append(f"    {attr}: {ann}{value}")
         if not props:
             lines.append("    pass")
+        if lazy:
+            lines.insert(0, f"@_b.lazy_json({', '.join(map(repr, lazy))})")
         module.lines += ["", "", *lines]
 
     def function(self, module: Module, d: Def) -> None:

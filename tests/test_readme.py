@@ -184,7 +184,7 @@ async def world(devenv: DevEnv, tmp_path: Path) -> AsyncIterator[ReadmeWorld]:
             "PYSKY_VIDEO_HOST": video.url,
             "PYSKY_VIDEO_SERVICE_DID": video.service_did,
             "PYSKY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/readme.sqlite3",
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",  # this checkout's code first, whatever is installed
             "BSKY_OAUTH_ENCRYPTION_KEY": OAuth.generate_encryption_key(),  # kept in the environment, as README says
             "README_OAUTH_USER": other.handle,
             "README_OAUTH_PASSWORD": other.password,

@@ -45,7 +45,7 @@ class Maker:
             return rng.random() < 0.5
         if tp is int:
             return rng.randint(-5, 10_000)
-        if tp is Any:
+        if tp is Any or tp is msgspec.Raw:  # msgspec.Raw: a lazy `unknown` field (_base.lazy_json)
             return {"$type": "app.example.anything", "n": rng.randint(0, 9)}
         if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
             return self.struct(tp, depth)

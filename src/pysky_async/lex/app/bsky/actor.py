@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import collections.abc as _abc
-import typing as _t
 from builtins import bool as _bool
-from builtins import dict as _dict
 from builtins import int as _int
 from builtins import list as _list
 from builtins import str as _str
@@ -186,6 +184,7 @@ class ProfileAssociatedGerm(_b.LexObject, kw_only=True, tag='app.bsky.actor.defs
     show_button_to: _str = _m.field(name='showButtonTo')
 
 
+@_b.lazy_json('debug')
 class ProfileView(_b.LexObject, kw_only=True, tag='app.bsky.actor.defs#profileView'):
     """app.bsky.actor.defs#profileView"""
 
@@ -202,9 +201,10 @@ class ProfileView(_b.LexObject, kw_only=True, tag='app.bsky.actor.defs#profileVi
     labels: _list[_com_atproto_label.Label] | None = None
     verification: VerificationState | None = None
     status: StatusView | None = None
-    debug: _dict[_str, _t.Any] | None = None
+    debug: _b.OptionalLazyJson = None
 
 
+@_b.lazy_json('debug')
 class ProfileViewBasic(_b.LexObject, kw_only=True, tag='app.bsky.actor.defs#profileViewBasic'):
     """app.bsky.actor.defs#profileViewBasic"""
 
@@ -219,9 +219,10 @@ class ProfileViewBasic(_b.LexObject, kw_only=True, tag='app.bsky.actor.defs#prof
     created_at: _str | None = _m.field(default=None, name='createdAt')
     verification: VerificationState | None = None
     status: StatusView | None = None
-    debug: _dict[_str, _t.Any] | None = None
+    debug: _b.OptionalLazyJson = None
 
 
+@_b.lazy_json('debug')
 class ProfileViewDetailed(_b.LexObject, kw_only=True, tag='app.bsky.actor.defs#profileViewDetailed'):
     """app.bsky.actor.defs#profileViewDetailed"""
 
@@ -245,7 +246,7 @@ class ProfileViewDetailed(_b.LexObject, kw_only=True, tag='app.bsky.actor.defs#p
     pinned_post: _com_atproto_repo.StrongRef | None = _m.field(default=None, name='pinnedPost')
     verification: VerificationState | None = None
     status: StatusView | None = None
-    debug: _dict[_str, _t.Any] | None = None
+    debug: _b.OptionalLazyJson = None
 
 
 class SavedFeed(_b.LexObject, kw_only=True, tag='app.bsky.actor.defs#savedFeed'):
@@ -271,13 +272,14 @@ class SavedFeedsPrefV2(_b.LexObject, kw_only=True, tag='app.bsky.actor.defs#save
     items: _list[SavedFeed]
 
 
+@_b.lazy_json('record')
 class StatusView(_b.LexObject, kw_only=True, tag='app.bsky.actor.defs#statusView'):
     """app.bsky.actor.defs#statusView"""
 
     uri: _str | None = None
     cid: _str | None = None
     status: _str
-    record: _dict[_str, _t.Any]
+    record: _b.LazyJson
     embed: _app_bsky_embed.ExternalView | _b.Unknown | None = None
     labels: _list[_com_atproto_label.Label] | None = None
     expires_at: _str | None = _m.field(default=None, name='expiresAt')

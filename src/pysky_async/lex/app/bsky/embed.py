@@ -201,13 +201,14 @@ class RecordViewNotFound(_b.LexObject, kw_only=True, tag='app.bsky.embed.record#
     not_found: _bool = _m.field(name='notFound')
 
 
+@_b.lazy_json('value')
 class RecordViewRecord(_b.LexObject, kw_only=True, tag='app.bsky.embed.record#viewRecord'):
     """app.bsky.embed.record#viewRecord"""
 
     uri: _str
     cid: _str
     author: _app_bsky_actor.ProfileViewBasic
-    value: _dict[_str, _t.Any]
+    value: _b.LazyJson
     labels: _list[_com_atproto_label.Label] | None = None
     reply_count: _int | None = _m.field(default=None, name='replyCount')
     repost_count: _int | None = _m.field(default=None, name='repostCount')

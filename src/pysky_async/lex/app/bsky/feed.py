@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import collections.abc as _abc
-import typing as _t
 from builtins import bool as _bool
-from builtins import dict as _dict
 from builtins import int as _int
 from builtins import list as _list
 from builtins import str as _str
@@ -97,13 +95,14 @@ class NotFoundPost(_b.LexObject, kw_only=True, tag='app.bsky.feed.defs#notFoundP
     not_found: _bool = _m.field(name='notFound')
 
 
+@_b.lazy_json('record', 'debug')
 class PostView(_b.LexObject, kw_only=True, tag='app.bsky.feed.defs#postView'):
     """app.bsky.feed.defs#postView"""
 
     uri: _str
     cid: _str
     author: _app_bsky_actor.ProfileViewBasic
-    record: _dict[_str, _t.Any]
+    record: _b.LazyJson
     embed: _app_bsky_embed.ImagesView | _app_bsky_embed.VideoView | _app_bsky_embed.GalleryView | _app_bsky_embed.ExternalView | _app_bsky_embed.RecordView | _app_bsky_embed.RecordWithMediaView | _b.Unknown | None = None
     bookmark_count: _int | None = _m.field(default=None, name='bookmarkCount')
     reply_count: _int | None = _m.field(default=None, name='replyCount')
@@ -114,7 +113,7 @@ class PostView(_b.LexObject, kw_only=True, tag='app.bsky.feed.defs#postView'):
     viewer: ViewerState | None = None
     labels: _list[_com_atproto_label.Label] | None = None
     threadgate: ThreadgateView | None = None
-    debug: _dict[_str, _t.Any] | None = None
+    debug: _b.OptionalLazyJson = None
 
 
 class ReasonPin(_b.LexObject, kw_only=True, tag='app.bsky.feed.defs#reasonPin'):
@@ -175,12 +174,13 @@ class ThreadViewPost(_b.LexObject, kw_only=True, tag='app.bsky.feed.defs#threadV
     thread_context: ThreadContext | None = _m.field(default=None, name='threadContext')
 
 
+@_b.lazy_json('record')
 class ThreadgateView(_b.LexObject, kw_only=True, tag='app.bsky.feed.defs#threadgateView'):
     """app.bsky.feed.defs#threadgateView"""
 
     uri: _str | None = None
     cid: _str | None = None
-    record: _dict[_str, _t.Any] | None = None
+    record: _b.OptionalLazyJson = None
     lists: _list[_app_bsky_graph.ListViewBasic] | None = None
 
 

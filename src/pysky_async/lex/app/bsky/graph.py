@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import collections.abc as _abc
-import typing as _t
 from builtins import bool as _bool
-from builtins import dict as _dict
 from builtins import int as _int
 from builtins import list as _list
 from builtins import str as _str
@@ -94,12 +92,13 @@ class Relationship(_b.LexObject, kw_only=True, tag='app.bsky.graph.defs#relation
     blocked_by_list: _str | None = _m.field(default=None, name='blockedByList')
 
 
+@_b.lazy_json('record')
 class StarterPackView(_b.LexObject, kw_only=True, tag='app.bsky.graph.defs#starterPackView'):
     """app.bsky.graph.defs#starterPackView"""
 
     uri: _str
     cid: _str
-    record: _dict[_str, _t.Any]
+    record: _b.LazyJson
     creator: _app_bsky_actor.ProfileViewBasic
     list: ListViewBasic | None = None
     list_items_sample: _list[ListItemView] | None = _m.field(default=None, name='listItemsSample')
@@ -110,12 +109,13 @@ class StarterPackView(_b.LexObject, kw_only=True, tag='app.bsky.graph.defs#start
     indexed_at: _str = _m.field(name='indexedAt')
 
 
+@_b.lazy_json('record')
 class StarterPackViewBasic(_b.LexObject, kw_only=True, tag='app.bsky.graph.defs#starterPackViewBasic'):
     """app.bsky.graph.defs#starterPackViewBasic"""
 
     uri: _str
     cid: _str
-    record: _dict[_str, _t.Any]
+    record: _b.LazyJson
     creator: _app_bsky_actor.ProfileViewBasic
     list_item_count: _int | None = _m.field(default=None, name='listItemCount')
     joined_week_count: _int | None = _m.field(default=None, name='joinedWeekCount')

@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import collections.abc as _abc
-import typing as _t
 from builtins import bool as _bool
-from builtins import dict as _dict
 from builtins import int as _int
 from builtins import list as _list
 from builtins import str as _str
@@ -135,6 +133,7 @@ def list_notifications(*, reasons: _abc.Sequence[_str] | None = None, limit: _in
     return _c.Query('app.bsky.notification.listNotifications', _c.params({'reasons': reasons, 'limit': limit, 'priority': priority, 'cursor': cursor, 'seenAt': seen_at}), ListNotificationsOutput)
 
 
+@_b.lazy_json('record')
 class ListNotificationsNotification(_b.LexObject, kw_only=True, tag='app.bsky.notification.listNotifications#notification'):
     """app.bsky.notification.listNotifications#notification"""
 
@@ -143,7 +142,7 @@ class ListNotificationsNotification(_b.LexObject, kw_only=True, tag='app.bsky.no
     author: _app_bsky_actor.ProfileView
     reason: _str
     reason_subject: _str | None = _m.field(default=None, name='reasonSubject')
-    record: _dict[_str, _t.Any]
+    record: _b.LazyJson
     starter_pack: _app_bsky_graph.StarterPackViewBasic | None = _m.field(default=None, name='starterPack')
     is_read: _bool = _m.field(name='isRead')
     indexed_at: _str = _m.field(name='indexedAt')

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections.abc as _abc
 import typing as _t
-from builtins import dict as _dict
 from builtins import list as _list
 from builtins import str as _str
 
@@ -16,21 +15,23 @@ import pysky_async.lex._base as _b
 import pysky_async.lex._call as _c
 
 
+@_b.lazy_json('did_doc')
 class IdentityInfo(_b.LexObject, kw_only=True, tag='com.atproto.identity.defs#identityInfo'):
     """com.atproto.identity.defs#identityInfo"""
 
     did: _str
     handle: _str
-    did_doc: _dict[_str, _t.Any] = _m.field(name='didDoc')
+    did_doc: _b.LazyJson = _m.field(name='didDoc')
 
 
+@_b.lazy_json('verification_methods', 'services')
 class GetRecommendedDidCredentialsOutput(_b.LexBody, kw_only=True):
     """The output of com.atproto.identity.getRecommendedDidCredentials."""
 
     rotation_keys: _list[_str] | None = _m.field(default=None, name='rotationKeys')
     also_known_as: _list[_str] | None = _m.field(default=None, name='alsoKnownAs')
-    verification_methods: _dict[_str, _t.Any] | None = _m.field(default=None, name='verificationMethods')
-    services: _dict[_str, _t.Any] | None = None
+    verification_methods: _b.OptionalLazyJson = _m.field(default=None, name='verificationMethods')
+    services: _b.OptionalLazyJson = None
 
 
 def get_recommended_did_credentials() -> _c.Query[GetRecommendedDidCredentialsOutput]:
@@ -54,10 +55,11 @@ def request_plc_operation_signature() -> _c.Procedure[None]:
     return _c.Procedure('com.atproto.identity.requestPlcOperationSignature', {}, type(None), None)
 
 
+@_b.lazy_json('did_doc')
 class ResolveDidOutput(_b.LexBody, kw_only=True):
     """The output of com.atproto.identity.resolveDid."""
 
-    did_doc: _dict[_str, _t.Any] = _m.field(name='didDoc')
+    did_doc: _b.LazyJson = _m.field(name='didDoc')
 
 
 def resolve_did(*, did: _str) -> _c.Query[ResolveDidOutput]:
@@ -81,20 +83,22 @@ def resolve_identity(*, identifier: _str) -> _c.Query[IdentityInfo]:
     return _c.Query('com.atproto.identity.resolveIdentity', _c.params({'identifier': identifier}), IdentityInfo)
 
 
+@_b.lazy_json('operation')
 class SignPlcOperationOutput(_b.LexBody, kw_only=True):
     """The output of com.atproto.identity.signPlcOperation."""
 
-    operation: _dict[_str, _t.Any]
+    operation: _b.LazyJson
 
 
+@_b.lazy_json('verification_methods', 'services')
 class SignPlcOperationInput(_b.LexBody, kw_only=True):
     """The input of com.atproto.identity.signPlcOperation."""
 
     token: _str | None = None
     rotation_keys: _list[_str] | None = _m.field(default=None, name='rotationKeys')
     also_known_as: _list[_str] | None = _m.field(default=None, name='alsoKnownAs')
-    verification_methods: _dict[_str, _t.Any] | None = _m.field(default=None, name='verificationMethods')
-    services: _dict[_str, _t.Any] | None = None
+    verification_methods: _b.OptionalLazyJson = _m.field(default=None, name='verificationMethods')
+    services: _b.OptionalLazyJson = None
 
 
 def sign_plc_operation(*, token: _str | None = None, rotation_keys: _list[_str] | None = None, also_known_as: _list[_str] | None = None, verification_methods: _b.LexObject | _abc.Mapping[_str, _t.Any] | None = None, services: _b.LexObject | _abc.Mapping[_str, _t.Any] | None = None) -> _c.Procedure[SignPlcOperationOutput]:
@@ -102,10 +106,11 @@ def sign_plc_operation(*, token: _str | None = None, rotation_keys: _list[_str] 
     return _c.Procedure('com.atproto.identity.signPlcOperation', {}, SignPlcOperationOutput, _c.params({'token': token, 'rotationKeys': rotation_keys, 'alsoKnownAs': also_known_as, 'verificationMethods': verification_methods, 'services': services}))
 
 
+@_b.lazy_json('operation')
 class SubmitPlcOperationInput(_b.LexBody, kw_only=True):
     """The input of com.atproto.identity.submitPlcOperation."""
 
-    operation: _dict[_str, _t.Any]
+    operation: _b.LazyJson
 
 
 def submit_plc_operation(*, operation: _b.LexObject | _abc.Mapping[_str, _t.Any]) -> _c.Procedure[None]:

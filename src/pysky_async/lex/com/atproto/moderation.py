@@ -4,8 +4,6 @@
 # ruff: noqa: E501
 from __future__ import annotations
 
-import typing as _t
-from builtins import dict as _dict
 from builtins import int as _int
 from builtins import str as _str
 
@@ -42,11 +40,12 @@ def create_report(*, reason_type: _str, subject: _com_atproto_admin.RepoRef | _c
     return _c.Procedure('com.atproto.moderation.createReport', {}, CreateReportOutput, _c.params({'reasonType': reason_type, 'reason': reason, 'subject': subject, 'modTool': mod_tool}))
 
 
+@_b.lazy_json('meta')
 class CreateReportModTool(_b.LexObject, kw_only=True, tag='com.atproto.moderation.createReport#modTool'):
     """Moderation tool information for tracing the source of the action"""
 
     name: _str
-    meta: _dict[_str, _t.Any] | None = None
+    meta: _b.OptionalLazyJson = None
 
 
 REASON_APPEAL = 'com.atproto.moderation.defs#reasonAppeal'

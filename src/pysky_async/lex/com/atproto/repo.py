@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections.abc as _abc
 import typing as _t
 from builtins import bool as _bool
-from builtins import dict as _dict
 from builtins import int as _int
 from builtins import list as _list
 from builtins import str as _str
@@ -18,12 +17,13 @@ import pysky_async.lex._base as _b
 import pysky_async.lex._call as _c
 
 
+@_b.lazy_json('value')
 class ApplyWritesCreate(_b.LexObject, kw_only=True, tag='com.atproto.repo.applyWrites#create'):
     """Operation which creates a new record."""
 
     collection: _str
     rkey: _str | None = None
-    value: _dict[_str, _t.Any]
+    value: _b.LazyJson
 
 
 class ApplyWritesCreateResult(_b.LexObject, kw_only=True, tag='com.atproto.repo.applyWrites#createResult'):
@@ -68,12 +68,13 @@ def apply_writes(*, repo: _str, writes: _list[ApplyWritesCreate | ApplyWritesUpd
     return _c.Procedure('com.atproto.repo.applyWrites', {}, ApplyWritesOutput, _c.params({'repo': repo, 'validate': validate, 'writes': writes, 'swapCommit': swap_commit}))
 
 
+@_b.lazy_json('value')
 class ApplyWritesUpdate(_b.LexObject, kw_only=True, tag='com.atproto.repo.applyWrites#update'):
     """Operation which updates an existing record."""
 
     collection: _str
     rkey: _str
-    value: _dict[_str, _t.Any]
+    value: _b.LazyJson
 
 
 class ApplyWritesUpdateResult(_b.LexObject, kw_only=True, tag='com.atproto.repo.applyWrites#updateResult'):
@@ -93,6 +94,7 @@ class CreateRecordOutput(_b.LexBody, kw_only=True):
     validation_status: _str | None = _m.field(default=None, name='validationStatus')
 
 
+@_b.lazy_json('record')
 class CreateRecordInput(_b.LexBody, kw_only=True):
     """The input of com.atproto.repo.createRecord."""
 
@@ -100,7 +102,7 @@ class CreateRecordInput(_b.LexBody, kw_only=True):
     collection: _str
     rkey: _str | None = None
     validate: _bool | None = None
-    record: _dict[_str, _t.Any]
+    record: _b.LazyJson
     swap_commit: _str | None = _m.field(default=None, name='swapCommit')
 
 
@@ -137,12 +139,13 @@ def delete_record(*, repo: _str, collection: _str, rkey: _str, swap_record: _str
     return _c.Procedure('com.atproto.repo.deleteRecord', {}, DeleteRecordOutput, _c.params({'repo': repo, 'collection': collection, 'rkey': rkey, 'swapRecord': swap_record, 'swapCommit': swap_commit}))
 
 
+@_b.lazy_json('did_doc')
 class DescribeRepoOutput(_b.LexBody, kw_only=True):
     """The output of com.atproto.repo.describeRepo."""
 
     handle: _str
     did: _str
-    did_doc: _dict[_str, _t.Any] = _m.field(name='didDoc')
+    did_doc: _b.LazyJson = _m.field(name='didDoc')
     collections: _list[_str]
     handle_is_correct: _bool = _m.field(name='handleIsCorrect')
 
@@ -152,12 +155,13 @@ def describe_repo(*, repo: _str) -> _c.Query[DescribeRepoOutput]:
     return _c.Query('com.atproto.repo.describeRepo', _c.params({'repo': repo}), DescribeRepoOutput)
 
 
+@_b.lazy_json('value')
 class GetRecordOutput(_b.LexBody, kw_only=True):
     """The output of com.atproto.repo.getRecord."""
 
     uri: _str
     cid: _str | None = None
-    value: _dict[_str, _t.Any]
+    value: _b.LazyJson
 
 
 def get_record(*, repo: _str, collection: _str, rkey: _str, cid: _str | None = None) -> _c.Query[GetRecordOutput]:
@@ -201,12 +205,13 @@ def list_records(*, repo: _str, collection: _str, limit: _int | None = None, cur
     return _c.Query('com.atproto.repo.listRecords', _c.params({'repo': repo, 'collection': collection, 'limit': limit, 'cursor': cursor, 'reverse': reverse}), ListRecordsOutput)
 
 
+@_b.lazy_json('value')
 class ListRecordsRecord(_b.LexObject, kw_only=True, tag='com.atproto.repo.listRecords#record'):
     """com.atproto.repo.listRecords#record"""
 
     uri: _str
     cid: _str
-    value: _dict[_str, _t.Any]
+    value: _b.LazyJson
 
 
 class PutRecordOutput(_b.LexBody, kw_only=True):
@@ -218,6 +223,7 @@ class PutRecordOutput(_b.LexBody, kw_only=True):
     validation_status: _str | None = _m.field(default=None, name='validationStatus')
 
 
+@_b.lazy_json('record')
 class PutRecordInput(_b.LexBody, kw_only=True):
     """The input of com.atproto.repo.putRecord."""
 
@@ -225,7 +231,7 @@ class PutRecordInput(_b.LexBody, kw_only=True):
     collection: _str
     rkey: _str
     validate: _bool | None = None
-    record: _dict[_str, _t.Any]
+    record: _b.LazyJson
     swap_record: _str | None = _m.field(default=None, name='swapRecord')
     swap_commit: _str | None = _m.field(default=None, name='swapCommit')
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections.abc as _abc
 import typing as _t
 from builtins import bool as _bool
-from builtins import dict as _dict
 from builtins import int as _int
 from builtins import list as _list
 from builtins import str as _str
@@ -54,6 +53,7 @@ def confirm_email(*, email: _str, token: _str) -> _c.Procedure[None]:
     return _c.Procedure('com.atproto.server.confirmEmail', {}, type(None), _c.params({'email': email, 'token': token}))
 
 
+@_b.lazy_json('did_doc')
 class CreateAccountOutput(_b.LexBody, kw_only=True):
     """The output of com.atproto.server.createAccount."""
 
@@ -61,9 +61,10 @@ class CreateAccountOutput(_b.LexBody, kw_only=True):
     refresh_jwt: _str = _m.field(name='refreshJwt')
     handle: _str
     did: _str
-    did_doc: _dict[_str, _t.Any] | None = _m.field(default=None, name='didDoc')
+    did_doc: _b.OptionalLazyJson = _m.field(default=None, name='didDoc')
 
 
+@_b.lazy_json('plc_op')
 class CreateAccountInput(_b.LexBody, kw_only=True):
     """The input of com.atproto.server.createAccount."""
 
@@ -75,7 +76,7 @@ class CreateAccountInput(_b.LexBody, kw_only=True):
     verification_phone: _str | None = _m.field(default=None, name='verificationPhone')
     password: _str | None = None
     recovery_key: _str | None = _m.field(default=None, name='recoveryKey')
-    plc_op: _dict[_str, _t.Any] | None = _m.field(default=None, name='plcOp')
+    plc_op: _b.OptionalLazyJson = _m.field(default=None, name='plcOp')
 
 
 def create_account(*, handle: _str, email: _str | None = None, did: _str | None = None, invite_code: _str | None = None, verification_code: _str | None = None, verification_phone: _str | None = None, password: _str | None = None, recovery_key: _str | None = None, plc_op: _b.LexObject | _abc.Mapping[_str, _t.Any] | None = None) -> _c.Procedure[CreateAccountOutput]:
@@ -148,6 +149,7 @@ def create_invite_codes(*, code_count: _int, use_count: _int, for_accounts: _lis
     return _c.Procedure('com.atproto.server.createInviteCodes', {}, CreateInviteCodesOutput, _c.params({'codeCount': code_count, 'useCount': use_count, 'forAccounts': for_accounts}))
 
 
+@_b.lazy_json('did_doc')
 class CreateSessionOutput(_b.LexBody, kw_only=True):
     """The output of com.atproto.server.createSession."""
 
@@ -155,7 +157,7 @@ class CreateSessionOutput(_b.LexBody, kw_only=True):
     refresh_jwt: _str = _m.field(name='refreshJwt')
     handle: _str
     did: _str
-    did_doc: _dict[_str, _t.Any] | None = _m.field(default=None, name='didDoc')
+    did_doc: _b.OptionalLazyJson = _m.field(default=None, name='didDoc')
     email: _str | None = None
     email_confirmed: _bool | None = _m.field(default=None, name='emailConfirmed')
     email_auth_factor: _bool | None = _m.field(default=None, name='emailAuthFactor')
@@ -277,12 +279,13 @@ def get_service_auth(*, aud: _str, exp: _int | None = None, lxm: _str | None = N
     return _c.Query('com.atproto.server.getServiceAuth', _c.params({'aud': aud, 'exp': exp, 'lxm': lxm}), GetServiceAuthOutput)
 
 
+@_b.lazy_json('did_doc')
 class GetSessionOutput(_b.LexBody, kw_only=True):
     """The output of com.atproto.server.getSession."""
 
     handle: _str
     did: _str
-    did_doc: _dict[_str, _t.Any] | None = _m.field(default=None, name='didDoc')
+    did_doc: _b.OptionalLazyJson = _m.field(default=None, name='didDoc')
     email: _str | None = None
     email_confirmed: _bool | None = _m.field(default=None, name='emailConfirmed')
     email_auth_factor: _bool | None = _m.field(default=None, name='emailAuthFactor')
@@ -314,6 +317,7 @@ def list_app_passwords() -> _c.Query[ListAppPasswordsOutput]:
     return _c.Query('com.atproto.server.listAppPasswords', {}, ListAppPasswordsOutput)
 
 
+@_b.lazy_json('did_doc')
 class RefreshSessionOutput(_b.LexBody, kw_only=True):
     """The output of com.atproto.server.refreshSession."""
 
@@ -321,7 +325,7 @@ class RefreshSessionOutput(_b.LexBody, kw_only=True):
     refresh_jwt: _str = _m.field(name='refreshJwt')
     handle: _str
     did: _str
-    did_doc: _dict[_str, _t.Any] | None = _m.field(default=None, name='didDoc')
+    did_doc: _b.OptionalLazyJson = _m.field(default=None, name='didDoc')
     email: _str | None = None
     email_confirmed: _bool | None = _m.field(default=None, name='emailConfirmed')
     email_auth_factor: _bool | None = _m.field(default=None, name='emailAuthFactor')

@@ -311,11 +311,12 @@ class ModEventViewDetail(_b.LexObject, kw_only=True, tag='tools.ozone.moderation
     mod_tool: ModTool | None = _m.field(default=None, name='modTool')
 
 
+@_b.lazy_json('meta')
 class ModTool(_b.LexObject, kw_only=True, tag='tools.ozone.moderation.defs#modTool'):
     """Moderation tool information for tracing the source of the action"""
 
     name: _str
-    meta: _dict[_str, _t.Any] | None = None
+    meta: _b.OptionalLazyJson = None
 
 
 class Moderation(_b.LexObject, kw_only=True, tag='tools.ozone.moderation.defs#moderation'):
@@ -348,24 +349,26 @@ class RecordHosting(_b.LexObject, kw_only=True, tag='tools.ozone.moderation.defs
     deleted_at: _str | None = _m.field(default=None, name='deletedAt')
 
 
+@_b.lazy_json('value')
 class RecordView(_b.LexObject, kw_only=True, tag='tools.ozone.moderation.defs#recordView'):
     """tools.ozone.moderation.defs#recordView"""
 
     uri: _str
     cid: _str
-    value: _dict[_str, _t.Any]
+    value: _b.LazyJson
     blob_cids: _list[_str] = _m.field(name='blobCids')
     indexed_at: _str = _m.field(name='indexedAt')
     moderation: Moderation
     repo: RepoView
 
 
+@_b.lazy_json('value')
 class RecordViewDetail(_b.LexObject, kw_only=True, tag='tools.ozone.moderation.defs#recordViewDetail'):
     """tools.ozone.moderation.defs#recordViewDetail"""
 
     uri: _str
     cid: _str
-    value: _dict[_str, _t.Any]
+    value: _b.LazyJson
     blobs: _list[BlobView]
     labels: _list[_com_atproto_label.Label] | None = None
     indexed_at: _str = _m.field(name='indexedAt')
@@ -462,12 +465,13 @@ class ScheduleTakedownEvent(_b.LexObject, kw_only=True, tag='tools.ozone.moderat
     execute_until: _str | None = _m.field(default=None, name='executeUntil')
 
 
+@_b.lazy_json('event_data')
 class ScheduledActionView(_b.LexObject, kw_only=True, tag='tools.ozone.moderation.defs#scheduledActionView'):
     """View of a scheduled moderation action"""
 
     id: _int
     action: _str
-    event_data: _dict[_str, _t.Any] | None = _m.field(default=None, name='eventData')
+    event_data: _b.OptionalLazyJson = _m.field(default=None, name='eventData')
     did: _str
     execute_at: _str | None = _m.field(default=None, name='executeAt')
     execute_after: _str | None = _m.field(default=None, name='executeAfter')

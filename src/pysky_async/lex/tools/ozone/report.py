@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import collections.abc as _abc
-import typing as _t
 from builtins import bool as _bool
-from builtins import dict as _dict
 from builtins import int as _int
 from builtins import list as _list
 from builtins import str as _str
@@ -151,6 +149,7 @@ class ReopenActivity(_b.LexObject, kw_only=True, tag='tools.ozone.report.defs#re
     previous_status: _str | None = _m.field(default=None, name='previousStatus')
 
 
+@_b.lazy_json('meta')
 class ReportActivityView(_b.LexObject, kw_only=True, tag='tools.ozone.report.defs#reportActivityView'):
     """A single activity entry on a report."""
 
@@ -159,7 +158,7 @@ class ReportActivityView(_b.LexObject, kw_only=True, tag='tools.ozone.report.def
     activity: QueueActivity | AssignmentActivity | EscalationActivity | CloseActivity | ReopenActivity | NoteActivity | _b.Unknown
     internal_note: _str | None = _m.field(default=None, name='internalNote')
     public_note: _str | None = _m.field(default=None, name='publicNote')
-    meta: _dict[_str, _t.Any] | None = None
+    meta: _b.OptionalLazyJson = None
     is_automated: _bool = _m.field(name='isAutomated')
     created_by: _str = _m.field(name='createdBy')
     moderator: _tools_ozone_team.Member | None = None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections.abc as _abc
 import typing as _t
-from builtins import dict as _dict
 from builtins import int as _int
 from builtins import list as _list
 from builtins import str as _str
@@ -17,12 +16,13 @@ import pysky_async.lex._base as _b
 import pysky_async.lex._call as _c
 
 
+@_b.lazy_json('value')
 class Option(_b.LexObject, kw_only=True, tag='tools.ozone.setting.defs#option'):
     """tools.ozone.setting.defs#option"""
 
     key: _str
     did: _str
-    value: _dict[_str, _t.Any]
+    value: _b.LazyJson
     description: _str | None = None
     created_at: _str | None = _m.field(default=None, name='createdAt')
     updated_at: _str | None = _m.field(default=None, name='updatedAt')
@@ -68,12 +68,13 @@ class UpsertOptionOutput(_b.LexBody, kw_only=True):
     option: Option
 
 
+@_b.lazy_json('value')
 class UpsertOptionInput(_b.LexBody, kw_only=True):
     """The input of tools.ozone.setting.upsertOption."""
 
     key: _str
     scope: _str
-    value: _dict[_str, _t.Any]
+    value: _b.LazyJson
     description: _str | None = None
     manager_role: _str | None = _m.field(default=None, name='managerRole')
 
