@@ -64,6 +64,9 @@ if TYPE_CHECKING:
     from ._client import (
         AsyncBskyClient as AsyncBskyClient,
     )
+    from ._client import (
+        ClientOptions as ClientOptions,
+    )
     from ._config import (
         CHAT_PROXY as CHAT_PROXY,
     )
@@ -145,8 +148,14 @@ if TYPE_CHECKING:
     from ._pagination import (
         Paginator as Paginator,
     )
+    from ._pagination import (
+        TypedPaginator as TypedPaginator,
+    )
     from ._posts import (
         Post as Post,
+    )
+    from ._posts import (
+        PostOptions as PostOptions,
     )
     from ._posts import (
         Posts as Posts,
@@ -171,6 +180,9 @@ if TYPE_CHECKING:
     )
     from ._records import (
         Records as Records,
+    )
+    from ._records import (
+        TypedRecord as TypedRecord,
     )
     from ._records import (
         Update as Update,
@@ -318,6 +330,10 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
+    "ClientOptions": "._client",
+    "PostOptions": "._posts",
+    "TypedRecord": "._records",
+    "TypedPaginator": "._pagination",
     "AUTH": "._request",
     "AccountEvent": "._streams",
     "AsyncBskyClient": "._client",
@@ -422,6 +438,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ClientOptions",
+    "PostOptions",
+    "TypedRecord",
+    "TypedPaginator",
     "APIError",
     "AUTH",
     "AsyncBskyClient",
