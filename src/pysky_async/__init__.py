@@ -45,6 +45,7 @@ from ._exceptions import (
     RequestTimeout,
     ResponseTooLarge,
     ServerError,
+    ServiceAuthError,
     StorageError,
     StreamError,
     UpstreamFailure,
@@ -84,6 +85,18 @@ if TYPE_CHECKING:
     )
     from ._cursor import (
         ZERO_CURSOR as ZERO_CURSOR,
+    )
+    from ._feedgen import (
+        FeedGenerator as FeedGenerator,
+    )
+    from ._feedgen import (
+        ServiceAuthVerifier as ServiceAuthVerifier,
+    )
+    from ._feedgen import (
+        feed_uri as feed_uri,
+    )
+    from ._feedgen import (
+        publish_feed as publish_feed,
     )
     from ._formats import (
         Cid as Cid,
@@ -337,6 +350,10 @@ _LAZY: dict[str, str] = {
     "AUTH": "._request",
     "AccountEvent": "._streams",
     "AsyncBskyClient": "._client",
+    "FeedGenerator": "._feedgen",
+    "ServiceAuthVerifier": "._feedgen",
+    "publish_feed": "._feedgen",
+    "feed_uri": "._feedgen",
     "AtIdentifier": "._syntax",
     "AtUri": "._syntax",
     "CHAT_PROXY": "._config",
@@ -440,6 +457,11 @@ def __dir__() -> list[str]:
 __all__ = [
     "ClientOptions",
     "PostOptions",
+    "FeedGenerator",
+    "ServiceAuthError",
+    "ServiceAuthVerifier",
+    "publish_feed",
+    "feed_uri",
     "TypedRecord",
     "TypedPaginator",
     "APIError",

@@ -11,6 +11,7 @@
     │   └── VerificationError       a commit, block or proof that does not verify (``.reason``)
     ├── WriteBudgetExhausted        the write budget refused a write; nothing was sent
     ├── IdentityNotFound            a handle or DID does not resolve (or names no PDS)
+    ├── ServiceAuthError            an incoming service-auth JWT is refused (``.error``: the XRPC name)
     ├── PostFailed                  a part of a post failed; nothing was posted
     ├── VideoUploadRefused          the video service will not take an upload now
     ├── VideoProcessingFailed       the video service's job failed
@@ -258,6 +259,24 @@ class IdentityNotFound(PyskyError):
         self.reason = reason
         self.status_code = status_code
         super().__init__(message)
+
+
+class ServiceAuthError(PyskyError):
+    """A service-auth token sent to this app (e.g. by the AppView to a feed generator) is refused.
+
+    Attributes:
+        error: the XRPC error name the reference servers answer with (``AuthenticationRequired``,
+            ``BadJwt``, ``BadJwtType``, ``JwtExpired``, ``BadJwtAudience``, ``BadJwtLexiconMethod``,
+            ``BadJwtIss``, ``BadJwtSignature``).
+        status_code: 401, the HTTP status a server answers with.
+    """
+
+    status_code = 401
+
+    def __init__(self, message: str, *, error: str = "AuthenticationRequired") -> None:
+        self.error = error
+        self.message = message
+        super().__init__(f"{error}: {message}")
 
 
 class WriteBudgetExhausted(PyskyError):
