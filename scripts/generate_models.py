@@ -341,8 +341,10 @@ class Generator:
 
 
 def strip_descriptions(value: Any) -> Any:
+    """Drop the documentation strings; a *property* named ``description`` (a dict: its schema) stays."""
     if isinstance(value, dict):
-        return {key: strip_descriptions(item) for key, item in value.items() if key != "description"}
+        return {key: strip_descriptions(item) for key, item in value.items()
+                if not (key == "description" and isinstance(item, str))}
     if isinstance(value, list):
         return [strip_descriptions(item) for item in value]
     return value
