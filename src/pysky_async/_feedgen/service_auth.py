@@ -22,19 +22,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
 from .._exceptions import IdentityNotFound, InvalidIdentifier, ServiceAuthError, VerificationError
-from .._sync.crypto import PublicKey, parse_verification_method
+from .._sync.crypto import CheckSignature, parse_verification_method, signature_checker
 from .._syntax import Did
 from .._ttl_cache import TtlCache
 
 GET_FEED_SKELETON = "app.bsky.feed.getFeedSkeleton"
 _CURVE_OF_ALG = {"ES256K": "secp256k1", "ES256": "secp256r1"}
 _REFUSED_TYPES = ("at+jwt", "refresh+jwt", "dpop+jwt")
+_ORDERS = {"secp256k1": 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141,
+           "secp256r1": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551}
 
 
 class DidDocuments(Protocol):
@@ -88,7 +85,7 @@ class ServiceAuthVerifier:
         self.lxm = lxm
         self.leeway = leeway
         self.clock = clock
-        self._keys: TtlCache[str, PublicKey] = TtlCache(ttl=key_ttl, max_entries=max_entries)
+        self._keys: TtlCache[str, _Key] = TtlCache(ttl=key_ttl, max_entries=max_entries)
         self._refreshed: TtlCache[str, bool] = TtlCache(ttl=refresh_interval, max_entries=max_entries)
         self.key_refreshes = 0
         """How many times a bad signature made the verifier fetch an issuer's DID document again."""
@@ -175,14 +172,14 @@ class ServiceAuthVerifier:
                 return
         raise ServiceAuthError(f"jwt signature does not match the signing key of {iss}", error="BadJwtSignature")
 
-    async def _key(self, iss: str, *, fresh: bool) -> PublicKey:
+    async def _key(self, iss: str, *, fresh: bool) -> _Key:
         if not fresh:
             return await self._keys.get_or_load(iss, lambda: self._load_key(iss, fresh=False))
         key = await self._load_key(iss, fresh=True)
         self._keys.put(iss, key)
         return key
 
-    async def _load_key(self, iss: str, *, fresh: bool) -> PublicKey:
+    async def _load_key(self, iss: str, *, fresh: bool) -> _Key:
         did, _, service = iss.partition("#")
         key_id = "#atproto_label" if service == "atproto_labeler" else "#atproto"
         try:
@@ -193,20 +190,31 @@ class ServiceAuthVerifier:
             if (isinstance(method, dict) and str(method.get("id", "")).endswith(key_id)
                     and method.get("publicKeyMultibase")):
                 try:
-                    return parse_verification_method(method.get("type"), str(method["publicKeyMultibase"]))
+                    key = parse_verification_method(method.get("type"), str(method["publicKeyMultibase"]))
+                    return _Key(key.curve.name, signature_checker(key))
                 except VerificationError as exc:
                     raise ServiceAuthError(f"the {key_id} key in the DID document of {did} is unusable: {exc}",
                                            error="BadJwtSignature") from exc
         raise ServiceAuthError(f"the DID document of {did} has no {key_id} signing key", error="BadJwtSignature")
 
 
-def _verifies(key: PublicKey, curve: str, data: bytes, signature: bytes) -> bool:
-    """ECDSA-SHA256 over ``data``; the key's curve must be the one the JWT's ``alg`` names."""
-    if key.curve.name != curve:
+class _Key:
+    """An issuer's public key: its curve and a ``check(data, signature)`` (libsecp256k1 when installed)."""
+
+    __slots__ = ("check", "curve")
+
+    def __init__(self, curve: str, check: CheckSignature) -> None:
+        self.curve = curve
+        self.check = check
+
+
+def _verifies(key: _Key, curve: str, data: bytes, signature: bytes) -> bool:
+    """ECDSA-SHA256 over ``data``; the key's curve must be the one the JWT's ``alg`` names. A high-S
+    signature is checked as its low-S twin (the same signature to ECDSA): JWTs allow both."""
+    if key.curve != curve:
         return False
-    der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
-    try:
-        key.verify(der, data, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    order = _ORDERS[curve]
+    s = int.from_bytes(signature[32:], "big")
+    if order // 2 < s < order:
+        signature = signature[:32] + (order - s).to_bytes(32, "big")
+    return key.check(data, signature)
