@@ -41,7 +41,7 @@ class XrpcReply:
 
 
 def _error(status: int, error: str, message: str) -> XrpcReply:
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else {}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     return XrpcReply(status, {"error": error, "message": message}, headers)
 
 
