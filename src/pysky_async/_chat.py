@@ -22,12 +22,20 @@ from ._exceptions import APIError, InvalidInput
 from ._pagination import TypedPaginator
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from ._account import Account
     from ._cursor import CursorStore
     from ._request import XrpcRequest
-    from ._response import XrpcResponse
+    from ._response import JsonObject, XrpcResponse
     from ._xrpc import Xrpc
-    from .lex.chat.bsky.convo import ConvoView, GetLogOutput, MessageView
+    from .lex._base import LexObject
+    from .lex.chat.bsky.convo import ConvoView, DeletedMessageView, GetLogOutput, MessageView, SystemMessageView
+
+    Message: TypeAlias = "MessageView | DeletedMessageView | SystemMessageView | JsonObject"
+    """A message of a conversation (one of an unknown ``$type`` as a JsonObject)."""
+    LogEvent: TypeAlias = "LexObject | JsonObject"
+    """A getLog event: ``LogBeginConvo``, ``LogCreateMessage``... (an unknown ``$type`` as a JsonObject)."""
 
 MAX_TEXT_GRAPHEMES = 1000
 MAX_TEXT_BYTES = 10_000
@@ -147,7 +155,8 @@ class Chat:
         response = await self._xrpc.get("com.atproto.identity.resolveHandle", params={"handle": handle.lstrip("@")})
         return str(response.require("did")[0])
 
-    def messages(self, convo_id: str, *, limit: int = 100, max_items: int | None = None) -> TypedPaginator[Any]:
+    def messages(self, convo_id: str, *, limit: int = 100,
+                 max_items: int | None = None) -> TypedPaginator[Message]:
         """A conversation's messages, newest first (``MessageView``, or ``DeletedMessageView``...)."""
         from .lex.chat.bsky.convo import GetMessagesOutput
 
@@ -182,7 +191,8 @@ class Chat:
         body = {"convoId": convo_id, **({"messageId": message_id} if message_id else {})}
         await self._post("chat.bsky.convo.updateRead", body)
 
-    def log(self, *, name: str = "default", restart: bool = False, cursor: str | None = None) -> TypedPaginator[Any]:
+    def log(self, *, name: str = "default", restart: bool = False,
+            cursor: str | None = None) -> TypedPaginator[LogEvent]:
         """Everything that happened in the account's conversations (``getLog``: ``LogBeginConvo``,
         ``LogCreateMessage``...), oldest first, with a cursor kept under ``name`` in the database:
         each run yields only what came after the last one. A first run (or ``restart=True``)

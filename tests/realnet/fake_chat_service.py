@@ -192,10 +192,10 @@ class FakeChatService:
             return 200, {"convo": await self._view(convo, me)}
         if nsid == "chat.bsky.convo.getLog":
             cursor = one.get("cursor")
-            mine = [view for rev, members, view in self.log if me in members]
+            visible = [view for _, members, view in self.log if me in members]
             if cursor is None:  # from now on
-                return 200, {"logs": [], "cursor": mine[-1]["rev"] if mine else self._rev()}
-            after = [view for view in mine if view["rev"] > cursor][:100]
+                return 200, {"logs": [], "cursor": visible[-1]["rev"] if visible else self._rev()}
+            after = [view for view in visible if view["rev"] > cursor][:100]
             return 200, {"logs": after, "cursor": after[-1]["rev"] if after else cursor}
         return 501, {"error": "MethodNotImplemented", "message": f"{nsid} is not implemented"}
 

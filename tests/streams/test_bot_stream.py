@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from examples import bot
@@ -31,7 +32,7 @@ async def test_stream_bot_answers_each_mention_once_across_restarts(devenv: DevE
         return sum("notifications: pass" in r.message for r in caplog.records)
 
     async def run_until(mention_text: str | None, expected: set[str]) -> str | None:
-        options = {"username": bot_account.handle, "password": bot_account.password,
+        options: dict[str, Any] = {"username": bot_account.handle, "password": bot_account.password,
                    "auth_host": devenv.pds_listen_url, "plc_directory": devenv.plc_url, "database_url": database_url}
         before = passes()
         task = asyncio.create_task(bot.main(poll_interval=3600, stream=FirehoseSource(devenv.pds_listen_url),
