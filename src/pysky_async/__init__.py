@@ -62,6 +62,9 @@ if TYPE_CHECKING:
     from ._account import (
         Session as Session,
     )
+    from ._chat import (
+        Chat as Chat,
+    )
     from ._client import (
         AsyncBskyClient as AsyncBskyClient,
     )
@@ -145,6 +148,15 @@ if TYPE_CHECKING:
     )
     from ._middleware import (
         Middleware as Middleware,
+    )
+    from ._notifications import (
+        Notification as Notification,
+    )
+    from ._notifications import (
+        Notifications as Notifications,
+    )
+    from ._notifications import (
+        UnhandledNotifications as UnhandledNotifications,
     )
     from ._oauth import (
         OAuth as OAuth,
@@ -358,6 +370,7 @@ _LAZY: dict[str, str] = {
     "AtUri": "._syntax",
     "CHAT_PROXY": "._config",
     "CallContext": "._context",
+    "Chat": "._chat",
     "Caption": "._video",
     "Cid": "._formats",
     "ClientConfig": "._config",
@@ -390,6 +403,9 @@ _LAZY: dict[str, str] = {
     "OAuthApp": "._oauth",
     "OAuthLogin": "._oauth",
     "OAuthSession": "._oauth",
+    "Notification": "._notifications",
+    "Notifications": "._notifications",
+    "UnhandledNotifications": "._notifications",
     "Paginator": "._pagination",
     "Post": "._posts",
     "Posts": "._posts",
@@ -474,6 +490,7 @@ __all__ = [
     "CHAT_PROXY",
     "CallContext",
     "Caption",
+    "Chat",
     "ClientConfig",
     "Create",
     "DEFAULT_AUTH_HOST",
@@ -508,6 +525,8 @@ __all__ = [
     "NetworkError",
     "NotAuthenticated",
     "NotFound",
+    "Notification",
+    "Notifications",
     "Nsid",
     "Paginator",
     "PayloadTooLarge",
@@ -538,6 +557,7 @@ __all__ = [
     "Session",
     "StorageError",
     "Tid",
+    "UnhandledNotifications",
     "Update",
     "UploadedVideo",
     "UpstreamFailure",

@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import enum
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypedDict, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 import httpx
 
 from ._account import Account, Session
 from ._aiohttp_transport import AiohttpXrpcTransport, SharedAiohttpSession
 from ._call_log import CallLogMiddleware, CallLogWriter
+from ._chat import Chat
 from ._config import (
     DEFAULT_RETRY,
     DEFAULT_WRITE_BUDGET,
@@ -31,6 +33,7 @@ from ._graph import GraphReport, export_follow_graph
 from ._identity import IdentityResolver
 from ._media import Media
 from ._middleware import Middleware, Pipeline
+from ._notifications import Notifications
 from ._pagination import Paginator, TypedPaginator, default_cursor_key
 from ._posts import Post, Posts
 from ._profiles import Profiles
@@ -290,6 +293,8 @@ class AsyncBskyClient:
         self.video = Videos(self._xrpc, shared.sessions, self.records, video_host=config.video_host,
                             video_service_did=config.video_service_did)
         self.posts = Posts(shared.store, shared.sessions, self.records, self.identity, self.media, self.video)
+        self.notifications = Notifications(self._xrpc, shared.sessions, shared.store)
+        self.chat = Chat(self._xrpc, shared.sessions, shared.cursors)
 
     def with_options(self, **changes: Unpack[ClientOptions]) -> AsyncBskyClient:
         """A client with some options changed (``timeout=``, ``retry=``, ``write_budget=``,
@@ -570,6 +575,36 @@ class AsyncBskyClient:
 
         return Paginator(self._xrpc, self.cursors, make_request, cursor=cursor, resume=resume, restart=restart,
                          max_items=max_items)
+
+    def search_posts(self, q: str, *, sort: Literal["top", "latest"] | None = None,
+                     since: dt.datetime | str | None = None, until: dt.datetime | str | None = None,
+                     mentions: str | None = None, author: str | None = None, lang: str | None = None,
+                     domain: str | None = None, url: str | None = None, tag: Sequence[str] | None = None,
+                     limit: int = 100, max_items: int | None = None, cursor: str | None = None,
+                     resume: bool = False, restart: bool = False) -> Paginator:
+        """Posts matching ``q`` (``app.bsky.feed.searchPosts``): ``async for post in bsky.search_posts("#python")``
+        yields ``PostView`` objects, page after page.
+
+        Needs a logged-in account on Bluesky (its public host refuses search). ``sort`` is
+        ``"top"`` or ``"latest"``; ``since``/``until`` are datetimes (or ``YYYY-MM-DD``);
+        ``author``/``mentions`` handles or DIDs; ``tag`` a list of tags without ``#``; ``limit``
+        the page size (1..100); ``max_items``, ``cursor``, ``resume``, ``restart`` as in ``paginate``.
+        Bluesky's search pages at most 10,000 results deep: narrow the query to see more. A refusal
+        raises the AppView's error with what to do.
+        """
+        from ._search import SEARCH_POSTS, SearchPaginator, refuse_anonymous, search_params
+
+        params = search_params(q, sort=sort, since=since, until=until, mentions=mentions, author=author, lang=lang,
+                               domain=domain, url=url, tag=tag, limit=limit)
+        refuse_anonymous(self.sessions.can_authenticate, self.config.public_host)
+        base = self._xrpc.request("GET", SEARCH_POSTS, None, params)
+        cursor_key = default_cursor_key(base.params) if resume else None
+
+        async def make_request(page_cursor: str | None) -> XrpcRequest:
+            return _page_request(base, page_cursor, cursor_key, None)
+
+        return SearchPaginator(self._xrpc, self.cursors, make_request, items="posts", cursor=cursor, resume=resume,
+                               restart=restart, max_items=max_items)
 
     def get_convo_logs(self, *, resume: bool = True, restart: bool = False, cursor: str | None = None) -> Paginator:
         """Chat events (``chat.bsky.convo.getLog``); a first resumed run (or ``restart=True``)

@@ -459,6 +459,8 @@ def _needs_refresh(response: XrpcResponse) -> bool:
         return False
     raw = response.raw
     message = raw.get("message")
+    if raw.get("error") == "InvalidToken" and message == "Bad token method":
+        return False  # a valid token not allowed this method (an app password without DM access): no refresh helps
     return raw.get("error") in _UNKNOWN_SESSION_ERRORS or (
         isinstance(message, str) and message.startswith("Could not find user info for account"))
 

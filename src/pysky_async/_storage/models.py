@@ -254,3 +254,30 @@ class RepoSyncStateRow(Base):
     status: Mapped[str] = mapped_column(String(32), index=True)
     reason: Mapped[str | None] = mapped_column(String(512), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class NotificationHandledRow(Base):
+    """A notification a named consumer (``bsky.notifications``) has handled, per account: kept
+    for the look-back window behind its watermark, so nothing is handled twice."""
+
+    __tablename__ = "bsky_notification_handled"
+    __table_args__ = (UniqueConstraint("did", "consumer", "uri", name="uq_bsky_notification_handled_scope"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    did: Mapped[str] = mapped_column(String(255))
+    consumer: Mapped[str] = mapped_column(String(255))
+    uri: Mapped[str] = mapped_column(String(2048))
+    reason: Mapped[str] = mapped_column(String(64))
+    indexed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    handled_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class NotificationMarkRow(Base):
+    """A named notification consumer's watermark: every notification listed at or before it was handled."""
+
+    __tablename__ = "bsky_notification_mark"
+
+    did: Mapped[str] = mapped_column(String(255), primary_key=True)
+    consumer: Mapped[str] = mapped_column(String(255), primary_key=True)
+    watermark: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
