@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import defaultdict
+from collections.abc import Iterator
 
+import aiohttp
+import libipld
 import pytest
 from aiohttp import web
 
@@ -19,9 +23,10 @@ from pysky_async._streams import EventContext, FirehoseSource, JetstreamSource, 
 from pysky_async._streams.connection import CLOSE_TIMEOUT, OVERSIZE_ATTEMPTS, Feed
 
 from ..realnet.pds import PdsServer
+from .conftest import new_accounts
 from .firehose_server import FakeFirehose, identity_frame
 from .loopback import start_app
-from .workload import wait_for
+from .workload import Reading, wait_for, write_all
 
 pytestmark = pytest.mark.anyio
 
@@ -87,6 +92,67 @@ async def test_consumer_too_slow_is_logged_and_reconnects_from_the_cursor(caplog
     assert (consumer.stats.error_frames, consumer.stats.bad_frames) == (1, 0)
     assert "ConsumerTooSlow" in caplog.text and "Stream consumer too slow" in caplog.text
     assert "undecodable" not in caplog.text
+
+
+@pytest.fixture(scope="module")
+def small_buffer_pds() -> Iterator[PdsServer]:
+    """A reference PDS whose subscribeRepos outbox holds one event: more pending gets ConsumerTooSlow."""
+    server = PdsServer.start(extra_env={"PDS_MAX_SUBSCRIPTION_BUFFER": "1"})
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def read_resuming(pds: PdsServer) -> Reading:
+    """``read_firehose`` for a PDS that may drop the reader too: plain libipld, resumed after an error frame."""
+    reading = Reading()
+    url = f"{pds.listen_url.replace('http', 'ws', 1)}/xrpc/com.atproto.sync.subscribeRepos"
+    async with aiohttp.ClientSession() as session:
+        while True:
+            async with session.ws_connect(f"{url}?cursor={reading.last_seq}", max_msg_size=0) as ws:
+                while True:
+                    try:
+                        message = await ws.receive(timeout=1.5)
+                    except asyncio.TimeoutError:
+                        return reading
+                    if message.type != aiohttp.WSMsgType.BINARY:
+                        break
+                    header, body = libipld.decode_dag_cbor_multi(message.data)
+                    if header["op"] == -1:
+                        break  # ConsumerTooSlow: go on from the last seq read
+                    reading.seqs.setdefault(body.get("repo") or body.get("did"), []).append(body["seq"])
+                    reading.last_seq = body["seq"]
+            await asyncio.sleep(0.2)
+
+
+async def test_consumer_too_slow_from_the_real_pds(small_buffer_pds: PdsServer,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "pysky_async.streams")
+    pds = small_buffer_pds
+    accounts = new_accounts(pds, 4)
+    dids = {a.did for a in accounts}
+    start = (await read_resuming(pds)).last_seq
+    handled: dict[str, list[int]] = defaultdict(list)
+
+    async def handler(event: StreamEvent, ctx: EventContext) -> None:
+        await asyncio.sleep(0.005)
+        handled[event.did].append(event.cursor or 0)
+
+    consumer = StreamConsumer(FirehoseSource(pds.listen_url), handler, dids=dids, start_cursor=start,
+                              concurrency=2, max_pending=4, backoff_max=0.2)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await write_all(pds, accounts, singles=40, batches=1, batch_size=5)
+        reading = await read_resuming(pds)
+        expected = {d: [seq for seq in reading.seqs[d] if seq > start] for d in dids}
+        await wait_for(lambda: all(handled[d] == expected[d] for d in dids), timeout=120)
+    finally:
+        await consumer.stop()
+        await task
+    assert consumer.stats.error_frames >= 1  # the PDS did drop us, and nothing was lost or repeated
+    assert "ConsumerTooSlow (Stream consumer too slow)" in caplog.text
+    assert consumer.stats.bad_frames == 0 and "undecodable" not in caplog.text
 
 
 async def test_unknown_error_frames_back_off_further_each_time(monkeypatch: pytest.MonkeyPatch,
