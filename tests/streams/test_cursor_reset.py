@@ -147,3 +147,15 @@ def test_cli_refuses_a_collection_that_is_no_nsid_or_prefix(tmp_path: Path) -> N
     assert "--collection: 'app.bsky.feed.post/' is not a collection filter" in done.stderr
     assert "'app.bsky.feed.*'" in done.stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_cli_exits_on_future_cursor_saying_to_reset(pds: PdsServer, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pysky_async", "--database-url", f"sqlite+aiosqlite:///{tmp_path}/f.sqlite3",
+         "stream", "--source", "firehose", "--service", pds.listen_url, "--out", str(tmp_path / "out.jsonl"),
+         "--consumer", "f", "--start-cursor", str(10**12)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1  # before: reconnected at that cursor forever
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and f"refused cursor {10**12}: FutureCursor" in last
+    assert "--reset-cursor" in last
