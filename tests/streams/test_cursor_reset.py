@@ -91,6 +91,25 @@ async def test_the_client_factory_passes_reset_cursor(store: Store) -> None:
     assert server.cursors == ["0", "2"]
 
 
+class OldStore:
+    """A cursor store written before ``delete`` joined the protocol."""
+
+    durable = False
+
+    async def load(self, consumer: str, source: str) -> int | None:
+        return 5
+
+    async def save(self, consumer: str, source: str, cursor: int, work: object) -> None:
+        pass
+
+
+async def test_a_store_without_delete_is_refused_clearly() -> None:
+    consumer = StreamConsumer(FirehoseSource("http://127.0.0.1:1"), Recorder(),
+                              cursor_store=OldStore())  # type: ignore[arg-type]  # the point: no delete()
+    with pytest.raises(StreamError, match=r"OldStore cannot forget a cursor: give it `async def delete"):
+        await consumer.reset_cursor()
+
+
 async def test_an_in_memory_cursor_resets_too() -> None:
     server = FakeFirehose([identity_frame(seq) for seq in range(1, 4)])
     await server.start()

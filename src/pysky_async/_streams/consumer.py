@@ -215,7 +215,11 @@ class StreamConsumer:
         ``start_cursor`` (None: the live tail). Refused while the consumer runs."""
         if self._running:
             raise StreamError(f"stream consumer {self.name!r} is running: stop it before resetting its cursor")
-        await self.cursor_store.delete(self.name or "", self.source.key)
+        delete = getattr(self.cursor_store, "delete", None)  # a store written before delete() joined the protocol
+        if delete is None:
+            raise StreamError(f"{type(self.cursor_store).__name__} cannot forget a cursor: give it "
+                              "`async def delete(self, consumer, source)` (see StreamCursorStore) to reset one")
+        await delete(self.name or "", self.source.key)
         self.stats.committed_cursor = None
         logger.info("stream consumer %s on %s: cursor reset", self.name, self.source.key)
 
