@@ -8,6 +8,7 @@
     ├── StorageError                the database failed (wraps SQLAlchemy errors)
     ├── StreamError                 an event stream (firehose, Jetstream) cannot be consumed
     │   ├── FrameDecodeError        one frame could not be decoded (counted, then skipped)
+    │   ├── StreamServerError       the server sent an error frame (``.error``: FutureCursor, ...)
     │   └── VerificationError       a commit, block or proof that does not verify (``.reason``)
     ├── WriteBudgetExhausted        the write budget refused a write; nothing was sent
     ├── IdentityNotFound            a handle or DID does not resolve (or names no PDS)
@@ -104,6 +105,19 @@ class StreamError(PyskyError):
 
 class FrameDecodeError(StreamError):
     """One stream frame could not be decoded; consumers count it and go on."""
+
+
+class StreamServerError(StreamError):
+    """The stream's server sent an error frame (``{op: -1}``) and closes the connection.
+
+    ``error`` is its name (``FutureCursor``, ``ConsumerTooSlow``, ...), ``server_message`` the
+    server's own words (or None). A consumer stops on ``FutureCursor`` and reconnects on others.
+    """
+
+    def __init__(self, message: str, *, error: str, server_message: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+        self.server_message = server_message
 
 
 class VerificationError(StreamError):

@@ -14,12 +14,14 @@ from .workload import OTHER
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def stream(pds: PdsServer, written: Written, tmp_path: Path, limit: int) -> subprocess.CompletedProcess[str]:
+def stream(pds: PdsServer, written: Written, tmp_path: Path, limit: int,
+           first: bool = True) -> subprocess.CompletedProcess[str]:
     dids = [arg for did in sorted(written.dids) for arg in ("--did", did)]
+    start = ["--start-cursor", "0"] if first else []  # on a stored cursor, only with --reset-cursor
     return subprocess.run(
         [sys.executable, "-m", "pysky_async", "--database-url", f"sqlite+aiosqlite:///{tmp_path}/cli.sqlite3",
          "stream", "--source", "firehose", "--service", pds.listen_url, "--collection", OTHER, *dids,
-         "--out", str(tmp_path / "out.jsonl"), "--consumer", "cli", "--start-cursor", "0", "--limit", str(limit)],
+         "--out", str(tmp_path / "out.jsonl"), "--consumer", "cli", *start, "--limit", str(limit)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
 
 
@@ -33,7 +35,7 @@ def test_stream_command_writes_jsonl_and_resumes(pds: PdsServer, written: Writte
     assert "events/s" in first.stderr and "lag" in first.stderr
     after_first = len(lines(tmp_path))
     assert 20 <= after_first < 4 * len(expected)
-    stream(pds, written, tmp_path, limit=4 * len(expected) - after_first)
+    stream(pds, written, tmp_path, limit=4 * len(expected) - after_first, first=False)
     out = lines(tmp_path)
     assert len(out) == 4 * len(expected)  # the rerun started after the first run's cursor: no repeats
     assert {(line["did"], line["path"]) for line in out} == {(d, p) for d in written.dids for p in expected}

@@ -8,7 +8,7 @@ import libipld
 import pytest
 import zstandard
 
-from pysky_async import FrameDecodeError
+from pysky_async import FrameDecodeError, StreamServerError
 from pysky_async._streams import CommitEvent, InfoEvent, JetstreamSource, RepoOp, decode_frame, v1_dictionary
 from pysky_async._streams.consumer import _Filters
 from pysky_async._streams.watermark import Watermark
@@ -40,8 +40,15 @@ def test_info_too_big_and_error_frames() -> None:
     big = decode_frame(encode({"op": 1, "t": "#commit"}) + encode(body))
     assert isinstance(big, CommitEvent) and big.too_big and big.cursor == 2**40  # 64-bit seqs
     assert big.ops == (RepoOp("create", "app.bsky.feed.post", "abc", None, None),)
-    with pytest.raises(FrameDecodeError, match="ConsumerTooSlow"):
+    with pytest.raises(StreamServerError, match="the server sent error ConsumerTooSlow: slow") as raised:
         decode_frame(encode({"op": -1}) + encode({"error": "ConsumerTooSlow", "message": "slow"}))
+    assert (raised.value.error, raised.value.server_message) == ("ConsumerTooSlow", "slow")
+    assert not isinstance(raised.value, FrameDecodeError)  # not "undecodable": the server said what was wrong
+    with pytest.raises(StreamServerError) as raised:
+        decode_frame(encode({"op": -1}) + encode({"error": "FutureCursor"}))  # message is optional
+    assert (raised.value.error, raised.value.server_message) == ("FutureCursor", None)
+    with pytest.raises(FrameDecodeError, match=r"not \{error, message\}"):
+        decode_frame(encode({"op": -1}) + encode({"message": "no name"}))
 
 
 def jetstream_event(kind: str = "commit") -> dict[str, object]:

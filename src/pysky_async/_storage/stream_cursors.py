@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,3 +32,9 @@ class StreamCursorRepository:
             index_elements=["consumer", "source"],
             set_={"cursor": statement.excluded.cursor, "updated_at": statement.excluded.updated_at})
         await self.db.execute(statement)
+
+    async def delete(self, consumer: str, source: str) -> bool:
+        """Forget the stored cursor (the next run starts as a first run); False if there was none."""
+        result = await self.db.execute(
+            delete(StreamCursorRow).where(StreamCursorRow.consumer == consumer, StreamCursorRow.source == source))
+        return bool(getattr(result, "rowcount", 0))

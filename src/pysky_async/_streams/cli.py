@@ -13,7 +13,9 @@ from typing import Any, TextIO
 
 import libipld
 
+from .._exceptions import InvalidInput
 from .._storage.store import Store
+from .collection_filter import check_collection
 from .connection import Source
 from .consumer import EventContext, StreamConsumer
 from .events import CommitEvent, StreamEvent
@@ -27,15 +29,26 @@ def add_parser(commands: Any) -> None:
     sub.add_argument("--source", choices=["firehose", "jetstream"], default="jetstream")
     sub.add_argument("--service", default="wss://bsky.network", help="firehose: the relay or PDS")
     sub.add_argument("--instance", action="append", help="jetstream: an instance (repeat for failover)")
-    sub.add_argument("--collection", action="append", help="only these collections (prefix.* allowed; repeatable)")
+    sub.add_argument("--collection", action="append", type=_collection,
+                     help="only this collection: an NSID, or a prefix such as app.bsky.feed.* (repeatable)")
     sub.add_argument("--did", action="append", help="only these repos (repeatable)")
     sub.add_argument("--out", required=True, help="the JSON Lines file (appended to)")
     sub.add_argument("--consumer", required=True, help="the name the cursor is stored under; a rerun resumes")
-    sub.add_argument("--start-cursor", type=int, help="first run only: where to start (default: now)")
+    sub.add_argument("--start-cursor", type=int, help="where a first run starts (default: now); on a consumer with "
+                     "a stored cursor only together with --reset-cursor")
+    sub.add_argument("--reset-cursor", action="store_true", help="forget the consumer's stored cursor and start "
+                     "over at --start-cursor (default: now), e.g. after the server refused it (FutureCursor)")
     sub.add_argument("--compress", action="store_true", help="jetstream: zstd-compressed messages")
     sub.add_argument("--limit", type=int, help="stop (gracefully) after at least this many lines; the events "
                      "already read are finished too, and at most this many are read ahead")
     sub.add_argument("--concurrency", type=int, default=32)
+
+
+def _collection(value: str) -> str:
+    try:
+        return check_collection(value)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def json_value(value: Any) -> Any:
@@ -66,45 +79,58 @@ def _progress(consumer: StreamConsumer, lines: int, out: TextIO) -> None:
     out.flush()
 
 
+async def _refuse_start_cursor_on_a_stored_one(consumer: StreamConsumer, args: argparse.Namespace) -> None:
+    if args.start_cursor is None or args.reset_cursor:
+        return
+    stored = await consumer.load_cursor()
+    if stored is not None:
+        raise InvalidInput(f"consumer {args.consumer!r} already has a stored cursor ({stored}) and would resume "
+                           f"there; --start-cursor only sets where a first run starts. Add --reset-cursor to start "
+                           f"over at {args.start_cursor}, or drop --start-cursor to resume at {stored}")
+
+
 async def run(args: argparse.Namespace) -> int:
     """Consume until Ctrl-C / SIGTERM (or ``--limit``), then drain, commit and return."""
     store = Store(args.database_url)
     written = 0
     stops: list[asyncio.Future[None]] = []
     # small buffered appends (flushed once a second) cost less than a thread hop per line
-    with open(args.out, "a", encoding="utf-8") as out:  # noqa: ASYNC230
-        async def handler(event: StreamEvent, ctx: EventContext) -> None:
-            nonlocal written
-            if not isinstance(event, CommitEvent):
-                return
-            for op in event.ops:
-                out.write(json.dumps({"cursor": event.cursor, "did": event.did, "time": event.time,
-                                      "action": op.action, "path": op.path, "cid": op.cid,
-                                      "record": json_value(op.record)}, ensure_ascii=False) + "\n")
-                written += 1
-            if args.limit is not None and written >= args.limit and not stops:
-                stops.append(asyncio.ensure_future(consumer.stop()))
+    try:
+        with open(args.out, "a", encoding="utf-8") as out:  # noqa: ASYNC230
+            async def handler(event: StreamEvent, ctx: EventContext) -> None:
+                nonlocal written
+                if not isinstance(event, CommitEvent):
+                    return
+                for op in event.ops:
+                    out.write(json.dumps({"cursor": event.cursor, "did": event.did, "time": event.time,
+                                          "action": op.action, "path": op.path, "cid": op.cid,
+                                          "record": json_value(op.record)}, ensure_ascii=False) + "\n")
+                    written += 1
+                if args.limit is not None and written >= args.limit and not stops:
+                    stops.append(asyncio.ensure_future(consumer.stop()))
 
-        consumer = StreamConsumer(_source(args), handler, store=store, name=args.consumer,
-                                  collections=args.collection, dids=args.did, start_cursor=args.start_cursor,
-                                  concurrency=args.concurrency,
-                                  # with a limit, read ahead at most that many events: a stop then writes
-                                  # at most about twice the limit, not everything already buffered
-                                  **({"max_pending": max(1, min(args.limit, 2000))} if args.limit else {}))
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, lambda: stops.append(asyncio.ensure_future(consumer.stop())))
-        task = asyncio.ensure_future(consumer.run())
-        try:
-            while not task.done():
-                await asyncio.wait([task], timeout=1.0)
-                consumer.stats.mark()
-                out.flush()
-                _progress(consumer, written, sys.stderr)
+            consumer = StreamConsumer(_source(args), handler, store=store, name=args.consumer,
+                                      collections=args.collection, dids=args.did, start_cursor=args.start_cursor,
+                                      reset_cursor=args.reset_cursor, concurrency=args.concurrency,
+                                      # with a limit, read ahead at most that many events: a stop then writes
+                                      # at most about twice the limit, not everything already buffered
+                                      **({"max_pending": max(1, min(args.limit, 2000))} if args.limit else {}))
+            await _refuse_start_cursor_on_a_stored_one(consumer, args)
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, lambda: stops.append(asyncio.ensure_future(consumer.stop())))
+            task = asyncio.ensure_future(consumer.run())
+            try:
+                while not task.done():
+                    await asyncio.wait([task], timeout=1.0)
+                    consumer.stats.mark()
+                    out.flush()
+                    _progress(consumer, written, sys.stderr)
+            finally:
+                sys.stderr.write("\n")  # end the progress line (before an error, too)
             await task
             await asyncio.gather(*stops)
-        finally:
-            await store.aclose()
-    sys.stderr.write("\n")
+    finally:
+        await store.aclose()
     print(consumer.stats.summary())
     return 0

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from .._exceptions import StorageError, StreamError
 from .._storage.store import Store
+from .collection_filter import check_collections
 from .connection import Feed, Source
 from .cursor_store import MemoryStreamCursorStore, SqlStreamCursorStore, StreamCursorStore
 from .events import CommitEvent, StreamEvent, SyncEvent
@@ -56,7 +57,7 @@ Handler = Callable[[StreamEvent, EventContext], Awaitable[None]]
 
 class _Filters:
     def __init__(self, collections: Iterable[str] | None, dids: Iterable[str] | None) -> None:
-        wanted = list(collections or ())
+        wanted = check_collections(collections)
         self.exact = frozenset(c for c in wanted if not c.endswith(".*"))
         self.prefixes = tuple(c[:-1] for c in wanted if c.endswith(".*"))
         self.any_collection = not wanted
@@ -96,10 +97,18 @@ class StreamConsumer:
         store / name: the database and the name the cursor is kept under (both or neither).
         cursor_store: where the cursor is kept instead (a ``StreamCursorStore``; ``store`` must
             then be None); default: the database with ``store``, else the process's memory.
-        collections / dids: only these reach the handler (``"app.bsky.feed.*"`` prefixes allowed;
-            other operations of a commit are removed from it).
+        collections / dids: only these reach the handler (NSIDs, or ``"app.bsky.feed.*"``
+            prefixes; other operations of a commit are removed from it). A collection that is
+            neither raises ``InvalidInput``.
         concurrency: handlers running at once.
         verifier: a ``SignatureVerifier``: commit signatures are checked before the handler.
+        reset_cursor: forget the saved cursor when ``run()`` starts, so that it starts at
+            ``start_cursor`` as a first run does (the reset is saved at once: a crash before the
+            first commit does not bring the old cursor back). ``await consumer.reset_cursor()``
+            does the same before a run.
+
+    Raises (from ``run()``):
+        StreamServerError: the server refused the cursor (``FutureCursor``): reset it.
     """
 
     def __init__(self, source: Source, handler: Handler, *, store: Store | None = None, name: str | None = None,
@@ -108,7 +117,8 @@ class StreamConsumer:
                  start_cursor: int | None = None, concurrency: int = 32, max_pending: int = 2000,
                  commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
                  silence_timeout: float = 60.0, backoff_max: float = 30.0,
-                 max_frame_bytes: int = 5 * 1024 * 1024, verifier: SignatureVerifier | None = None) -> None:
+                 max_frame_bytes: int = 5 * 1024 * 1024, verifier: SignatureVerifier | None = None,
+                 reset_cursor: bool = False) -> None:
         if cursor_store is not None:
             if store is not None:
                 raise StreamError("pass store= or cursor_store=, not both")
@@ -136,6 +146,8 @@ class StreamConsumer:
         self._runner = Runner(self._handle, concurrency=concurrency, max_pending=max_pending,
                               commit_every=commit_every)
         self._filters = _Filters(collections, dids)
+        self._reset = reset_cursor
+        self._running = False
         self.silence_timeout = silence_timeout
         self.backoff_max = backoff_max
         self.max_frame_bytes = max_frame_bytes
@@ -188,7 +200,7 @@ class StreamConsumer:
                              dids: Iterable[str] | None = None) -> None:
         """Replace the collection and DID filters for the events read from now on (on a live
         Jetstream connection the server's filters change too, with ``options_update``)."""
-        collections, dids = list(collections or ()), list(dids or ())
+        collections, dids = check_collections(collections), list(dids or ())
         self._filters = _Filters(collections, dids)
         ws = self._feed.ws if self._feed is not None else None
         await self.source.update_filters(ws, collections=collections, dids=dids)
@@ -198,15 +210,35 @@ class StreamConsumer:
         """The saved cursor of this consumer and source in its cursor store (None if none was saved)."""
         return await self.cursor_store.load(self.name or "", self.source.key)
 
+    async def reset_cursor(self) -> None:
+        """Forget the saved cursor of this consumer and source: the next ``run()`` starts at
+        ``start_cursor`` (None: the live tail). Refused while the consumer runs."""
+        if self._running:
+            raise StreamError(f"stream consumer {self.name!r} is running: stop it before resetting its cursor")
+        delete = getattr(self.cursor_store, "delete", None)  # a store written before delete() joined the protocol
+        if delete is None:
+            raise StreamError(f"{type(self.cursor_store).__name__} cannot forget a cursor: give it "
+                              "`async def delete(self, consumer, source)` (see StreamCursorStore) to reset one")
+        await delete(self.name or "", self.source.key)
+        self.stats.committed_cursor = None
+        logger.info("stream consumer %s on %s: cursor reset", self.name, self.source.key)
+
     async def run(self) -> None:
         """Consume until ``stop()``; then drain in-flight events and commit."""
+        if self._reset:
+            self._reset = False
+            await self.reset_cursor()
         stored = await self.load_cursor()
+        if stored is not None and self.start_cursor is not None and stored != self.start_cursor:
+            logger.info("stream consumer %s: resuming at its saved cursor %s; start_cursor=%s applies to a first "
+                        "run only (reset_cursor=True starts there)", self.name, stored, self.start_cursor)
         cursor = stored if stored is not None else self.start_cursor
         self.stats.committed_cursor = stored
         self._runner.start(cursor)
         self._feed = Feed(self.source, cursor=cursor, stats=self.stats, silence_timeout=self.silence_timeout,
                           backoff_max=self.backoff_max, max_frame_bytes=self.max_frame_bytes)
         logger.info("stream consumer %s on %s: starting from cursor %s", self.name, self.source.key, cursor)
+        self._running = True
         committer = asyncio.create_task(self._committer())
         graceful = False
         try:
@@ -224,8 +256,11 @@ class StreamConsumer:
             # never cancel a commit: a cancelled COMMIT may still have committed
             self._closing = True
             self._runner.commit_wanted.set()
-            await committer
-            await self._commit()
+            try:
+                await committer
+                await self._commit()
+            finally:
+                self._running = False
             logger.info("stream consumer %s stopped: %s", self.name, self.stats.summary())
 
     async def stop(self) -> None:

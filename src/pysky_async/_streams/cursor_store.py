@@ -30,6 +30,10 @@ class StreamCursorStore(Protocol):
         it commits or none of it (an exception from ``work`` propagates, nothing is saved)."""
         ...
 
+    async def delete(self, consumer: str, source: str) -> None:
+        """Forget the saved cursor (``reset_cursor``): the next load returns None."""
+        ...
+
 
 class SqlStreamCursorStore:
     """Cursors in the ``bsky_stream_cursor`` table of ``store`` (SQLite or PostgreSQL)."""
@@ -50,6 +54,11 @@ class SqlStreamCursorStore:
             for each in work:
                 await each(session)
             await StreamCursorRepository(session).save(consumer, source, cursor)
+
+    async def delete(self, consumer: str, source: str) -> None:
+        """Delete the stored cursor of ``consumer`` on ``source`` (nothing happens if there is none)."""
+        async with self.store.transaction() as session:
+            await StreamCursorRepository(session).delete(consumer, source)
 
     def __repr__(self) -> str:
         return f"SqlStreamCursorStore({self.store!r})"
@@ -73,3 +82,7 @@ class MemoryStreamCursorStore:
         if work:
             raise ValueError("an in-memory cursor store cannot run on-commit work")
         self.cursors[consumer, source] = cursor
+
+    async def delete(self, consumer: str, source: str) -> None:
+        """Forget the cursor of ``consumer`` on ``source``."""
+        self.cursors.pop((consumer, source), None)

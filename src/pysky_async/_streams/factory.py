@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from .._storage.store import Store
+from .collection_filter import check_collections
 from .connection import Source
 from .consumer import Handler, StreamConsumer
 from .firehose import FirehoseSource
@@ -19,7 +20,8 @@ class Streams:
     """Builds stream consumers (``bsky.streams.firehose(handler, name=...)``, ``.jetstream(...)``).
 
     A consumer with a ``name`` keeps its cursor in the client's database (a restart resumes
-    there); without one, in memory. The options are ``StreamConsumer``'s; the consumer is
+    there, not at ``start_cursor``; ``reset_cursor=True`` forgets it and starts at ``start_cursor``);
+    without one, in memory. The options are ``StreamConsumer``'s; the consumer is
     returned, not started: ``await consumer.run()`` (until ``await consumer.stop()``).
 
     Args:
@@ -38,7 +40,7 @@ class Streams:
                  start_cursor: int | None = None, concurrency: int = 32, max_pending: int = 2000,
                  commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
                  silence_timeout: float = 60.0, backoff_max: float = 30.0,
-                 max_frame_bytes: int = 5 * 1024 * 1024) -> StreamConsumer:
+                 max_frame_bytes: int = 5 * 1024 * 1024, reset_cursor: bool = False) -> StreamConsumer:
         """A consumer of a relay's or PDS's firehose (``subscribeRepos``; ``service``: its URL).
 
         ``verify="proofs"`` (or ``"signature"``, ``"inductive"``) proves each commit against its repo's
@@ -58,34 +60,34 @@ class Streams:
                              collections=collections, dids=dids, start_cursor=start_cursor, concurrency=concurrency,
                              max_pending=max_pending, commit_every=commit_every, commit_interval=commit_interval,
                              log_interval=log_interval, silence_timeout=silence_timeout, backoff_max=backoff_max,
-                             max_frame_bytes=max_frame_bytes)
+                             max_frame_bytes=max_frame_bytes, reset_cursor=reset_cursor)
 
     def jetstream(self, handler: Handler, *, instances: Sequence[str] = PUBLIC_INSTANCES, name: str | None = None,
                   compress: bool = False, collections: Iterable[str] | None = None,
                   dids: Iterable[str] | None = None, start_cursor: int | None = None, concurrency: int = 32,
                   max_pending: int = 2000, commit_every: int = 500, commit_interval: float = 1.0,
                   log_interval: float = 30.0, silence_timeout: float = 60.0, backoff_max: float = 30.0,
-                  max_frame_bytes: int = 5 * 1024 * 1024) -> StreamConsumer:
+                  max_frame_bytes: int = 5 * 1024 * 1024, reset_cursor: bool = False) -> StreamConsumer:
         """A consumer of Jetstream v1 (``instances``: failover in order). ``collections`` and
         ``dids`` are also sent to the server, so it filters before sending."""
-        collections, dids = list(collections or ()), list(dids or ())
+        collections, dids = check_collections(collections), list(dids or ())
         source = JetstreamSource(instances, collections=collections, dids=dids, compress=compress)
         return self.consumer(source, handler, name=name, collections=collections, dids=dids,
                              start_cursor=start_cursor, concurrency=concurrency, max_pending=max_pending,
                              commit_every=commit_every, commit_interval=commit_interval, log_interval=log_interval,
                              silence_timeout=silence_timeout, backoff_max=backoff_max,
-                             max_frame_bytes=max_frame_bytes)
+                             max_frame_bytes=max_frame_bytes, reset_cursor=reset_cursor)
 
     def consumer(self, source: Source, handler: Handler, *, name: str | None = None,
                  verifier: SignatureVerifier | None = None, collections: Iterable[str] | None = None,
                  dids: Iterable[str] | None = None, start_cursor: int | None = None, concurrency: int = 32,
                  max_pending: int = 2000, commit_every: int = 500, commit_interval: float = 1.0,
                  log_interval: float = 30.0, silence_timeout: float = 60.0, backoff_max: float = 30.0,
-                 max_frame_bytes: int = 5 * 1024 * 1024) -> StreamConsumer:
+                 max_frame_bytes: int = 5 * 1024 * 1024, reset_cursor: bool = False) -> StreamConsumer:
         """A consumer of any ``Source`` (a ``FirehoseSource`` or ``JetstreamSource`` you configured)."""
         return StreamConsumer(source, handler, store=self._store if name is not None else None, name=name,
                               verifier=verifier, collections=collections, dids=dids, start_cursor=start_cursor,
                               concurrency=concurrency, max_pending=max_pending, commit_every=commit_every,
                               commit_interval=commit_interval, log_interval=log_interval,
                               silence_timeout=silence_timeout, backoff_max=backoff_max,
-                              max_frame_bytes=max_frame_bytes)
+                              max_frame_bytes=max_frame_bytes, reset_cursor=reset_cursor)

@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 import libipld
 
-from .._exceptions import FrameDecodeError
+from .._exceptions import FrameDecodeError, StreamServerError
 from .car import car_blocks
 from .events import AccountEvent, CommitEvent, IdentityEvent, InfoEvent, RepoOp, StreamEvent, SyncEvent
 
@@ -53,8 +53,10 @@ def decode_frame(frame: bytes, *, keep_commit: bool = False) -> StreamEvent:
     """Decode one firehose frame into a typed event (``keep_commit``: with ``signed_commit``).
 
     Raises:
-        FrameDecodeError: the frame is not a valid header + body, is an error frame, or has an
-            unknown type (its reason is in the message).
+        StreamServerError: an error frame (header ``{op: -1}``, body ``{error, message}``): the
+            server refuses to go on (``FutureCursor``, ``ConsumerTooSlow``, ...) and closes.
+        FrameDecodeError: the frame is not a valid header + body or has an unknown op or type
+            (its reason is in the message).
     """
     try:
         parts = libipld.decode_dag_cbor_multi(frame)
@@ -64,7 +66,11 @@ def decode_frame(frame: bytes, *, keep_commit: bool = False) -> StreamEvent:
         raise FrameDecodeError(f"expected a header and a body, got {len(parts)} object(s)")
     header, body = parts
     if header.get("op") == -1:
-        raise FrameDecodeError(f"error frame from the server: {body.get('error')}: {body.get('message')}")
+        error, message = body.get("error"), body.get("message")
+        if not isinstance(error, str) or not isinstance(message, (str, type(None))):
+            raise FrameDecodeError(f"an error frame whose body is not {{error, message}}: {body!r:.200}")
+        raise StreamServerError(f"the server sent error {error}" + (f": {message}" if message else ""),
+                                error=error, server_message=message)
     if header.get("op") != 1:
         raise FrameDecodeError(f"unknown frame op {header.get('op')!r}")
     try:

@@ -19,6 +19,7 @@ import aiohttp
 import zstandard
 
 from .._exceptions import FrameDecodeError
+from .collection_filter import check_collections
 from .events import AccountEvent, CommitEvent, IdentityEvent, RepoOp, StreamEvent
 
 PUBLIC_INSTANCES = (
@@ -63,7 +64,8 @@ class JetstreamSource:
 
     Args:
         instances: ``wss://host`` (or http(s)://) of each instance.
-        collections / dids: ``wantedCollections`` (``prefix.*`` allowed) and ``wantedDids``.
+        collections / dids: ``wantedCollections`` (NSIDs or ``prefix.*``; others raise
+            ``InvalidInput``) and ``wantedDids``.
         compress: ask for zstd-compressed messages (``compress=true``).
         zstd_dictionary: the dictionary the server compresses with (default: Jetstream's own).
         rewind: seconds to go back from the cursor when (re)connecting: ``time_us`` is each
@@ -78,7 +80,7 @@ class JetstreamSource:
                  dids: Iterable[str] | None = None, compress: bool = False, zstd_dictionary: bytes | None = None,
                  rewind: float = 3.0) -> None:
         self.instances = [self._ws_base(i) for i in instances]
-        self.collections = list(collections or ())
+        self.collections = check_collections(collections)
         self.dids = list(dids or ())
         self.compress = compress
         self.rewind_us = int(rewind * 1_000_000)
@@ -123,7 +125,7 @@ class JetstreamSource:
     async def update_filters(self, ws: aiohttp.ClientWebSocketResponse | None, *,
                              collections: Iterable[str] | None, dids: Iterable[str] | None) -> None:
         """New filters: sent on the live connection (if any) and used for every reconnect."""
-        self.collections = list(collections or ())
+        self.collections = check_collections(collections)
         self.dids = list(dids or ())
         if ws is not None and not ws.closed:
             await ws.send_json(self.options_update())

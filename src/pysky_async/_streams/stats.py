@@ -15,6 +15,8 @@ class StreamStats:
 
     frames: int = 0
     bad_frames: int = 0
+    error_frames: int = 0
+    """Error frames (``{op: -1}``) the server sent before closing (``ConsumerTooSlow``, ...)."""
     events: int = 0
     filtered: int = 0
     handled: int = 0
@@ -25,6 +27,10 @@ class StreamStats:
     silent_reconnects: int = 0
     commits: int = 0
     committed_cursor: int | None = None
+    lost_frames: int = 0
+    """Frames above the socket's limit (4 × ``max_frame_bytes``) that were stepped over: their events are lost."""
+    lost_cursors: deque[int] = field(default_factory=lambda: deque(maxlen=1000), repr=False)
+    """Firehose seqs stepped over because their frame was above the socket's limit (the last 1,000)."""
     last_event: StreamEvent | None = None
     """The newest handled event."""
     _marks: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64), repr=False)
@@ -53,6 +59,7 @@ class StreamStats:
     def summary(self) -> str:
         lag = "-" if self.lag is None else f"{self.lag:.1f} s"
         return (f"{self.handled} handled, {self.events_per_second:.0f} events/s, lag {lag}, "
-                f"{self.filtered} filtered, {self.bad_frames} bad frames, {self.handler_errors} handler "
+                f"{self.filtered} filtered, {self.bad_frames} bad frames, {self.error_frames} error frames, "
+                f"{self.lost_frames} frames lost, {self.handler_errors} handler "
                 f"errors, {self.bad_signatures} bad signatures, {self.reconnects} reconnects, "
                 f"cursor {self.committed_cursor}")
