@@ -130,7 +130,7 @@ def atproto_handler() -> object:
     from atproto import CAR, models, parse_subscribe_repos_message
 
     def handle(message: object) -> None:
-        commit = parse_subscribe_repos_message(message)  # type: ignore[arg-type]
+        commit = parse_subscribe_repos_message(message)
         if isinstance(commit, models.ComAtprotoSyncSubscribeRepos.Commit) and commit.blocks:
             car = CAR.from_bytes(commit.blocks)
             for op in commit.ops:
@@ -267,8 +267,8 @@ def main() -> None:
     slow = results["slow handler", "pysky"][0]
     print(f"| slow handler (1 ms, 5,000 frames): peak pending / max_pending 500 | {slow['peak_pending']:.0f} | | |")
     for kind in ("end to end", "slow handler"):
-        theirs = f"{max(r['rss'] for r in results[kind, 'atproto']):.0f}" if (kind, "atproto") in results else ""
-        print(f"| {kind}: peak RSS (MB) | {max(r['rss'] for r in results[kind, 'pysky']):.0f} | {theirs} | |")
+        their_rss = f"{max(r['rss'] for r in results[kind, 'atproto']):.0f}" if (kind, "atproto") in results else ""
+        print(f"| {kind}: peak RSS (MB) | {max(r['rss'] for r in results[kind, 'pysky']):.0f} | {their_rss} | |")
     print(f"\ntargets: decode and dispatch ≥ 3× the SDK: {eps('decode', 'pysky') / eps('decode', 'atproto'):.1f}×; "
           f"end to end ≥ 10,000 events/s with the durable cursor: {eps('end to end', 'pysky'):,.0f}/s")
 

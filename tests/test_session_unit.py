@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pysky_async import LoginFailed, NotAuthenticated, StorageError
+from pysky_async._account import Session
 from pysky_async._identity import pds_endpoint_from_did_doc
 from pysky_async._middleware import Pipeline
 from pysky_async._request import AUTH, XrpcRequest
 from pysky_async._response import XrpcResponse
-from pysky_async._session import Session, SessionManager, SessionMiddleware
+from pysky_async._session import SessionManager, SessionMiddleware
 from pysky_async._storage.repositories import SessionRepository
 from pysky_async._storage.store import Store
 

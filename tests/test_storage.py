@@ -83,9 +83,9 @@ async def test_session_repository_round_trip_and_versioning(store: Store) -> Non
         row = await repo.save("me@host", access_jwt="a2", refresh_jwt="r2")
         assert row.version == 2
     async with store.transaction() as db:
-        row = await SessionRepository(db).get("me@host")
-        assert row is not None and (row.access_jwt, row.handle, row.version) == ("a2", "me.test", 2)
-        assert row.updated_at.tzinfo is not None and row.updated_at.utcoffset() == dt.timedelta(0)
+        found = await SessionRepository(db).get("me@host")
+        assert found is not None and (found.access_jwt, found.handle, found.version) == ("a2", "me.test", 2)
+        assert found.updated_at.tzinfo is not None and found.updated_at.utcoffset() == dt.timedelta(0)
 
 
 async def test_failed_unit_of_work_is_rolled_back(store: Store) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -92,7 +93,7 @@ async def metadata_site(site: Site) -> AsyncIterator[list[str]]:
     fetched: list[str] = []
 
     @web.middleware
-    async def record(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         fetched.append(request.path)
         response = await handler(request)
         response.force_close()  # no keep-alive connection left open when the site stops

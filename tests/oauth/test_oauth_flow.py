@@ -51,7 +51,8 @@ async def test_login_post_and_list_back_as_the_user(oauth: OAuthHarness, pds_acc
     session = await oauth.bsky.oauth.session(login.did)
     assert session.access_token not in repr(rows)
     assert session.access_token not in repr(session)
-    assert session.dpop_key.as_dict(private=True)["d"] not in repr(session)
+    private = session.dpop_key.as_dict(private=True)["d"]
+    assert isinstance(private, str) and private not in repr(session)
     assert session.refresh_token and session.refresh_token not in repr(session)
 
 
@@ -218,9 +219,11 @@ async def test_authorization_server_calls_ride_the_pipeline_and_log_no_secret(
     endpoints = {row.endpoint for row in rows}
     assert {"oauth.protectedResource", "oauth.authorizationServer", "oauth.par", "oauth.token",
             "oauth.revoke"} <= endpoints
-    secrets = set()
+    secrets: set[str] = set()
     for request in sent:
-        secrets.update(value for _, value in parse_qsl((request.content or b"").decode()) if len(value) > 20)
+        body = request.content or b""
+        assert isinstance(body, bytes), "the OAuth calls send their body whole"
+        secrets.update(value for _, value in parse_qsl(body.decode()) if len(value) > 20)
         secrets.update(value for name, value in request.headers.items() if name.lower() == "dpop")
     assert any(request.nsid == "oauth.token" for request in sent) and len(secrets) >= 5
     dump = "\n".join(str(tuple(row)) for row in rows)
