@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -46,9 +47,9 @@ class Server:
         return httpx.Response(200, json={"nsid": nsid, "thread": {"post": {"author": {"handle": "a.test"}}}})
 
 
-def client(server: Server, **kwargs: object) -> AsyncBskyClient:
+def client(server: Server, **kwargs: Any) -> AsyncBskyClient:
     http = httpx.AsyncClient(transport=httpx.MockTransport(server))
-    return AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", http_client=http, **kwargs)  # type: ignore[arg-type]
+    return AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", http_client=http, **kwargs)
 
 
 def test_public_api_is_complete() -> None:

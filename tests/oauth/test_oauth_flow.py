@@ -135,7 +135,7 @@ async def test_a_refresh_token_used_elsewhere_ends_the_session_cleanly(
 async def test_the_sqlite_file_is_readable_by_its_owner_only(pds: PdsServer, pds_account: Account,
                                                              tmp_path: Path) -> None:
     database = tmp_path / "service.sqlite3"
-    async with AsyncBskyClient(**client_options(pds, f"sqlite+aiosqlite:///{database}")) as bsky:  # type: ignore[arg-type]
+    async with AsyncBskyClient(**client_options(pds, f"sqlite+aiosqlite:///{database}")) as bsky:
         bsky.oauth.configure(OAuthApp.loopback(REDIRECT_URI))
         await OAuthHarness(bsky, pds).login(pds_account)
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
