@@ -11,6 +11,7 @@ import pytest
 import pysky_async
 from pysky_async import (
     CHAT_PROXY,
+    APIError,
     AsyncBskyClient,
     ExpiredToken,
     InvalidInput,
@@ -128,11 +129,11 @@ async def test_error_status_raises_the_matching_error_with_its_log_id(status: in
         with pytest.raises(error_class) as info:
             await bsky.get("com.atproto.repo.getRecord", repo="x", collection="a.b.c", rkey="1")
         [(log_id, error)] = await bsky.store.execute_sql("SELECT id, exception_class FROM bsky_api_call_log")
-    assert info.value.log_id == log_id  # type: ignore[attr-defined]
+    assert isinstance(info.value, APIError) and info.value.log_id == log_id
     assert error == body["error"]
     assert body["message"] in str(info.value)
     if status == 429:
-        assert info.value.retry_after == 7  # type: ignore[attr-defined]
+        assert info.value.retry_after == 7
         assert "the limit resets at" in str(info.value)
 
 
