@@ -126,7 +126,7 @@ async def make_raw_aiohttp(base: str) -> ClientUnderTest:
 
 
 async def make_atproto(base: str) -> ClientUnderTest:
-    from atproto import AsyncClient  # type: ignore[import-untyped]
+    from atproto import AsyncClient
 
     client = AsyncClient(base_url=base)  # the SDK appends /xrpc
     get_record = client.com.atproto.repo.get_record

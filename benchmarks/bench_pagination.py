@@ -78,7 +78,7 @@ async def raw_loop(port: int, work: float) -> tuple[int, float]:
         started = time.perf_counter()
         cursor = None
         while True:
-            params = {"repo": "did:plc:x", "collection": "com.example.note", "limit": PAGE}
+            params: dict[str, str | int] = {"repo": "did:plc:x", "collection": "com.example.note", "limit": PAGE}
             if cursor:
                 params["cursor"] = cursor
             response = await http.get(f"http://127.0.0.1:{port}/xrpc/com.atproto.repo.listRecords", params=params)
@@ -120,7 +120,7 @@ def worker(variant: str, port: int, work: float) -> None:
 
 
 def measure(variant: str, port: int, work: float, repeats: int, expected: int) -> float:
-    rates = []
+    rates: list[float] = []
     for _ in range(repeats):
         out = subprocess.run([sys.executable, __file__, "--worker", variant, str(port), str(work)],
                              capture_output=True, text=True, check=True).stdout

@@ -26,90 +26,17 @@ import json
 import os
 import resource
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from firehose_recording import record, renumbered, replay_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(tempfile.gettempdir()) / "pysky_bench_streams_frames.bin"
-
-
-# ---------------------------------------------------------------------------- recording
-def record(path: Path) -> None:
-    """Write a workload on a fresh reference PDS and save its firehose frames (length-prefixed)."""
-    sys.path.insert(0, str(ROOT))
-    import aiohttp
-    from tests.realnet.pds import PdsServer
-    from tests.streams.conftest import new_accounts
-    from tests.streams.workload import write_all
-
-    async def frames(url: str) -> list[bytes]:
-        out = []
-        async with aiohttp.ClientSession() as session, session.ws_connect(url, max_msg_size=0) as ws:
-            while True:
-                try:
-                    out.append((await ws.receive(timeout=2.0)).data)
-                except asyncio.TimeoutError:
-                    return out
-
-    pds = PdsServer.start()
-    try:
-        accounts = new_accounts(pds, 4)
-        asyncio.run(write_all(pds, accounts, singles=400, batches=40, batch_size=10))
-        recorded = asyncio.run(frames(f"{pds.listen_url.replace('http', 'ws', 1)}"
-                                      "/xrpc/com.atproto.sync.subscribeRepos?cursor=0"))
-    finally:
-        pds.stop()
-    path.write_bytes(b"".join(struct.pack(">I", len(f)) + f for f in recorded))
-    print(f"recorded {len(recorded)} frames from the reference PDS into {path}", file=sys.stderr)
-
-
-def load(path: Path, count: int) -> list[bytes]:
-    """The recorded frames, repeated with fresh seqs up to ``count``."""
-    import libipld
-
-    data, recorded, at = path.read_bytes(), [], 0
-    while at < len(data):
-        (size,) = struct.unpack_from(">I", data, at)
-        recorded.append(data[at + 4: at + 4 + size])
-        at += 4 + size
-    parts = [libipld.decode_dag_cbor_multi(f) for f in recorded]
-    out = []
-    for seq in range(1, count + 1):
-        header, body = parts[(seq - 1) % len(parts)]
-        out.append(libipld.encode_dag_cbor(header) + libipld.encode_dag_cbor({**body, "seq": seq}))
-    return out
-
-
-# ---------------------------------------------------------------------------- the replay server
-def serve(path: Path, count: int) -> None:
-    """Print the port, then send every frame with seq > cursor to each connection, then idle."""
-    from aiohttp import web
-
-    sys.path.insert(0, str(ROOT))
-    from tests.streams.loopback import start_app
-
-    frames = load(path, count)
-
-    async def subscribe(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=0)
-        await ws.prepare(request)
-        for frame in frames[int(request.query.get("cursor", "0")):]:
-            await ws.send_bytes(frame)
-        await ws.receive()
-        return ws
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/xrpc/com.atproto.sync.subscribeRepos", subscribe)
-        _runner, port = await start_app(app)
-        print(port, flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
 
 
 # ---------------------------------------------------------------------------- the variants
@@ -126,11 +53,11 @@ def decode_pysky(frames: list[bytes]) -> float:
     return len(frames) / (time.perf_counter() - t0)
 
 
-def atproto_handler() -> object:
+def atproto_handler() -> Callable[[object], None]:
     from atproto import CAR, models, parse_subscribe_repos_message
 
     def handle(message: object) -> None:
-        commit = parse_subscribe_repos_message(message)  # type: ignore[arg-type]
+        commit = parse_subscribe_repos_message(message)
         if isinstance(commit, models.ComAtprotoSyncSubscribeRepos.Commit) and commit.blocks:
             car = CAR.from_bytes(commit.blocks)
             for op in commit.ops:
@@ -146,7 +73,7 @@ def decode_atproto(frames: list[bytes]) -> float:
     handle = atproto_handler()
     t0 = time.perf_counter()
     for frame in frames:
-        handle(_get_message_frame_from_bytes_or_raise(frame))  # type: ignore[operator]
+        handle(_get_message_frame_from_bytes_or_raise(frame))
     return len(frames) / (time.perf_counter() - t0)
 
 
@@ -188,7 +115,7 @@ async def e2e_atproto(port: int, count: int) -> dict[str, float]:
 
     async def on_message(message: object) -> None:
         nonlocal seen
-        handle(message)  # type: ignore[operator]
+        handle(message)
         seen += 1
         if seen == count:
             await client.stop()
@@ -201,9 +128,9 @@ async def e2e_atproto(port: int, count: int) -> dict[str, float]:
 
 def run_variant(name: str, port: int, count: int) -> dict[str, float]:
     if name == "decode-pysky":
-        return {"eps": decode_pysky(load(CACHE, count)), "rss": rss_mb()}
+        return {"eps": decode_pysky(renumbered(CACHE, count)), "rss": rss_mb()}
     if name == "decode-atproto":
-        return {"eps": decode_atproto(load(CACHE, count)), "rss": rss_mb()}
+        return {"eps": decode_atproto(renumbered(CACHE, count)), "rss": rss_mb()}
     if name == "e2e-pysky":
         return asyncio.run(e2e_pysky(port, count, slow=False))
     if name == "e2e-atproto":
@@ -218,29 +145,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=30_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(CACHE, args.frames)
-        return
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.port, args.frames)))
         return
     if not CACHE.exists():
-        record(CACHE)
+        record(CACHE, accounts=4, singles=400, batches=40)
     runs: list[tuple[str, str, int]] = [
         ("decode", "pysky", args.frames), ("decode", "atproto", args.frames),
         ("end to end", "pysky", args.frames), ("end to end", "atproto", args.frames),
         ("slow handler", "pysky", 5000)]
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     for frames in sorted({n for *_, n in runs}):
-        server = subprocess.Popen([sys.executable, __file__, "--serve", "--frames", str(frames)],
-                                  stdout=subprocess.PIPE, text=True)
-        try:
-            assert server.stdout is not None
-            port = int(server.stdout.readline())
+        with replay_server(CACHE, frames) as port:
             for kind, client, n in runs:
                 if n != frames:
                     continue
@@ -251,9 +170,6 @@ def main() -> None:
                                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
                     results.setdefault((kind, client), []).append(json.loads(out.stdout.splitlines()[-1]))
                     print(f"{kind} {client}: {results[kind, client][-1]}", file=sys.stderr)
-        finally:
-            server.terminate()
-            server.wait()
 
     def eps(kind: str, client: str) -> float:
         return statistics.median(r["eps"] for r in results[kind, client])
@@ -267,8 +183,8 @@ def main() -> None:
     slow = results["slow handler", "pysky"][0]
     print(f"| slow handler (1 ms, 5,000 frames): peak pending / max_pending 500 | {slow['peak_pending']:.0f} | | |")
     for kind in ("end to end", "slow handler"):
-        theirs = f"{max(r['rss'] for r in results[kind, 'atproto']):.0f}" if (kind, "atproto") in results else ""
-        print(f"| {kind}: peak RSS (MB) | {max(r['rss'] for r in results[kind, 'pysky']):.0f} | {theirs} | |")
+        their_rss = f"{max(r['rss'] for r in results[kind, 'atproto']):.0f}" if (kind, "atproto") in results else ""
+        print(f"| {kind}: peak RSS (MB) | {max(r['rss'] for r in results[kind, 'pysky']):.0f} | {their_rss} | |")
     print(f"\ntargets: decode and dispatch ≥ 3× the SDK: {eps('decode', 'pysky') / eps('decode', 'atproto'):.1f}×; "
           f"end to end ≥ 10,000 events/s with the durable cursor: {eps('end to end', 'pysky'):,.0f}/s")
 

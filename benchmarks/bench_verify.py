@@ -31,57 +31,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from firehose_recording import record, recorded, renumbered, replay_server
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(tempfile.gettempdir()) / "pysky_bench_verify_frames.bin"
 DOCS = CACHE.with_suffix(".docs.json")
 MODES = ("signature", "proofs", "inductive")
 
 
-def record() -> None:
-    """Write a workload on a fresh reference PDS; save its frames and the accounts' DID documents."""
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import struct
-
-    import aiohttp
-    import httpx
-    from tests.realnet.pds import PdsServer
-    from tests.streams.conftest import new_accounts
-    from tests.streams.workload import write_all
-
-    async def frames(url: str) -> list[bytes]:
-        out = []
-        async with aiohttp.ClientSession() as session, session.ws_connect(url, max_msg_size=0) as ws:
-            while True:
-                try:
-                    out.append((await ws.receive(timeout=2.0)).data)
-                except asyncio.TimeoutError:
-                    return out
-
-    pds = PdsServer.start()
-    try:
-        accounts = new_accounts(pds, 8)
-        asyncio.run(write_all(pds, accounts, singles=240, batches=24, batch_size=10))
-        recorded = asyncio.run(frames(f"{pds.listen_url.replace('http', 'ws', 1)}"
-                                      "/xrpc/com.atproto.sync.subscribeRepos?cursor=0"))
-        docs = {a.did: httpx.get(f"{pds.plc_url}/{a.did}").json() for a in accounts}
-    finally:
-        pds.stop()
-    CACHE.write_bytes(b"".join(struct.pack(">I", len(f)) + f for f in recorded))
-    DOCS.write_text(json.dumps(docs))
-    print(f"recorded {len(recorded)} frames and {len(docs)} DID documents into {CACHE}", file=sys.stderr)
-
-
 def frames() -> list[bytes]:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_streams import load
-
-    count = 0
-    data, at = CACHE.read_bytes(), 0
-    while at < len(data):
-        count += 1
-        at += 4 + int.from_bytes(data[at:at + 4], "big")
-    return load(CACHE, count)  # renumbered 1..n, each once: every repo's chain is intact
+    """The recording renumbered 1..n, each once: every repo's chain is intact."""
+    return renumbered(CACHE, len(recorded(CACHE)))
 
 
 def verifier(mode: str) -> Any:
@@ -158,19 +118,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--commits", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.variant == "serve":
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from bench_streams import serve
-
-        serve(CACHE, args.frames)  # the replay server, on our recording
-        return
     if args.variant:
         kind, mode = args.variant.split(":")
         out = in_memory(mode) if kind == "memory" else asyncio.run(live(args.port, mode, args.frames, args.commits))
         print(json.dumps(out))
         return
     if not (CACHE.exists() and DOCS.exists()):
-        record()
+        record(CACHE, accounts=8, singles=240, batches=24, documents=DOCS)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
 
     def variant(name: str, *extra: str) -> dict[str, float]:
@@ -187,17 +141,10 @@ def main() -> None:
         results[f"memory:{mode}"] = [variant(f"memory:{mode}") for _ in range(args.repeats)]
     count = len(frames())
     commits = int(results["memory:decode"][0]["commits"])
-    server = subprocess.Popen([sys.executable, __file__, "--variant", "serve", "--frames", str(count)],
-                              stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
+    with replay_server(CACHE, count, env) as port:  # bench_streams.py's replay, on our recording
         for mode in MODES:
             results[f"live:{mode}"] = [variant(f"live:{mode}", "--port", str(port), "--frames", str(count),
                                                "--commits", str(commits)) for _ in range(args.repeats)]
-    finally:
-        server.terminate()
-        server.wait()
 
     def median(name: str, key: str = "per_s") -> float:
         return statistics.median(r[key] for r in results[name])

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from pysky_async import AsyncBskyClient, NetworkError, RequestTimeout, __version__
+from pysky_async import AsyncBskyClient, NetworkError, NotFound, RequestTimeout, __version__
 from pysky_async._aiohttp_transport import _query
 
 pytestmark = pytest.mark.anyio
@@ -62,7 +62,7 @@ async def test_reads_writes_and_errors_through_the_clients_own_session(
         await bsky.post("com.example.blob", hostname=base, data=b"\x00\x01", headers={"Content-Type": "a/b"})
         with pytest.raises(Exception) as info:
             await bsky.get("app.bsky.missing")
-        assert type(info.value).__name__ == "NotFound" and info.value.log_id is not None  # type: ignore[attr-defined]
+        assert type(info.value) is NotFound and info.value.log_id is not None
         await bsky.flush_call_log()
         rows = await bsky.store.execute_sql("SELECT hostname, endpoint, http_status_code FROM bsky_api_call_log")
     assert seen[0].headers["User-Agent"] == f"pysky_async/{__version__}"

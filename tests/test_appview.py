@@ -37,7 +37,7 @@ def anyio_backend() -> str:
 
 def iso_now() -> str:
     """RFC 3339 with milliseconds and ``Z``, as the AppView expects for ``createdAt``."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def authed(devenv: DevEnv, account: Account, database_url: str) -> AsyncBskyClient:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import pysky_async
 from pysky_async import (
     CHAT_PROXY,
+    APIError,
     AsyncBskyClient,
     ExpiredToken,
     InvalidInput,
@@ -46,9 +48,9 @@ class Server:
         return httpx.Response(200, json={"nsid": nsid, "thread": {"post": {"author": {"handle": "a.test"}}}})
 
 
-def client(server: Server, **kwargs: object) -> AsyncBskyClient:
+def client(server: Server, **kwargs: Any) -> AsyncBskyClient:
     http = httpx.AsyncClient(transport=httpx.MockTransport(server))
-    return AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", http_client=http, **kwargs)  # type: ignore[arg-type]
+    return AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", http_client=http, **kwargs)
 
 
 def test_public_api_is_complete() -> None:
@@ -127,11 +129,11 @@ async def test_error_status_raises_the_matching_error_with_its_log_id(status: in
         with pytest.raises(error_class) as info:
             await bsky.get("com.atproto.repo.getRecord", repo="x", collection="a.b.c", rkey="1")
         [(log_id, error)] = await bsky.store.execute_sql("SELECT id, exception_class FROM bsky_api_call_log")
-    assert info.value.log_id == log_id  # type: ignore[attr-defined]
+    assert isinstance(info.value, APIError) and info.value.log_id == log_id
     assert error == body["error"]
     assert body["message"] in str(info.value)
     if status == 429:
-        assert info.value.retry_after == 7  # type: ignore[attr-defined]
+        assert info.value.retry_after == 7
         assert "the limit resets at" in str(info.value)
 
 

@@ -45,7 +45,7 @@ async def json_app(kind: str, options: dict[str, Any]) -> AsyncIterator[Callable
 @pytest.mark.parametrize("kind", APPS)
 async def test_profile_and_post_endpoints(kind: str, pds_short_ttl: PdsServer, short_ttl_account: Account,
                                           tmp_path: Path) -> None:
-    options = {"username": short_ttl_account.handle, "password": short_ttl_account.password,
+    options: dict[str, Any] = {"username": short_ttl_account.handle, "password": short_ttl_account.password,
                "auth_host": listen_host(pds_short_ttl), "database_url": f"sqlite+aiosqlite:///{tmp_path}/app.db"}
     async with json_app(kind, options) as call:
         status, created = await call("POST", "/posts", {"text": f"hello from {kind}"})

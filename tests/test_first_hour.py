@@ -11,6 +11,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,8 +29,10 @@ from pysky_async import (
     UsageError,
     XrpcRequest,
 )
+from pysky_async._account import Session
 from pysky_async._config import ClientConfig
 from pysky_async._pagination import Paginator
+from pysky_async._session import SessionManager
 
 from .realnet.pds import Account, PdsServer
 from .test_cli import run_cli
@@ -41,11 +44,17 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def client(pds: PdsServer, account: Account | None, tmp_path: Path, **options: object) -> AsyncBskyClient:
-    credentials = {"username": account.handle, "password": account.password} if account else {}
+def client(pds: PdsServer, account: Account | None, tmp_path: Path, **options: Any) -> AsyncBskyClient:
+    credentials: dict[str, Any] = {"username": account.handle, "password": account.password} if account else {}
     options.setdefault("database_url", f"sqlite+aiosqlite:///{tmp_path}/first-hour.sqlite3")
     options.setdefault("plc_directory", pds.plc_url)
-    return AsyncBskyClient(auth_host=listen_host(pds), **credentials, **options)  # type: ignore[arg-type]
+    return AsyncBskyClient(auth_host=listen_host(pds), **credentials, **options)
+
+
+async def stored_session(bsky: AsyncBskyClient) -> Session | None:
+    """The session saved in the database for a password client's account."""
+    assert isinstance(bsky.sessions, SessionManager), "a password client"
+    return await bsky.sessions.stored()
 
 
 def admin_delete_account(pds: PdsServer, did: str) -> None:
@@ -85,7 +94,7 @@ async def test_call_log_max_pending_is_a_client_option(tmp_path: Path) -> None:
                                call_log_max_pending=7) as bsky:
         assert bsky.call_log.max_pending == 7
         with pytest.raises(InvalidInput, match="call_log_max_pending cannot change"):
-            bsky.with_options(call_log_max_pending=8)
+            bsky.with_options(call_log_max_pending=8)  # type: ignore[call-arg]  # the runtime guard for untyped callers
 
 
 # ---------------------------------------------------------------- hosts without an account
@@ -133,7 +142,7 @@ async def test_without_a_password_a_dead_stored_session_is_dropped_with_advice(
     async with client(pds, session_only, tmp_path) as bsky:
         with pytest.raises(NotAuthenticated, match=r"no longer valid.*password"):
             await bsky.create_record("com.example.note", {"text": "x"}, validate=False)
-        assert await bsky.sessions.stored() is None, "dropped, not an error on every run forever"
+        assert await stored_session(bsky) is None, "dropped, not an error on every run forever"
 
 
 async def test_logout_ends_the_session_on_the_server_and_here(pds: PdsServer, pds_account: Account,
@@ -141,7 +150,7 @@ async def test_logout_ends_the_session_on_the_server_and_here(pds: PdsServer, pd
     async with client(pds, pds_account, tmp_path) as bsky:
         session = await bsky.login()
         await bsky.logout()
-        assert not bsky.logged_in and await bsky.sessions.stored() is None
+        assert not bsky.logged_in and await stored_session(bsky) is None
     with pytest.raises(Exception, match="HTTP 400"):
         pds.xrpc("com.atproto.server.refreshSession", {}, token=session.refresh_jwt)
     assert pds.request_count("com.atproto.server.deleteSession") >= 1
@@ -218,9 +227,9 @@ async def test_resumed_listings_of_two_collections_keep_their_own_cursors(pds: P
         for collection in ("com.example.a", "com.example.b"):
             await bsky.apply_writes([Create(collection, {"n": n}) for n in range(3)], validate=False)
 
-        def listing(collection: str, **options: bool) -> Paginator:
+        def listing(collection: str, restart: bool = False) -> Paginator:
             return bsky.paginate("com.atproto.repo.listRecords", repo=did, collection=collection, limit=2,
-                                 reverse=True, resume=True, **options)
+                                 reverse=True, resume=True, restart=restart)
 
         assert len(await listing("com.example.a").collect()) == 3
         assert len(await listing("com.example.b").collect()) == 3, "not 0: collection b has its own cursor"
@@ -232,9 +241,9 @@ async def test_resumed_listings_of_two_collections_keep_their_own_cursors(pds: P
 async def test_async_mistakes_say_what_to_do(pds: PdsServer, tmp_path: Path) -> None:
     async with client(pds, None, tmp_path) as bsky:
         with pytest.raises(UsageError, match="async for"):
-            await bsky.paginate("com.atproto.sync.listRepos")  # type: ignore[misc]
+            await bsky.paginate("com.atproto.sync.listRepos")
         with pytest.raises(UsageError, match="async for"):
-            for _ in bsky.paginate("com.atproto.sync.listRepos"):  # type: ignore[attr-defined]
+            for _ in bsky.paginate("com.atproto.sync.listRepos"):
                 pass
         with pytest.raises(InvalidPost, match="create_post\\('Hello'\\)"):
             await bsky.create_post()
@@ -337,7 +346,7 @@ async def test_a_refused_password_is_not_tried_again_on_every_call(pds_short_ttl
         assert pds_short_ttl.request_count("com.atproto.server.createSession") == logins + 1
         # the stored session was made with another password: this client leaves it alone (a client
         # with the right password finds it dead and replaces it), see test_session_unit
-        assert await bsky.sessions.stored() is not None
+        assert await stored_session(bsky) is not None
         with pytest.raises(LoginFailed):
             await bsky.login()  # an explicit login asks the server again
     assert pds_short_ttl.request_count("com.atproto.server.createSession") == logins + 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -24,10 +26,10 @@ class Recorder:
         return httpx.Response(200, json={"uri": "at://did:plc:me/a.b.c/1", "cid": "bafy"})
 
 
-def client(server: Recorder, **kwargs: object) -> AsyncBskyClient:
+def client(server: Recorder, **kwargs: Any) -> AsyncBskyClient:
     http = httpx.AsyncClient(transport=httpx.MockTransport(server))
     return AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", http_client=http,
-                           auth_host="https://pds.test", **kwargs)  # type: ignore[arg-type]
+                           auth_host="https://pds.test", **kwargs)
 
 
 async def test_bsky_did_before_a_login_raises_saying_what_to_do_and_never_sends_null() -> None:

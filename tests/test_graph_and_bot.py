@@ -190,7 +190,7 @@ async def test_bot_survives_failed_polls_and_goes_on(devenv: DevEnv, tmp_path: P
             "index": {"byteStart": start, "byteEnd": len(text)},
             "features": [{"$type": "app.bsky.richtext.facet#mention", "did": bot_account.did}]}]}}, token=fan_token)
     devenv.process_all()
-    options = {"username": bot_account.handle, "password": bot_account.password,
+    options: dict[str, Any] = {"username": bot_account.handle, "password": bot_account.password,
                "auth_host": f"http://127.0.0.1:{port}", "plc_directory": devenv.plc_url,
                "database_url": f"sqlite+aiosqlite:///{tmp_path}/bot.sqlite3"}
     caplog.set_level(logging.WARNING, logger="bot")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import httpx
 import pytest
@@ -37,10 +38,10 @@ class PagedServer:
         return httpx.Response(200, json=body)
 
 
-def client(server: object, **kwargs: object) -> AsyncBskyClient:
+def client(server: object, **kwargs: Any) -> AsyncBskyClient:
     http = httpx.AsyncClient(transport=httpx.MockTransport(server))  # type: ignore[arg-type]
     return AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", http_client=http,
-                           public_host="https://public.test", **kwargs)  # type: ignore[arg-type]
+                           public_host="https://public.test", **kwargs)
 
 
 async def test_items_come_in_order_and_stop_without_cursor() -> None:
@@ -163,9 +164,9 @@ class Collections:
 async def test_resume_without_cursor_key_keeps_a_cursor_per_parameters() -> None:
     server = Collections()
     async with client(server) as bsky:
-        def listing(collection: str, **options: object) -> Paginator:
+        def listing(collection: str, **options: Any) -> Paginator:
             return bsky.paginate("com.atproto.repo.listRecords", repo="did:plc:x", collection=collection,
-                                 resume=True, **options)  # type: ignore[arg-type]
+                                 resume=True, **options)
 
         first = await listing("com.example.a").collect()
         assert len(first) == 30
@@ -180,9 +181,9 @@ async def test_a_finished_resumed_listing_says_so_and_restart_lists_it_all_again
         caplog: pytest.LogCaptureFixture) -> None:
     server = Collections(per_collection=25)
     async with client(server) as bsky:
-        def listing(**options: object) -> Paginator:
+        def listing(**options: Any) -> Paginator:
             return bsky.paginate("com.atproto.repo.listRecords", collection="c", resume=True,
-                                 **options)  # type: ignore[arg-type]
+                                 **options)
 
         done = listing()
         assert not done.finished

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,9 +44,9 @@ async def fresh_ip_http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def client(pds: PdsServer, account: Account, http: httpx.AsyncClient, database_url: str,
-           **kwargs: object) -> AsyncBskyClient:
+           **kwargs: Any) -> AsyncBskyClient:
     return AsyncBskyClient(username=account.handle, password=account.password, auth_host=listen_host(pds),
-                           database_url=database_url, http_client=http, auto_migrate=True, **kwargs)  # type: ignore[arg-type]
+                           database_url=database_url, http_client=http, auto_migrate=True, **kwargs)
 
 
 async def test_budget_refuses_the_write_before_it_is_sent(limited_pds: PdsServer, limited_account: Account,

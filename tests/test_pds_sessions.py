@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,10 +32,10 @@ def listen_host(pds: PdsServer) -> str:
     return pds.base_url.replace("localhost", "127.0.0.1")
 
 
-def client(pds: PdsServer, account: Account, database_url: str, **kwargs: object) -> AsyncBskyClient:
+def client(pds: PdsServer, account: Account, database_url: str, **kwargs: Any) -> AsyncBskyClient:
     return AsyncBskyClient(username=account.handle, password=account.password,
                            auth_host=listen_host(pds), database_url=database_url,
-                           auto_migrate=True, **kwargs)  # type: ignore[arg-type]
+                           auto_migrate=True, **kwargs)
 
 
 def worker(pds: PdsServer, account: Account, database_url: str, calls: int = 0) -> subprocess.Popen[str]:

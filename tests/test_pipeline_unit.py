@@ -182,7 +182,7 @@ async def test_with_options_shares_pool_store_and_sessions_and_closes_none_of_th
         [(rows,)] = await bsky.store.execute_sql("SELECT count(*) FROM bsky_api_call_log")
         assert rows == 2, "both clients write to the one call log"
         with pytest.raises(InvalidInput, match="make a new AsyncBskyClient"):
-            bsky.with_options(username="other.test")
+            bsky.with_options(username="other.test")  # type: ignore[call-arg]  # the runtime guard for untyped callers
 
 
 def test_one_version_string() -> None:

@@ -4,6 +4,7 @@ raises one clear StorageError before anything goes to the network, and nothing i
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 import pytest
@@ -27,9 +28,9 @@ async def test_an_unmigrated_postgresql_database_stops_the_first_call_before_it_
         sent.append(str(request.url))
 
     http = httpx.AsyncClient(event_hooks={"request": [count]})
-    account = {} if first_call == "query without an account" else {"username": pds_account.handle,
+    account: dict[str, Any] = {} if first_call == "query without an account" else {"username": pds_account.handle,
                                                                    "password": pds_account.password}
-    bsky = AsyncBskyClient(**account, auth_host=listen_host(pds), database_url=pg_database_url,  # type: ignore[arg-type]
+    bsky = AsyncBskyClient(**account, auth_host=listen_host(pds), database_url=pg_database_url,
                            http_client=http)
     try:
         with caplog.at_level(logging.DEBUG, logger="pysky_async"):

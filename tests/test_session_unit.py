@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pysky_async import LoginFailed, NotAuthenticated, StorageError
+from pysky_async._account import Session
 from pysky_async._identity import pds_endpoint_from_did_doc
 from pysky_async._middleware import Pipeline
 from pysky_async._request import AUTH, XrpcRequest
 from pysky_async._response import XrpcResponse
-from pysky_async._session import Session, SessionManager, SessionMiddleware
+from pysky_async._session import SessionManager, SessionMiddleware
 from pysky_async._storage.repositories import SessionRepository
 from pysky_async._storage.store import Store
 
@@ -107,7 +108,8 @@ async def test_expired_token_refreshes_once_and_replays(memory_store: Store) -> 
     mgr = manager(memory_store, server)
     middleware = SessionMiddleware(mgr)
     await mgr.current()
-    first_token = mgr.session.access_jwt  # type: ignore[union-attr]
+    assert mgr.session is not None
+    first_token = mgr.session.access_jwt
     attempts: list[str] = []
 
     async def call_next(request: XrpcRequest) -> XrpcResponse:
@@ -215,7 +217,8 @@ async def test_a_refreshed_pair_the_database_cannot_store_is_kept_in_memory(
     mgr = manager(memory_store, server, password=None)
     mgr.renew_on_refusal_interval = 0  # this test has valid sessions "refused" twice in a few seconds
     await mgr.adopt(Session("did:plc:me", "me.test", "https://pds.test", fake_jwt(), fake_jwt(lifetime=86400)))
-    stale = mgr.session.access_jwt  # type: ignore[union-attr]
+    assert mgr.session is not None
+    stale = mgr.session.access_jwt
 
     async def database_down(*args: object, **kwargs: object) -> None:
         raise StorageError("the database is unreachable")

@@ -83,9 +83,9 @@ async def test_session_repository_round_trip_and_versioning(store: Store) -> Non
         row = await repo.save("me@host", access_jwt="a2", refresh_jwt="r2")
         assert row.version == 2
     async with store.transaction() as db:
-        row = await SessionRepository(db).get("me@host")
-        assert row is not None and (row.access_jwt, row.handle, row.version) == ("a2", "me.test", 2)
-        assert row.updated_at.tzinfo is not None and row.updated_at.utcoffset() == dt.timedelta(0)
+        found = await SessionRepository(db).get("me@host")
+        assert found is not None and (found.access_jwt, found.handle, found.version) == ("a2", "me.test", 2)
+        assert found.updated_at.tzinfo is not None and found.updated_at.utcoffset() == dt.timedelta(0)
 
 
 async def test_failed_unit_of_work_is_rolled_back(store: Store) -> None:
@@ -131,7 +131,7 @@ def test_database_url_resolution_order(tmp_path: object) -> None:
     assert default.startswith("sqlite+aiosqlite:///") and default.endswith("pysky_async.sqlite3")
 
 
-async def test_default_sqlite_file_is_created_and_migrated_on_first_use(tmp_path: object,
+async def test_default_sqlite_file_is_created_and_migrated_on_first_use(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     for name in ("PYSKY_DATABASE_URL", "PGHOST", "PGDATABASE", "BSKY_SQLITE_FILENAME"):
@@ -142,7 +142,7 @@ async def test_default_sqlite_file_is_created_and_migrated_on_first_use(tmp_path
         assert await migrate.current_revision(store.engine) == migrate.HEAD_REVISION
     finally:
         await store.aclose()
-    assert (tmp_path / "pysky_async" / "pysky_async.sqlite3").is_file()  # type: ignore[operator]
+    assert (tmp_path / "pysky_async" / "pysky_async.sqlite3").is_file()
 
 
 async def test_processes_starting_together_migrate_once(database_url: str) -> None:

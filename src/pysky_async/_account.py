@@ -38,30 +38,39 @@ class Account(Protocol):
     @property
     def session(self) -> Session | None:
         """The session in use, or None before the first authenticated call."""
+        ...
 
     @property
     def identifier(self) -> str | None:
         """Who the account is as configured (a handle, email or DID), for messages and reprs."""
+        ...
 
     @property
     def pds_endpoint(self) -> str | None:
         """The account's PDS, once known."""
+        ...
 
     @property
     def can_authenticate(self) -> bool:
         """Whether authenticated calls can be made (credentials or a session)."""
+        ...
 
     async def current(self) -> Session:
         """The session to use now, logged in or refreshed first if needed."""
+        ...
 
     async def refresh(self, stale_access_token: str) -> Session:
         """Replace the session whose access token the server refused, once (single-flight)."""
+        ...
 
     async def login(self) -> Session:
         """Log in (or load the stored session) now; forgets an earlier refused password."""
+        ...
 
     async def logout(self) -> None:
         """End the session on the server and forget it."""
+        ...
 
     async def adopt(self, session: Session) -> None:
         """Use a session obtained elsewhere (``login_with_session``)."""
+        ...

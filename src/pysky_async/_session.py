@@ -120,8 +120,8 @@ class SessionManager:
             return await self.refresh(session.access_jwt)
         return session
 
-    async def refresh(self, stale_access_jwt: str) -> Session:
-        """Replace the session whose access token is ``stale_access_jwt``, once.
+    async def refresh(self, stale_access_token: str) -> Session:
+        """Replace the session whose access token is ``stale_access_token``, once.
 
         Callers that arrive while (or after) another caller refreshed get the new session. The
         refresh runs as its own task, shielded from the caller: refresh tokens are single use, so
@@ -129,12 +129,12 @@ class SessionManager:
         Across processes a lease (``_refresh_lease``) lets one refresh at a time, with no database
         lock held over the network.
         """
-        if self.session is not None and self.session.access_jwt != stale_access_jwt:
+        if self.session is not None and self.session.access_jwt != stale_access_token:
             return self.session
-        refused_while_valid = not self._expires_soon(stale_access_jwt)
+        refused_while_valid = not self._expires_soon(stale_access_token)
         if refused_while_valid:
-            self._check_renewal_budget(stale_access_jwt)
-        fresh = await self._flight.run(self.account_key, functools.partial(self._refresh_and_store, stale_access_jwt))
+            self._check_renewal_budget(stale_access_token)
+        fresh = await self._flight.run(self.account_key, functools.partial(self._refresh_and_store, stale_access_token))
         if refused_while_valid:
             self._renewed_on_refusal = (fresh.access_jwt, time.monotonic())
         return fresh

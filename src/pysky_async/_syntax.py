@@ -14,9 +14,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from ._exceptions import InvalidIdentifier
+
+_C = TypeVar("_C", bound="_Checked")
 
 
 class _Checked(str):
@@ -28,7 +30,7 @@ class _Checked(str):
     MAX_LENGTH: ClassVar[int] = 2048
     HINT: ClassVar[str] = ""
 
-    def __new__(cls, value: str) -> _Checked:
+    def __new__(cls: type[_C], value: str) -> _C:
         if isinstance(value, cls):
             return value
         if not isinstance(value, str):
@@ -36,7 +38,7 @@ class _Checked(str):
         if len(value) > cls.MAX_LENGTH or not cls.PATTERN.fullmatch(value) or not cls._valid(value):
             raise InvalidIdentifier(
                 f"{value!r} is not a valid {cls.KIND} (expected something like {cls.EXAMPLE!r}){cls.HINT}")
-        return super().__new__(cls, value)
+        return str.__new__(cls, value)
 
     @classmethod
     def _valid(cls, value: str) -> bool:
@@ -71,7 +73,7 @@ class Handle(_Checked):
     def __new__(cls, value: str) -> Handle:
         if isinstance(value, str) and not isinstance(value, cls):
             value = value.lower() if cls.PATTERN.fullmatch(value) else value
-        return super().__new__(cls, value)  # type: ignore[return-value]
+        return super().__new__(cls, value)
 
 
 class AtIdentifier(_Checked):
@@ -83,8 +85,8 @@ class AtIdentifier(_Checked):
 
     def __new__(cls, value: str) -> AtIdentifier:
         if isinstance(value, str) and not isinstance(value, cls):
-            return super().__new__(cls, str(Did(value) if value.startswith("did:") else Handle(value)))  # type: ignore[return-value]
-        return super().__new__(cls, value)  # type: ignore[return-value]
+            return super().__new__(cls, str(Did(value) if value.startswith("did:") else Handle(value)))
+        return super().__new__(cls, value)
 
 
 class Nsid(_Checked):

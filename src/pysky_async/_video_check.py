@@ -142,10 +142,11 @@ def check_video(video: Video | str | os.PathLike[str] | bytes, *, max_bytes: int
         raise IncompatibleVideo("too_big", f"{video.name} is {size:,} bytes; the limit is {max_bytes:,}: "
                                            "shorten it or encode it at a lower bitrate")
     import av
+    from av.error import FFmpegError  # av's __all__ leaves its error classes out
 
     try:
         container = av.open(io.BytesIO(video.data) if video.data is not None else os.fspath(video.filename or ""), "r")
-    except (av.FFmpegError, OSError, ValueError) as exc:
+    except (FFmpegError, OSError, ValueError) as exc:
         if _is_iso_media(head):
             raise IncompatibleVideo("truncated", f"{video.name} is an incomplete MP4 ({exc}): "
                                                  "copy or export it again") from exc
@@ -155,9 +156,9 @@ def check_video(video: Video | str | os.PathLike[str] | bytes, *, max_bytes: int
 
 
 def _inspect(container: InputContainer, name: str, size: int, head: bytes, max_duration: float) -> VideoInfo:
-    import av
+    from av.stream import Disposition
 
-    videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
     audios = list(container.streams.audio)
     if not videos:
         if not container.streams and _is_iso_media(head):
@@ -231,7 +232,7 @@ def _duration(container: InputContainer, stream: Any) -> float | None:
 
 def _first_frame_rotation(container: InputContainer, stream: Any, name: str) -> int:
     """Decode the first frame (proves the stream decodes); its display-matrix rotation in degrees."""
-    import av
+    from av.error import FFmpegError
 
     try:
         for count, packet in enumerate(container.demux(stream)):
@@ -239,7 +240,7 @@ def _first_frame_rotation(container: InputContainer, stream: Any, name: str) -> 
                 return _quarter_turns(frame.rotation)
             if count >= 100:
                 break
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         raise IncompatibleVideo("truncated", f"{name}: the first frames do not decode ({exc})") from exc
     raise IncompatibleVideo("truncated", f"{name}: no video frame could be decoded: the file is incomplete or damaged")
 
@@ -251,13 +252,13 @@ def _quarter_turns(degrees: float | None) -> int:
 def _check_complete(container: InputContainer, stream: Any, name: str, size: int, duration: float | None) -> float:
     """Demux the last packets; return where the video ends (s). A file whose packets stop early,
     come out partial, or whose index points past the end of the file, was cut short."""
-    import av
+    from av.error import FFmpegError
 
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     if duration is not None and duration > 4:
         try:
             container.seek(int((start + duration - 2) / stream.time_base), stream=stream, backward=True)
-        except av.FFmpegError:
+        except FFmpegError:
             logger.debug("%s: cannot seek (no index); demuxing to the end", name)
     ends: dict[int, float] = {}
     expected: float | None
@@ -271,7 +272,7 @@ def _check_complete(container: InputContainer, stream: Any, name: str, size: int
             if packet.pts is not None and packet.time_base:
                 end = float((packet.pts + (packet.duration or 0)) * packet.time_base) - start
                 ends[packet.stream.index] = max(end, ends.get(packet.stream.index, end))
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         raise IncompatibleVideo("truncated", f"{name} is damaged near its end ({exc})") from exc
     if stream.index not in ends:
         raise IncompatibleVideo("truncated", f"{name} has no video packets at its end: the file is incomplete")

@@ -6,18 +6,16 @@ under ``PYSKY_REQUIRE_REALNET=1`` (.ci/run), as tests/realnet/fixtures.py does f
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.realnet.fixtures import _unavailable
 
-from .differential import run_all
+from .differential import Figures, run_all
 from .oracle import install_oracle, node_binary, oracle_installed
 
 
 @pytest.fixture(scope="session")
-def conformance_figures() -> dict[str, Any]:
+def conformance_figures() -> Figures:
     """Everything compared once: official inputs, the generated corpus, grapheme counts."""
     if not node_binary().is_file():
         _unavailable(f"node 22 not found at {node_binary()}: run tests/realnet/install-pds.sh, then "

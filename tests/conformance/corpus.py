@@ -27,7 +27,8 @@ COMMON_TLDS = ["com", "org", "net", "social", "app", "dev", "io", "photography",
 def _tld(rng: random.Random, extra: list[str]) -> str:
     if extra and rng.random() < 0.03:
         return rng.choice(extra)
-    return rng.choice(rng.choice([COMMON_TLDS, sorted(TOP_LEVEL_DOMAINS)]))
+    known: list[str] = sorted(TOP_LEVEL_DOMAINS)  # a frozenset of Any: tld's list is untyped
+    return rng.choice(rng.choice([COMMON_TLDS, known]))
 
 
 def _label(rng: random.Random) -> str:

@@ -9,6 +9,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from pysky_async import detect_facets
 from pysky_async._detection import TOP_LEVEL_DOMAINS
@@ -74,7 +75,18 @@ def tld_difference(official_tlds: list[str]) -> set[str]:
     return theirs ^ TOP_LEVEL_DOMAINS
 
 
-def run_all() -> dict[str, object]:
+class Figures(TypedDict):
+    """What :func:`run_all` compared: the oracle's version, the TLD lists' difference, the two facet
+    comparisons and the grapheme counts (texts, identical counts, the differing ones)."""
+
+    api_version: str
+    tld_diff: set[str]
+    official: Comparison
+    corpus: Comparison
+    graphemes: tuple[int, int, list[tuple[str, int, int]]]
+
+
+def run_all() -> Figures:
     official_inputs: list[str] = json.loads(OFFICIAL_INPUTS.read_text(encoding="utf-8"))
     probe = run_oracle()
     tld_diff = tld_difference(probe["tlds"])
@@ -99,12 +111,11 @@ def main() -> None:
     print(f"{'set':<34}{'texts':>7}{'facets':>8}{'identical':>11}{'TLD-list only':>15}{'other':>7}")
     for name in ("official", "corpus"):
         c = figures[name]
-        assert isinstance(c, Comparison)
         print(f"{name + ' detection inputs':<34}{c.texts:>7}{c.facets:>8}{c.agree:>11}{len(c.tld_list_only):>15}"
               f"{len(c.other):>7}")
-    total, same, _ = figures["graphemes"]  # type: ignore[misc]
+    total, same, _ = figures["graphemes"]
     print(f"{'grapheme counts (Intl.Segmenter)':<34}{total:>7}{'':>8}{same:>11}{'':>15}{total - same:>7}")
-    print(f"TLDs in one list only: {', '.join(sorted(figures['tld_diff']))}")  # type: ignore[arg-type]
+    print(f"TLDs in one list only: {', '.join(sorted(figures['tld_diff']))}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def install_oracle() -> None:
         raise RuntimeError(f"install-oracle.sh failed ({done.returncode}):\n{done.stderr[-3000:]}")
 
 
-def run_oracle(*, richtext: list[str] = (), graphemes: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def run_oracle(*, richtext: Sequence[str] = (), graphemes: Sequence[str] = ()) -> dict[str, Any]:
     """The official results for every text, from one node process."""
     payload = json.dumps({"richtext": list(richtext), "graphemes": list(graphemes)})
     done = subprocess.run([str(node_binary()), str(HERE / "oracle.mjs")], input=payload, capture_output=True,

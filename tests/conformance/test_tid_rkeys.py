@@ -48,7 +48,7 @@ def _corpus(seed: int = 14) -> list[str]:
     """Random TIDs, plus TIDs with a near-miss of the pattern planted at a random place."""
     rng = random.Random(seed)
     now = Tid.next().timestamp_us
-    keys = [Tid.from_parts(now + rng.randrange(10**12), rng.randrange(1024)) for _ in range(50_000)]
+    keys: list[str] = [Tid.from_parts(now + rng.randrange(10**12), rng.randrange(1024)) for _ in range(50_000)]
     near = ["n", "ailo4" + "bn3e", "gq" + "ks", "gq" + "ks", "l3e" + "rt5", "3er" + "ltm", "t" + "r2"]
     for _ in range(50_000):
         planted = "".join(rng.choice(choices) for choices in near)[: rng.randrange(4, 8)]

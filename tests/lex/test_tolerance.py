@@ -16,7 +16,7 @@ from pysky_async import JsonObject, lex
 from pysky_async.lex import _base
 
 feed, actor, graph = lex.app.bsky.feed, lex.app.bsky.actor, lex.app.bsky.graph
-OUTPUTS = [
+OUTPUTS: list[type[msgspec.Struct]] = [
     feed.GetTimelineOutput, feed.GetAuthorFeedOutput, feed.GetPostThreadOutput, feed.GetPostsOutput,
     feed.GetLikesOutput, feed.GetRepostedByOutput, feed.SearchPostsOutput, feed.GetFeedOutput,
     feed.GetQuotesOutput, actor.ProfileViewDetailed, actor.GetProfilesOutput, actor.SearchActorsOutput,

@@ -3,15 +3,10 @@ typed records, pages and stream ops, and misspelt keywords rejected instead of t
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from ..typecheck import mypy, pyright
 
 CASES = Path(__file__).with_name("typed_api_cases.py")
 LINES = CASES.read_text().splitlines()
@@ -29,28 +24,14 @@ def test_the_cases_file_has_what_it_checks() -> None:
 
 
 def test_mypy_reveals_the_typed_api_and_rejects_misspelt_keywords() -> None:
-    api = pytest.importorskip("mypy.api")
-    stdout, _stderr, _status = api.run(["--strict", "--no-error-summary", "--show-absolute-path", str(CASES)])
-    revealed = {int(line): short(kind)
-                for line, kind in re.findall(r":(\d+): note: Revealed type is \"([^\"]+)\"", stdout)}
-    assert revealed == EXPECTED, stdout
-    errors = sorted({int(line) for line in re.findall(r":(\d+): error:", stdout)})
-    assert errors == ERRORS, stdout
-    assert '"timout"' in stdout and '"rkye"' in stdout and '"lang"' in stdout and '"swap"' in stdout
+    report = mypy(CASES)
+    assert {line: short(kind) for line, kind in report.revealed.items()} == EXPECTED, report.output
+    assert report.error_lines == ERRORS, report.output
+    for keyword in ('"timout"', '"rkye"', '"lang"', '"swap"'):
+        assert keyword in report.output
 
 
-def test_pyright_reveals_the_same_types_and_rejects_the_same_calls(tmp_path: Path) -> None:
-    pyright = shutil.which("pyright", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    assert pyright is not None, "pyright is missing: pip install -e '.[test]' installs it"
-    (tmp_path / CASES.name).write_text(CASES.read_text())
-    (tmp_path / "pyrightconfig.json").write_text(json.dumps({
-        "include": [CASES.name], "extraPaths": [str(CASES.parents[2] / "src")],
-        "pythonVersion": "3.10", "typeCheckingMode": "strict"}))
-    result = subprocess.run([pyright, "--outputjson", "--pythonpath", sys.executable, "-p", str(tmp_path)],
-                            capture_output=True, text=True, cwd=tmp_path)
-    diagnostics = json.loads(result.stdout)["generalDiagnostics"]
-    revealed = {d["range"]["start"]["line"] + 1: re.sub(r'^Type of ".*" is "(.*)"$', r"\1", d["message"], flags=re.S)
-                for d in diagnostics if d["severity"] == "information"}
-    assert revealed == EXPECTED, diagnostics
-    errors = sorted({d["range"]["start"]["line"] + 1 for d in diagnostics if d["severity"] == "error"})
-    assert errors == ERRORS, diagnostics
+def test_pyright_reveals_the_same_types_and_rejects_the_same_calls() -> None:
+    report = pyright(CASES)
+    assert report.revealed == EXPECTED, report.output
+    assert report.error_lines == ERRORS, report.output

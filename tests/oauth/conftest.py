@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -39,7 +40,7 @@ class OAuthHarness:
         return await self.bsky.oauth.callback(query(back))
 
 
-def client_options(pds: PdsServer, database_url: str) -> dict[str, object]:
+def client_options(pds: PdsServer, database_url: str) -> dict[str, Any]:
     """A service's client: no account of its own; handles resolve on the PDS, DIDs on its PLC."""
     return {"database_url": database_url, "public_host": pds.base_url, "plc_directory": pds.plc_url,
             "auto_migrate": True}
@@ -47,6 +48,6 @@ def client_options(pds: PdsServer, database_url: str) -> dict[str, object]:
 
 @pytest.fixture
 async def oauth(pds: PdsServer, database_url: str) -> AsyncIterator[OAuthHarness]:
-    async with AsyncBskyClient(**client_options(pds, database_url)) as bsky:  # type: ignore[arg-type]
+    async with AsyncBskyClient(**client_options(pds, database_url)) as bsky:
         bsky.oauth.configure(OAuthApp.loopback(REDIRECT_URI))
         yield OAuthHarness(bsky, pds)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -92,7 +93,7 @@ async def metadata_site(site: Site) -> AsyncIterator[list[str]]:
     fetched: list[str] = []
 
     @web.middleware
-    async def record(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         fetched.append(request.path)
         response = await handler(request)
         response.force_close()  # no keep-alive connection left open when the site stops
@@ -118,7 +119,7 @@ async def test_private_key_jwt_login_refresh_and_logout(
         site: Site, confidential_pds: PdsServer, metadata_site: list[str], tmp_path: Path) -> None:
     account = confidential_pds.create_account("conf.test", "conf-pass-123")
     options = client_options(confidential_pds, f"sqlite+aiosqlite:///{tmp_path}/svc.sqlite3")
-    async with AsyncBskyClient(**options) as bsky:  # type: ignore[arg-type]
+    async with AsyncBskyClient(**options) as bsky:
         # plain http to the local PDS is a development allowance, not implied by a confidential app
         bsky.oauth.configure(site.app)
         with pytest.raises(OAuthError, match="refusing to fetch"):
@@ -145,7 +146,7 @@ async def test_an_assertion_signed_with_another_key_is_refused(
     impostor = OAuthApp(client_id=site.app.client_id, redirect_uris=site.app.redirect_uris,
                         keys=(OAuthApp.generate_key("k1"),), jwks_uri=site.app.jwks_uri)
     options = client_options(confidential_pds, f"sqlite+aiosqlite:///{tmp_path}/svc.sqlite3")
-    async with AsyncBskyClient(**options) as bsky:  # type: ignore[arg-type]
+    async with AsyncBskyClient(**options) as bsky:
         bsky.oauth.configure(impostor, allow_http_loopback=True)
         with pytest.raises(OAuthError, match="invalid_client") as caught:
             await bsky.oauth.start(account.handle)

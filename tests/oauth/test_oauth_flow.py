@@ -51,7 +51,8 @@ async def test_login_post_and_list_back_as_the_user(oauth: OAuthHarness, pds_acc
     session = await oauth.bsky.oauth.session(login.did)
     assert session.access_token not in repr(rows)
     assert session.access_token not in repr(session)
-    assert session.dpop_key.as_dict(private=True)["d"] not in repr(session)
+    private = session.dpop_key.as_dict(private=True)["d"]
+    assert isinstance(private, str) and private not in repr(session)
     assert session.refresh_token and session.refresh_token not in repr(session)
 
 
@@ -134,7 +135,7 @@ async def test_a_refresh_token_used_elsewhere_ends_the_session_cleanly(
 async def test_the_sqlite_file_is_readable_by_its_owner_only(pds: PdsServer, pds_account: Account,
                                                              tmp_path: Path) -> None:
     database = tmp_path / "service.sqlite3"
-    async with AsyncBskyClient(**client_options(pds, f"sqlite+aiosqlite:///{database}")) as bsky:  # type: ignore[arg-type]
+    async with AsyncBskyClient(**client_options(pds, f"sqlite+aiosqlite:///{database}")) as bsky:
         bsky.oauth.configure(OAuthApp.loopback(REDIRECT_URI))
         await OAuthHarness(bsky, pds).login(pds_account)
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
@@ -218,9 +219,11 @@ async def test_authorization_server_calls_ride_the_pipeline_and_log_no_secret(
     endpoints = {row.endpoint for row in rows}
     assert {"oauth.protectedResource", "oauth.authorizationServer", "oauth.par", "oauth.token",
             "oauth.revoke"} <= endpoints
-    secrets = set()
+    secrets: set[str] = set()
     for request in sent:
-        secrets.update(value for _, value in parse_qsl((request.content or b"").decode()) if len(value) > 20)
+        body = request.content or b""
+        assert isinstance(body, bytes), "the OAuth calls send their body whole"
+        secrets.update(value for _, value in parse_qsl(body.decode()) if len(value) > 20)
         secrets.update(value for name, value in request.headers.items() if name.lower() == "dpop")
     assert any(request.nsid == "oauth.token" for request in sent) and len(secrets) >= 5
     dump = "\n".join(str(tuple(row)) for row in rows)

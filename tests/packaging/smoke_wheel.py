@@ -24,7 +24,6 @@ import argparse
 import os
 import secrets
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -110,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

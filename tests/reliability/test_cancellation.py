@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from pysky_async import AsyncBskyClient
 
@@ -71,7 +72,8 @@ async def storm(database_url: str, seed: int, calls: int = 300, log_interval: fl
             cancelled += 1
     assert cancelled > calls // 6, "the storm should cancel calls at every stage"
     await bsky.call_log.flush()
-    assert bsky.store.engine.sync_engine.pool.checkedout() == 0
+    pool = bsky.store.engine.sync_engine.pool
+    assert isinstance(pool, QueuePool) and pool.checkedout() == 0
     return bsky
 
 

@@ -14,6 +14,7 @@ import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -70,12 +71,12 @@ async def client_for(transport: str, tmp_path: Path) -> AsyncIterator[Callable[.
     made: list[AsyncBskyClient] = []
     own_http: list[httpx.AsyncClient] = []
 
-    def make(base: str, **options: object) -> AsyncBskyClient:
+    def make(base: str, **options: Any) -> AsyncBskyClient:
         if transport == "httpx":
             own_http.append(httpx.AsyncClient())
             options["http_client"] = own_http[-1]
         bsky = AsyncBskyClient(public_host=base, database_url=f"sqlite+aiosqlite:///{tmp_path}/h{len(made)}.sqlite3",
-                               **options)  # type: ignore[arg-type]
+                               **options)
         made.append(bsky)
         return bsky
 
@@ -195,7 +196,7 @@ async def test_a_get_to_a_server_that_resets_connections_is_sent_attempts_times(
         bsky = client_for(f"http://127.0.0.1:{port}")
         with pytest.raises(NetworkError):
             await bsky.get("com.example.reset")
-        assert requests_seen == bsky.config.retry.attempts == 4  # type: ignore[union-attr]
+        assert bsky.config.retry is not None and requests_seen == bsky.config.retry.attempts == 4
     finally:
         server.close()
         await server.wait_closed()

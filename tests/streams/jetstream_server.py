@@ -82,7 +82,7 @@ class JetstreamServer:
                 return
 
     def train_dictionary(self, size: int = 16_384) -> bytes:
-        samples = [text.encode() for *_, text in self.log]
+        samples: list[bytes | bytearray | memoryview] = [text.encode() for *_, text in self.log]
         self.dictionary = zstandard.train_dictionary(size, samples).as_bytes()
         return self.dictionary
 

@@ -41,7 +41,7 @@ async def test_slow_handler_stops_reading_at_max_pending(pds: PdsServer, written
 
 
 async def raw_frames(pds: PdsServer, did: str) -> list[tuple[int, bytes]]:
-    frames = []
+    frames: list[tuple[int, bytes]] = []
     url = f"{pds.listen_url.replace('http', 'ws', 1)}/xrpc/com.atproto.sync.subscribeRepos?cursor=0"
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         while True:

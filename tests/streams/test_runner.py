@@ -82,10 +82,10 @@ async def test_the_reader_waits_at_max_pending_until_a_commit() -> None:
     await settle()
     assert not waiting.done() and runner.pending == runner.peak_pending == 3
     assert runner.commit_wanted.is_set()  # a reader waiting for space asks for a commit
-    cursor, passed, _ = runner.take()
+    watermark, passed, _ = runner.take()
     runner.committed(passed)
     await waiting
-    assert (cursor, passed, runner.pending) == (3, 3, 0)
+    assert (watermark, passed, runner.pending) == (3, 3, 0)
 
 
 async def test_a_filtered_event_passes_the_watermark_without_running() -> None:

@@ -59,8 +59,8 @@ async def test_signatures_verify_and_a_rotated_key_is_refetched(pds: PdsServer, 
                                database_url=f"sqlite+aiosqlite:///{tmp_path}/v.sqlite3") as bsky:
         document = await bsky.identity.resolve_did(did)
         assert signing_key(document).curve.name == "secp256k1"  # the PDS's legacy key encoding
-        forged = other_key_document(document)
-        assert signing_key(forged).public_numbers() != signing_key(document).public_numbers()  # Multikey
+        forged_document = other_key_document(document)
+        assert signing_key(forged_document).public_numbers() != signing_key(document).public_numbers()  # Multikey
         verifier = SignatureVerifier(bsky.identity.resolve_did)
         seen = await consume(pds, did, verifier, written.reading.last_seq)
         syncs = sum(isinstance(e, SyncEvent) for e in seen)  # #sync events carry a signed commit too

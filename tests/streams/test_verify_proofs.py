@@ -22,7 +22,8 @@ HEIGHTS = json.loads((DATA / "key_heights.json").read_text())
 
 
 def binary(cid: str) -> bytes:
-    return bytes((1, 0x71, 0x12, 0x20)) + libipld.decode_cid(cid)["hash"]["digest"]
+    digest: bytes = libipld.decode_cid(cid)["hash"]["digest"]
+    return bytes((1, 0x71, 0x12, 0x20)) + digest
 
 
 @pytest.mark.parametrize("fixture", HEIGHTS, ids=[f["key"] or "empty" for f in HEIGHTS])

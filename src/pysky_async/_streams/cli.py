@@ -109,12 +109,12 @@ async def run(args: argparse.Namespace) -> int:
                 if args.limit is not None and written >= args.limit and not stops:
                     stops.append(asyncio.ensure_future(consumer.stop()))
 
+            # with a limit, read ahead at most that many events: a stop then writes
+            # at most about twice the limit, not everything already buffered
+            read_ahead: dict[str, Any] = {"max_pending": max(1, min(args.limit, 2000))} if args.limit else {}
             consumer = StreamConsumer(_source(args), handler, store=store, name=args.consumer,
                                       collections=args.collection, dids=args.did, start_cursor=args.start_cursor,
-                                      reset_cursor=args.reset_cursor, concurrency=args.concurrency,
-                                      # with a limit, read ahead at most that many events: a stop then writes
-                                      # at most about twice the limit, not everything already buffered
-                                      **({"max_pending": max(1, min(args.limit, 2000))} if args.limit else {}))
+                                      reset_cursor=args.reset_cursor, concurrency=args.concurrency, **read_ahead)
             await _refuse_start_cursor_on_a_stored_one(consumer, args)
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):

@@ -27,9 +27,9 @@ class Source(Protocol):
 
     def decode(self, message: bytes | str) -> StreamEvent: ...
 
-    async def on_open(self, ws: aiohttp.ClientWebSocketResponse) -> None: ...
+    async def on_open(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None: ...
 
-    async def update_filters(self, ws: aiohttp.ClientWebSocketResponse | None, *,
+    async def update_filters(self, ws: aiohttp.ClientWebSocketResponse[bool] | None, *,
                              collections: Iterable[str] | None, dids: Iterable[str] | None) -> None: ...
 
 
@@ -74,7 +74,7 @@ class Feed:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_frame_bytes = max_frame_bytes
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.ws: aiohttp.ClientWebSocketResponse[bool] | None = None
         self._closed = False
         self._instance = 0
         self._waiting_since: float | None = None
@@ -201,7 +201,7 @@ class Feed:
                               f"after cursor {self.cursor} on {attempts} connections in a row, and this source "
                               f"cannot step over one message: raise max_frame_bytes (now {self.max_frame_bytes})")
 
-    async def _watch(self, ws: aiohttp.ClientWebSocketResponse, url: str) -> None:
+    async def _watch(self, ws: aiohttp.ClientWebSocketResponse[bool], url: str) -> None:
         """Close ``ws`` once no frame arrived for ``silence_timeout`` seconds."""
         loop = asyncio.get_running_loop()
         while not ws.closed:

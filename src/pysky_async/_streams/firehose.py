@@ -128,10 +128,10 @@ class FirehoseSource:
         query = f"?{urlencode({'cursor': cursor})}" if cursor is not None else ""
         return [f"{self._base}{SUBSCRIBE_REPOS}{query}"]
 
-    async def on_open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def on_open(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
         """Nothing to send: the firehose needs no hello."""
 
-    async def update_filters(self, ws: aiohttp.ClientWebSocketResponse | None, *,
+    async def update_filters(self, ws: aiohttp.ClientWebSocketResponse[bool] | None, *,
                              collections: Iterable[str] | None, dids: Iterable[str] | None) -> None:
         """The firehose filters nothing on the server: the consumer's own filters do it all."""
 

@@ -34,7 +34,7 @@ QUERY_DID_LIMIT = 100
 
 def v1_dictionary() -> bytes:
     """Jetstream v1's zstd dictionary (id 1612007021), from bluesky-social/jetstream (MIT/Apache-2.0)."""
-    return resources.files(__package__).joinpath("jetstream_v1.zdict").read_bytes()
+    return resources.files("pysky_async._streams").joinpath("jetstream_v1.zdict").read_bytes()
 
 
 def _time(time_us: int) -> str:
@@ -117,12 +117,12 @@ class JetstreamSource:
         return {"type": "options_update", "payload": {"wantedCollections": self.collections,
                                                       "wantedDids": self.dids, "maxMessageSizeBytes": 0}}
 
-    async def on_open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def on_open(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
         """With ``requireHello`` the server waits for the filters before sending anything."""
         if self._hello():
             await ws.send_json(self.options_update())
 
-    async def update_filters(self, ws: aiohttp.ClientWebSocketResponse | None, *,
+    async def update_filters(self, ws: aiohttp.ClientWebSocketResponse[bool] | None, *,
                              collections: Iterable[str] | None, dids: Iterable[str] | None) -> None:
         """New filters: sent on the live connection (if any) and used for every reconnect."""
         self.collections = check_collections(collections)

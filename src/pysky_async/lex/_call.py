@@ -35,7 +35,7 @@ def read(response: XrpcResponse, output: type[T], nsid: str) -> T:
     import msgspec
 
     if output is type(None):
-        return None
+        return None  # pyright: ignore[reportReturnType]  # mypy narrows T to None here, pyright does not
     if output is bytes:
         return response.content  # type: ignore[return-value]
     if output is _base.__getattr__("JsonObject"):
