@@ -10,6 +10,7 @@ from .connection import Source
 from .consumer import Handler, StreamConsumer
 from .firehose import FirehoseSource
 from .jetstream import PUBLIC_INSTANCES, JetstreamSource
+from .labels import LabelConsumer, LabelHandler, LabelSource, LabelVerifier
 from .verify import CommitVerifier, ResolveDid, SignatureVerifier
 
 DEFAULT_RELAY = "wss://bsky.network"
@@ -71,6 +72,31 @@ class Streams:
         collections, dids = list(collections or ()), list(dids or ())
         source = JetstreamSource(instances, collections=collections, dids=dids, compress=compress)
         return self.consumer(source, handler, name=name, collections=collections, dids=dids,
+                             start_cursor=start_cursor, concurrency=concurrency, max_pending=max_pending,
+                             commit_every=commit_every, commit_interval=commit_interval, log_interval=log_interval,
+                             silence_timeout=silence_timeout, backoff_max=backoff_max,
+                             max_frame_bytes=max_frame_bytes)
+
+    def labels(self, handler: LabelHandler, *, service: str, name: str | None = None, verify: bool = True,
+               on_invalid: Literal["drop", "flag"] = "drop", dids: Iterable[str] | None = None,
+               start_cursor: int | None = 0, concurrency: int = 32, max_pending: int = 2000,
+               commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
+               silence_timeout: float = 60.0, backoff_max: float = 30.0,
+               max_frame_bytes: int = 5 * 1024 * 1024) -> LabelConsumer:
+        """A consumer of a labeler's labels (``com.atproto.label.subscribeLabels``; ``service``: its URL).
+
+        ``handler(label, ctx)`` gets each ``LabelEvent``, in order per labelled account (a label and
+        its negation never swap). Each label's signature is checked against its labeler's
+        ``#atproto_label`` key (``verify=False``: not checked); one that fails is dropped
+        (``on_invalid="drop"``) or handed on with ``label.invalid`` set (``"flag"``), and counted in
+        ``consumer.stats.bad_signatures`` and ``consumer.label_verifier.failures``. A first run starts at
+        ``start_cursor`` (default 0: every label the labeler still has, since labels are state; None:
+        new labels only); a named consumer resumes where it stopped. ``dids``: only labels on these
+        accounts (and their records).
+        """
+        verifier = LabelVerifier(self._resolve_did, policy=on_invalid) if verify else None
+        return LabelConsumer(LabelSource(service), handler, verifier=verifier,
+                             store=self._store if name is not None else None, name=name, dids=dids,
                              start_cursor=start_cursor, concurrency=concurrency, max_pending=max_pending,
                              commit_every=commit_every, commit_interval=commit_interval, log_interval=log_interval,
                              silence_timeout=silence_timeout, backoff_max=backoff_max,
