@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import InvalidIdentifier, InvalidInput
+from ._exceptions import BadRequest, InvalidIdentifier, InvalidInput
 from ._lenient import at_uri_from_text
 from ._records import RecordRef
 from ._syntax import AtUri, Did
@@ -176,7 +176,16 @@ class Moderation:
         request = self._xrpc.request("POST", CREATE_REPORT, default_auth=True).replace(json=body)
         if proxy is not None:
             request = request.with_headers({"atproto-proxy": proxy})
-        response = await self._xrpc.send(request)
+        try:
+            response = await self._xrpc.send(request)
+        except BadRequest as exc:
+            if proxy is None or "proxy did" not in (exc.message or ""):
+                raise
+            raise type(exc)(exc.status_code, exc.error,
+                            f"{exc.message}: the PDS found no #atproto_labeler service in the DID document of "
+                            f"{labeler}, so it is not a labeler; pass the labeler's DID (the account whose "
+                            "app.bsky.labeler.service record describes it)", endpoint=exc.endpoint,
+                            response=exc.response, log_id=exc.log_id) from exc
         [report_id] = response.require("id")
         data = response.raw
         return Report(id=int(report_id), reason_type=str(data.get("reasonType", full_type)),

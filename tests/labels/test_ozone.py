@@ -80,9 +80,9 @@ async def test_a_report_with_labeler_reaches_ozones_queue(devenv: DevEnv, tmp_pa
         report = await bsky.create_report(uri, reason_type="spam", reason="a follower shop", labeler=labeler)
         assert report.subject == {"$type": "com.atproto.repo.strongRef", "uri": uri, "cid": cid}
         assert report.reported_by == reporter.did
-        with pytest.raises(APIError) as refused:  # the PDS routes by our header: an account is no labeler
+        # the PDS routes by our header: an account that is no labeler is refused, and the error says why
+        with pytest.raises(APIError, match=f"no #atproto_labeler service in the DID document of {author.did}"):
             await bsky.create_report(uri, reason_type="spam", labeler=author.did)
-        assert "atproto_labeler" in str(refused.value) or "proxy" in str(refused.value).lower()
     statuses = devenv.xrpc("tools.ozone.moderation.queryStatuses", admin=True, host=devenv.ozone_url,
                            params={"subject": uri})["subjectStatuses"]
     assert [(s["subject"]["uri"], s["reviewState"]) for s in statuses] == [
