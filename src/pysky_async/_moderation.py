@@ -129,6 +129,23 @@ class Moderation:
         self._records = records
         self._identity = identity
 
+    async def labeler_url(self, labeler: str) -> str:
+        """The URL of a labeler's service (the ``#atproto_labeler`` endpoint of its DID document), where
+        ``bsky.streams.labels(handler, service=...)`` subscribes.
+
+        Raises:
+            IdentityNotFound: the DID does not resolve, or its document names no labeler service.
+        """
+        from ._exceptions import IdentityNotFound
+
+        did = labeler_proxy(labeler).split("#", 1)[0]
+        for service in (await self._identity.resolve_did(did)).get("service") or []:
+            if (isinstance(service, dict) and str(service.get("id", "")).endswith(f"#{LABELER_SERVICE}")
+                    and isinstance(service.get("serviceEndpoint"), str)):
+                return str(service["serviceEndpoint"]).rstrip("/")
+        raise IdentityNotFound(f"the DID document of {did} names no #atproto_labeler service: it is not a labeler",
+                               identifier=did, reason="no_labeler")
+
     async def subject(self, subject: str | AtUri | RecordRef) -> dict[str, Any]:
         """The report subject for ``subject``: a strongRef for a record (its current CID fetched),
         a repoRef for an account (a DID, a handle or an ``at://`` URI without a record)."""

@@ -164,3 +164,38 @@ async def test_consumer_delivers_verified_labels_drops_tampered_and_resumes(tmp_
         await task
         assert labeler.cursors == [0, 4]  # resumed after the committed cursor: nothing handled twice
         assert (got[-1].cursor, got[-1].uri, got[-1].neg) == (5, bob, True)
+
+
+async def test_subject_filter_applies_per_label_even_in_a_mixed_frame() -> None:
+    key = ec.generate_private_key(ec.SECP256K1())
+    bob = "did:plc:bobbbbbbbbbbbbbbbbbbbbbb"
+    got: list[LabelEvent] = []
+
+    async def handler(label: LabelEvent, ctx: EventContext) -> None:
+        got.append(label)
+
+    async with FakeLabeler() as labeler, AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:") as bsky:
+        labeler.frames = {1: [signed_label(key, bob, "rude"), signed_label(key, POST, "spam")],
+                          2: [signed_label(key, bob, "spam")]}
+
+        async def resolve(did: str) -> dict[str, Any]:
+            return label_document(LABELER, key)
+
+        bsky.identity.resolve_did = resolve  # type: ignore[method-assign]
+        consumer = bsky.streams.labels(handler, service=labeler.url, dids=[ALICE])
+        task = asyncio.create_task(consumer.run())
+        await wait_for(lambda: consumer.stats.handled == 2)
+        await consumer.stop()
+        await task
+    assert [(label.uri, label.val) for label in got] == [(POST, "spam")]
+    assert consumer.stats.filtered == 2
+
+
+def test_expiry() -> None:
+    import datetime as dt
+
+    key = ec.generate_private_key(ec.SECP256K1())
+    label = only_label(labels_frame(1, [{**signed_label(key, POST, "spam"), "exp": "2026-01-01T00:00:00.000Z"}]))
+    assert label.expired(dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc))
+    assert not label.expired(dt.datetime(2025, 12, 31, tzinfo=dt.timezone.utc))
+    assert not only_label(labels_frame(2, [signed_label(key, POST, "spam")])).expired()

@@ -110,7 +110,9 @@ async def test_ozone_labels_arrive_verified_and_tampered_ones_are_refused(
         tampered.append(label)
 
     async with client(devenv, tmp_path) as bsky:
-        consumer = bsky.streams.labels(collect, service=devenv.ozone_url, name="ozone", commit_interval=0.1)
+        service = await bsky.moderation.labeler_url(labeler)  # ozone's URL, from its DID document
+        assert service.split(":")[-1] == devenv.ozone_url.split(":")[-1]
+        consumer = bsky.streams.labels(collect, service=service, name="ozone", commit_interval=0.1)
         task = asyncio.create_task(consumer.run())
         try:
             await wait_for(lambda: len(mine) == 1, timeout=120)

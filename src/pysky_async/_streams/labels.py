@@ -8,6 +8,7 @@ labeler (``src``): ``sig`` is a compact low-S ECDSA signature of the DAG-CBOR of
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -52,6 +53,18 @@ class LabelEvent(StreamEvent):
     """The label as received: what the signature covers (without ``sig``)."""
     invalid: str | None = field(default=None, compare=False)
     """Why the signature check failed, on a label a ``LabelVerifier(policy="flag")`` passed on."""
+
+    def expired(self, now: dt.datetime | None = None) -> bool:
+        """Whether ``exp`` has passed (a label without ``exp``, or with an unreadable one, never expires)."""
+        if self.exp is None:
+            return False
+        try:
+            expires = dt.datetime.fromisoformat(self.exp.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=dt.timezone.utc)
+        return expires <= (now or dt.datetime.now(dt.timezone.utc))
 
     def unsigned_bytes(self) -> bytes:
         """The DAG-CBOR bytes the labeler signed: the label as received, without ``sig``."""
@@ -243,8 +256,9 @@ class LabelConsumer(StreamConsumer):
     ``bsky.streams.labels(handler, service=..., name=...)`` builds one on a client's database. The
     labels of one frame go to the handler in order (an exception is logged and counted, and the
     next label follows); with a ``verifier`` a label that fails its signature check is counted in
-    ``stats.bad_signatures`` and dropped or flagged by the verifier's policy. The other arguments
-    are ``StreamConsumer``'s.
+    ``stats.bad_signatures`` and dropped or flagged by the verifier's policy. ``dids``: only labels
+    on these accounts and their records (checked per label). The other arguments are
+    ``StreamConsumer``'s.
     """
 
     def __init__(self, source: LabelSource, handler: LabelHandler, *, verifier: LabelVerifier | None = None,
@@ -253,18 +267,23 @@ class LabelConsumer(StreamConsumer):
                  commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
                  silence_timeout: float = 60.0, backoff_max: float = 30.0,
                  max_frame_bytes: int = 5 * 1024 * 1024) -> None:
-        super().__init__(source, self._each_label, store=store, name=name, dids=dids, start_cursor=start_cursor,
+        super().__init__(source, self._each_label, store=store, name=name, start_cursor=start_cursor,
                          concurrency=concurrency, max_pending=max_pending, commit_every=commit_every,
                          commit_interval=commit_interval, log_interval=log_interval,
                          silence_timeout=silence_timeout, backoff_max=backoff_max, max_frame_bytes=max_frame_bytes)
         self.label_handler = handler
         self.label_verifier = verifier
+        self.subjects = frozenset(dids) if dids else None
+        """Only labels on these accounts (and their records) reach the handler; None: all."""
 
     async def _each_label(self, event: StreamEvent, ctx: EventContext) -> None:
         if not isinstance(event, LabelsFrame):
             return  # #info frames are logged by the feed
         verifier = self.label_verifier
         for label in event.labels:
+            if self.subjects is not None and label.did not in self.subjects:
+                self.stats.filtered += 1
+                continue
             if verifier is not None and not await verifier.check(label):
                 self.stats.bad_signatures += 1
                 if verifier.policy == "drop":
