@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 import libipld
@@ -121,7 +120,8 @@ async def test_flag_policy_passes_the_label_on_marked() -> None:
         LabelVerifier(resolve, policy="pass")  # type: ignore[arg-type]
 
 
-async def test_consumer_delivers_verified_labels_drops_tampered_and_resumes(tmp_path: Path) -> None:
+async def test_consumer_delivers_verified_labels_drops_tampered_and_resumes(database_url: str) -> None:
+    """On SQLite and PostgreSQL: the cursor a named consumer committed is where the next run resumes."""
     key = ec.generate_private_key(ec.SECP256K1())
     bob = "did:plc:bobbbbbbbbbbbbbbbbbbbbbb"
     tampered = {**signed_label(key, POST, "spam"), "val": "porn"}
@@ -130,8 +130,7 @@ async def test_consumer_delivers_verified_labels_drops_tampered_and_resumes(tmp_
     async def handler(label: LabelEvent, ctx: EventContext) -> None:
         got.append(label)
 
-    database_url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite3"
-    async with FakeLabeler() as labeler, AsyncBskyClient(database_url=database_url) as bsky:
+    async with FakeLabeler() as labeler, AsyncBskyClient(database_url=database_url, auto_migrate=True) as bsky:
         labeler.frames = {1: [signed_label(key, POST, "spam")], 2: [tampered],
                           3: [signed_label(key, bob, "rude"), signed_label(key, bob, "spam")],
                           4: [signed_label(key, POST, "spam", neg=True)]}
