@@ -377,7 +377,7 @@ class AsyncBskyClient:
     @property
     def streams(self) -> Streams:
         """Stream consumers on this client's database: ``bsky.streams.firehose(handler, name=...)``,
-        ``bsky.streams.jetstream(...)`` (see ``Streams``)."""
+        ``bsky.streams.jetstream(...)``, ``bsky.streams.labels(...)`` (see ``Streams``)."""
         self._check_open()
         from ._streams.factory import Streams  # libipld, aiohttp and zstandard load only for stream users
 

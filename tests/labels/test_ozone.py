@@ -8,6 +8,7 @@
   valid signatures (ozone's ``#atproto_label`` key from its DID document on dev-env's PLC), a
   negation after its label; the same stream through a proxy that changes ``val`` and keeps ``sig``
   delivers nothing and counts every label as a bad signature;
+- a post's self-labels are what the AppView shows on it;
 - ``labelers=`` (``atproto-accept-labelers``) decides whether the AppView applies ozone's labels
   (a label put in the AppView's database: dev-env's AppView does not follow ozone's stream).
 """
@@ -173,3 +174,15 @@ async def test_accept_labelers_decides_whose_labels_the_appview_applies(devenv: 
         other = bsky.with_options(labelers=["did:plc:notalabelernotalabeler0"])
         seen, applied = await labels_seen(other)
         assert seen == [] and labeler not in applied
+
+
+async def test_self_labels_are_what_the_appview_shows_on_the_post(devenv: DevEnv, tmp_path: Path) -> None:
+    author = devenv.new_account("self")[0]
+    async with client(devenv, tmp_path, author) as bsky:
+        ref = await bsky.create_post("a gory scene", labels=["graphic-media"])
+        devenv.process_all()
+        [post] = (await bsky.get("app.bsky.feed.getPosts", uris=[ref.uri])).raw["posts"]
+    assert [(label["src"], label["uri"], label["val"]) for label in post["labels"]] == [
+        (author.did, ref.uri, "graphic-media")]
+    assert post["record"]["labels"] == {"$type": "com.atproto.label.defs#selfLabels",
+                                        "values": [{"val": "graphic-media"}]}

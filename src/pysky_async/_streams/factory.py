@@ -17,7 +17,8 @@ DEFAULT_RELAY = "wss://bsky.network"
 
 
 class Streams:
-    """Builds stream consumers (``bsky.streams.firehose(handler, name=...)``, ``.jetstream(...)``).
+    """Builds stream consumers (``bsky.streams.firehose(handler, name=...)``, ``.jetstream(...)``,
+    ``.labels(...)``).
 
     A consumer with a ``name`` keeps its cursor in the client's database (a restart resumes
     there); without one, in memory. The options are ``StreamConsumer``'s; the consumer is
