@@ -11,7 +11,8 @@ What the test injects, and nothing else:
   fresh dev-env account;
 - values that only exist on the real network: the actor ``bsky.app`` and ``alice.bsky.social``
   become dev-env accounts' handles, ``you.bsky.social``/``xxxx-xxxx-xxxx-xxxx`` the fresh account's
-  credentials, ``http://localhost:2583`` the dev-env PDS;
+  credentials, ``http://localhost:2583`` the dev-env PDS, Bluesky's moderation service
+  (``did:plc:ar7c4by46qjdydhdevvrndac`` at ``https://mod.bsky.app``) dev-env's ozone;
 - a working directory holding the files the snippets open (``photo.jpg``, ``photo.png``,
   ``clip.mp4``, ``en.vtt``, ``notes.txt``);
 - ``sign_in(url)``, which the OAuth section says stands for the user's browser: the test's driver
@@ -118,7 +119,8 @@ def test_the_first_screen_shows_install_and_run_and_the_test_command() -> None:
 # ---------------------------------------------------------------- running against real servers
 
 SUBSTITUTIONS = {"bsky.app": "actor_handle", "alice.bsky.social": "other_handle", "you.bsky.social": "my_handle",
-                 "xxxx-xxxx-xxxx-xxxx": "my_password", "http://localhost:2583": "pds_url"}
+                 "xxxx-xxxx-xxxx-xxxx": "my_password", "http://localhost:2583": "pds_url",
+                 "did:plc:ar7c4by46qjdydhdevvrndac": "labeler_did", "https://mod.bsky.app": "labeler_url"}
 
 
 @dataclass
@@ -191,7 +193,13 @@ async def world(devenv: DevEnv, tmp_path: Path) -> AsyncIterator[ReadmeWorld]:
         }
         yield ReadmeWorld(env, cwd, {"actor_handle": actor.handle, "other_handle": other.handle,
                                      "my_handle": me.handle, "my_password": me.password,
-                                     "pds_url": devenv.pds_url})
+                                     "pds_url": devenv.pds_url, "labeler_did": _ozone_did(devenv),
+                                     "labeler_url": devenv.ozone_url})
+
+
+def _ozone_did(devenv: DevEnv) -> str:
+    """dev-env's ozone: its service DID is the moderation account ``mod-authority.test``."""
+    return str(devenv.xrpc("com.atproto.identity.resolveHandle", params={"handle": "mod-authority.test"})["did"])
 
 
 SIGN_IN = """

@@ -150,6 +150,18 @@ if TYPE_CHECKING:
     from ._middleware import (
         Middleware as Middleware,
     )
+    from ._moderation import (
+        POST_SELF_LABELS as POST_SELF_LABELS,
+    )
+    from ._moderation import (
+        REASON_TYPES as REASON_TYPES,
+    )
+    from ._moderation import (
+        Moderation as Moderation,
+    )
+    from ._moderation import (
+        Report as Report,
+    )
     from ._notifications import (
         Notification as Notification,
     )
@@ -274,6 +286,21 @@ if TYPE_CHECKING:
         JetstreamSource as JetstreamSource,
     )
     from ._streams import (
+        LabelConsumer as LabelConsumer,
+    )
+    from ._streams import (
+        LabelEvent as LabelEvent,
+    )
+    from ._streams import (
+        LabelsFrame as LabelsFrame,
+    )
+    from ._streams import (
+        LabelSource as LabelSource,
+    )
+    from ._streams import (
+        LabelVerifier as LabelVerifier,
+    )
+    from ._streams import (
         MemoryStreamCursorStore as MemoryStreamCursorStore,
     )
     from ._streams import (
@@ -308,6 +335,9 @@ if TYPE_CHECKING:
     )
     from ._streams import (
         decode_frame as decode_frame,
+    )
+    from ._streams import (
+        decode_label_frame as decode_label_frame,
     )
     from ._syntax import (
         AtIdentifier as AtIdentifier,
@@ -454,6 +484,16 @@ _LAZY: dict[str, str] = {
     "set_testing": "._retry",
     "split_thread": "._richtext",
     "video_embed": "._video",
+    "LabelConsumer": "._streams",
+    "LabelEvent": "._streams",
+    "LabelSource": "._streams",
+    "LabelVerifier": "._streams",
+    "LabelsFrame": "._streams",
+    "decode_label_frame": "._streams",
+    "Moderation": "._moderation",
+    "Report": "._moderation",
+    "REASON_TYPES": "._moderation",
+    "POST_SELF_LABELS": "._moderation",
 }
 """Public name -> the private module that defines it (imported when the name is first used)."""
 
@@ -616,4 +656,14 @@ __all__ = [
     "StreamStats",
     "SyncEvent",
     "decode_frame",
+    "LabelConsumer",
+    "LabelEvent",
+    "LabelSource",
+    "LabelVerifier",
+    "LabelsFrame",
+    "decode_label_frame",
+    "Moderation",
+    "Report",
+    "REASON_TYPES",
+    "POST_SELF_LABELS",
 ]

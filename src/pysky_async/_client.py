@@ -33,6 +33,7 @@ from ._graph import GraphReport, export_follow_graph
 from ._identity import IdentityResolver
 from ._media import Media
 from ._middleware import Middleware, Pipeline
+from ._moderation import Moderation, Report
 from ._notifications import Notifications
 from ._pagination import Paginator, TypedPaginator, default_cursor_key
 from ._posts import Post, Posts
@@ -162,6 +163,7 @@ class ClientOptions(TypedDict, total=False):
     image_max_bytes: int
     video_host: str
     video_service_did: str | None
+    labelers: Sequence[str] | str | None
 
 
 _FIXED_OPTIONS = frozenset({"username", "password", "auth_host", "database_url", "engine", "http_client",
@@ -174,7 +176,7 @@ class AsyncBskyClient:
     ``async with AsyncBskyClient() as bsky: r = await bsky.get("app.bsky.actor.getProfile", actor=...)``
 
     Features are namespaces — ``bsky.records``, ``bsky.posts``, ``bsky.media``, ``bsky.video``,
-    ``bsky.identity``, ``bsky.profiles`` — and also flat methods (``bsky.create_record``...).
+    ``bsky.identity``, ``bsky.profiles``, ``bsky.moderation`` — and also flat methods (``bsky.create_record``...).
     Every option is keyword-only, falls back to the environment, and ends up in ``bsky.config``:
 
     Args:
@@ -214,6 +216,9 @@ class AsyncBskyClient:
             ``PYSKY_VIDEO_SERVICE_DID``, default https://video.bsky.app, ``did:web:video.bsky.app``).
         call_log_max_pending: call-log rows kept in memory while the database cannot take them
             (``PYSKY_CALL_LOG_MAX_PENDING``, default 100,000); past it the oldest are dropped and counted.
+        labelers: the labelers whose labels the AppView applies, sent as ``atproto-accept-labelers`` on
+            ``app.bsky.*`` calls: DIDs, each optionally ``"did;redact"`` (``PYSKY_LABELERS``,
+            comma-separated; default: none sent, so the AppView applies its own defaults).
     """
 
     def __init__(
@@ -240,6 +245,7 @@ class AsyncBskyClient:
         video_host: str | None = None,
         video_service_did: str | None = None,
         call_log_max_pending: int | None = None,
+        labelers: Sequence[str] | str | None = None,
     ) -> None:
         config = ClientConfig.from_options(
             username=username, password=password, auth_host=auth_host, public_host=public_host,
@@ -248,7 +254,7 @@ class AsyncBskyClient:
             max_response_bytes=max_response_bytes, auto_migrate=auto_migrate,
             plc_directory=plc_directory, write_budget=write_budget,
             retry=retry, request_limit=request_limit, image_max_bytes=image_max_bytes, video_host=video_host,
-            video_service_did=video_service_did, call_log_max_pending=call_log_max_pending,
+            video_service_did=video_service_did, call_log_max_pending=call_log_max_pending, labelers=labelers,
         )
         aiohttp_session = SharedAiohttpSession() if http_client is None else None
         http = http_client or default_http_client(config.timeout or DEFAULT_TIMEOUT, aiohttp_session)
@@ -295,6 +301,7 @@ class AsyncBskyClient:
         self.posts = Posts(shared.store, shared.sessions, self.records, self.identity, self.media, self.video)
         self.notifications = Notifications(self._xrpc, shared.sessions, shared.store)
         self.chat = Chat(self._xrpc, shared.sessions, shared.cursors)
+        self.moderation = Moderation(self._xrpc, self.records, self.identity)
 
     def with_options(self, **changes: Unpack[ClientOptions]) -> AsyncBskyClient:
         """A client with some options changed (``timeout=``, ``retry=``, ``write_budget=``,
@@ -375,7 +382,7 @@ class AsyncBskyClient:
     @property
     def streams(self) -> Streams:
         """Stream consumers on this client's database: ``bsky.streams.firehose(handler, name=...)``,
-        ``bsky.streams.jetstream(...)`` (see ``Streams``)."""
+        ``bsky.streams.jetstream(...)``, ``bsky.streams.labels(...)`` (see ``Streams``)."""
         self._check_open()
         from ._streams.factory import Streams  # libipld, aiohttp and zstandard load only for stream users
 
@@ -689,6 +696,12 @@ class AsyncBskyClient:
                           **options: Unpack[PostOptions]) -> RecordRef:
         """``bsky.posts.create``: make a post; returns its ``uri`` and ``cid``."""
         return await self.posts.create(text, post=post, **options)
+
+    async def create_report(self, subject: str | AtUri | RecordRef, *, reason_type: str, labeler: str | None,
+                            reason: str | None = None) -> Report:
+        """``bsky.moderation.create_report``: report a record or an account to the labeler ``labeler``
+        (its DID, sent as ``atproto-proxy``; None: the PDS's default moderation service, silently)."""
+        return await self.moderation.create_report(subject, reason_type=reason_type, labeler=labeler, reason=reason)
 
     async def get_user_profile(self, actor: str, *, force_remote_call: bool = False) -> JsonObject:
         """``bsky.profiles.get``: an actor's profile, from the cache when it has it."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import InvalidInput
+from ._exceptions import InvalidIdentifier, InvalidInput
 from ._retry import RetryPolicy
+from ._syntax import Did
 from ._write_budget import WriteBudget
 
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ PROXIED_SERVICES: dict[str, str] = {"api.bsky.chat": CHAT_PROXY}
 
 PROXIED_NAMESPACES: dict[str, str] = {"chat.bsky.": CHAT_PROXY}
 """NSID prefixes whose calls are proxied by default."""
+
+LABELED_NAMESPACES: tuple[str, ...] = ("app.bsky.",)
+"""NSID prefixes of AppView calls, which carry ``atproto-accept-labelers`` when ``labelers`` is set."""
 
 _NSID = re.compile(r"^[a-zA-Z]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})?)+\.[a-zA-Z][a-zA-Z0-9]{0,62}$")
 
@@ -67,6 +71,7 @@ class ClientConfig:
     video_host: str = DEFAULT_VIDEO_HOST
     video_service_did: str | None = None
     call_log_max_pending: int = DEFAULT_CALL_LOG_MAX_PENDING
+    labelers: tuple[str, ...] = ()
 
     @classmethod
     def from_options(
@@ -107,7 +112,36 @@ def _normalised(options: dict[str, Any]) -> dict[str, Any]:
     for host in ("public_host", "plc_directory", "video_host"):
         if options.get(host) is not None:
             options[host] = normalize_host(options[host])
+    if "labelers" in options:
+        options["labelers"] = normalize_labelers(options["labelers"])
     return options
+
+
+def normalize_labelers(labelers: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Labeler DIDs (each optionally ``did;redact``) as a tuple; a string is split on commas
+    (``PYSKY_LABELERS="did:plc:a;redact,did:plc:b"``)."""
+    if labelers is None:
+        return ()
+    if isinstance(labelers, str):
+        labelers = labelers.split(",")
+    normalized = []
+    for entry in labelers:
+        if not isinstance(entry, str):
+            raise InvalidInput(f"labelers: {entry!r} is not a labeler's DID; pass DIDs (strings), each optionally "
+                               "followed by ';redact'")
+        if not entry.strip():
+            continue
+        did, *flags = (part.strip() for part in entry.split(";"))
+        try:
+            Did(did)
+        except InvalidIdentifier as exc:
+            raise InvalidInput(f"labelers: {entry!r} is not a labeler's DID ({exc}); pass DIDs, each optionally "
+                               "followed by ';redact'") from None
+        if any(flag != "redact" for flag in flags):
+            raise InvalidInput(f"labelers: {entry!r}: the only flag a labeler takes is ';redact' (its "
+                               "takedown-style labels then remove the content instead of marking it)")
+        normalized.append(f"{did};redact" if flags else did)
+    return tuple(normalized)
 
 
 ENVIRONMENT: dict[str, str] = {
@@ -120,11 +154,12 @@ ENVIRONMENT: dict[str, str] = {
     "video_host": "PYSKY_VIDEO_HOST",
     "video_service_did": "PYSKY_VIDEO_SERVICE_DID",
     "image_max_bytes": "PYSKY_IMAGE_MAX_BYTES",
+    "labelers": "PYSKY_LABELERS",
 }
 """Options (besides the account, hosts and database) that a deployment sets in the environment."""
 
 _NONE_IS_DEFAULT = frozenset({"plc_directory", "video_host", "image_max_bytes", "deadline", "max_response_bytes",
-                              "call_log_max_pending"})
+                              "call_log_max_pending", "labelers"})
 """Options whose None means "the default" (for the others None means "off" or "automatic")."""
 
 

@@ -1,7 +1,7 @@
 """The post API: ``await bsky.create_post(text=...)`` or ``create_post(post=Post(...))``.
 
 Everything that can fail is done before the record is written — text limits, mention lookups,
-reply and quote references, image preparation and uploads, video processing — so a failed post
+reply and quote references, self-labels, image preparation and uploads, video processing — so a failed post
 leaves nothing behind, and the error says which part failed.
 """
 
@@ -61,6 +61,8 @@ class Post:
     images: list[Image] = field(default_factory=list)
     video: Video | None = None
     external: External | None = None
+    labels: list[str] | None = None
+    """Self-labels: ``["porn"]``, ``["graphic-media"]``... (``pysky_async.POST_SELF_LABELS``)."""
 
     def __post_init__(self) -> None:
         self.check()
@@ -81,6 +83,10 @@ class Post:
                     raise InvalidPost(f"Post(langs=...): {exc}; use BCP 47 tags such as 'en' or 'pt-BR'") from None
         if self.created_at is not None:
             _created_at(self.created_at)
+        if self.labels is not None:
+            from ._moderation import self_labels
+
+            self_labels(self.labels)
         _check_one_media(len(self.images), self.video is not None, self.external is not None)
 
     def add(self, item: Any) -> Post:
@@ -125,6 +131,7 @@ class PostOptions(TypedDict, total=False):
     images: list[Image]
     video: Video | None
     external: External | None
+    labels: list[str] | None
 
 
 MAX_IMAGES = 4
@@ -204,6 +211,10 @@ class Posts:
         record: dict[str, Any] = {"$type": POST, "text": rich.text, "createdAt": str(created_at)}
         if post.langs:
             record["langs"] = list(post.langs)
+        if post.labels:
+            from ._moderation import self_labels
+
+            record["labels"] = self_labels(post.labels)
         mentions, reply, quote, media = await asyncio.gather(
             _part("mention lookup", self._resolve_mentions(rich)),
             _part("reply reference", self._reply_refs(post)),

@@ -9,7 +9,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._account import Account
-from ._config import PROXIED_NAMESPACES, PROXIED_SERVICES, ClientConfig, normalize_endpoint, normalize_host
+from ._config import (
+    LABELED_NAMESPACES,
+    PROXIED_NAMESPACES,
+    PROXIED_SERVICES,
+    ClientConfig,
+    normalize_endpoint,
+    normalize_host,
+)
 from ._deadline import CallDeadline, call_seconds
 from ._exceptions import InvalidInput
 from ._middleware import Pipeline
@@ -33,6 +40,7 @@ class Xrpc:
         self.sessions = sessions
         self.pipeline = pipeline
         self._check_open = check_open
+        self._accept_labelers = ", ".join(config.labelers)
 
     def request(self, method: str, endpoint: str, hostname: str | None = None,
                 params: Mapping[str, Any] | None = None, *, default_auth: bool = False) -> XrpcRequest:
@@ -51,6 +59,8 @@ class Xrpc:
             elif self.sessions.can_authenticate and host in (self.config.auth_host, self.sessions.pds_endpoint):
                 host = AUTH  # the account's own server: with its token (never demanded without credentials)
         headers = {"atproto-proxy": proxy} if proxy and host == AUTH else {}
+        if self._accept_labelers and nsid.startswith(LABELED_NAMESPACES):
+            headers["atproto-accept-labelers"] = self._accept_labelers
         return XrpcRequest(method, nsid, host, params=params if type(params) is dict else dict(params or {}),
                            headers=headers)
 

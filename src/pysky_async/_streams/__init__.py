@@ -7,6 +7,7 @@ from .events import AccountEvent, CommitEvent, IdentityEvent, InfoEvent, RepoOp,
 from .factory import Streams
 from .firehose import FirehoseSource, decode_frame
 from .jetstream import PUBLIC_INSTANCES, JetstreamSource, v1_dictionary
+from .labels import LabelConsumer, LabelEvent, LabelHandler, LabelsFrame, LabelSource, LabelVerifier, decode_label_frame
 from .runner import Runner
 from .stats import StreamStats
 from .verify import CommitVerifier, SignatureVerifier
@@ -22,6 +23,12 @@ __all__ = [
     "IdentityEvent",
     "InfoEvent",
     "JetstreamSource",
+    "LabelConsumer",
+    "LabelEvent",
+    "LabelHandler",
+    "LabelSource",
+    "LabelVerifier",
+    "LabelsFrame",
     "MemoryStreamCursorStore",
     "PUBLIC_INSTANCES",
     "RepoOp",
@@ -36,5 +43,6 @@ __all__ = [
     "Streams",
     "SyncEvent",
     "decode_frame",
+    "decode_label_frame",
     "v1_dictionary",
 ]

@@ -11,13 +11,15 @@ from .connection import Source
 from .consumer import Handler, StreamConsumer
 from .firehose import FirehoseSource
 from .jetstream import PUBLIC_INSTANCES, JetstreamSource
+from .labels import LabelConsumer, LabelHandler, LabelSource, LabelVerifier
 from .verify import CommitVerifier, ResolveDid, SignatureVerifier
 
 DEFAULT_RELAY = "wss://bsky.network"
 
 
 class Streams:
-    """Builds stream consumers (``bsky.streams.firehose(handler, name=...)``, ``.jetstream(...)``).
+    """Builds stream consumers (``bsky.streams.firehose(handler, name=...)``, ``.jetstream(...)``,
+    ``.labels(...)``).
 
     A consumer with a ``name`` keeps its cursor in the client's database (a restart resumes
     there, not at ``start_cursor``; ``reset_cursor=True`` forgets it and starts at ``start_cursor``);
@@ -77,6 +79,31 @@ class Streams:
                              commit_every=commit_every, commit_interval=commit_interval, log_interval=log_interval,
                              silence_timeout=silence_timeout, backoff_max=backoff_max,
                              max_frame_bytes=max_frame_bytes, reset_cursor=reset_cursor)
+
+    def labels(self, handler: LabelHandler, *, service: str, name: str | None = None, verify: bool = True,
+               on_invalid: Literal["drop", "flag"] = "drop", dids: Iterable[str] | None = None,
+               start_cursor: int | None = 0, concurrency: int = 32, max_pending: int = 2000,
+               commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
+               silence_timeout: float = 60.0, backoff_max: float = 30.0,
+               max_frame_bytes: int = 5 * 1024 * 1024) -> LabelConsumer:
+        """A consumer of a labeler's labels (``com.atproto.label.subscribeLabels``; ``service``: its URL).
+
+        ``handler(label, ctx)`` gets each ``LabelEvent``, in order per labelled account (a label and
+        its negation never swap). Each label's signature is checked against its labeler's
+        ``#atproto_label`` key (``verify=False``: not checked); one that fails is dropped
+        (``on_invalid="drop"``) or handed on with ``label.invalid`` set (``"flag"``), and counted in
+        ``consumer.stats.bad_signatures`` and ``consumer.label_verifier.failures``. A first run starts at
+        ``start_cursor`` (default 0: every label the labeler still has, since labels are state; None:
+        new labels only); a named consumer resumes where it stopped. ``dids``: only labels on these
+        accounts (and their records).
+        """
+        verifier = LabelVerifier(self._resolve_did, policy=on_invalid) if verify else None
+        return LabelConsumer(LabelSource(service), handler, verifier=verifier,
+                             store=self._store if name is not None else None, name=name, dids=dids,
+                             start_cursor=start_cursor, concurrency=concurrency, max_pending=max_pending,
+                             commit_every=commit_every, commit_interval=commit_interval, log_interval=log_interval,
+                             silence_timeout=silence_timeout, backoff_max=backoff_max,
+                             max_frame_bytes=max_frame_bytes)
 
     def consumer(self, source: Source, handler: Handler, *, name: str | None = None,
                  verifier: SignatureVerifier | None = None, collections: Iterable[str] | None = None,
