@@ -135,7 +135,7 @@ async def test_consumer_delivers_verified_labels_drops_tampered_and_resumes(data
                           3: [signed_label(key, bob, "rude"), signed_label(key, bob, "spam")],
                           4: [signed_label(key, POST, "spam", neg=True)]}
 
-        async def resolve(did: str) -> dict[str, Any]:
+        async def resolve(did: str, *, fresh: bool = False) -> dict[str, Any]:
             assert did == LABELER
             return label_document(LABELER, key)
 
@@ -177,7 +177,7 @@ async def test_subject_filter_applies_per_label_even_in_a_mixed_frame() -> None:
         labeler.frames = {1: [signed_label(key, bob, "rude"), signed_label(key, POST, "spam")],
                           2: [signed_label(key, bob, "spam")]}
 
-        async def resolve(did: str) -> dict[str, Any]:
+        async def resolve(did: str, *, fresh: bool = False) -> dict[str, Any]:
             return label_document(LABELER, key)
 
         bsky.identity.resolve_did = resolve  # type: ignore[method-assign]

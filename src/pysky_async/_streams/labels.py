@@ -157,10 +157,10 @@ class LabelSource:
         query = f"?{urlencode({'cursor': cursor})}" if cursor is not None else ""
         return [f"{self._base}{SUBSCRIBE_LABELS}{query}"]
 
-    async def on_open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def on_open(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
         """Nothing to send: the stream needs no hello."""
 
-    async def update_filters(self, ws: aiohttp.ClientWebSocketResponse | None, *,
+    async def update_filters(self, ws: aiohttp.ClientWebSocketResponse[bool] | None, *,
                              collections: Iterable[str] | None, dids: Iterable[str] | None) -> None:
         """A labeler filters nothing on the server: the consumer's ``dids`` filter (subjects) does it."""
 
