@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._exceptions import InvalidInput, InvalidResponse, VerificationError
+from .._exceptions import InvalidInput, InvalidResponse, ResponseTooLarge, VerificationError
 from .._syntax import Did, Nsid
 
 if TYPE_CHECKING:
@@ -77,7 +77,12 @@ class Sync:
         host = service or await self._identity.pds_endpoint(did)
         request = self._xrpc.request("GET", "com.atproto.sync.getRepo", host, {"did": did})
         request.context.max_response_bytes = max_bytes
-        car = (await self._xrpc.send(request)).content
+        try:
+            car = (await self._xrpc.send(request)).content
+        except ResponseTooLarge as exc:
+            raise ResponseTooLarge(f"the repo of {did} at {host} is larger than max_bytes={max_bytes}; the rest "
+                                   "was not read. Pass a larger get_repo(max_bytes=...) if repos this large "
+                                   "are expected") from exc
         return await self.verify(car, did=did, collections=collections)
 
     async def verify(self, car: bytes, *, did: str, collections: Collection[str] | None = None) -> VerifiedRepo:
