@@ -54,14 +54,14 @@ class CID:
 
     __slots__ = ("_raw", "_str")
     _raw: bytes
-    _str: str | None
+    _str: str
 
     DAG_CBOR: Final = 0x71
     RAW: Final = 0x55
 
     def __init__(self, raw: bytes) -> None:
+        """Wrap a binary CID as is (``from_bytes`` checks it; this does not)."""
         object.__setattr__(self, "_raw", bytes(raw))
-        object.__setattr__(self, "_str", None)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CID:
@@ -113,11 +113,12 @@ class CID:
         return self._raw
 
     def __str__(self) -> str:
-        text = self._str
-        if text is None:
+        try:
+            return self._str
+        except AttributeError:
             text = _base32(self._raw)
             object.__setattr__(self, "_str", text)
-        return text
+            return text
 
     def __repr__(self) -> str:
         return f"CID({str(self)!r})"
@@ -138,3 +139,14 @@ class CID:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (CID, (self._raw,))
+
+
+_new = object.__new__
+_set_raw: Any = CID.__dict__["_raw"].__set__
+
+
+def cid_of(raw: bytes) -> CID:
+    """A ``CID`` of binary CID bytes already checked (a CAR section's, a decoded link): the fast path."""
+    cid = _new(CID)
+    _set_raw(cid, raw)
+    return cid

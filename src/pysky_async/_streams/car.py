@@ -42,6 +42,9 @@ def car_blocks(car: bytes, wanted: Collection[bytes], *, check_hashes: bool = Tr
         length = car[pos]
         if length < 0x80:
             pos += 1
+        elif pos + 1 < end and car[pos + 1] < 0x80:
+            length = (length & 0x7F) | car[pos + 1] << 7
+            pos += 2
         else:
             length, pos = read_varint(car, pos)
         if length < _CID_LEN or pos + length > end:

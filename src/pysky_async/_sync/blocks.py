@@ -103,6 +103,9 @@ def read_car(car: bytes) -> tuple[list[bytes], dict[bytes, bytes]]:
         length = car[pos]
         if length < 0x80:
             pos += 1
+        elif pos + 1 < end and car[pos + 1] < 0x80:  # 128 B .. 16 KiB: most records and nodes
+            length = (length & 0x7F) | car[pos + 1] << 7
+            pos += 2
         else:
             length, pos = _car_varint(car, pos)
         stop = pos + length

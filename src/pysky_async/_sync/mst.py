@@ -27,12 +27,16 @@ from .._exceptions import VerificationError
 from .blocks import cid_for, cid_str
 
 Blocks = Mapping[bytes, bytes]
+_sha256 = hashlib.sha256
 
 
 def key_height(key: bytes) -> int:
     """The MST layer of ``key``: leading zero bits of its sha-256, in 2-bit steps."""
-    digest = int.from_bytes(hashlib.sha256(key).digest(), "big")
-    return (256 - digest.bit_length()) // 2
+    digest = _sha256(key).digest()
+    first = digest[0]
+    if first:  # 255 keys in 256: the first byte decides
+        return (8 - first.bit_length()) >> 1
+    return (256 - int.from_bytes(digest, "big").bit_length()) // 2
 
 
 @dataclass(frozen=True, slots=True)

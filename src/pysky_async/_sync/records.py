@@ -14,7 +14,8 @@ import libipld
 
 from .._cid import CID
 
-_TAG_42 = b"\xd8\x2a"
+TAG_42 = b"\xd8\x2a"
+"""How a DAG-CBOR link starts (tag 42): a block without these bytes holds no link."""
 
 
 def _head(length: int) -> bytes:
@@ -28,7 +29,7 @@ def _head(length: int) -> bytes:
 def _links(value: Any, raw: bytes) -> Any:
     kind = type(value)
     if kind is bytes:
-        if value[:1] == b"\x01" and _TAG_42 + _head(len(value) + 1) + b"\x00" + value in raw:
+        if value[:1] == b"\x01" and TAG_42 + _head(len(value) + 1) + b"\x00" + value in raw:
             return CID(value)
         return value
     if kind is dict:
@@ -40,7 +41,7 @@ def _links(value: Any, raw: bytes) -> Any:
 
 def with_cids(value: Any, raw: bytes) -> Any:
     """``value`` (decoded from the DAG-CBOR ``raw``) with its links as ``CID`` values."""
-    if _TAG_42 not in raw:
+    if TAG_42 not in raw:
         return value
     return _links(value, raw)
 
@@ -54,4 +55,4 @@ def decode_record(data: bytes) -> dict[str, Any]:
     record = libipld.decode_dag_cbor(data)
     if type(record) is not dict:
         raise ValueError(f"a record is a map, this block is a {type(record).__name__}")
-    return with_cids(record, data) if _TAG_42 in data else record
+    return with_cids(record, data) if TAG_42 in data else record

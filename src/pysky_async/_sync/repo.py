@@ -14,18 +14,18 @@ Records come back with their CID links as ``CID`` values (see ``records.decode_r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import libipld
 
-from .._cid import CID
+from .._cid import CID, cid_of
 from .._exceptions import VerificationError
 from .blocks import cid_str, read_car
 from .crypto import CheckSignature, PublicKey, signature_checker
 from .mst import Node, decode_node, key_height
-from .records import decode_record
+from .records import TAG_42, with_cids
 
 if TYPE_CHECKING:
     from ..lex._base import LexObject
@@ -129,52 +129,52 @@ def check_commit_signature(did: str, commit: dict[str, Any], key: PublicKey | Ch
         raise _fail(did, "the commit is not signed by the repo's #atproto key (compact low-S ECDSA)", "signature")
 
 
-def walk_tree(did: str, blocks: dict[bytes, bytes], root: bytes) -> Iterator[tuple[bytes, bytes]]:
+def walk_tree(did: str, blocks: dict[bytes, bytes], root: bytes) -> list[tuple[bytes, bytes]]:
     """Every ``(key, value CID)`` of the MST at ``root``, in key order, the tree's shape checked.
 
     Raises:
         VerificationError: a node is missing (``mst-incomplete``) or the tree is not a canonical
             MST (``mst``: unsorted keys, a key at the wrong layer, an empty subtree...).
     """
-
-    def node(cid: bytes) -> Node:
-        data = blocks.get(cid)
-        if data is None:
-            raise _fail(did, f"the MST node {cid_str(cid)} is not in the CAR", "mst-incomplete")
-        try:
-            return decode_node(data)
-        except VerificationError as exc:
-            raise _fail(did, f"MST node {cid_str(cid)}: {exc}", "mst") from exc
-
-    top = node(root)
+    leaves: list[tuple[bytes, bytes]] = []
+    top = _node(did, blocks, root)
     if not top.entries:
         if top.left is not None:
             raise _fail(did, "the MST root is an empty node over a subtree (not canonical)", "mst")
-        return
-    previous = b""
+        return leaves
+    _visit(did, blocks, root, top, key_height(top.entries[0][0]), leaves)
+    return leaves
 
-    def visit(cid: bytes, current: Node, layer: int) -> Iterator[tuple[bytes, bytes]]:
-        nonlocal previous
-        if not current.entries and current.left is None:
-            raise _fail(did, f"the MST node {cid_str(cid)} is empty (an empty subtree must be null)", "mst")
-        if current.left is not None:
-            if layer == 0:
-                raise _fail(did, f"the MST node {cid_str(cid)} at layer 0 has a subtree", "mst")
-            yield from visit(current.left, node(current.left), layer - 1)
-        for key, value, right in current.entries:
-            if key <= previous:
-                raise _fail(did, f"MST keys out of order: {key!r} after {previous!r}", "mst")
-            height = key_height(key)
-            if height != layer:
-                raise _fail(did, f"the MST key {key!r} is at layer {layer}, its height is {height}", "mst")
-            previous = key
-            yield key, value
-            if right is not None:
-                if layer == 0:
-                    raise _fail(did, f"the MST node {cid_str(cid)} at layer 0 has a subtree", "mst")
-                yield from visit(right, node(right), layer - 1)
 
-    yield from visit(root, top, key_height(top.entries[0][0]))
+def _node(did: str, blocks: dict[bytes, bytes], cid: bytes) -> Node:
+    data = blocks.get(cid)
+    if data is None:
+        raise _fail(did, f"the MST node {cid_str(cid)} is not in the CAR", "mst-incomplete")
+    try:
+        return decode_node(data)
+    except VerificationError as exc:
+        raise _fail(did, f"MST node {cid_str(cid)}: {exc}", "mst") from exc
+
+
+def _visit(did: str, blocks: dict[bytes, bytes], cid: bytes, node: Node, layer: int,
+           leaves: list[tuple[bytes, bytes]]) -> None:
+    """Append the leaves under ``node`` (at ``layer``) to ``leaves``, checking order and layers."""
+    if not node.entries and node.left is None:
+        raise _fail(did, f"the MST node {cid_str(cid)} is empty (an empty subtree must be null)", "mst")
+    if layer == 0 and (node.left is not None or any(right is not None for _k, _v, right in node.entries)):
+        raise _fail(did, f"the MST node {cid_str(cid)} at layer 0 has a subtree", "mst")
+    if node.left is not None:
+        _visit(did, blocks, node.left, _node(did, blocks, node.left), layer - 1, leaves)
+    append = leaves.append
+    for key, value, right in node.entries:
+        if leaves and key <= leaves[-1][0]:
+            raise _fail(did, f"MST keys out of order: {key!r} after {leaves[-1][0]!r}", "mst")
+        height = key_height(key)
+        if height != layer:
+            raise _fail(did, f"the MST key {key!r} is at layer {layer}, its height is {height}", "mst")
+        append((key, value))
+        if right is not None:
+            _visit(did, blocks, right, _node(did, blocks, right), layer - 1, leaves)
 
 
 def _split(did: str, key: bytes) -> tuple[str, str]:
@@ -211,11 +211,15 @@ def verify_repo(car: bytes, *, did: str, key: PublicKey | CheckSignature,
     records: list[RepoRecord] = []
     append = records.append
     get = blocks.get
-    last_collection, keep = "", False
+    decode = libipld.decode_dag_cbor
+    prefix, collection, keep = b"\x00", "", False  # the current collection's key prefix (b"app.bsky.feed.post/")
     for path, value in walk_tree(did, blocks, commit["data"]):
-        collection, rkey = _split(did, path)
-        if collection != last_collection:
-            last_collection, keep = collection, wanted(collection)
+        rest = path[len(prefix):]  # keys are sorted: one collection's keys come together
+        if path.startswith(prefix) and rest and b"/" not in rest and rest.isascii():
+            rkey = rest.decode()
+        else:
+            collection, rkey = _split(did, path)
+            prefix, keep = path[:len(path) - len(rkey.encode())], wanted(collection)
         if not keep:
             continue
         data = get(value)
@@ -223,8 +227,13 @@ def verify_repo(car: bytes, *, did: str, key: PublicKey | CheckSignature,
             raise _fail(did, f"the record block {cid_str(value)} of {collection}/{rkey} is not in the CAR",
                         "record")
         try:
-            record = decode_record(data)
+            record = decode(data)
         except ValueError as exc:
-            raise _fail(did, f"the record {collection}/{rkey} ({cid_str(value)}): {exc}", "record") from exc
-        append(RepoRecord(collection, rkey, CID(value), record))
-    return VerifiedRepo(did, commit["rev"], CID(commit_cid), CID(commit["data"]), records, len(car))
+            raise _fail(did, f"the record {collection}/{rkey} ({cid_str(value)}) is not DAG-CBOR: {exc}",
+                        "record") from exc
+        if type(record) is not dict:
+            raise _fail(did, f"the record {collection}/{rkey} ({cid_str(value)}) is not a map", "record")
+        if TAG_42 in data:  # a link inside: CID values (most likes, follows and posts have none)
+            record = with_cids(record, data)
+        append(RepoRecord(collection, rkey, cid_of(value), record))
+    return VerifiedRepo(did, commit["rev"], cid_of(commit_cid), cid_of(commit["data"]), records, len(car))
