@@ -102,3 +102,25 @@ def _count_cids(value: Any) -> int:
     if isinstance(value, list):
         return sum(_count_cids(v) for v in value)
     return 0
+
+
+def test_firehose_records_carry_links_as_cids() -> None:
+    from pysky_async import CommitEvent, lex
+    from pysky_async._streams.firehose import decode_frame
+
+    from ..streams.repo_builder import RepoWriter, frame, tid
+
+    blob = cid_for(b"an image", 0x55)
+    post = {"$type": "app.bsky.feed.post", "text": "a picture", "createdAt": "2026-12-04T00:00:00.000Z",
+            "embed": {"$type": "app.bsky.embed.images", "images": [{"alt": "", "image": {
+                "$type": "blob", "ref": blob, "mimeType": "image/png", "size": 8}}]}}
+    writer = RepoWriter("did:plc:cidfirehosetest000000000")
+    event = decode_frame(frame(writer.commit([("create", f"app.bsky.feed.post/{tid()}", post)])))
+    assert isinstance(event, CommitEvent)
+    [op] = event.ops
+    assert op.record is not None
+    ref = op.record["embed"]["images"][0]["image"]["ref"]
+    assert isinstance(ref, CID) and ref == CID(blob)
+    assert json_value(op.record)["embed"]["images"][0]["image"]["ref"] == {"$link": str(CID(blob))}
+    model = op.record_as(lex.app.bsky.feed.Post)
+    assert model is not None and model.text == "a picture"

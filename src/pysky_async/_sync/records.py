@@ -1,9 +1,10 @@
 """Decode a record block with its CID links as ``CID`` values.
 
-``libipld`` decodes a DAG-CBOR link (tag 42) and a byte string alike, to ``bytes``. A record's
-bytes are searched for the tag-42 encoding of each CID-shaped value to tell them apart
-exactly: a link is encoded ``d8 2a 58 25 00 <cid>``, a byte string without the tag.
-Records without any tag 42 (most likes, follows, plain posts) are returned as decoded.
+``libipld`` decodes a DAG-CBOR link (tag 42) and a byte string alike, to ``bytes``. The links of
+a block are read from its bytes (each tag 42 is followed by ``0x00`` and the binary CID), and
+only the decoded byte strings equal to one of them become ``CID``: a byte string that merely
+looks like a CID stays ``bytes``. Blocks without any tag 42 (most likes, follows, plain posts)
+are returned as decoded, at the cost of one substring search.
 """
 
 from __future__ import annotations
@@ -12,38 +13,66 @@ from typing import Any
 
 import libipld
 
-from .._cid import CID
+from .._cid import cid_of
 
 TAG_42 = b"\xd8\x2a"
 """How a DAG-CBOR link starts (tag 42): a block without these bytes holds no link."""
 
 
-def _head(length: int) -> bytes:
-    if length < 24:
-        return bytes((0x40 | length,))
-    if length < 0x100:
-        return bytes((0x58, length))
-    return b"\x59" + length.to_bytes(2, "big")
+def _tagged(raw: bytes) -> set[bytes]:
+    """The binary CIDs that ``raw`` encodes as links (tag 42 over a byte string ``00 <cid>``)."""
+    links: set[bytes] = set()
+    at = raw.find(TAG_42)
+    while at >= 0:
+        head = raw[at + 2] if at + 2 < len(raw) else 0
+        if 0x41 <= head <= 0x57:
+            start, size = at + 3, head - 0x40
+        elif head == 0x58 and at + 3 < len(raw):
+            start, size = at + 4, raw[at + 3]
+        else:
+            start, size = -1, 0
+        if start > 0 and raw[start:start + 1] == b"\x00":
+            links.add(raw[start + 1:start + size])
+        at = raw.find(TAG_42, at + 2)
+    return links
 
 
-def _links(value: Any, raw: bytes) -> Any:
-    kind = type(value)
-    if kind is bytes:
-        if value[:1] == b"\x01" and TAG_42 + _head(len(value) + 1) + b"\x00" + value in raw:
-            return CID(value)
-        return value
-    if kind is dict:
-        return {key: _links(item, raw) for key, item in value.items()}
-    if kind is list:
-        return [_links(item, raw) for item in value]
-    return value
+def _replace(value: Any, links: set[bytes]) -> None:
+    """Turn, in place, the byte strings of ``value`` that are in ``links`` into ``CID`` values."""
+    if type(value) is dict:
+        for key, item in value.items():
+            kind = type(item)
+            if kind is bytes:
+                if item in links:
+                    value[key] = cid_of(item)
+            elif kind is dict or kind is list:
+                _replace(item, links)
+    else:
+        for index, item in enumerate(value):
+            kind = type(item)
+            if kind is bytes:
+                if item in links:
+                    value[index] = cid_of(item)
+            elif kind is dict or kind is list:
+                _replace(item, links)
 
 
 def with_cids(value: Any, raw: bytes) -> Any:
-    """``value`` (decoded from the DAG-CBOR ``raw``) with its links as ``CID`` values."""
+    """``value`` (freshly decoded from the DAG-CBOR ``raw``: changed in place) with its links as ``CID``."""
     if TAG_42 not in raw:
         return value
-    return _links(value, raw)
+    return linked(value, raw)
+
+
+def linked(value: Any, raw: bytes) -> Any:
+    """``with_cids`` for a ``raw`` already known to hold a tag 42 (the caller searched for it)."""
+    if type(value) is bytes:
+        return cid_of(value) if value in _tagged(raw) else value
+    if type(value) is dict or type(value) is list:
+        links = _tagged(raw)
+        if links:
+            _replace(value, links)
+    return value
 
 
 def decode_record(data: bytes) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from .._exceptions import VerificationError
 from .blocks import cid_str, read_car
 from .crypto import CheckSignature, PublicKey, signature_checker
 from .mst import Node, decode_node, key_height
-from .records import TAG_42, with_cids
+from .records import TAG_42, linked
 
 if TYPE_CHECKING:
     from ..lex._base import LexObject
@@ -234,6 +234,6 @@ def verify_repo(car: bytes, *, did: str, key: PublicKey | CheckSignature,
         if type(record) is not dict:
             raise _fail(did, f"the record {collection}/{rkey} ({cid_str(value)}) is not a map", "record")
         if TAG_42 in data:  # a link inside: CID values (most likes, follows and posts have none)
-            record = with_cids(record, data)
+            record = linked(record, data)
         append(RepoRecord(collection, rkey, cid_of(value), record))
     return VerifiedRepo(did, commit["rev"], cid_of(commit_cid), cid_of(commit["data"]), records, len(car))
