@@ -83,8 +83,10 @@ async def test_arguments_are_checked_before_any_request() -> None:
     async with AsyncBskyClient(public_host="http://127.0.0.1:9") as bsky:
         with pytest.raises(InvalidInput, match="since"):
             await bsky.sync.get_repo(DID, since="3kaaaaaaaaaaa")
+        with pytest.raises(InvalidInput, match="resolve_handle"):
+            await bsky.sync.get_repo("alice.bsky.social")
         with pytest.raises(InvalidInput):
-            await bsky.sync.get_repo("not a did")
+            await bsky.sync.get_repo("did:bad")
         with pytest.raises(InvalidInput):
             await bsky.sync.get_repo(DID, collections=["not an nsid"])
         with pytest.raises(InvalidInput, match="max_bytes"):

@@ -209,3 +209,14 @@ def test_malformed_trees_are_refused(key: ec.EllipticCurvePrivateKey) -> None:
 def test_commit_block_helper_signs_for_the_did(key: ec.EllipticCurvePrivateKey) -> None:
     cid, block = commit_block(DID, key, cid_for(b"root"))
     assert libipld.decode_dag_cbor(block)["did"] == DID and cid == cid_for(block)
+
+
+def test_a_key_compressed_less_than_it_could_be_is_refused(key: ec.EllipticCurvePrivateKey) -> None:
+    """Canonical nodes share the whole common prefix with the previous key: one tree, one CID."""
+    low = sorted(_keys(0, 2))
+    block = libipld.encode_dag_cbor({"l": None, "e": [
+        {"k": low[0], "p": 0, "t": None, "v": VALUE},
+        {"k": low[1][5:], "p": 5, "t": None, "v": VALUE}]})  # they share far more than 5 bytes
+    assert _verify_tree(key, cid_for(block), [(cid_for(block), block)]) == "mst"
+    canonical = node(None, [(k, VALUE, None) for k in low])
+    assert _verify_tree(key, canonical[0], [canonical]) is None

@@ -66,6 +66,9 @@ class Sync:
             ResponseTooLarge: the CAR is larger than ``max_bytes``.
             IdentityNotFound: the DID does not resolve (or names no PDS).
         """
+        if not did.startswith("did:"):
+            raise InvalidInput(f"get_repo takes a DID, not {did!r}: for a handle, pass "
+                               "await bsky.identity.resolve_handle(handle)")
         did = Did(did)
         if since is not None:
             raise InvalidInput("get_repo(since=...) returns a partial CAR that cannot be verified as a whole "

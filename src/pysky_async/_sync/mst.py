@@ -56,7 +56,8 @@ def decode_node(data: bytes) -> Node:
     """Decode (and structurally check) one MST node block.
 
     Raises:
-        VerificationError: not an MST node, or keys not strictly ascending (reason ``mst``).
+        VerificationError: not an MST node, keys not strictly ascending or not compressed
+            canonically (the whole prefix shared with the previous key) (reason ``mst``).
     """
     try:
         raw = libipld.decode_dag_cbor(data)
@@ -69,6 +70,8 @@ def decode_node(data: bytes) -> Node:
             prefix, suffix, value, right = item["p"], item["k"], item["v"], item["t"]
             if type(prefix) is not int or type(suffix) is not bytes or not 0 <= prefix <= len(previous):
                 raise ValueError(f"bad key compression in {item!r}")
+            if prefix < len(previous) and suffix[:1] == previous[prefix:prefix + 1]:
+                raise ValueError(f"key compression not maximal in {item!r} (shares more than {prefix} bytes)")
             key = previous[:prefix] + suffix
             if entries and key <= previous:
                 raise ValueError("keys are not strictly ascending")
