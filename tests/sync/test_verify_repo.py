@@ -65,6 +65,8 @@ def test_a_whole_repo_verifies_and_yields_every_record(key: ec.EllipticCurvePriv
     assert groups["com.example.bytes"][0].record["raw"] == cid_for(b"not a link")  # a byte string stays bytes
     post = embedded.record_as(lex.app.bsky.feed.Post)
     assert post.text == embedded.record["text"]
+    with pytest.raises(AttributeError):
+        embedded.rkey = "other"  # type: ignore[misc]
     like = groups["app.bsky.feed.like"][0].record
     assert like == records[groups["app.bsky.feed.like"][0].path]
 

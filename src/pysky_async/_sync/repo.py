@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import libipld
+import msgspec
 
 from .._cid import CID, cid_of
 from .._exceptions import VerificationError
@@ -33,9 +34,12 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound="LexObject")
 
 
-@dataclass(frozen=True, slots=True)
-class RepoRecord:
-    """One record of a verified repo: where it is, its CID and its value (links as ``CID``)."""
+class RepoRecord(msgspec.Struct, frozen=True, gc=False):
+    """One record of a verified repo: where it is, its CID and its value (links as ``CID``).
+
+    Immutable; not tracked by the cyclic garbage collector (a repo's 100,000 records would make
+    every collection pass over them), so never put a record inside its own ``record`` dict.
+    """
 
     collection: str
     rkey: str
@@ -56,8 +60,6 @@ class RepoRecord:
         if self.collection != tag:
             raise InvalidInput(f"record_as: {self.path} is in {self.collection}, not {tag}: pass the model of "
                                "that collection (check record.collection first)")
-        import msgspec
-
         from .._streams.events import _atproto_json
         from ..lex import _base
 
