@@ -66,6 +66,9 @@ if TYPE_CHECKING:
     from ._chat import (
         Chat as Chat,
     )
+    from ._cid import (
+        CID as CID,
+    )
     from ._client import (
         AsyncBskyClient as AsyncBskyClient,
     )
@@ -339,6 +342,21 @@ if TYPE_CHECKING:
     from ._streams import (
         decode_label_frame as decode_label_frame,
     )
+    from ._sync.api import (
+        RepoListing as RepoListing,
+    )
+    from ._sync.api import (
+        Sync as Sync,
+    )
+    from ._sync.repo import (
+        RepoRecord as RepoRecord,
+    )
+    from ._sync.repo import (
+        VerifiedRepo as VerifiedRepo,
+    )
+    from ._sync.repo import (
+        verify_repo as verify_repo,
+    )
     from ._syntax import (
         AtIdentifier as AtIdentifier,
     )
@@ -386,6 +404,12 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
+    "CID": "._cid",
+    "RepoListing": "._sync.api",
+    "RepoRecord": "._sync.repo",
+    "Sync": "._sync.api",
+    "VerifiedRepo": "._sync.repo",
+    "verify_repo": "._sync.repo",
     "ClientOptions": "._client",
     "PostOptions": "._posts",
     "TypedRecord": "._records",
@@ -624,7 +648,13 @@ __all__ = [
     "prepare_image",
     "video_embed",
     "AtIdentifier",
+    "CID",
     "Cid",
+    "RepoListing",
+    "RepoRecord",
+    "Sync",
+    "VerifiedRepo",
+    "verify_repo",
     "Datetime",
     "Language",
     "Uri",

@@ -44,6 +44,7 @@ from ._request import XrpcRequest
 from ._response import JsonObject, XrpcResponse
 from ._retry import RetryMiddleware, RetryPolicy
 from ._session import SessionManager, SessionMiddleware
+from ._sync.api import Sync
 from ._syntax import AtUri, Nsid
 from ._transport import Bounds, HttpxTransport
 from ._version import __version__
@@ -302,6 +303,7 @@ class AsyncBskyClient:
         self.notifications = Notifications(self._xrpc, shared.sessions, shared.store)
         self.chat = Chat(self._xrpc, shared.sessions, shared.cursors)
         self.moderation = Moderation(self._xrpc, self.records, self.identity)
+        self.sync = Sync(self._xrpc, self.identity)
 
     def with_options(self, **changes: Unpack[ClientOptions]) -> AsyncBskyClient:
         """A client with some options changed (``timeout=``, ``retry=``, ``write_budget=``,

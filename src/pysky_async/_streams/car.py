@@ -15,26 +15,16 @@ from typing import Any
 
 import libipld
 
+from .._sync.blocks import read_varint
+from .._sync.records import TAG_42, linked
+
 _CID_LEN = 36  # CIDv1, dag-cbor or raw codec, sha2-256: every CID atproto repos use
 _PREFIXES = (b"\x01\x71\x12\x20", b"\x01\x55\x12\x20")
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    byte = data[pos]
-    if byte < 0x80:
-        return byte, pos + 1
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
 def car_blocks(car: bytes, wanted: Collection[bytes], *, check_hashes: bool = True) -> dict[bytes, Any]:
-    """The decoded blocks of ``car`` whose binary CIDs are in ``wanted`` (missing ones are absent).
+    """The decoded blocks of ``car`` whose binary CIDs are in ``wanted`` (missing ones are absent),
+    their links as ``CID`` values.
 
     ``check_hashes=False`` leaves the hash checks to a verifier that hashes every block itself
     (``CommitVerifier``), so that a forgery is counted and logged as a failed verification.
@@ -46,12 +36,20 @@ def car_blocks(car: bytes, wanted: Collection[bytes], *, check_hashes: bool = Tr
     found: dict[bytes, Any] = {}
     if not wanted:
         return found
-    length, pos = _varint(car, 0)
+    length, pos = read_varint(car, 0)
     pos += length
     end = len(car)
     sha256 = hashlib.sha256
+    decode = libipld.decode_dag_cbor
     while pos < end and len(found) < len(wanted):
-        length, pos = _varint(car, pos)
+        length = car[pos]
+        if length < 0x80:
+            pos += 1
+        elif pos + 1 < end and car[pos + 1] < 0x80:
+            length = (length & 0x7F) | car[pos + 1] << 7
+            pos += 2
+        else:
+            length, pos = read_varint(car, pos)
         if length < _CID_LEN or pos + length > end:
             raise ValueError(f"truncated CAR section at byte {pos}")
         cid = car[pos:pos + _CID_LEN]
@@ -61,6 +59,7 @@ def car_blocks(car: bytes, wanted: Collection[bytes], *, check_hashes: bool = Tr
             data = car[pos + _CID_LEN:pos + length]
             if check_hashes and sha256(data).digest() != cid[4:]:
                 raise ValueError(f"block {libipld.encode_cid(cid)}: its bytes do not hash to its CID")
-            found[cid] = libipld.decode_dag_cbor(data)
+            value = decode(data)
+            found[cid] = linked(value, data) if TAG_42 in data else value
         pos += length
     return found

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import libipld
 
+from .._cid import CID
 from .._exceptions import InvalidInput
 from .._storage.store import Store
 from .collection_filter import check_collection
@@ -52,12 +53,15 @@ def _collection(value: str) -> str:
 
 
 def json_value(value: Any) -> Any:
-    """A DAG-CBOR value as atproto JSON: CID links as ``{"$link"}``, bytes as ``{"$bytes"}``."""
+    """A DAG-CBOR value as atproto JSON: ``CID`` values and CID links as ``{"$link"}``, bytes as
+    ``{"$bytes"}``."""
+    if isinstance(value, CID):
+        return value.json()
     if isinstance(value, bytes):
         if value[:2] == b"\x01q" or value[:2] == b"\x01U":
             with contextlib.suppress(ValueError):
                 return {"$link": libipld.encode_cid(value)}
-        return {"$bytes": base64.b64encode(value).decode()}
+        return {"$bytes": base64.b64encode(value).decode().rstrip("=")}  # unpadded, as the data model says
     if isinstance(value, dict):
         return {k: json_value(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -27,12 +27,16 @@ from .._exceptions import VerificationError
 from .blocks import cid_for, cid_str
 
 Blocks = Mapping[bytes, bytes]
+_sha256 = hashlib.sha256
 
 
 def key_height(key: bytes) -> int:
     """The MST layer of ``key``: leading zero bits of its sha-256, in 2-bit steps."""
-    digest = int.from_bytes(hashlib.sha256(key).digest(), "big")
-    return (256 - digest.bit_length()) // 2
+    digest = _sha256(key).digest()
+    first = digest[0]
+    if first:  # 255 keys in 256: the first byte decides
+        return (8 - first.bit_length()) >> 1
+    return (256 - int.from_bytes(digest, "big").bit_length()) // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,8 @@ def decode_node(data: bytes) -> Node:
     """Decode (and structurally check) one MST node block.
 
     Raises:
-        VerificationError: not an MST node, or keys not strictly ascending (reason ``mst``).
+        VerificationError: not an MST node, keys not strictly ascending or not compressed
+            canonically (the whole prefix shared with the previous key) (reason ``mst``).
     """
     try:
         raw = libipld.decode_dag_cbor(data)
@@ -65,6 +70,8 @@ def decode_node(data: bytes) -> Node:
             prefix, suffix, value, right = item["p"], item["k"], item["v"], item["t"]
             if type(prefix) is not int or type(suffix) is not bytes or not 0 <= prefix <= len(previous):
                 raise ValueError(f"bad key compression in {item!r}")
+            if prefix < len(previous) and suffix[:1] == previous[prefix:prefix + 1]:
+                raise ValueError(f"key compression not maximal in {item!r} (shares more than {prefix} bytes)")
             key = previous[:prefix] + suffix
             if entries and key <= previous:
                 raise ValueError("keys are not strictly ascending")
