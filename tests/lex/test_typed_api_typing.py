@@ -28,9 +28,13 @@ def test_the_cases_file_has_what_it_checks() -> None:
     assert len(EXPECTED) == 10 and len(ERRORS) == 6
 
 
+@pytest.mark.slow  # a type checker: once, in the full suite, not on every Python
 def test_mypy_reveals_the_typed_api_and_rejects_misspelt_keywords() -> None:
-    api = pytest.importorskip("mypy.api")
-    stdout, _stderr, _status = api.run(["--strict", "--no-error-summary", "--show-absolute-path", str(CASES)])
+    pytest.importorskip("mypy")
+    # in its own process: mypy in this one would leave its program graph for every later test's
+    # gc.collect() to walk (seconds per test)
+    stdout = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "--show-absolute-path",
+                             str(CASES)], capture_output=True, text=True, check=False).stdout
     revealed = {int(line): short(kind)
                 for line, kind in re.findall(r":(\d+): note: Revealed type is \"([^\"]+)\"", stdout)}
     assert revealed == EXPECTED, stdout
@@ -39,6 +43,7 @@ def test_mypy_reveals_the_typed_api_and_rejects_misspelt_keywords() -> None:
     assert '"timout"' in stdout and '"rkye"' in stdout and '"lang"' in stdout and '"swap"' in stdout
 
 
+@pytest.mark.slow
 def test_pyright_reveals_the_same_types_and_rejects_the_same_calls(tmp_path: Path) -> None:
     pyright = shutil.which("pyright", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     assert pyright is not None, "pyright is missing: pip install -e '.[test]' installs it"

@@ -7,6 +7,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 CASES = Path(__file__).with_name("typing_cases.py")
 EXPECTED = {
     10: "app.bsky.feed.GetTimelineOutput", 11: "app.bsky.actor.ProfileViewDetailed",
@@ -21,6 +23,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.slow  # mypy over every model (~1 min): once, in the full suite, not on every Python
 def test_mypy_reveals_the_typed_outputs_and_rejects_wrong_keywords() -> None:
     # in its own process: mypy in this one would leave its whole program graph for every later test's
     # gc.collect() to walk (3-5 s per test on Python 3.10)
@@ -41,6 +44,7 @@ def test_mypy_reveals_the_typed_outputs_and_rejects_wrong_keywords() -> None:
     assert 'incompatible type "str"; expected "int | None"' in errors[1][1]
 
 
+@pytest.mark.slow
 def test_pyright_reveals_the_same_types_and_rejects_the_same_calls(tmp_path: Path) -> None:
     """Most editors run pyright: the same file, in strict mode. pyright comes with the test
     extra (the ``pyright[nodejs]`` package on PyPI; the npm one on PATH also does)."""
