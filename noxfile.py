@@ -32,10 +32,10 @@ FAST_TESTS = [
     "--ignore=tests/realnet", "--ignore=tests/reliability", "--ignore=tests/streams/test_restart.py",
     "--ignore=tests/conformance/test_differential.py", "--ignore=tests/conformance/test_tid_rkeys.py",
     "--ignore=tests/oauth/test_oauth_confidential.py", "--ignore=tests/test_fault_proxy.py",
-    # Pillow's work on a 24-megapixel photo, ~1 min here and the same on every Python
-    "--deselect=tests/test_images.py::test_24_megapixel_photo_fits_with_most_pixels_and_few_encodes",
 ]
-"""The fast tests: no real server (reference PDS, PostgreSQL, AppView, node), not marked ``slow``."""
+"""The fast tests: no real server (reference PDS, PostgreSQL, AppView, node), not marked ``slow``
+(``slow``: a type checker's run, a site build, a 24-megapixel photo... the same on every Python,
+so once, in the full suite)."""
 
 nox.options.sessions = ["tests", "typing", "lint"]
 nox.options.default_venv_backend = "uv|virtualenv"

@@ -4,8 +4,9 @@
   per name in ``pysky_async.__all__``, grouped by kind: the API reference covers exactly the public
   names, whatever is added later (tests/test_docs.py checks the built site).
 - ``<!-- readme: Section title -->`` becomes that ``## Section title`` of README.md (its body, up to
-  the next ``## ``): the guide shows the README's sections without a second copy to keep in sync.
-  The README's links to its own sections (``[x](#posts)``) are pointed at the guide page holding it.
+  the next ``## ``): a page can show a README section without a second copy to keep in sync.
+  The README's links to its own sections (``[x](#posts)``) are pointed at the guide page holding it,
+  and its links into the site's sources (``[Posts](docs/guide/posts.md)``) at those pages.
 - ``<!-- file: CHANGELOG.md -->`` becomes that file of the repository, its first heading dropped.
 """
 
@@ -23,6 +24,7 @@ _README_MARK = re.compile(r"^<!-- readme: (?P<title>.+?) -->$", re.M)
 _REFERENCE_MARK = "<!-- reference: __all__ -->"
 _FILE_MARK = re.compile(r"^<!-- file: (?P<path>[\w./-]+) -->$", re.M)
 _SECTION_LINK = re.compile(r"\]\(#(?P<slug>[\w-]+)\)")
+_DOCS_LINK = re.compile(r"\]\(docs/(?P<path>[\w./-]+\.md)\)")
 
 KINDS = [("Client and configuration", "class"), ("Functions", "function"), ("Constants", "constant"),
          ("Errors", "error")]
@@ -79,7 +81,10 @@ def _link_sections(text: str, page: str, pages: dict[str, str]) -> str:
             return match[0]
         return f"]({posixpath.relpath(holder, posixpath.dirname(page) or '.')})"
 
-    return _SECTION_LINK.sub(target, text)
+    def docs_target(match: re.Match[str]) -> str:
+        return f"]({posixpath.relpath(match['path'], posixpath.dirname(page) or '.')})"
+
+    return _DOCS_LINK.sub(docs_target, _SECTION_LINK.sub(target, text))
 
 
 def _file(path: str) -> str:

@@ -75,16 +75,25 @@ def silent_server() -> Iterator[socket.socket]:
         server.close()
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT back to its default in the child, as for a command typed in a terminal: a test run
+    started in the background (``cmd &`` in a script, as .ci/run starts the version matrix) has
+    SIGINT ignored, the child would inherit that and Python would never raise KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_when_connected(command: list[str], server: socket.socket, env: dict[str, str]) -> tuple[int, str]:
     """Run ``command``, wait until it connects to ``server``, then Ctrl-C it (SIGINT)."""
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
+    connection: socket.socket | None = None
     try:
         connection, _ = server.accept()
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
-        connection.close()
     finally:
+        if connection is not None:
+            connection.close()
         if process.poll() is None:
             process.kill()
             process.wait()

@@ -1,15 +1,18 @@
 """The documentation site builds without a warning (``mkdocs build --strict``, as ``nox -s docs``)
 and its API reference documents every public name: each name of ``pysky_async.__all__`` has its
 own entry (an anchor ``pysky_async.<name>``) in the built reference page. The guide's code blocks
-run in tests/test_readme.py, with the README's."""
+run in tests/test_readme.py, with the README's. A page can still show a README section
+(``<!-- readme: ... -->``, docs/hooks.py), its links pointed at the site's pages."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +20,6 @@ import pysky_async
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.slow  # builds the whole site: not one of the fast tests
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # builds the whole site: not one of the fast tests
 def test_the_reference_documents_every_public_name(site: Path) -> None:
     page = (site / "reference" / "index.html").read_text(encoding="utf-8")
     documented = set(re.findall(r'id="pysky_async\.(\w+)"', page))
@@ -43,7 +46,41 @@ def test_the_reference_documents_every_public_name(site: Path) -> None:
     assert missing == [], f"the API reference has no entry for {missing}"
 
 
+@pytest.mark.slow
 def test_every_guide_page_is_built(site: Path) -> None:
     pages = sorted(p.stem for p in (ROOT / "docs" / "guide").glob("*.md"))
     assert pages
     assert [p for p in pages if not (site / "guide" / p / "index.html").is_file()] == []
+
+
+def test_a_page_shows_a_readme_section_with_its_links_pointed_at_the_site() -> None:
+    """``<!-- readme: Title -->`` becomes that README section's body; the README's links into
+    docs/ and to its own sections that a guide page holds become links between the site's pages."""
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
+    assert spec and spec.loader
+    hooks: Any = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    title = next(t for t in re.findall(r"^## (.+)$", readme, re.M) if "](docs/guide/" in hooks.readme_section(t))
+    body = hooks.readme_section(title)
+    page, config = _Page("guide/sample.md"), {"docs_dir": str(ROOT / "docs")}
+    shown = hooks.on_page_markdown(f"# Sample\n\n<!-- readme: {title} -->\n", page, config)
+    assert "<!-- readme:" not in shown
+    assert body.strip().splitlines()[0] in shown
+    links = re.findall(r"\]\(([^)#]+\.md)\)", shown)
+    assert links and all(not link.startswith("docs/") for link in links), links
+    assert all((ROOT / "docs" / "guide" / link).resolve().is_file() for link in links), links
+    with pytest.raises(ValueError, match="no section"):
+        hooks.readme_section("No such section")
+
+
+class _File:
+    def __init__(self, src_uri: str) -> None:
+        self.src_uri = src_uri
+
+
+class _Page:
+    """What the hook reads of mkdocs' Page."""
+
+    def __init__(self, src_uri: str) -> None:
+        self.file = _File(src_uri)

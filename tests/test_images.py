@@ -55,6 +55,7 @@ def big_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow  # Pillow's work on 24 megapixels, the same on every Python: once, in the full suite
 def test_24_megapixel_photo_fits_with_most_pixels_and_few_encodes(big_photo: Path) -> None:
     prepared = prepare_image(Image(filename=big_photo), max_bytes=MB)
 

@@ -20,9 +20,10 @@ What the test injects, and nothing else:
   ``alice.bsky.social`` stand-in.
 
 Each document runs on its own (its own fresh accounts and working directory), with the same
-mechanism. A guide page that includes a README section (``<!-- readme: ... -->``, docs/hooks.py)
-adds no block of its own: that section's blocks run as the README's. A ``text`` block is shown, not
-run (e.g. ``pip install pysky_async``, which needs the package on PyPI).
+mechanism: the README is the short tour, the guide pages under docs/guide/ hold the details and run
+their own blocks. A guide page that includes a README section (``<!-- readme: ... -->``,
+docs/hooks.py) adds no block of its own: that section's blocks run as the README's. A ``text`` block
+is shown, not run (e.g. ``pip install pysky_async``, which needs the package on PyPI).
 
 Python blocks: a block that runs its own event loop (``asyncio.run(...)``) is a whole program and
 runs as one. The other blocks are fragments: they run in order, in one program, inside the
@@ -38,6 +39,7 @@ import asyncio
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -54,6 +56,7 @@ from .realnet.devenv import DevEnv
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+GUIDE = ROOT / "docs" / "guide"
 DOCUMENTS = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 """Every document whose code blocks run: the README and the documentation site's pages."""
 VENV_BIN = Path(sys.executable).parent
@@ -91,6 +94,16 @@ def name(document: Path) -> str:
 
 def documents_with(lang: str) -> list[Any]:
     return [pytest.param(d, id=name(d)) for d in DOCUMENTS if any(b.lang == lang for b in doc_blocks(d))]
+
+
+def test_the_readme_links_resolve_and_reach_every_guide_page() -> None:
+    """The README is the short tour: its links into the clone point at files that exist, and every
+    guide page is reachable from it."""
+    text = README.read_text(encoding="utf-8")
+    targets = [t for t in re.findall(r"\]\(([^)\s]+)\)", text) if not re.match(r"[a-z]+:|#", t)]
+    assert [t for t in targets if not (ROOT / t).exists()] == []
+    linked = {(ROOT / t).resolve() for t in targets}
+    assert [name(p) for p in sorted(GUIDE.glob("*.md")) if p.resolve() not in linked] == []
 
 
 def test_every_block_has_a_known_language() -> None:
@@ -162,8 +175,16 @@ def _fixture_files(directory: Path) -> None:
     (directory / "notes.txt").write_text(" ".join(f"word{n}" for n in range(200)), encoding="utf-8")
 
 
+@pytest.fixture(scope="session")
+def fixture_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The files the snippets open, made once (a video takes a while) and copied for each document."""
+    directory = tmp_path_factory.mktemp("readme-files")
+    _fixture_files(directory)
+    return directory
+
+
 @pytest.fixture
-async def world(devenv: DevEnv, tmp_path: Path) -> AsyncIterator[ReadmeWorld]:
+async def world(devenv: DevEnv, tmp_path: Path, fixture_files: Path) -> AsyncIterator[ReadmeWorld]:
     from .realnet.fake_video_service import FakeVideoService
 
     me, _ = devenv.new_account("me")
@@ -171,8 +192,7 @@ async def world(devenv: DevEnv, tmp_path: Path) -> AsyncIterator[ReadmeWorld]:
     other, _ = devenv.new_account("alice")
     devenv.process_all()
     cwd = tmp_path / "work"
-    cwd.mkdir()
-    _fixture_files(cwd)
+    shutil.copytree(fixture_files, cwd)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("BSKY_", "PYSKY_", "PG"))}
     async with FakeVideoService(plc_url=devenv.plc_url, step_delay=0.01) as video:
         env = {
@@ -263,11 +283,11 @@ async def test_readme_shell_blocks_run(world: ReadmeWorld, document: Path) -> No
 def test_the_error_tree_names_every_exported_exception() -> None:
     import pysky_async
 
-    tree = next(b.code for b in readme_blocks() if b.code.startswith("PyskyError"))
+    tree = next(b.code for b in doc_blocks(GUIDE / "errors.md") if b.code.startswith("PyskyError"))
     exported = {name for name in pysky_async.__all__
                 if isinstance(getattr(pysky_async, name), type) and issubclass(getattr(pysky_async, name), Exception)}
     missing = sorted(name for name in exported if not re.search(rf"\b{name}\b", tree))
-    assert not missing, f"README's error tree misses {missing}"
+    assert not missing, f"the error tree of docs/guide/errors.md misses {missing}"
 
 
 def test_the_configuration_table_lists_every_option_and_variable() -> None:
@@ -276,8 +296,7 @@ def test_the_configuration_table_lists_every_option_and_variable() -> None:
     from pysky_async import AsyncBskyClient
     from pysky_async._config import ENVIRONMENT
 
-    text = README.read_text(encoding="utf-8")
-    table = text[text.index("## Configuration"):text.index("## Raw XRPC")]
+    table = (GUIDE / "configuration.md").read_text(encoding="utf-8")
     options = [name for name in inspect.signature(AsyncBskyClient).parameters]
     assert [o for o in options if f"`{o}=`" not in table] == []
     variables = [*ENVIRONMENT.values(), "PYSKY_AUTH_HOST", "PYSKY_PUBLIC_HOST", "PYSKY_DATABASE_URL",

@@ -97,6 +97,7 @@ def json_objects(value: Any) -> int:
     return 0
 
 
+@pytest.mark.slow  # 20,000 answers: once, in the full suite, not on every Python
 @pytest.mark.parametrize("seed", [0, 1])
 def test_ten_thousand_generated_answers_decode_without_an_exception(seed: int) -> None:
     maker = Maker(random.Random(seed))

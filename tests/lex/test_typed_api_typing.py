@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from ..typecheck import mypy, pyright
 
 CASES = Path(__file__).with_name("typed_api_cases.py")
@@ -23,6 +25,7 @@ def test_the_cases_file_has_what_it_checks() -> None:
     assert len(EXPECTED) == 10 and len(ERRORS) == 6
 
 
+@pytest.mark.slow  # a type checker: once, in the full suite, not on every Python
 def test_mypy_reveals_the_typed_api_and_rejects_misspelt_keywords() -> None:
     report = mypy(CASES)
     assert {line: short(kind) for line, kind in report.revealed.items()} == EXPECTED, report.output
@@ -31,6 +34,7 @@ def test_mypy_reveals_the_typed_api_and_rejects_misspelt_keywords() -> None:
         assert keyword in report.output
 
 
+@pytest.mark.slow
 def test_pyright_reveals_the_same_types_and_rejects_the_same_calls() -> None:
     report = pyright(CASES)
     assert report.revealed == EXPECTED, report.output

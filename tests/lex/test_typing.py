@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ..typecheck import mypy, pyright
 
 CASES = Path(__file__).with_name("typing_cases.py")
@@ -21,6 +23,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.slow  # mypy over every model (~1 min): once, in the full suite, not on every Python
 def test_mypy_reveals_the_typed_outputs_and_rejects_wrong_keywords() -> None:
     report = mypy(CASES)
     for line, name in EXPECTED.items():
@@ -33,6 +36,7 @@ def test_mypy_reveals_the_typed_outputs_and_rejects_wrong_keywords() -> None:
     assert 'incompatible type "str"; expected "int | None"' in report.errors[1][1]
 
 
+@pytest.mark.slow
 def test_pyright_reveals_the_same_types_and_rejects_the_same_calls() -> None:
     """Most editors run pyright: the same file, in strict mode."""
     report = pyright(CASES)

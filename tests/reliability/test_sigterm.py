@@ -12,12 +12,18 @@ from ..realnet.pds import PdsServer
 from ..test_pds_sessions import ROOT, listen_host
 
 
+def _signals_as_systemd_starts_them() -> None:
+    """SIGINT at its default in the worker, as systemd and Docker start a service: a test run started
+    in the background (``cmd &`` in a script) has SIGINT ignored, and the worker would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def stop_worker(pds: PdsServer, path: Path, *, install: bool) -> tuple[int, int, str]:
     """Run the worker (5 calls to the real PDS), SIGTERM it; (exit code, rows written, stderr)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.reliability.sigterm_worker", listen_host(pds), f"sqlite+aiosqlite:///{path}",
          "5", "1" if install else "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_signals_as_systemd_starts_them)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
