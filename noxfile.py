@@ -63,8 +63,10 @@ def fast(session: nox.Session) -> None:
 
 @nox.session
 def typing(session: nox.Session) -> None:
+    """mypy strict (src, tests, benchmarks, examples) and pyright over src (pyproject's settings)."""
     session.install("-e", ".[test]")
     session.run("mypy")
+    session.run("pyright")
 
 
 @nox.session
