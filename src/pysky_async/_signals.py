@@ -18,15 +18,17 @@ def install_signal_handlers(signals: Iterable[signal.Signals] = (signal.SIGTERM,
 
     Before Python 3.11, ``asyncio.run`` lets Ctrl-C interrupt whatever runs (a half-closed client,
     a traceback): there these signals and SIGINT cancel the main task instead, so ``asyncio.run``
-    raises ``CancelledError`` after the same clean exit.
+    raises ``CancelledError`` after the same clean exit. So do these signals in a process started
+    with SIGINT ignored (``nohup``, ``cmd &`` in a script), where a raised SIGINT would do nothing.
     """
     loop = asyncio.get_running_loop()
-    if sys.version_info >= (3, 11):
+    sigint_ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # nohup, `cmd &` in a script
+    if sys.version_info >= (3, 11) and not sigint_ignored:
         for signum in signals:
             loop.add_signal_handler(signum, signal.raise_signal, signal.SIGINT)
         return
     main = asyncio.current_task()
     if main is None:
         return
-    for signum in {*signals, signal.SIGINT}:
+    for signum in {*signals, *(() if sigint_ignored else (signal.SIGINT,))}:
         loop.add_signal_handler(signum, main.cancel)
