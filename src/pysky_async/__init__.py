@@ -61,6 +61,9 @@ if TYPE_CHECKING:
     from ._account import (
         Session as Session,
     )
+    from ._cid import (
+        CID as CID,
+    )
     from ._client import (
         AsyncBskyClient as AsyncBskyClient,
     )
@@ -283,6 +286,21 @@ if TYPE_CHECKING:
     from ._streams import (
         decode_frame as decode_frame,
     )
+    from ._sync.api import (
+        RepoListing as RepoListing,
+    )
+    from ._sync.api import (
+        Sync as Sync,
+    )
+    from ._sync.repo import (
+        RepoRecord as RepoRecord,
+    )
+    from ._sync.repo import (
+        VerifiedRepo as VerifiedRepo,
+    )
+    from ._sync.repo import (
+        verify_repo as verify_repo,
+    )
     from ._syntax import (
         AtIdentifier as AtIdentifier,
     )
@@ -330,6 +348,12 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
+    "CID": "._cid",
+    "RepoListing": "._sync.api",
+    "RepoRecord": "._sync.repo",
+    "Sync": "._sync.api",
+    "VerifiedRepo": "._sync.repo",
+    "verify_repo": "._sync.repo",
     "ClientOptions": "._client",
     "PostOptions": "._posts",
     "TypedRecord": "._records",
@@ -541,7 +565,13 @@ __all__ = [
     "prepare_image",
     "video_embed",
     "AtIdentifier",
+    "CID",
     "Cid",
+    "RepoListing",
+    "RepoRecord",
+    "Sync",
+    "VerifiedRepo",
+    "verify_repo",
     "Datetime",
     "Language",
     "Uri",

@@ -40,6 +40,7 @@ from ._request import XrpcRequest
 from ._response import JsonObject, XrpcResponse
 from ._retry import RetryMiddleware, RetryPolicy
 from ._session import SessionManager, SessionMiddleware
+from ._sync.api import Sync
 from ._syntax import AtUri, Nsid
 from ._transport import Bounds, HttpxTransport
 from ._version import __version__
@@ -290,6 +291,7 @@ class AsyncBskyClient:
         self.video = Videos(self._xrpc, shared.sessions, self.records, video_host=config.video_host,
                             video_service_did=config.video_service_did)
         self.posts = Posts(shared.store, shared.sessions, self.records, self.identity, self.media, self.video)
+        self.sync = Sync(self._xrpc, self.identity)
 
     def with_options(self, **changes: Unpack[ClientOptions]) -> AsyncBskyClient:
         """A client with some options changed (``timeout=``, ``retry=``, ``write_budget=``,

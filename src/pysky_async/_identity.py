@@ -87,9 +87,14 @@ class IdentityResolver:
         [did] = response.require("did")
         return Did(did)
 
-    async def resolve_did(self, did: str) -> dict[str, Any]:
-        """The DID document of a ``did:plc`` or ``did:web`` DID."""
+    async def resolve_did(self, did: str, *, fresh: bool = False) -> dict[str, Any]:
+        """The DID document of a ``did:plc`` or ``did:web`` DID (``fresh=True``: fetched again, not
+        from the cache, e.g. after a signature failed because the key may have rotated)."""
         did = Did(did)
+        if fresh:
+            document = await self._fetch_did(did)
+            self._cache.put("did:" + did, document)
+            return dict(document)
         return dict(await self._cache.get_or_load("did:" + did, lambda: self._fetch_did(did)))
 
     async def _fetch_did(self, did: Did) -> dict[str, Any]:

@@ -15,22 +15,10 @@ from typing import Any
 
 import libipld
 
+from .._sync.blocks import read_varint
+
 _CID_LEN = 36  # CIDv1, dag-cbor or raw codec, sha2-256: every CID atproto repos use
 _PREFIXES = (b"\x01\x71\x12\x20", b"\x01\x55\x12\x20")
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    byte = data[pos]
-    if byte < 0x80:
-        return byte, pos + 1
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
 
 
 def car_blocks(car: bytes, wanted: Collection[bytes], *, check_hashes: bool = True) -> dict[bytes, Any]:
@@ -46,12 +34,16 @@ def car_blocks(car: bytes, wanted: Collection[bytes], *, check_hashes: bool = Tr
     found: dict[bytes, Any] = {}
     if not wanted:
         return found
-    length, pos = _varint(car, 0)
+    length, pos = read_varint(car, 0)
     pos += length
     end = len(car)
     sha256 = hashlib.sha256
     while pos < end and len(found) < len(wanted):
-        length, pos = _varint(car, pos)
+        length = car[pos]
+        if length < 0x80:
+            pos += 1
+        else:
+            length, pos = read_varint(car, pos)
         if length < _CID_LEN or pos + length > end:
             raise ValueError(f"truncated CAR section at byte {pos}")
         cid = car[pos:pos + _CID_LEN]

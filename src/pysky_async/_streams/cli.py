@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import libipld
 
+from .._cid import CID
 from .._storage.store import Store
 from .connection import Source
 from .consumer import EventContext, StreamConsumer
@@ -39,12 +40,15 @@ def add_parser(commands: Any) -> None:
 
 
 def json_value(value: Any) -> Any:
-    """A DAG-CBOR value as atproto JSON: CID links as ``{"$link"}``, bytes as ``{"$bytes"}``."""
+    """A DAG-CBOR value as atproto JSON: ``CID`` values and CID links as ``{"$link"}``, bytes as
+    ``{"$bytes"}``."""
+    if isinstance(value, CID):
+        return value.json()
     if isinstance(value, bytes):
         if value[:2] == b"\x01q" or value[:2] == b"\x01U":
             with contextlib.suppress(ValueError):
                 return {"$link": libipld.encode_cid(value)}
-        return {"$bytes": base64.b64encode(value).decode()}
+        return {"$bytes": base64.b64encode(value).decode().rstrip("=")}  # unpadded, as the data model says
     if isinstance(value, dict):
         return {k: json_value(v) for k, v in value.items()}
     if isinstance(value, list):

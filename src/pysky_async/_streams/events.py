@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from .._cid import CID
+
 if TYPE_CHECKING:
     from ..lex._base import LexObject
 
@@ -53,8 +55,11 @@ class RepoOp:
 
 
 def _atproto_json(value: Any) -> Any:
-    """A DAG-CBOR value (a firehose record) as atproto JSON: binary CID links as ``{"$link"}``,
-    bytes as ``{"$bytes"}``; Jetstream's records are JSON already and come back equal."""
+    """A DAG-CBOR value (a firehose or repo record) as atproto JSON: ``CID`` values and binary CID
+    links as ``{"$link"}``, bytes as ``{"$bytes"}``; Jetstream's records are JSON already and come
+    back equal."""
+    if isinstance(value, CID):
+        return value.json()
     if isinstance(value, bytes):
         if value[:2] in (b"\x01q", b"\x01U"):
             import libipld
@@ -65,7 +70,7 @@ def _atproto_json(value: Any) -> Any:
                 pass
         import base64
 
-        return {"$bytes": base64.b64encode(value).decode()}
+        return {"$bytes": base64.b64encode(value).decode().rstrip("=")}  # unpadded, as the data model says
     if isinstance(value, dict):
         return {key: _atproto_json(item) for key, item in value.items()}
     if isinstance(value, list):

@@ -52,17 +52,32 @@ def _show(cid: bytes) -> str:
         return cid.hex()
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The unsigned LEB128 varint at ``data[pos]`` and the position after it (CAR section lengths).
+
+    The one varint reader of the CAR scanners (``read_car`` here, ``_streams.car.car_blocks``);
+    callers inline the one-byte case (most sections are under 128 bytes) and call this otherwise.
+
+    Raises:
+        ValueError: the varint runs past the end of ``data`` or past 64 bits.
+    """
     value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise VerificationError("malformed CAR: a truncated varint", reason="car")
+    end = len(data)
+    while pos < end and shift <= 63:
         byte = data[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
         if byte < 0x80:
             return value, pos
         shift += 7
+    raise ValueError(f"a truncated varint at byte {pos}")
+
+
+def _car_varint(data: bytes, pos: int) -> tuple[int, int]:
+    try:
+        return read_varint(data, pos)
+    except ValueError as exc:
+        raise VerificationError(f"malformed CAR: {exc}", reason="car") from exc
 
 
 def read_car(car: bytes) -> tuple[list[bytes], dict[bytes, bytes]]:
@@ -73,7 +88,7 @@ def read_car(car: bytes) -> tuple[list[bytes], dict[bytes, bytes]]:
             match its CID (reason ``block-cid``).
     """
     try:
-        length, pos = _varint(car, 0)
+        length, pos = _car_varint(car, 0)
         header = libipld.decode_dag_cbor(car[pos:pos + length])
     except ValueError as exc:
         raise VerificationError(f"malformed CAR header: {exc}", reason="car") from exc
@@ -89,7 +104,7 @@ def read_car(car: bytes) -> tuple[list[bytes], dict[bytes, bytes]]:
         if length < 0x80:
             pos += 1
         else:
-            length, pos = _varint(car, pos)
+            length, pos = _car_varint(car, pos)
         stop = pos + length
         if length < CID_LENGTH or stop > end:
             raise VerificationError(f"malformed CAR: a truncated section at byte {pos}", reason="car")

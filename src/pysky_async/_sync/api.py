@@ -1,0 +1,149 @@
+"""``bsky.sync``: whole repositories, verified (``get_repo``), and the repo listings of a host.
+
+``get_repo`` downloads ``com.atproto.sync.getRepo`` through the client's pipeline (the body is
+read chunk by chunk and refused past ``max_bytes``), takes the ``#atproto`` key from the DID
+document (re-resolved once when the signature does not verify: the key may have rotated) and
+runs ``verify_repo`` in a worker thread. Nothing here imports libipld or cryptography until used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._exceptions import InvalidInput, InvalidResponse, VerificationError
+from .._syntax import Did, Nsid
+
+if TYPE_CHECKING:
+    from .._identity import IdentityResolver
+    from .._xrpc import Xrpc
+    from .repo import VerifiedRepo
+
+REPO_MAX_BYTES = 1024 * 1024 * 1024
+"""``get_repo``'s default bound (1 GiB): the largest Bluesky repos (accounts with millions of
+records) are a few hundred MB; a bound still stops a hostile host from filling memory."""
+_THREAD_BYTES = 64 * 1024
+"""CARs bigger than this are verified in a worker thread (smaller ones cost less than the hop)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RepoListing:
+    """One repo of ``list_repos``: its DID, head commit CID, rev, and hosting status."""
+
+    did: str
+    head: str
+    rev: str
+    active: bool = True
+    status: str | None = None
+    """Why the repo is inactive (``takendown``, ``suspended``, ``deactivated``...), else None."""
+
+
+class Sync:
+    """Repository sync: ``await bsky.sync.get_repo(did)``, ``bsky.sync.list_repos(service)``."""
+
+    def __init__(self, xrpc: Xrpc, identity: IdentityResolver) -> None:
+        self._xrpc = xrpc
+        self._identity = identity
+
+    async def get_repo(self, did: str, *, service: str | None = None, collections: Collection[str] | None = None,
+                       max_bytes: int = REPO_MAX_BYTES, since: str | None = None) -> VerifiedRepo:
+        """The verified records of ``did``'s repo (see ``verify_repo``), from its PDS or ``service``.
+
+        Args:
+            did: the repo's DID.
+            service: the host to ask (a PDS or relay); default: the PDS in the DID document.
+            collections: only decode and return these collections' records (the whole tree is
+                still verified).
+            max_bytes: refuse a CAR larger than this (``ResponseTooLarge``); default 1 GiB.
+            since: a rev: ask only for what changed after it. The answer is then a partial
+                CAR that does not prove the whole tree: not supported yet (``InvalidInput``).
+
+        Raises:
+            VerificationError: the CAR does not prove itself (``reason`` says why).
+            ResponseTooLarge: the CAR is larger than ``max_bytes``.
+            IdentityNotFound: the DID does not resolve (or names no PDS).
+        """
+        did = Did(did)
+        if since is not None:
+            raise InvalidInput("get_repo(since=...) returns a partial CAR that cannot be verified as a whole "
+                               "repo; fetch the whole repo (since=None) and compare revs")
+        if collections is not None:
+            collections = [Nsid(c) for c in collections]
+        if max_bytes < 1:
+            raise InvalidInput(f"max_bytes must be positive, not {max_bytes}")
+        host = service or await self._identity.pds_endpoint(did)
+        request = self._xrpc.request("GET", "com.atproto.sync.getRepo", host, {"did": did})
+        request.context.max_response_bytes = max_bytes
+        car = (await self._xrpc.send(request)).content
+        return await self.verify(car, did=did, collections=collections)
+
+    async def verify(self, car: bytes, *, did: str, collections: Collection[str] | None = None) -> VerifiedRepo:
+        """Verify a repo CAR of ``did`` already at hand against its DID document's ``#atproto`` key
+        (re-resolved once on a signature failure); big CARs are verified in a worker thread."""
+        from .crypto import signing_key
+
+        document = await self._identity.resolve_did(did)
+        try:
+            return await _verify_off_loop(car, did, signing_key(document), collections)
+        except VerificationError as exc:
+            if exc.reason != "signature":
+                raise
+        fresh = await self._identity.resolve_did(did, fresh=True)  # the key may have rotated
+        return await _verify_off_loop(car, did, signing_key(fresh), collections)
+
+    async def list_repos(self, service: str, *, limit: int = 1000) -> AsyncIterator[RepoListing]:
+        """Every repo a PDS or relay hosts (``com.atproto.sync.listRepos``), page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self._page("com.atproto.sync.listRepos", service, {"limit": limit}, cursor)
+            for item in _items(page, "com.atproto.sync.listRepos"):
+                try:
+                    yield RepoListing(str(item["did"]), str(item["head"]), str(item["rev"]),
+                                      bool(item.get("active", True)), item.get("status"))
+                except KeyError as exc:
+                    raise InvalidResponse(f"com.atproto.sync.listRepos from {service}: a repo without {exc}") \
+                        from exc
+            cursor = page.get("cursor")
+            if not cursor:
+                return
+
+    async def list_repos_by_collection(self, collection: str, service: str, *,
+                                       limit: int = 2000) -> AsyncIterator[str]:
+        """The DIDs of repos holding records of ``collection`` (``com.atproto.sync.listReposByCollection``,
+        served by relays' collection directories, not by a PDS)."""
+        collection = Nsid(collection)
+        cursor: str | None = None
+        while True:
+            page = await self._page("com.atproto.sync.listReposByCollection", service,
+                                    {"collection": collection, "limit": limit}, cursor)
+            for item in _items(page, "com.atproto.sync.listReposByCollection"):
+                did = item.get("did")
+                if not isinstance(did, str):
+                    raise InvalidResponse(f"com.atproto.sync.listReposByCollection from {service}: a repo "
+                                          "without a did")
+                yield did
+            cursor = page.get("cursor")
+            if not cursor:
+                return
+
+    async def _page(self, nsid: str, service: str, params: dict[str, Any], cursor: str | None) -> dict[str, Any]:
+        request = self._xrpc.request("GET", nsid, service, {**params, **({"cursor": cursor} if cursor else {})})
+        return dict((await self._xrpc.send(request)).raw)
+
+
+def _items(page: dict[str, Any], nsid: str) -> list[dict[str, Any]]:
+    repos = page.get("repos")
+    if not isinstance(repos, list) or not all(isinstance(item, dict) for item in repos):
+        raise InvalidResponse(f"{nsid} answered without a list of repos")
+    return repos
+
+
+async def _verify_off_loop(car: bytes, did: str, key: Any, collections: Collection[str] | None) -> VerifiedRepo:
+    from .repo import verify_repo
+
+    if len(car) <= _THREAD_BYTES:
+        return verify_repo(car, did=did, key=key, collections=collections)
+    return await anyio.to_thread.run_sync(lambda: verify_repo(car, did=did, key=key, collections=collections))
