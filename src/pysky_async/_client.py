@@ -291,7 +291,7 @@ class AsyncBskyClient:
         self.video = Videos(self._xrpc, shared.sessions, self.records, video_host=config.video_host,
                             video_service_did=config.video_service_did)
         self.posts = Posts(shared.store, shared.sessions, self.records, self.identity, self.media, self.video)
-        self.sync = Sync(self._xrpc, self.identity)
+        self.sync = Sync(self._xrpc, self.identity, shared.store)
 
     def with_options(self, **changes: Unpack[ClientOptions]) -> AsyncBskyClient:
         """A client with some options changed (``timeout=``, ``retry=``, ``write_budget=``,

@@ -159,6 +159,7 @@ class Backfill:
         self.log_interval = log_interval
         self.stats = BackfillStats()
         self._planned: list[str] | None = None
+        self._queue: asyncio.Queue[str] | None = None
 
     async def prepare(self) -> list[str]:
         """Enumerate the repos (once) and hold each one's live events; returns the DIDs."""
@@ -193,6 +194,7 @@ class Backfill:
         logger.info("backfill %s: %d repos, %d done before, %d to go", self.name, len(planned),
                     self.stats.already_done, len(todo))
         queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queue = queue
         for did in todo:
             queue.put_nowait(did)
         reporter = asyncio.create_task(self._report())
@@ -204,6 +206,12 @@ class Backfill:
                 self._release(did)
         logger.info("backfill %s finished: %s", self.name, self.stats.summary())
         return self.stats
+
+    def stop(self) -> None:
+        """Start no more repos; ``run()`` returns once the repos in progress committed."""
+        queue = self._queue
+        while queue is not None and not queue.empty():
+            self._release(queue.get_nowait())
 
     async def _worker(self, queue: asyncio.Queue[str]) -> None:
         while not queue.empty():
@@ -266,3 +274,31 @@ class Backfill:
         while True:
             await asyncio.sleep(self.log_interval)
             logger.info("backfill %s: %s", self.name, self.stats.summary())
+
+
+class Follow:
+    """A backfill and a live consumer of the same name, run together (``bsky.sync.follow``)."""
+
+    def __init__(self, backfill: Backfill, consumer: StreamConsumer) -> None:
+        self.backfill = backfill
+        self.consumer = consumer
+
+    async def run(self) -> None:
+        """Hold the backfill's repos, connect the live stream, backfill, then stay live until ``stop()``."""
+        await self.backfill.prepare()
+        live = asyncio.create_task(self.consumer.run())
+        try:
+            while self.consumer.stats.connects == 0 and not live.done():
+                await asyncio.wait([live], timeout=0.05)
+            if not live.done():
+                await self.backfill.run()
+            await live
+        finally:
+            if not live.done():
+                await self.consumer.stop()
+                await live
+
+    async def stop(self) -> None:
+        """Stop the backfill (repos in progress finish) and the live consumer (it drains and commits)."""
+        self.backfill.stop()
+        await self.consumer.stop()
