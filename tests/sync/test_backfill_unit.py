@@ -116,3 +116,15 @@ async def test_a_live_consumer_holds_backfilling_repos_and_skips_what_the_backfi
         Backfill(handler, store=store, name="other", fetch=Fetch(set()), dids=[], live=live)
     with pytest.raises(InvalidInput, match="dids="):
         Backfill(handler, store=store, name="job", fetch=Fetch(set()))
+
+
+def test_the_cli_drops_lines_of_repos_whose_backfill_did_not_commit(tmp_path: Any) -> None:
+    from pysky_async._sync.backfill_cli import drop_uncommitted
+
+    out = tmp_path / "repos.jsonl"
+    out.write_text('{"did": "did:plc:a", "path": "x/1"}\n{"did": "did:plc:b", "path": "x/1"}\n'
+                   '{"did": "did:plc:a", "path": "x/2"}\n{"did": "did:plc:b", "pa')  # b: killed mid-write
+    assert drop_uncommitted(str(out), {"did:plc:a"}) == 2
+    assert out.read_text() == '{"did": "did:plc:a", "path": "x/1"}\n{"did": "did:plc:a", "path": "x/2"}\n'
+    assert drop_uncommitted(str(out), {"did:plc:a"}) == 0
+    assert drop_uncommitted(str(tmp_path / "missing.jsonl"), set()) == 0

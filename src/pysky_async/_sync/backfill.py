@@ -255,16 +255,22 @@ class Backfill:
                 self.stats.handler_errors += 1
                 logger.exception("backfill %s: handler failed on %s/%s; counted as handled", self.name, did, op.path)
             handled += 1
-        async with self.store.transaction() as session:
-            revs = RepoRevRepository(session)
-            row = (await revs.get_many(self.name, [did])).get(did)
-            if row is not None and row.backfill == DONE:  # another run got there first
-                self.stats.already_done += 1
-                return
-            for work in entry.callbacks or ():
-                await work(session)
-            rev = repo.rev if row is None or row.rev is None or repo.rev > row.rev else row.rev
-            await revs.mark_backfilled(self.name, did, rev)
+        try:
+            async with self.store.transaction() as session:
+                revs = RepoRevRepository(session)
+                row = (await revs.get_many(self.name, [did])).get(did)
+                if row is not None and row.backfill == DONE:  # another run got there first
+                    self.stats.already_done += 1
+                    return
+                for work in entry.callbacks or ():
+                    await work(session)
+                rev = repo.rev if row is None or row.rev is None or repo.rev > row.rev else row.rev
+                await revs.mark_backfilled(self.name, did, rev)
+        except Exception as exc:  # nothing of this repo committed: a later run does it again
+            reason = f"its effects did not commit: {type(exc).__name__}: {exc}"
+            self.stats.failed[did] = reason
+            logger.warning("backfill %s: %s failed: %s", self.name, did, reason)
+            return
         if self.guard is not None:
             self.guard.applied(did, rev)
         self.stats.done += 1
