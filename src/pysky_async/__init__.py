@@ -292,6 +292,15 @@ if TYPE_CHECKING:
     from ._sync.api import (
         Sync as Sync,
     )
+    from ._sync.backfill import (
+        Backfill as Backfill,
+    )
+    from ._sync.backfill import (
+        BackfillStats as BackfillStats,
+    )
+    from ._sync.backfill import (
+        Follow as Follow,
+    )
     from ._sync.repo import (
         RepoRecord as RepoRecord,
     )
@@ -352,6 +361,9 @@ _LAZY: dict[str, str] = {
     "RepoListing": "._sync.api",
     "RepoRecord": "._sync.repo",
     "Sync": "._sync.api",
+    "Backfill": "._sync.backfill",
+    "BackfillStats": "._sync.backfill",
+    "Follow": "._sync.backfill",
     "VerifiedRepo": "._sync.repo",
     "verify_repo": "._sync.repo",
     "ClientOptions": "._client",
@@ -570,6 +582,9 @@ __all__ = [
     "RepoListing",
     "RepoRecord",
     "Sync",
+    "Backfill",
+    "BackfillStats",
+    "Follow",
     "VerifiedRepo",
     "verify_repo",
     "Datetime",
