@@ -25,7 +25,7 @@ from .._storage.store import Store
 from .._streams.consumer import EventContext, Handler, StreamConsumer, _Filters
 from .._streams.events import CommitEvent, RepoOp
 from .._streams.rev_guard import RevGuard
-from .._streams.watermark import Entry
+from .._streams.watermark import Entry, OnCommit
 
 logger = logging.getLogger("pysky_async.sync")
 
@@ -91,6 +91,10 @@ class BackfillStats:
         return (f"{self.finished}/{self.repos} repos ({self.done} now, {self.already_done} before, "
                 f"{len(self.failed)} failed), {self.records} records, {self.records_per_second:.0f} records/s, "
                 f"{self.handler_errors} handler errors")
+
+
+_Ready = tuple[str, str, list[OnCommit], "asyncio.Future[str | None]"]
+"""A repo handled and waiting for its commit: DID, rev, its on-commit work, the commit's outcome."""
 
 
 class _HostBudget:
@@ -160,6 +164,8 @@ class Backfill:
         self.stats = BackfillStats()
         self._planned: list[str] | None = None
         self._queue: asyncio.Queue[str] | None = None
+        self._ready: list[_Ready] = []
+        self._committing = asyncio.Lock()
 
     async def prepare(self) -> list[str]:
         """Enumerate the repos (once) and hold each one's live events; returns the DIDs."""
@@ -256,25 +262,56 @@ class Backfill:
                 logger.exception("backfill %s: handler failed on %s/%s; counted as handled", self.name, did, op.path)
             handled += 1
         try:
-            async with self.store.transaction() as session:
-                revs = RepoRevRepository(session)
-                row = (await revs.get_many(self.name, [did])).get(did)
-                if row is not None and row.backfill == DONE:  # another run got there first
-                    self.stats.already_done += 1
-                    return
-                for work in entry.callbacks or ():
-                    await work(session)
-                rev = repo.rev if row is None or row.rev is None or repo.rev > row.rev else row.rev
-                await revs.mark_backfilled(self.name, did, rev)
+            rev = await self._commit(did, repo.rev, entry.callbacks or [])
         except Exception as exc:  # nothing of this repo committed: a later run does it again
             reason = f"its effects did not commit: {type(exc).__name__}: {exc}"
             self.stats.failed[did] = reason
             logger.warning("backfill %s: %s failed: %s", self.name, did, reason)
             return
+        if rev is None:  # another run got there first
+            self.stats.already_done += 1
+            return
         if self.guard is not None:
             self.guard.applied(did, rev)
         self.stats.done += 1
         self.stats.records += handled
+
+    async def _commit(self, did: str, rev: str, work: list[OnCommit]) -> str | None:
+        """Commit a repo's work and its "done at rev" row; repos ready at the same time share one
+        transaction (a group commit: one SQLite write instead of one per repo). Returns the rev
+        stored, or None if the repo was done already."""
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._ready.append((did, rev, work, future))
+        async with self._committing:
+            if not future.done():
+                batch, self._ready = self._ready, []
+                await self._commit_batch(batch)
+        return future.result()
+
+    async def _commit_batch(self, batch: list[_Ready]) -> None:
+        try:
+            stored: dict[str, str | None] = {}
+            async with self.store.transaction() as session:
+                revs = RepoRevRepository(session)
+                rows = await revs.get_many(self.name, [did for did, *_ in batch])
+                for did, rev, work, _ in batch:
+                    row = rows.get(did)
+                    if row is not None and row.backfill == DONE:
+                        stored[did] = None
+                        continue
+                    for each in work:
+                        await each(session)
+                    stored[did] = rev if row is None or row.rev is None or rev > row.rev else row.rev
+                    await revs.mark_backfilled(self.name, did, stored[did] or rev)
+        except Exception as exc:
+            if len(batch) > 1:  # one repo's work failed the group: commit each alone
+                for item in batch:
+                    await self._commit_batch([item])
+                return
+            batch[0][3].set_exception(exc)
+            return
+        for did, _, _, future in batch:
+            future.set_result(stored[did])
 
     async def _report(self) -> None:
         while True:
