@@ -42,11 +42,11 @@ async def seed(pds: Any, accounts: list[Any], posts: int) -> None:
             r = await http.post("/xrpc/com.atproto.server.createSession",
                                 json={"identifier": account.handle, "password": account.password})
             auth = {"authorization": f"Bearer {r.json()['accessJwt']}"}
-            for start in range(0, posts, 200):
+            for start in range(0, posts, 199):  # applyWrites takes at most 200 writes
                 writes = [{"$type": "com.atproto.repo.applyWrites#create", "collection": POST, "rkey": f"p{i:06d}",
                            "value": {"$type": POST, "text": f"post {i} " + "x" * 60,
                                      "createdAt": "2026-12-04T00:00:00Z"}}
-                          for i in range(start, min(posts, start + 200))]
+                          for i in range(start, min(posts, start + 199))]
                 writes.append({"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.like",
                                "rkey": f"l{start:06d}", "value": {"$type": "app.bsky.feed.like",
                                                                   "createdAt": "2026-12-04T00:00:00Z"}})

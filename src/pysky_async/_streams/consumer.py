@@ -97,7 +97,9 @@ class StreamConsumer:
     and ``name`` the cursor is durable: it is committed every ``commit_every`` handled events or
     ``commit_interval`` seconds, and only up to the last event whose handlers finished, as are
     all events before it (at-least-once). A restart resumes there; a first run starts at
-    ``start_cursor`` (None: the live tail).
+    ``start_cursor`` (None: the live tail). A ``#commit`` or ``#sync`` whose ``rev`` is not above
+    the repo's newest admitted or applied one is skipped (``stats.stale_revs``; ``revs``), and
+    the stored rev advances with the event's ``on_commit`` work.
 
     Args:
         source: ``FirehoseSource`` or ``JetstreamSource``.
