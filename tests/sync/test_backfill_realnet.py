@@ -86,8 +86,8 @@ async def test_backfill_with_a_writer_and_the_live_firehose_equals_a_fresh_get_r
     assert differences == 0
     assert all(expected[did] for did in dids)
     # Tap's rule: no live event of a repo reached the handler before its backfill's effects ran
-    first_live = {}
-    last_backfill = {}
+    first_live: dict[str, int] = {}
+    last_backfill: dict[str, int] = {}
     for position, (did, live) in enumerate(order):
         if live:
             first_live.setdefault(did, position)

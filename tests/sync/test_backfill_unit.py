@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +102,7 @@ async def test_a_live_consumer_holds_backfilling_repos_and_skips_what_the_backfi
 
     live = StreamConsumer(FirehoseSource("http://127.0.0.1:1"), handler, store=store, name="job")
 
-    async def listing():  # type: ignore[no-untyped-def]
+    async def listing() -> AsyncIterator[str]:
         for did in REPOS:
             yield did
 
