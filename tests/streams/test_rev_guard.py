@@ -159,3 +159,21 @@ async def test_a_held_repo_waits_and_other_repos_flow() -> None:
     guard.release("did:held")
     await runner.drain()
     assert order == ["did:free@2", "did:held@1", "did:held@3"]
+
+
+async def test_a_sync_event_at_an_applied_rev_is_skipped_and_a_newer_one_passes() -> None:
+    from pysky_async._streams import SyncEvent
+
+    seen: list[str] = []
+
+    async def handler(event: StreamEvent, ctx: EventContext) -> None:
+        seen.append(type(event).__name__)
+
+    consumer = StreamConsumer(FirehoseSource("http://127.0.0.1:1"), handler)  # in memory: in-flight revs only
+    consumer.runner.start(0)
+    # the reference PDS follows an account's first #commit with a #sync at the same rev
+    consumer.runner.add(1, commit("did:plc:a", 1, "3kaaaaaaaaaa2"))
+    consumer.runner.add(2, SyncEvent(2, "did:plc:a", "2026-12-01T00:00:00Z", rev="3kaaaaaaaaaa2"))
+    consumer.runner.add(3, SyncEvent(3, "did:plc:a", "2026-12-01T00:00:00Z", rev="3kaaaaaaaaaa4"))
+    await consumer.runner.drain()
+    assert seen == ["CommitEvent", "SyncEvent"] and consumer.stats.stale_revs == 1
