@@ -13,7 +13,9 @@ PDS, with the same concurrency (8 repos at once), each way collects every post o
   limit=100)`` for each account (nothing verified).
 
 The table shows the median seconds of ``--repeats`` runs and posts per second; both must see the
-same set of (did, rkey, cid).
+same set of (did, rkey, cid). ``--rtt MS`` puts a loopback proxy in front of the PDS that delays
+each request by that many milliseconds (a network round trip, which loopback does not have); the
+default 0 measures the PDS and the client alone.
 """
 
 from __future__ import annotations
@@ -90,7 +92,28 @@ async def by_list_records(bsky: Any, service: str, dids: list[str]) -> set[tuple
     return seen
 
 
-async def measure(pds: Any, dids: list[str], repeats: int) -> dict[str, list[float]]:
+async def delaying_proxy(upstream: str, rtt: float) -> tuple[Any, str]:
+    """A loopback HTTP proxy to ``upstream`` that answers each request ``rtt`` seconds later."""
+    import httpx
+    from aiohttp import web
+    from tests.streams.loopback import start_app
+
+    http = httpx.AsyncClient(base_url=upstream, timeout=120, limits=httpx.Limits(max_connections=64))
+
+    async def forward(request: web.Request) -> web.Response:
+        await asyncio.sleep(rtt)
+        r = await http.get(request.path, params=dict(request.query))
+        return web.Response(body=r.content, status=r.status_code,
+                            content_type=r.headers.get("content-type", "application/octet-stream").split(";")[0])
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", forward)
+    app.on_cleanup.append(lambda _app: http.aclose())
+    runner, port = await start_app(app)
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def measure(pds: Any, dids: list[str], repeats: int, rtt: float) -> dict[str, list[float]]:
     from pysky_async import AsyncBskyClient
 
     times: dict[str, list[float]] = {"backfill": [], "listRecords": []}
@@ -99,6 +122,9 @@ async def measure(pds: Any, dids: list[str], repeats: int) -> dict[str, list[flo
                                    plc_directory=pds.plc_url,
                                    database_url=f"sqlite+aiosqlite:///{tmp}/bench.sqlite3") as bsky:
             service = pds.listen_url
+            proxy = None
+            if rtt:
+                proxy, service = await delaying_proxy(pds.listen_url, rtt)
             for run in range(repeats):
                 t0 = time.perf_counter()
                 via_backfill = await by_backfill(bsky, service, dids, run)
@@ -107,6 +133,8 @@ async def measure(pds: Any, dids: list[str], repeats: int) -> dict[str, list[flo
                 via_list = await by_list_records(bsky, service, dids)
                 times["listRecords"].append(time.perf_counter() - t0)
                 assert via_backfill == via_list, (len(via_backfill), len(via_list))
+            if proxy is not None:
+                await proxy.cleanup()
     return times
 
 
@@ -115,6 +143,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--posts", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rtt", type=float, default=0.0, help="milliseconds added to each request (0: none)")
     args = parser.parse_args()
     from tests.realnet.pds import PdsServer
 
@@ -126,13 +155,14 @@ def main() -> None:
         asyncio.run(seed(pds, accounts, args.posts))
         print(f"{args.accounts} accounts x {args.posts} posts written in {time.perf_counter() - t0:.0f} s",
               file=sys.stderr)
-        times = asyncio.run(measure(pds, [a.did for a in accounts], args.repeats))
+        times = asyncio.run(measure(pds, [a.did for a in accounts], args.repeats, args.rtt / 1000))
     finally:
         pds.stop()
     posts = args.accounts * args.posts
     backfill, listing = statistics.median(times["backfill"]), statistics.median(times["listRecords"])
-    print(f"\nevery post of {args.accounts} accounts ({posts:,} posts), reference PDS on loopback, "
-          f"{CONCURRENCY} repos at once, median of {args.repeats}\n")
+    print(f"\nevery post of {args.accounts} accounts ({posts:,} posts), reference PDS on loopback"
+          f"{f' + {args.rtt:.0f} ms per request' if args.rtt else ''}, {CONCURRENCY} repos at once, "
+          f"median of {args.repeats}\n")
     print("| way | seconds | posts/s |")
     print("|---|---:|---:|")
     print(f"| backfill (getRepo, verified) | {backfill:.2f} | {posts / backfill:,.0f} |")
