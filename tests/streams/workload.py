@@ -63,8 +63,8 @@ class Reading:
 
     seqs: dict[str, list[int]] = field(default_factory=dict)
     """The events a consumer hands on, per DID: all but ``stale_syncs``."""
-    stale_syncs: set[int] = field(default_factory=set)
-    """``#sync`` events at a rev their repo already had (the reference PDS follows an account's
+    stale_syncs: dict[int, str] = field(default_factory=dict)
+    """``#sync`` events (seq -> DID) at a rev their repo already had (the reference PDS follows an account's
     first ``#commit`` with a ``#sync`` at the same rev): a consumer's rev guard skips them."""
     ops: dict[int, int] = field(default_factory=dict)
     """Operations per commit seq (commits only)."""
@@ -87,7 +87,7 @@ async def read_firehose(pds: PdsServer, *, idle: float = 1.5) -> Reading:
                 did = body.get("repo") or body.get("did")
                 rev = body.get("rev") if header["t"] in ("#commit", "#sync") else None
                 if rev is not None and did in revs and rev <= revs[did]:
-                    reading.stale_syncs.add(body["seq"])
+                    reading.stale_syncs[body["seq"]] = did
                 else:
                     reading.seqs.setdefault(did, []).append(body["seq"])
                 if rev is not None:

@@ -36,7 +36,7 @@ class EventContext:
 
     __slots__ = ("_durable", "_entry", "_key")
 
-    def __init__(self, entry: Entry, durable: bool, key: tuple[str, str] | None = None) -> None:
+    def __init__(self, entry: Entry, durable: bool, key: tuple[str, str, bool] | None = None) -> None:
         self._entry = entry
         self._durable = durable
         self._key = key
@@ -146,6 +146,8 @@ class StreamConsumer:
         self.log_interval = log_interval
         self.stats = StreamStats()
         sql_store = store if store is not None else getattr(cursor_store, "store", None)
+        # the firehose has one event per commit; Jetstream one per op, all at the commit's rev
+        self._strict_revs = isinstance(source, FirehoseSource)
         self.revs = RevGuard(sql_store if isinstance(sql_store, Store) and self.cursor_store.durable else None,
                              name or "")
         """The rev guard: a repo's commit whose ``rev`` is not above its newest applied one is skipped."""
@@ -271,12 +273,12 @@ class StreamConsumer:
                     if verifier.policy == "drop":
                         return
                 if event.rev:
-                    if not await self.revs.admit(event.did, event.rev):
+                    if not await self.revs.admit(event.did, event.rev, self._strict_revs):
                         self.stats.stale_revs += 1
                         logger.debug("stream consumer %s: skipping %s of %s at rev %s (cursor %s): that rev is "
                                      "applied", self.name, type(event).__name__, event.did, event.rev, event.cursor)
                         return
-                    key = (event.did, event.rev)
+                    key = (event.did, event.rev, self._strict_revs)
             await self.handler(event, EventContext(entry, self.cursor_store.durable, key))
         except Exception:
             self.stats.handler_errors += 1

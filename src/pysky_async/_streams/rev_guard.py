@@ -30,11 +30,13 @@ _BATCH = 500
 class RevStep:
     """The on-commit work of one event of repo ``did`` at ``rev``: it runs only above the stored rev."""
 
-    __slots__ = ("did", "rev", "work")
+    __slots__ = ("did", "rev", "strict", "work")
 
-    def __init__(self, did: str, rev: str) -> None:
+    def __init__(self, did: str, rev: str, strict: bool = True) -> None:
         self.did = did
         self.rev = rev
+        self.strict = strict
+        """False: an equal rev runs too (Jetstream sends one event per op, all at the commit's rev)."""
         self.work: list[OnCommit] = []
 
     async def __call__(self, session: AsyncSession) -> Any:
@@ -55,7 +57,7 @@ async def apply(session: AsyncSession, consumer: str, work: Sequence[OnCommit]) 
             await each(session)
             continue
         known = newest.get(each.did)
-        if known is not None and each.rev <= known:
+        if known is not None and (each.rev < known or (each.strict and each.rev == known)):
             skipped += 1
             logger.debug("skipping on-commit work of %s at rev %s: rev %s is applied", each.did, each.rev, known)
             continue
@@ -84,13 +86,14 @@ class RevGuard:
         self._loader: asyncio.Task[None] | None = None
         self._holds: dict[str, asyncio.Event] = {}
 
-    async def admit(self, did: str, rev: str) -> bool:
-        """True if ``rev`` is above every rev of ``did`` seen so far (and note it as the newest)."""
+    async def admit(self, did: str, rev: str, strict: bool = True) -> bool:
+        """True if ``rev`` is above every rev of ``did`` seen so far, or equal to it when not
+        ``strict`` (and note it as the newest)."""
         revs = self._revs
         if did not in revs and self.store is not None:
             await self._load(did)
         known = revs.get(did)
-        if known is not None and rev <= known:
+        if known is not None and (rev < known or (strict and rev == known)):
             return False
         if did not in revs and len(revs) >= self.max_cached:
             for old in list(itertools.islice(revs, max(1, self.max_cached // 10))):
