@@ -177,3 +177,19 @@ async def test_a_sync_event_at_an_applied_rev_is_skipped_and_a_newer_one_passes(
     consumer.runner.add(3, SyncEvent(3, "did:plc:a", "2026-12-01T00:00:00Z", rev="3kaaaaaaaaaa4"))
     await consumer.runner.drain()
     assert seen == ["CommitEvent", "SyncEvent"] and consumer.stats.stale_revs == 1
+
+
+async def test_on_jetstream_the_ops_of_one_commit_share_its_rev_and_all_pass() -> None:
+    from pysky_async._streams import JetstreamSource
+
+    seen: list[int] = []
+
+    async def handler(event: StreamEvent, ctx: EventContext) -> None:
+        seen.append(event.cursor or 0)
+
+    consumer = StreamConsumer(JetstreamSource(["wss://js.example"]), handler)
+    consumer.runner.start(0)
+    for cursor, rev in [(1, "3kaaaaaaaaaa3"), (2, "3kaaaaaaaaaa3"), (3, "3kaaaaaaaaaa2"), (4, "3kaaaaaaaaaa4")]:
+        consumer.runner.add(cursor, commit("did:plc:a", cursor, rev))  # 1 and 2: two ops of one commit
+    await consumer.runner.drain()
+    assert seen == [1, 2, 4] and consumer.stats.stale_revs == 1
