@@ -69,14 +69,19 @@ def recorded(path: Path) -> list[bytes]:
 
 def renumbered(path: Path, count: int) -> list[bytes]:
     """The recorded frames, repeated as needed, with seqs 1..``count`` (each once): with ``count``
-    the recording's length, every repo's chain of commits stays intact."""
+    the recording's length, every repo's chain of commits stays intact. Each repeat gets fresh revs that
+    sort above the last round's (``z0001<rev>``...), or a consumer's rev guard would skip it as a replay."""
     import libipld
 
     parts = [libipld.decode_dag_cbor_multi(f) for f in recorded(path)]
     out = []
     for seq in range(1, count + 1):
         header, body = parts[(seq - 1) % len(parts)]
-        out.append(libipld.encode_dag_cbor(header) + libipld.encode_dag_cbor({**body, "seq": seq}))
+        body = {**body, "seq": seq}
+        repeat = (seq - 1) // len(parts)
+        if repeat and isinstance(body.get("rev"), str):
+            body["rev"] = f"z{repeat:04d}{body['rev']}"
+        out.append(libipld.encode_dag_cbor(header) + libipld.encode_dag_cbor(body))
     return out
 
 

@@ -1,7 +1,7 @@
 """notifications handled by named consumers, and each consumer's watermark
 
 Revision ID: 0008_notifications
-Revises: 0006_repo_sync
+Revises: 0007_repo_revs
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0008_notifications'
-down_revision = '0006_repo_sync'
+down_revision = '0007_repo_revs'
 branch_labels = None
 depends_on = None
 

@@ -348,6 +348,15 @@ if TYPE_CHECKING:
     from ._sync.api import (
         Sync as Sync,
     )
+    from ._sync.backfill import (
+        Backfill as Backfill,
+    )
+    from ._sync.backfill import (
+        BackfillStats as BackfillStats,
+    )
+    from ._sync.backfill import (
+        Follow as Follow,
+    )
     from ._sync.repo import (
         RepoRecord as RepoRecord,
     )
@@ -408,6 +417,9 @@ _LAZY: dict[str, str] = {
     "RepoListing": "._sync.api",
     "RepoRecord": "._sync.repo",
     "Sync": "._sync.api",
+    "Backfill": "._sync.backfill",
+    "BackfillStats": "._sync.backfill",
+    "Follow": "._sync.backfill",
     "VerifiedRepo": "._sync.repo",
     "verify_repo": "._sync.repo",
     "ClientOptions": "._client",
@@ -653,6 +665,9 @@ __all__ = [
     "RepoListing",
     "RepoRecord",
     "Sync",
+    "Backfill",
+    "BackfillStats",
+    "Follow",
     "VerifiedRepo",
     "verify_repo",
     "Datetime",

@@ -7,6 +7,7 @@ examples:
   pysky-async session show
   pysky-async db path
   pysky-async stream --source jetstream --collection app.bsky.feed.post --out posts.jsonl --consumer posts
+  pysky-async backfill --service https://bsky.network --did did:plc:... --out repos.jsonl --consumer repos
 
 Credentials (BSKY_AUTH_USERNAME, BSKY_AUTH_PASSWORD), hosts (PYSKY_AUTH_HOST, PYSKY_PUBLIC_HOST ...)
 and the database (PYSKY_DATABASE_URL ...) come from the same environment variables as the client.
@@ -40,6 +41,7 @@ from ._session import SessionManager
 from ._storage import migrate
 from ._storage.store import Store, resolve_database_url
 from ._streams import cli as stream_cli
+from ._sync import backfill_cli
 
 UNAUTHENTICATED = frozenset({
     "com.atproto.server.createAccount", "com.atproto.server.createSession", "com.atproto.server.describeServer",
@@ -91,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--include-outsiders", action="store_true",
                        help="also write follows of accounts that are not among the authors")
     stream_cli.add_parser(commands)
+    backfill_cli.add_parser(commands)
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "downgrade", "current", "path"],
                     help="path: print the database URL in use (password hidden)")
@@ -107,6 +110,8 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "stream":
         return await stream_cli.run(args)
+    if args.command == "backfill":
+        return await backfill_cli.run(args)
     if args.command == "db":
         store = Store(args.database_url, auto_migrate=False)
         try:

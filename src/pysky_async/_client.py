@@ -303,7 +303,7 @@ class AsyncBskyClient:
         self.notifications = Notifications(self._xrpc, shared.sessions, shared.store)
         self.chat = Chat(self._xrpc, shared.sessions, shared.cursors)
         self.moderation = Moderation(self._xrpc, self.records, self.identity)
-        self.sync = Sync(self._xrpc, self.identity)
+        self.sync = Sync(self._xrpc, self.identity, shared.store)
 
     def with_options(self, **changes: Unpack[ClientOptions]) -> AsyncBskyClient:
         """A client with some options changed (``timeout=``, ``retry=``, ``write_budget=``,

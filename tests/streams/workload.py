@@ -62,6 +62,10 @@ class Reading:
     """What the PDS's firehose holds: seqs per DID, in the order the server sent them."""
 
     seqs: dict[str, list[int]] = field(default_factory=dict)
+    """The events a consumer hands on, per DID: all but ``stale_syncs``."""
+    stale_syncs: dict[int, str] = field(default_factory=dict)
+    """``#sync`` events (seq -> DID) at a rev their repo already had (the reference PDS follows an account's
+    first ``#commit`` with a ``#sync`` at the same rev): a consumer's rev guard skips them."""
     ops: dict[int, int] = field(default_factory=dict)
     """Operations per commit seq (commits only)."""
     last_seq: int = 0
@@ -73,6 +77,7 @@ class Reading:
 async def read_firehose(pds: PdsServer, *, idle: float = 1.5) -> Reading:
     """Replay the PDS's whole firehose with plain libipld (not the library) until it is idle."""
     reading = Reading()
+    revs: dict[str, str] = {}
     url = f"{pds.listen_url.replace('http', 'ws', 1)}/xrpc/com.atproto.sync.subscribeRepos?cursor=0"
     async with aiohttp.ClientSession() as session, session.ws_connect(url, max_msg_size=0) as ws:
         while True:
@@ -80,7 +85,13 @@ async def read_firehose(pds: PdsServer, *, idle: float = 1.5) -> Reading:
                 message = await ws.receive(timeout=idle)
                 header, body = libipld.decode_dag_cbor_multi(message.data)
                 did = body.get("repo") or body.get("did")
-                reading.seqs.setdefault(did, []).append(body["seq"])
+                rev = body.get("rev") if header["t"] in ("#commit", "#sync") else None
+                if rev is not None and did in revs and rev <= revs[did]:
+                    reading.stale_syncs[body["seq"]] = did
+                else:
+                    reading.seqs.setdefault(did, []).append(body["seq"])
+                if rev is not None:
+                    revs[did] = max(rev, revs.get(did, rev))
                 if header["t"] == "#commit":
                     reading.ops[body["seq"]] = len(body["ops"])
                 reading.last_seq = max(reading.last_seq, body["seq"])

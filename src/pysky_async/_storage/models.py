@@ -281,3 +281,17 @@ class NotificationMarkRow(Base):
     consumer: Mapped[str] = mapped_column(String(255), primary_key=True)
     watermark: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class RepoRevRow(Base):
+    """What a named consumer applied of one repo: the newest ``rev`` whose effects it committed, and
+    its backfill state (None: never backfilled, ``done``: backfilled at ``rev``, ``failed``: ``reason``)."""
+
+    __tablename__ = "bsky_repo_rev"
+
+    consumer: Mapped[str] = mapped_column(String(255), primary_key=True)
+    did: Mapped[str] = mapped_column(String(255), primary_key=True)
+    rev: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    backfill: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

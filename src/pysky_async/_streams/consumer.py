@@ -14,6 +14,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from .._exceptions import StorageError, StreamError
 from .._storage.store import Store
 from .collection_filter import check_collections
@@ -21,6 +23,7 @@ from .connection import Feed, Source
 from .cursor_store import MemoryStreamCursorStore, SqlStreamCursorStore, StreamCursorStore
 from .events import CommitEvent, StreamEvent, SyncEvent
 from .firehose import FirehoseSource
+from .rev_guard import RevGuard, RevStep, apply
 from .runner import Runner
 from .stats import StreamStats
 from .verify import SignatureVerifier
@@ -32,24 +35,31 @@ logger = logging.getLogger("pysky_async.streams")
 class EventContext:
     """Handed to a handler with each event."""
 
-    __slots__ = ("_durable", "_entry")
+    __slots__ = ("_durable", "_entry", "_key")
 
-    def __init__(self, entry: Entry, durable: bool) -> None:
+    def __init__(self, entry: Entry, durable: bool, key: tuple[str, str, bool] | None = None) -> None:
         self._entry = entry
         self._durable = durable
+        self._key = key
 
     def on_commit(self, work: OnCommit) -> None:
         """Run ``work(session)`` inside the transaction that commits the cursor past this event.
 
         Database effects written there happen exactly once: they commit together with the
-        cursor, or neither does and the event is handled again after a restart.
+        cursor and the repo's ``rev``, or none of them does and the event is handled again after a
+        restart; work of an event whose ``rev`` is already applied (a replay) is skipped.
         """
         if not self._durable:
             raise StreamError("on_commit needs a durable consumer: give it a name (bsky.streams.firehose(..., "
                               "name=...)), or pass store= and name= to StreamConsumer")
-        if self._entry.callbacks is None:
-            self._entry.callbacks = []
-        self._entry.callbacks.append(work)
+        callbacks = self._entry.callbacks
+        if callbacks is None:
+            callbacks = self._entry.callbacks = [] if self._key is None else [RevStep(*self._key)]
+        step = callbacks[0] if self._key is not None else None
+        if isinstance(step, RevStep):
+            step.work.append(work)
+        else:
+            callbacks.append(work)
 
 
 Handler = Callable[[StreamEvent, EventContext], Awaitable[None]]
@@ -88,7 +98,9 @@ class StreamConsumer:
     and ``name`` the cursor is durable: it is committed every ``commit_every`` handled events or
     ``commit_interval`` seconds, and only up to the last event whose handlers finished, as are
     all events before it (at-least-once). A restart resumes there; a first run starts at
-    ``start_cursor`` (None: the live tail).
+    ``start_cursor`` (None: the live tail). A ``#commit`` or ``#sync`` whose ``rev`` is not above
+    the repo's newest admitted or applied one is skipped (``stats.stale_revs``; ``revs``), and
+    the stored rev advances with the event's ``on_commit`` work.
 
     Args:
         source: ``FirehoseSource`` or ``JetstreamSource``.
@@ -143,8 +155,14 @@ class StreamConsumer:
         self.commit_interval = commit_interval
         self.log_interval = log_interval
         self.stats = StreamStats()
+        sql_store = store if store is not None else getattr(cursor_store, "store", None)
+        # the firehose has one event per commit; Jetstream one per op, all at the commit's rev
+        self._strict_revs = isinstance(source, FirehoseSource)
+        self.revs = RevGuard(sql_store if isinstance(sql_store, Store) and self.cursor_store.durable else None,
+                             name or "")
+        """The rev guard: a repo's commit whose ``rev`` is not above its newest applied one is skipped."""
         self._runner = Runner(self._handle, concurrency=concurrency, max_pending=max_pending,
-                              commit_every=commit_every)
+                              commit_every=commit_every, gate=self.revs.gate)
         self._filters = _Filters(collections, dids)
         self._reset = reset_cursor
         self._running = False
@@ -283,11 +301,20 @@ class StreamConsumer:
     async def _handle(self, event: StreamEvent, entry: Entry) -> None:
         try:
             verifier = self.verifier
-            if verifier is not None and isinstance(event, (CommitEvent, SyncEvent)) and not await verifier.check(event):
-                self.stats.bad_signatures += 1
-                if verifier.policy == "drop":
-                    return
-            await self.handler(event, EventContext(entry, self.cursor_store.durable))
+            key = None
+            if isinstance(event, (CommitEvent, SyncEvent)):
+                if verifier is not None and not await verifier.check(event):
+                    self.stats.bad_signatures += 1
+                    if verifier.policy == "drop":
+                        return
+                if event.rev:
+                    if not await self.revs.admit(event.did, event.rev, self._strict_revs):
+                        self.stats.stale_revs += 1
+                        logger.debug("stream consumer %s: skipping %s of %s at rev %s (cursor %s): that rev is "
+                                     "applied", self.name, type(event).__name__, event.did, event.rev, event.cursor)
+                        return
+                    key = (event.did, event.rev, self._strict_revs)
+            await self.handler(event, EventContext(entry, self.cursor_store.durable, key))
         except Exception:
             self.stats.handler_errors += 1
             logger.exception("stream consumer %s: handler failed on %s %s (cursor %s); counted as handled",
@@ -318,8 +345,14 @@ class StreamConsumer:
         if passed == 0:
             return
         if cursor is not None:
+            skipped = 0
+
+            async def guarded(session: AsyncSession) -> None:
+                nonlocal skipped
+                skipped = await apply(session, self.name or "", callbacks)
+
             try:
-                await self.cursor_store.save(self.name or "", self.source.key, cursor, callbacks)
+                await self.cursor_store.save(self.name or "", self.source.key, cursor, [guarded] if callbacks else [])
             except StorageError:
                 runner.give_back(passed, callbacks)
                 raise
@@ -327,6 +360,7 @@ class StreamConsumer:
                 runner.give_back(passed, callbacks)
                 raise StreamError(f"on_commit work failed ({exc!r}): the cursor stays at {self.stats.committed_cursor} "
                                   "and the work runs again with the next commit") from exc
+            self.stats.stale_revs += skipped
         self.stats.committed_cursor = cursor
         self.stats.commits += 1
         runner.committed(passed)

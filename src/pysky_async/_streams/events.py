@@ -112,6 +112,9 @@ class CommitEvent(StreamEvent):
     """The decoded frame body (blocks, binary CIDs), kept by ``keep_commit`` for verification."""
     invalid: str | None = field(default=None, compare=False)
     """Why verification failed, on a commit a ``CommitVerifier(policy="flag")`` passed on; else None."""
+    live: bool = True
+    """False for a backfilled record (``bsky.sync.backfill``): one ``create`` op from a verified repo
+    snapshot at ``rev``, with ``cursor`` None; True for a commit read from a stream."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ from .watermark import Entry, OnCommit, Watermark
 
 Work = Callable[[StreamEvent, Entry], Awaitable[None]]
 """What runs for each event (it must not raise: the consumer's wrapper logs and counts failures)."""
+Gate = Callable[[str], "asyncio.Event | None"]
+"""For a DID, the event to wait for before its next event may run (None: run now)."""
 
 
 class Runner:
@@ -27,10 +29,14 @@ class Runner:
         concurrency: ``work`` calls running at once.
         max_pending: events admitted and not yet committed, at most.
         commit_every: ``commit_wanted`` is set once this many events passed the watermark.
+        gate: a DID's events wait (without taking a ``concurrency`` slot) while ``gate(did)``
+            gives an event that is not set: a repo being backfilled holds its live events.
     """
 
-    def __init__(self, work: Work, *, concurrency: int, max_pending: int, commit_every: int) -> None:
+    def __init__(self, work: Work, *, concurrency: int, max_pending: int, commit_every: int,
+                 gate: Gate | None = None) -> None:
         self._work = work
+        self._gate = gate
         self.concurrency = concurrency
         self.max_pending = max_pending
         self.commit_every = commit_every
@@ -93,6 +99,9 @@ class Runner:
         try:
             while queue:
                 event, entry = queue[0]
+                if self._gate is not None:
+                    while (hold := self._gate(did)) is not None:
+                        await hold.wait()
                 async with self._slots:
                     self._running += 1
                     try:

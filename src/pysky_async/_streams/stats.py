@@ -22,6 +22,8 @@ class StreamStats:
     handled: int = 0
     handler_errors: int = 0
     bad_signatures: int = 0
+    stale_revs: int = 0
+    """Commits (and on-commit work) skipped: their ``rev`` was not above the repo's applied one."""
     connects: int = 0
     reconnects: int = 0
     silent_reconnects: int = 0

@@ -19,7 +19,10 @@ from .._syntax import Did, Nsid
 
 if TYPE_CHECKING:
     from .._identity import IdentityResolver
+    from .._storage.store import Store
+    from .._streams.consumer import Handler, StreamConsumer
     from .._xrpc import Xrpc
+    from .backfill import Backfill, Follow
     from .repo import VerifiedRepo
 
 REPO_MAX_BYTES = 1024 * 1024 * 1024
@@ -44,9 +47,10 @@ class RepoListing:
 class Sync:
     """Repository sync: ``await bsky.sync.get_repo(did)``, ``bsky.sync.list_repos(service)``."""
 
-    def __init__(self, xrpc: Xrpc, identity: IdentityResolver) -> None:
+    def __init__(self, xrpc: Xrpc, identity: IdentityResolver, store: Store | None = None) -> None:
         self._xrpc = xrpc
         self._identity = identity
+        self._store = store
 
     async def get_repo(self, did: str, *, service: str | None = None, collections: Collection[str] | None = None,
                        max_bytes: int = REPO_MAX_BYTES, since: str | None = None) -> VerifiedRepo:
@@ -136,6 +140,74 @@ class Sync:
             cursor = page.get("cursor")
             if not cursor:
                 return
+
+    def backfill(self, handler: Handler, *, name: str, dids: Collection[str] | None = None,
+                 service: str | None = None, collections: Collection[str] | None = None, concurrency: int = 8,
+                 per_host: int = 4, rate: float | None = None, max_bytes: int = REPO_MAX_BYTES,
+                 live: StreamConsumer | None = None) -> Backfill:
+        """A backfill of whole repos into a stream ``handler`` (``Backfill``), not started: ``await job.run()``.
+
+        Each repo is fetched with ``get_repo`` (from ``service``, else its own PDS) and verified; each
+        record reaches ``handler`` as a ``CommitEvent`` with ``live=False``, one ``create`` op and the
+        repo's ``rev``. The job's state is kept in the client's database under ``name``: a rerun skips
+        the repos done and retries the failed ones; no repo's ``on_commit`` work is applied twice.
+
+        Args:
+            dids: the repos; None: every active repo ``service`` lists (``listRepos``).
+            collections: only these collections' records (``prefix.*`` allowed).
+            concurrency / per_host / rate: repos at once, of them per host, fetches a second per host.
+            live: a consumer of the same ``name`` running beside (see ``follow``).
+        """
+        from .backfill import Backfill
+
+        if self._store is None:
+            raise InvalidInput("a backfill keeps its state in a database: use the client's bsky.sync")
+        if dids is None and service is None:
+            raise InvalidInput("backfill which repos? pass dids=[...] or service= (its listRepos is enumerated)")
+        exact = None if collections is None or any(c.endswith(".*") for c in collections) else list(collections)
+
+        async def fetch(did: str, host: str | None) -> VerifiedRepo:
+            return await self.get_repo(did, service=host, collections=exact, max_bytes=max_bytes)
+
+        async def host_of(did: str) -> str | None:
+            return service if service is not None else await self._identity.pds_endpoint(did)
+
+        listing = None
+        if dids is None:
+            assert service is not None
+
+            async def active() -> AsyncIterator[str]:
+                async for repo in self.list_repos(service):
+                    if repo.active:
+                        yield repo.did
+
+            listing = active()
+        return Backfill(handler, store=self._store, name=name, fetch=fetch, dids=dids, listing=listing,
+                        host_of=host_of, collections=collections, concurrency=concurrency, per_host=per_host,
+                        rate=rate, live=live)
+
+    def follow(self, handler: Handler, *, name: str, service: str, dids: Collection[str] | None = None,
+               collections: Collection[str] | None = None, start_cursor: int | None = None,
+               concurrency: int = 8, per_host: int = 4, rate: float | None = None,
+               max_bytes: int = REPO_MAX_BYTES, live_concurrency: int = 32, max_pending: int = 2000) -> Follow:
+        """Backfill and live together (Tap's rule), not started: ``await follow.run()`` until ``stop()``.
+
+        The firehose of ``service`` (a PDS or relay) runs under ``name`` beside a backfill of the
+        same repos (``dids``, else ``service``'s ``listRepos``): a repo's live events wait while it
+        backfills, then only those with a ``rev`` above the backfilled one reach ``handler``. Live
+        events of repos outside the backfill flow at once. The backfill starts once the firehose is
+        connected, so nothing between the snapshot and the live tail is missed.
+        """
+        from .._streams.consumer import StreamConsumer
+        from .._streams.firehose import FirehoseSource
+        from .backfill import Follow
+
+        consumer = StreamConsumer(FirehoseSource(service), handler, store=self._store, name=name,
+                                  collections=collections, start_cursor=start_cursor, concurrency=live_concurrency,
+                                  max_pending=max_pending)
+        job = self.backfill(handler, name=name, dids=dids, service=service, collections=collections,
+                            concurrency=concurrency, per_host=per_host, rate=rate, max_bytes=max_bytes, live=consumer)
+        return Follow(job, consumer)
 
     async def _page(self, nsid: str, service: str, params: dict[str, Any], cursor: str | None) -> dict[str, Any]:
         request = self._xrpc.request("GET", nsid, service, {**params, **({"cursor": cursor} if cursor else {})})

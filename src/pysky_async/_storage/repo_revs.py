@@ -1,0 +1,92 @@
+"""The repository of per-consumer repo revs (``bsky_repo_rev``): the newest ``rev`` whose effects a
+named consumer committed for each repo, and each repo's backfill state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .models import RepoRevRow, utcnow
+
+DONE = "done"
+FAILED = "failed"
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRev:
+    """One repo as a consumer saw it: the newest applied ``rev`` and its ``backfill`` state."""
+
+    did: str
+    rev: str | None
+    backfill: str | None
+    reason: str | None
+
+
+class RepoRevRepository:
+    """Per-(consumer, repo) revs. Never commits: the caller's unit of work does."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    def _insert(self) -> type[postgresql.Insert] | type[sqlite.Insert]:
+        return postgresql.Insert if self.db.get_bind().dialect.name == "postgresql" else sqlite.Insert
+
+    async def get_many(self, consumer: str, dids: Iterable[str]) -> dict[str, RepoRev]:
+        """The stored rows of ``dids`` (repos never seen are missing)."""
+        wanted = list(dids)
+        found: dict[str, RepoRev] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            result = await self.db.execute(
+                select(RepoRevRow.did, RepoRevRow.rev, RepoRevRow.backfill, RepoRevRow.reason)
+                .where(RepoRevRow.consumer == consumer, RepoRevRow.did.in_(wanted[start:start + _CHUNK])))
+            for did, rev, backfill, reason in result.all():
+                found[did] = RepoRev(did, rev, backfill, reason)
+        return found
+
+    async def revs(self, consumer: str, dids: Iterable[str]) -> dict[str, str]:
+        """The stored rev of each of ``dids`` that has one."""
+        return {did: row.rev for did, row in (await self.get_many(consumer, dids)).items() if row.rev is not None}
+
+    async def advance(self, consumer: str, revs: Mapping[str, str]) -> None:
+        """Store each repo's newest applied rev (an upsert; the backfill state is kept)."""
+        if not revs:
+            return
+        now = utcnow()
+        rows = [{"consumer": consumer, "did": did, "rev": rev, "updated_at": now} for did, rev in revs.items()]
+        statement = self._insert()(RepoRevRow)
+        statement = statement.on_conflict_do_update(
+            index_elements=["consumer", "did"],
+            set_={"rev": statement.excluded.rev, "updated_at": statement.excluded.updated_at})
+        await self.db.execute(statement, rows)
+
+    async def mark_backfilled(self, consumer: str, did: str, rev: str) -> None:
+        """``did`` was backfilled at ``rev`` (its effects commit in this same transaction)."""
+        await self._set_backfill(consumer, did, rev=rev, backfill=DONE, reason=None)
+
+    async def mark_failed(self, consumer: str, did: str, reason: str) -> None:
+        """``did`` could not be backfilled (``reason``: why); a later run tries it again."""
+        await self._set_backfill(consumer, did, rev=None, backfill=FAILED, reason=reason[:512])
+
+    async def _set_backfill(self, consumer: str, did: str, *, rev: str | None, backfill: str,
+                            reason: str | None) -> None:
+        values = {"consumer": consumer, "did": did, "rev": rev, "backfill": backfill, "reason": reason,
+                  "updated_at": utcnow()}
+        statement = self._insert()(RepoRevRow).values(**values)
+        update = {"backfill": statement.excluded.backfill, "reason": statement.excluded.reason,
+                  "updated_at": statement.excluded.updated_at}
+        if rev is not None:
+            update["rev"] = statement.excluded.rev
+        statement = statement.on_conflict_do_update(index_elements=["consumer", "did"], set_=update)
+        await self.db.execute(statement)
+
+    async def backfilled(self, consumer: str) -> dict[str, RepoRev]:
+        """Every repo ``consumer`` backfilled or failed to, by DID."""
+        result = await self.db.execute(
+            select(RepoRevRow.did, RepoRevRow.rev, RepoRevRow.backfill, RepoRevRow.reason)
+            .where(RepoRevRow.consumer == consumer, RepoRevRow.backfill.is_not(None)))
+        return {did: RepoRev(did, rev, backfill, reason) for did, rev, backfill, reason in result.all()}

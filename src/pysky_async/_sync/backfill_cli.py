@@ -1,0 +1,150 @@
+"""``pysky-async backfill``: verified repos to JSON Lines, one line per record, resumably.
+
+Each repo's lines are written and flushed inside the transaction that marks the repo done, so a
+rerun under the same ``--consumer`` skips the repos done; lines of a repo whose transaction did
+not commit (a kill in between) are dropped from the file before the rerun writes them again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from typing import Any, TextIO
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .._exceptions import InvalidInput, PyskyError
+from .._storage.repo_revs import DONE, RepoRevRepository
+from .._syntax import Did, Nsid
+from .backfill import Backfill, BackfillStats
+
+INTERRUPTED = 130
+
+
+def add_parser(commands: Any) -> None:
+    """Register the ``backfill`` subcommand."""
+    sub = commands.add_parser("backfill", help="write every record of whole repos (verified) to JSON Lines")
+    sub.add_argument("--service", required=True, help="the PDS or relay to fetch repos from (and list them)")
+    sub.add_argument("--did", action="append", help="a repo to backfill (repeatable); default: every active "
+                     "repo the service lists (listRepos)")
+    sub.add_argument("--collection", action="append", help="only these collections (prefix.* allowed; repeatable)")
+    sub.add_argument("--out", required=True, help="the JSON Lines file (appended to)")
+    sub.add_argument("--consumer", required=True, help="the name the job's state is stored under; a rerun resumes")
+    sub.add_argument("--concurrency", type=int, default=8, help="repos at once")
+    sub.add_argument("--per-host", type=int, default=4, help="repos at once from one host")
+    sub.add_argument("--rate", type=float, help="repo fetches per second per host (default: unbounded)")
+
+
+def check_collections(collections: list[str] | None) -> list[str] | None:
+    """Each ``--collection`` is an NSID or ``prefix.*`` (``InvalidInput`` says which is not)."""
+    for each in collections or ():
+        try:
+            Nsid(each[:-1] + "x" if each.endswith(".*") else each)
+        except PyskyError as exc:
+            raise InvalidInput(f"--collection {each!r} is neither an NSID (app.bsky.feed.post) nor a prefix "
+                               "ending in .* (app.bsky.feed.*)") from exc
+    return collections
+
+
+def drop_uncommitted(path: str, done: set[str]) -> int:
+    """Remove the lines of repos not in ``done`` (written before a kill, not committed); returns how many."""
+    if not os.path.exists(path):
+        return 0
+    kept: list[bytes] = []
+    dropped = 0
+    with open(path, "rb") as source:
+        for line in source:
+            try:
+                did = json.loads(line)["did"]
+            except (ValueError, KeyError, TypeError):
+                did = None  # a torn last line: dropped
+            if did in done:
+                kept.append(line)
+            else:
+                dropped += 1
+    if dropped:
+        temporary = f"{path}.resume"
+        with open(temporary, "wb") as target:
+            target.writelines(kept)
+            target.flush()
+            os.fsync(target.fileno())
+        os.replace(temporary, path)
+    return dropped
+
+
+def _progress(stats: BackfillStats, out: TextIO) -> None:
+    out.write(f"\r{stats.finished}/{stats.repos} repos, {stats.records} records, "
+              f"{stats.records_per_second:.0f} records/s, {len(stats.failed)} failed   ")
+    out.flush()
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Backfill; exit 0 when every repo is done, 1 naming the repos that failed, 130 when interrupted."""
+    from .._client import AsyncBskyClient
+    from .._streams.cli import json_value
+    from .._streams.consumer import EventContext
+    from .._streams.events import CommitEvent, StreamEvent
+
+    dids = [Did(d) for d in args.did] if args.did else None
+    collections = check_collections(args.collection)
+    async with AsyncBskyClient(auth_host=args.auth_host, database_url=args.database_url) as bsky:
+        await bsky.store.ensure_ready()
+        async with bsky.store.transaction() as session:
+            done = {d for d, row in (await RepoRevRepository(session).backfilled(args.consumer)).items()
+                    if row.backfill == DONE}
+        dropped = await asyncio.to_thread(drop_uncommitted, args.out, done)
+        if dropped:
+            print(f"dropped {dropped} lines of repos whose backfill had not committed; they are written again",
+                  file=sys.stderr)
+        with open(args.out, "a", encoding="utf-8") as out:  # noqa: ASYNC230
+            buffers: dict[str, list[str]] = {}
+
+            async def handler(event: StreamEvent, ctx: EventContext) -> None:
+                if not isinstance(event, CommitEvent):
+                    return
+                buffer = buffers.get(event.did)
+                if buffer is None:  # the repo's first record: its lines are written when it commits
+                    buffer = buffers[event.did] = []
+
+                    async def write(session: AsyncSession, did: str = event.did) -> None:
+                        out.write("".join(buffers.pop(did, ())))
+                        out.flush()
+                        os.fsync(out.fileno())
+
+                    ctx.on_commit(write)
+                buffer.extend(json.dumps({"did": event.did, "path": op.path, "cid": op.cid,
+                                          "record": json_value(op.record), "rev": event.rev, "live": event.live},
+                                         ensure_ascii=False) + "\n" for op in event.ops)
+
+            job: Backfill = bsky.sync.backfill(handler, name=args.consumer, dids=dids, service=args.service,
+                                               collections=collections, concurrency=args.concurrency,
+                                               per_host=args.per_host, rate=args.rate)
+            interrupted: list[int] = []
+            loop = asyncio.get_running_loop()
+
+            def interrupt() -> None:
+                interrupted.append(signal.SIGINT)
+                job.stop()  # the repos in progress finish and commit
+
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, interrupt)
+            task = asyncio.ensure_future(job.run())
+            while not task.done():
+                await asyncio.wait([task], timeout=1.0)
+                _progress(job.stats, sys.stderr)
+            stats = await task
+    sys.stderr.write("\n")
+    print(f"backfill {args.consumer}: {stats.summary()}")
+    if stats.failed:
+        names = "; ".join(f"{did}: {reason}" for did, reason in sorted(stats.failed.items()))
+        print(f"error: {len(stats.failed)} of {stats.repos} repos failed (a rerun with --consumer "
+              f"{args.consumer} retries them): {names}", file=sys.stderr)
+        return 1
+    if interrupted:
+        print(f"pysky-async: interrupted; rerun with --consumer {args.consumer} to finish", file=sys.stderr)
+        return INTERRUPTED
+    return 0
