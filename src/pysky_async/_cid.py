@@ -14,25 +14,31 @@ from typing import Any, Final
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The unsigned LEB128 varint at ``data[pos]`` and the position after it (CIDs, CAR sections).
+
+    Raises:
+        ValueError: the varint runs past the end of ``data`` or past 64 bits.
+    """
     value = shift = 0
-    while pos < len(data) and shift <= 63:
+    end = len(data)
+    while pos < end and shift <= 63:
         byte = data[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
         if byte < 0x80:
             return value, pos
         shift += 7
-    raise ValueError("a truncated varint")
+    raise ValueError(f"a truncated varint at byte {pos}")
 
 
 def _check(raw: bytes) -> None:
     """Raise ValueError unless ``raw`` is a whole binary CIDv1 (version, codec, multihash)."""
     if raw[:1] != b"\x01":
         raise ValueError("not a CIDv1 (atproto uses version 1 only)")
-    _codec, pos = _read_varint(raw, 1)
-    _code, pos = _read_varint(raw, pos)
-    size, pos = _read_varint(raw, pos)
+    _codec, pos = read_varint(raw, 1)
+    _code, pos = read_varint(raw, pos)
+    size, pos = read_varint(raw, pos)
     if len(raw) - pos != size:
         raise ValueError(f"its multihash digest is {len(raw) - pos} bytes, it declares {size}")
 
@@ -100,7 +106,7 @@ class CID:
     @property
     def codec(self) -> int:
         """The multicodec of the content: 0x71 ``dag-cbor`` (records, nodes), 0x55 ``raw`` (blobs)."""
-        return _read_varint(self._raw, 1)[0]
+        return read_varint(self._raw, 1)[0]
 
     def json(self) -> dict[str, str]:
         """The atproto JSON form: ``{"$link": "bafy..."}``."""

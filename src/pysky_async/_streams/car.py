@@ -15,7 +15,7 @@ from typing import Any
 
 import libipld
 
-from .._sync.blocks import read_varint
+from .._cid import read_varint
 from .._sync.records import TAG_42, linked
 
 _CID_LEN = 36  # CIDv1, dag-cbor or raw codec, sha2-256: every CID atproto repos use

@@ -7,6 +7,7 @@ import logging
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -15,6 +16,14 @@ from .events import InfoEvent, StreamEvent
 from .stats import StreamStats
 
 logger = logging.getLogger("pysky_async.streams")
+
+
+
+def websocket_base(service: str) -> str:
+    """``service`` (a host, or an http(s)/ws(s) URL) as the ws(s) base URL its XRPC streams live under."""
+    parts = urlsplit(service if "://" in service else f"https://{service}")
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
 class Source(Protocol):

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 import aiohttp
 import libipld
 
 from .._exceptions import FrameDecodeError, StreamServerError
 from .car import car_blocks
+from .connection import websocket_base
 from .events import AccountEvent, CommitEvent, IdentityEvent, InfoEvent, RepoOp, StreamEvent, SyncEvent
 
 SUBSCRIBE_REPOS = "/xrpc/com.atproto.sync.subscribeRepos"
@@ -117,9 +118,7 @@ class FirehoseSource:
 
     def __init__(self, service: str, *, keep_commit: bool = False) -> None:
         self.keep_commit = keep_commit
-        parts = urlsplit(service if "://" in service else f"https://{service}")
-        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-        self._base = urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        self._base = websocket_base(service)
         self.key = f"firehose:{self._base}"
         """The cursor's scope in the database: seqs are local to one relay or PDS."""
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 import aiohttp
 import libipld
@@ -22,6 +22,7 @@ import libipld
 from .._exceptions import FrameDecodeError, PyskyError, StreamError, VerificationError
 from .._storage.store import Store
 from .._sync.crypto import CheckSignature, parse_verification_method, signature_checker
+from .connection import websocket_base
 from .consumer import EventContext, StreamConsumer
 from .events import InfoEvent, StreamEvent
 
@@ -146,9 +147,7 @@ class LabelSource:
     """Seqs only grow on one labeler: a repeated one after a reconnect is skipped."""
 
     def __init__(self, service: str) -> None:
-        parts = urlsplit(service if "://" in service else f"https://{service}")
-        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-        self._base = urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        self._base = websocket_base(service)
         self.key = f"labels:{self._base}"
         """The cursor's scope in the database: seqs are local to one labeler."""
 

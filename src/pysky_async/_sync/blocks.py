@@ -12,6 +12,7 @@ import hashlib
 
 import libipld
 
+from .._cid import read_varint
 from .._exceptions import VerificationError
 
 DAG_CBOR = 0x71
@@ -50,27 +51,6 @@ def _show(cid: bytes) -> str:
         return cid_str(cid)
     except ValueError:
         return cid.hex()
-
-
-def read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """The unsigned LEB128 varint at ``data[pos]`` and the position after it (CAR section lengths).
-
-    The one varint reader of the CAR scanners (``read_car`` here, ``_streams.car.car_blocks``);
-    callers inline the one-byte case (most sections are under 128 bytes) and call this otherwise.
-
-    Raises:
-        ValueError: the varint runs past the end of ``data`` or past 64 bits.
-    """
-    value = shift = 0
-    end = len(data)
-    while pos < end and shift <= 63:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-    raise ValueError(f"a truncated varint at byte {pos}")
 
 
 def _car_varint(data: bytes, pos: int) -> tuple[int, int]:
