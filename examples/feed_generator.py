@@ -1,14 +1,20 @@
-"""A feed generator: the posts that mention a keyword, indexed from the firehose, served to the AppView.
+"""A feed generator: the posts that mention a keyword, backfilled and followed on the firehose, served to the AppView.
 
     pip install -e '.[examples]'
     FEEDGEN_HOSTNAME=feeds.example.com BSKY_AUTH_USERNAME=... BSKY_AUTH_PASSWORD=... \\
         python -m examples.feed_generator --publish
 
-- The index: a durable ``StreamConsumer`` on the firehose (``FEEDGEN_FIREHOSE``, default the
-  Bluesky relay) keeps posts whose text contains ``FEEDGEN_KEYWORD`` (default ``python``) in its
-  own table, written with ``ctx.on_commit`` in the transaction that moves the stream cursor: after
-  a restart it resumes where it stopped, and no post is indexed twice or lost. A deleted post
-  leaves the index.
+- The index: ``bsky.sync.follow`` on the firehose (``FEEDGEN_FIREHOSE``, default the Bluesky
+  relay) keeps posts whose text contains ``FEEDGEN_KEYWORD`` (default ``python``) in its own
+  table, written with ``ctx.on_commit`` in the transaction that moves the stream cursor (or marks
+  a repo backfilled): after a restart it resumes where it stopped, and no post is indexed twice or
+  lost. A deleted post leaves the index.
+- The backfill, so a fresh feed is not empty: the posts written before the first start, of the
+  repos in ``FEEDGEN_BACKFILL``: ``all`` (every repo the ``FEEDGEN_FIREHOSE`` host lists: meant
+  for a PDS), DIDs separated by commas, or nothing. Default: ``all`` when ``FEEDGEN_FIREHOSE`` is
+  set, nothing on the relay (that would be the whole network). The same handler takes backfilled
+  and live posts; a repo's live events wait while it backfills. Backfilled posts sort after the
+  live ones (they are older), by URI.
 - The service: ``describeFeedGenerator``, ``getFeedSkeleton`` (newest first, ``cursor`` =
   ``<seq>::<uri>`` of the last post sent; requesters' service-auth tokens are checked when sent)
   and ``/.well-known/did.json`` for ``did:web:<FEEDGEN_HOSTNAME>`` (default ``localhost:<PORT>``),
@@ -27,7 +33,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -40,8 +46,8 @@ from pysky_async import (
     CommitEvent,
     EventContext,
     FeedGenerator,
+    Follow,
     InvalidInput,
-    StreamConsumer,
     StreamEvent,
     feed_uri,
     install_signal_handlers,
@@ -68,14 +74,14 @@ class KeywordIndex:
 
     async def on_event(self, event: StreamEvent, ctx: EventContext) -> None:
         """The stream handler: index matching new posts, forget deleted ones (exactly once)."""
-        if not isinstance(event, CommitEvent) or event.cursor is None:
+        if not isinstance(event, CommitEvent):
             return
         added = [f"at://{event.did}/{op.path}" for op in event.ops
                  if op.action == "create" and op.record and self.keyword in str(op.record.get("text", "")).lower()]
         deleted = [f"at://{event.did}/{op.path}" for op in event.ops if op.action == "delete"]
         if not added and not deleted:
             return
-        seq, author = event.cursor, event.did
+        seq, author = event.cursor or 0, event.did  # backfilled records (live=False) have no cursor
 
         async def write(session: AsyncSession) -> None:
             for uri in added:
@@ -112,13 +118,15 @@ class Settings:
     firehose: str = DEFAULT_FIREHOSE
     start_cursor: int | None = None
     """Where a first run starts (None: now); later runs resume from the stored cursor."""
+    backfill: Collection[str] | None = ()
+    """The repos whose earlier posts are indexed too (None: all the firehose host lists)."""
 
 
 @dataclass
 class FeedService:
     generator: FeedGenerator
     index: KeywordIndex
-    consumer: StreamConsumer
+    follow: Follow
 
     @property
     def uri(self) -> str:
@@ -126,39 +134,43 @@ class FeedService:
 
 
 async def build(bsky: AsyncBskyClient, settings: Settings) -> FeedService:
-    """The index (its table created), the consumer that fills it, the generator that serves it."""
+    """The index (its table created), the backfill and consumer that fill it, the generator that serves it."""
     index = KeywordIndex(bsky, settings.keyword)
     await index.create_table()
-    consumer = bsky.streams.firehose(index.on_event, service=settings.firehose, name=f"feedgen-{settings.rkey}",
-                                     collections=["app.bsky.feed.post"], start_cursor=settings.start_cursor)
+    follow = bsky.sync.follow(index.on_event, service=settings.firehose, name=f"feedgen-{settings.rkey}",
+                              dids=settings.backfill, collections=["app.bsky.feed.post"],
+                              start_cursor=settings.start_cursor)
     generator = FeedGenerator(settings.service_did, identity=bsky.identity)
     generator.add_feed(feed_uri(settings.publisher_did, settings.rkey), index.algorithm)
-    return FeedService(generator, index, consumer)
+    return FeedService(generator, index, follow)
 
 
 @asynccontextmanager
 async def running(service: FeedService) -> AsyncIterator[web.Application]:
-    """The web app, with the consumer running beside it until the block ends."""
-    task = asyncio.create_task(service.consumer.run())
+    """The web app, with the backfill and the consumer running beside it until the block ends."""
+    task = asyncio.create_task(service.follow.run())
     app = web.Application()
     app.add_routes(feed_routes(service.generator))
     try:
         yield app
     finally:
-        await service.consumer.stop()  # finishes what was read, commits the cursor
+        await service.follow.stop()  # finishes the repos and events in progress, commits the cursor
         await task
 
 
 async def main(argv: Sequence[str]) -> None:
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8080"))
     hostname = os.environ.get("FEEDGEN_HOSTNAME", f"localhost:{port}")
+    backfill = os.environ.get("FEEDGEN_BACKFILL", "all" if "FEEDGEN_FIREHOSE" in os.environ else "").strip()
+    repos = None if backfill == "all" else [did.strip() for did in backfill.split(",") if did.strip()]
     async with AsyncBskyClient() as bsky:
         publisher = os.environ.get("FEEDGEN_PUBLISHER_DID") or (await bsky.login()).did
         service_did = os.environ.get("FEEDGEN_SERVICE_DID") or "did:web:" + hostname.replace(":", "%3A")
         settings = Settings(service_did=service_did, publisher_did=publisher,
                             rkey=os.environ.get("FEEDGEN_RKEY", "keyword"),
                             keyword=os.environ.get("FEEDGEN_KEYWORD", "python"),
-                            firehose=os.environ.get("FEEDGEN_FIREHOSE", DEFAULT_FIREHOSE))
+                            firehose=os.environ.get("FEEDGEN_FIREHOSE", DEFAULT_FIREHOSE),
+                            backfill=repos)
         service = await build(bsky, settings)
         if "--publish" in argv:
             await publish_feed(bsky, settings.rkey, did=settings.service_did, display_name=f"#{settings.keyword}",
