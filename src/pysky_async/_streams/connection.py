@@ -130,8 +130,11 @@ class Feed:
                 await asyncio.sleep(self._backoff(max(failures, 1)))
 
     async def _connection(self, session: aiohttp.ClientSession, url: str) -> AsyncIterator[StreamEvent]:
+        # aiohttp makes ClientWSTimeout a dataclass through a decorator chosen at import time, which
+        # pyright cannot follow (mypy can)
+        timeout = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=CLOSE_TIMEOUT)  # pyright: ignore[reportCallIssue]
         async with session.ws_connect(url, max_msg_size=self.socket_limit, autoping=True, heartbeat=None,
-                                      timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=CLOSE_TIMEOUT)) as ws:
+                                      timeout=timeout) as ws:
             self.ws = ws
             self.stats.connects += 1
             logger.info("stream %s: connected", url.split("?")[0])
