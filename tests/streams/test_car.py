@@ -11,18 +11,10 @@ from pysky_async._streams.car import car_blocks
 
 from ..realnet.pds import PdsServer
 from .conftest import Written
+from .repo_builder import varint
 from .test_flow import raw_frames
 
 pytestmark = pytest.mark.anyio
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
 
 
 def car(blocks: list[tuple[bytes, bytes]]) -> bytes:
