@@ -21,13 +21,14 @@ from ._exceptions import (
     InvalidPost,
     PostFailed,
     PyskyError,
+    RecordNotFound,
     StorageError,
 )
 from ._formats import Datetime, Language
 from ._lenient import at_uri_from_text
 from ._media import External, Media
 from ._records import Record, RecordRef
-from ._syntax import AtUri
+from ._syntax import AtUri, Tid
 
 logger = logging.getLogger("pysky_async")
 
@@ -43,6 +44,14 @@ if TYPE_CHECKING:
     from ._video import Video, Videos
 
 POST = "app.bsky.feed.post"
+UNCONFIRMED = ""
+"""The ``cid`` of a keyed post whose ``createRecord`` was sent and not yet answered."""
+
+
+def _row_fields(record: dict[str, Any]) -> dict[str, Any]:
+    reply = record.get("reply", {})
+    return {"text": record["text"], "reply_root_uri": reply.get("root", {}).get("uri"),
+            "reply_parent_uri": reply.get("parent", {}).get("uri")}
 
 
 @dataclass
@@ -174,19 +183,26 @@ class Posts:
         rich.check_length()
         _check_not_empty(post, rich)
         session = await self._sessions.current()
-        if post.client_unique_key:
+        key = post.client_unique_key
+        pending: str | None = None
+        if key:
             async with self._store.transaction() as db:
-                existing = await PostRepository(db).by_key(session.did, post.client_unique_key)
-            if existing is not None:  # posted before: never post twice
+                existing = await PostRepository(db).by_key(session.did, key)
+            if existing is not None and existing.cid != UNCONFIRMED:  # posted before: never post twice
                 return RecordRef(existing.uri, existing.cid)
+            if existing is not None:  # sent before, its outcome unknown (a crash, a lost reply)
+                landed = await self._landed(existing.uri)
+                if landed is not None:
+                    await self._confirm(landed)
+                    return landed
+                pending = existing.uri
         record = await self._build_post_record(post, rich)
+        if key:
+            return await self._create_keyed(session.did, key, record, pending)
         ref = await self._records.create(POST, record)
         try:
             async with self._store.transaction() as db:
-                await PostRepository(db).add(
-                    did=session.did, uri=ref.uri, cid=ref.cid, client_unique_key=post.client_unique_key,
-                    text=record["text"], reply_root_uri=record.get("reply", {}).get("root", {}).get("uri"),
-                    reply_parent_uri=record.get("reply", {}).get("parent", {}).get("uri"))
+                await PostRepository(db).add(did=session.did, uri=ref.uri, cid=ref.cid, **_row_fields(record))
         except BaseException as failure:
             try:
                 await asyncio.shield(self._records.delete(ref.uri))  # no half-written state
@@ -195,11 +211,53 @@ class Posts:
                     raise failure from undo_failed
                 # the database is down, so the post can neither be recorded nor taken back (the
                 # delete needs the write budget's ledger): the server's answer wins
-                logger.warning("%s was posted but the database could not record it (%s); returning it "
-                               "(its client_unique_key will not find it)", ref.uri, failure)
+                logger.warning("%s was posted but the database could not record it (%s); returning it",
+                               ref.uri, failure)
                 return ref
             raise
         return ref
+
+    async def _create_keyed(self, did: str, key: str, record: dict[str, Any], pending: str | None) -> RecordRef:
+        """Post once per ``client_unique_key``: the post's URI is recorded *before* the
+        ``createRecord`` is sent, so a process killed after the server accepted it finds it there
+        on its next try (``_landed``) instead of posting again."""
+        from ._storage.repositories import PostRepository
+
+        rkey = Tid.next() if pending is None else AtUri.parse(pending).rkey
+        uri = f"at://{did}/{POST}/{rkey}"
+        if pending is None:
+            async with self._store.transaction() as db:
+                await PostRepository(db).add(did=did, uri=uri, cid=UNCONFIRMED, client_unique_key=key,
+                                             **_row_fields(record))
+        try:
+            ref = await self._records.create(POST, record, rkey=rkey)
+        except PyskyError:
+            landed = await self._landed(uri)
+            if landed is None:  # refused: nothing is left behind
+                async with self._store.transaction() as db:
+                    await PostRepository(db).remove(uri)
+                raise
+            ref = landed
+        try:
+            await self._confirm(ref)
+        except StorageError as failure:  # posted; the row stays unconfirmed and the next try confirms it
+            logger.warning("%s was posted but the database could not confirm it (%s); returning it", ref.uri,
+                           failure)
+        return ref
+
+    async def _landed(self, uri: str) -> RecordRef | None:
+        """The post at ``uri`` if the server has it."""
+        try:
+            record = await self._records.get(uri)
+        except RecordNotFound:
+            return None
+        return RecordRef(record.uri, record.cid) if record.cid else None
+
+    async def _confirm(self, ref: RecordRef) -> None:
+        from ._storage.repositories import PostRepository
+
+        async with self._store.transaction() as db:
+            await PostRepository(db).confirm(ref.uri, ref.cid)
 
     async def _build_post_record(self, post: Post, rich: RichText) -> dict[str, Any]:
         images = [*post.images, *[_markdown_image(i.source, i.alt) for i in rich.images]]

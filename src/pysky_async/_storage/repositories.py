@@ -242,3 +242,11 @@ class PostRepository:
         self.db.add(row)
         await self.db.flush()
         return row
+
+    async def confirm(self, uri: str, cid: str) -> None:
+        """Record the CID the server gave the post at ``uri``."""
+        await self.db.execute(update(PostRow).where(PostRow.uri == uri).values(cid=cid))
+
+    async def remove(self, uri: str) -> None:
+        """Forget the post at ``uri`` (its create was refused)."""
+        await self.db.execute(delete(PostRow).where(PostRow.uri == uri))
