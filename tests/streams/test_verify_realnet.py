@@ -66,6 +66,7 @@ class TamperingProxy:
         self.tampered: set[int] = set()
         self.port = 0
         self._runner: web.AppRunner | None = None
+        self._upstreams: set[aiohttp.ClientWebSocketResponse] = set()
 
     async def __aenter__(self) -> TamperingProxy:
         app = web.Application()
@@ -75,6 +76,8 @@ class TamperingProxy:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._runner is not None
+        for upstream in list(self._upstreams):
+            await upstream.close()  # ends the relays (each waits on the live PDS), so the server stops at once
         await self._runner.cleanup()
 
     @property
@@ -86,10 +89,12 @@ class TamperingProxy:
         await ws.prepare(request)
         url = f"{self.upstream}/xrpc/com.atproto.sync.subscribeRepos?{request.query_string}"
         async with aiohttp.ClientSession() as session, session.ws_connect(url, max_msg_size=0) as upstream:
+            self._upstreams.add(upstream)
             async for message in upstream:
                 if message.type != aiohttp.WSMsgType.BINARY or ws.closed:
                     break
                 await ws.send_bytes(self._change(message.data))
+            self._upstreams.discard(upstream)
         await ws.close()
         return ws
 
