@@ -4,6 +4,7 @@ neither is passed on as the same object (no copy per write)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pysky_async import CID
 from pysky_async._json_body import json_body
@@ -18,7 +19,8 @@ def test_a_plain_body_is_the_same_object() -> None:
 
 def test_cids_and_bytes_take_their_json_forms_in_a_copy() -> None:
     cid = CID.decode(LINK)
-    body = {"record": {"embed": {"images": [{"image": {"ref": cid}}]}, "raw": b"\x00\xff"}, "keep": ("a", "b")}
+    body: dict[str, Any] = {"record": {"embed": {"images": [{"image": {"ref": cid}}]}, "raw": b"\x00\xff"},
+                            "keep": ("a", "b")}
     out = json_body(body)
     assert out["record"]["embed"]["images"][0]["image"]["ref"] == {"$link": LINK}
     assert out["record"]["raw"] == {"$bytes": "AP8"}
