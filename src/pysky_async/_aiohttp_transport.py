@@ -92,8 +92,8 @@ class AiohttpXrpcTransport:
 
     async def __call__(self, request: XrpcRequest) -> XrpcResponse:
         body = request.content
-        if body is not None and not isinstance(body, bytes):
-            return await self._fallback(request)
+        if (body is not None and not isinstance(body, bytes)) or request.context.sni_hostname is not None:
+            return await self._fallback(request)  # a streamed body; a pinned address (httpx passes the TLS name)
         if request.host == AUTH:
             raise RuntimeError("an authenticated request reached the transport without a host")
         ctx = request.context

@@ -165,6 +165,7 @@ class ClientOptions(TypedDict, total=False):
     video_host: str
     video_service_did: str | None
     labelers: Sequence[str] | str | None
+    allow_private_did_web: bool
 
 
 _FIXED_OPTIONS = frozenset({"username", "password", "auth_host", "database_url", "engine", "http_client",
@@ -220,6 +221,9 @@ class AsyncBskyClient:
         labelers: the labelers whose labels the AppView applies, sent as ``atproto-accept-labelers`` on
             ``app.bsky.*`` calls: DIDs, each optionally ``"did;redact"`` (``PYSKY_LABELERS``,
             comma-separated; default: none sent, so the AppView applies its own defaults).
+        allow_private_did_web: resolve ``did:web`` DIDs whose host is loopback, private or otherwise
+            not public (``PYSKY_ALLOW_PRIVATE_DID_WEB=1``; default off, as a DID's author picks its
+            host: a safeguard against requests into your own network). For local dev setups.
     """
 
     def __init__(
@@ -247,6 +251,7 @@ class AsyncBskyClient:
         video_service_did: str | None = None,
         call_log_max_pending: int | None = None,
         labelers: Sequence[str] | str | None = None,
+        allow_private_did_web: bool | None = None,
     ) -> None:
         config = ClientConfig.from_options(
             username=username, password=password, auth_host=auth_host, public_host=public_host,
@@ -256,6 +261,7 @@ class AsyncBskyClient:
             plc_directory=plc_directory, write_budget=write_budget,
             retry=retry, request_limit=request_limit, image_max_bytes=image_max_bytes, video_host=video_host,
             video_service_did=video_service_did, call_log_max_pending=call_log_max_pending, labelers=labelers,
+            allow_private_did_web=allow_private_did_web,
         )
         aiohttp_session = SharedAiohttpSession() if http_client is None else None
         http = http_client or default_http_client(config.timeout or DEFAULT_TIMEOUT, aiohttp_session)
@@ -293,7 +299,8 @@ class AsyncBskyClient:
             shared.rate_limit_tracker,
         ], shared.transport(config))
         self._xrpc = Xrpc(config, shared.sessions, self._pipeline, self._check_open)
-        self.identity = IdentityResolver(self._xrpc, plc_directory=config.plc_directory)
+        self.identity = IdentityResolver(self._xrpc, plc_directory=config.plc_directory,
+                                         allow_private_did_web=config.allow_private_did_web)
         self.records = Records(self._xrpc, self.identity)
         self.profiles = Profiles(self._xrpc, shared.store)
         self.media = Media(self.records, image_max_bytes=config.image_max_bytes)

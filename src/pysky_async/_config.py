@@ -72,6 +72,7 @@ class ClientConfig:
     video_service_did: str | None = None
     call_log_max_pending: int = DEFAULT_CALL_LOG_MAX_PENDING
     labelers: tuple[str, ...] = ()
+    allow_private_did_web: bool = False
 
     @classmethod
     def from_options(
@@ -155,19 +156,26 @@ ENVIRONMENT: dict[str, str] = {
     "video_service_did": "PYSKY_VIDEO_SERVICE_DID",
     "image_max_bytes": "PYSKY_IMAGE_MAX_BYTES",
     "labelers": "PYSKY_LABELERS",
+    "allow_private_did_web": "PYSKY_ALLOW_PRIVATE_DID_WEB",
 }
 """Options (besides the account, hosts and database) that a deployment sets in the environment."""
 
 _NONE_IS_DEFAULT = frozenset({"plc_directory", "video_host", "image_max_bytes", "deadline", "max_response_bytes",
-                              "call_log_max_pending", "labelers"})
+                              "call_log_max_pending", "labelers", "allow_private_did_web"})
 """Options whose None means "the default" (for the others None means "off" or "automatic")."""
 
 
 _SECONDS = frozenset({"timeout", "deadline", "attempt_deadline"})
 _COUNTS = frozenset({"image_max_bytes", "max_response_bytes", "call_log_max_pending"})
+_FLAGS = frozenset({"allow_private_did_web"})
+_YES, _NO = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 
 def _from_env(option: str, variable: str, value: str) -> Any:
+    if option in _FLAGS:
+        if value.strip().lower() not in _YES | _NO:
+            raise InvalidInput(f"{variable}={value!r}: use 1 (on) or 0 (off)")
+        return value.strip().lower() in _YES
     if option not in _SECONDS | _COUNTS:
         return value
     try:

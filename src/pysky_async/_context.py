@@ -44,6 +44,9 @@ class CallContext:
         log_errors_at_once: write an error's call-log row before returning it so it carries
             ``log_id``; off for the session's own calls, made while a database lock is held.
         elapsed_us: how long the last attempt took, in microseconds (set by the call log).
+        sni_hostname: the host name for TLS (and its certificate check) when the request's URL
+            names an IP address the caller checked and pinned (set by the identity resolver for
+            did:web; read by the transport).
     """
 
     did: str | None = None
@@ -67,3 +70,4 @@ class CallContext:
     max_response_bytes: int | None = None
     log_errors_at_once: bool = True
     elapsed_us: int | None = None
+    sni_hostname: str | None = None

@@ -263,7 +263,8 @@ class IdentityNotFound(PyskyError):
 
     Attributes:
         identifier: the handle or DID.
-        reason: ``"not_found"``, ``"bad_document"`` or ``"no_pds"``.
+        reason: ``"not_found"``, ``"bad_document"``, ``"no_pds"`` or ``"not_public"`` (a ``did:web``
+            on a non-public address, see ``allow_private_did_web``).
         status_code: the HTTP status the resolver answered with, or None (no HTTP error:
             e.g. a document that names no PDS).
     """

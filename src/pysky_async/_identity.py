@@ -2,19 +2,26 @@
 
 Every lookup is a call through the client's pipeline (and so in the call log); DID documents
 are fetched with a non-XRPC ``path`` and skip the session, cursor and write budget.
+
+A ``did:web`` host is whatever the DID's author chose, so by default it must be a public address
+(``_public_address``): the name is resolved once, checked, and the request goes to that address.
+Redirects are not followed and a document is read up to ``MAX_DID_DOCUMENT_BYTES``.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._config import DEFAULT_PLC_DIRECTORY
-from ._exceptions import BadRequest, IdentityNotFound, InvalidInput
+from ._context import CallContext
+from ._exceptions import BadRequest, IdentityNotFound, InvalidInput, ResponseTooLarge
 from ._lenient import handle_from_text
 from ._middleware import NO_ACCOUNT
+from ._public_address import NotPublic, public_address, url_host
 from ._request import XrpcRequest
 from ._syntax import Did
 from ._ttl_cache import TtlCache
@@ -41,6 +48,12 @@ def pds_endpoint_from_did_doc(did_doc: Any) -> str | None:
 RESOLVE_DID = "resolve_did"
 """The ``endpoint`` of DID document fetches in the call log (they are not XRPC calls)."""
 
+MAX_DID_DOCUMENT_BYTES = 64 * 1024
+"""The largest DID document read (an atproto one is about 1 kB)."""
+
+_ALLOW_HINT = ("to resolve did:web DIDs on your own network (a local dev setup), create the client with "
+               "allow_private_did_web=True (PYSKY_ALLOW_PRIVATE_DID_WEB=1)")
+
 
 class IdentityResolver:
     """Resolves handles and DIDs and caches the answers (``bsky.identity``).
@@ -53,13 +66,18 @@ class IdentityResolver:
         max_entries: answers kept at most (handles and DID documents together; the least
             recently used go first).
         clock: the time source of the TTL (``time.monotonic``).
+        allow_private_did_web: fetch ``did:web`` documents from loopback, private and other
+            non-public addresses too (off: such a DID raises ``IdentityNotFound`` with reason
+            ``"not_public"``; turn on only where every DID resolved is trusted, e.g. a dev setup).
 
     Concurrent lookups of the same handle or DID make one request and share its answer.
     """
 
     def __init__(self, xrpc: Xrpc, *, plc_directory: str = DEFAULT_PLC_DIRECTORY, ttl: float = 300.0,
-                 max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic,
+                 allow_private_did_web: bool = False) -> None:
         self._xrpc = xrpc
+        self.allow_private_did_web = allow_private_did_web
         self.plc_directory = plc_directory.rstrip("/")
         self._cache: TtlCache[str, Any] = TtlCache(ttl=ttl, max_entries=max_entries, clock=clock)
 
@@ -102,16 +120,24 @@ class IdentityResolver:
         if own is not None:
             return own
         if did.method == "plc":
-            host, path = self.plc_directory, f"/{did}"
+            request = XrpcRequest("GET", RESOLVE_DID, self.plc_directory, path=f"/{did}", skip=NO_ACCOUNT)
         elif did.method == "web":
-            bare = did.split(":", 2)[2].replace("%3A", ":")
-            scheme = "http" if bare.split(":")[0] in ("localhost", "127.0.0.1") else "https"
-            host, path = f"{scheme}://{bare}", "/.well-known/did.json"
+            request = await self._did_web_request(did)
         else:
             raise InvalidInput(f"{did}: only did:plc and did:web can be resolved")
-        request = XrpcRequest("GET", RESOLVE_DID, host, path=path, skip=NO_ACCOUNT)
-        response = await self._xrpc.send_unchecked(request)
-        url = host + path
+        request.context.max_response_bytes = MAX_DID_DOCUMENT_BYTES
+        url = _shown_url(did, request)
+        try:
+            response = await self._xrpc.send_unchecked(request)
+        except ResponseTooLarge as exc:
+            raise IdentityNotFound(f"{url} answered more than {MAX_DID_DOCUMENT_BYTES} bytes, which is no DID "
+                                   f"document for {did} (one is about 1 kB)", identifier=did,
+                                   reason="bad_document") from exc
+        if 300 <= response.status_code < 400:
+            raise IdentityNotFound(
+                f"{url} redirected (HTTP {response.status_code}) instead of serving the DID document of {did}; "
+                "redirects are not followed when resolving a DID: its document must be served at that URL",
+                identifier=did, reason="not_found", status_code=response.status_code)
         if response.status_code != 200:
             raise IdentityNotFound(f"{did} did not resolve at {url} (HTTP {response.status_code})",
                                    identifier=did, reason="not_found", status_code=response.status_code)
@@ -123,6 +149,34 @@ class IdentityResolver:
             raise IdentityNotFound(f"{url} returned no DID document for {did}", identifier=did,
                                    reason="bad_document")
         return document
+
+    async def _did_web_request(self, did: Did) -> XrpcRequest:
+        """The request for a did:web document: to the public address its host resolves to, with
+        the host name in the ``Host`` header and for TLS; to the name itself when private
+        addresses are allowed."""
+        bare = did.split(":", 2)[2]
+        if ":" in bare:
+            raise IdentityNotFound(f"{did}: a did:web with a path is not an atproto DID (only a host name, and "
+                                   "a port as %3A, may follow did:web:)", identifier=did, reason="not_found")
+        authority = bare.replace("%3A", ":").replace("%3a", ":")
+        host, _, port_text = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
+        if self.allow_private_did_web:
+            scheme = "http" if host in ("localhost", "127.0.0.1") else "https"
+            return XrpcRequest("GET", RESOLVE_DID, f"{scheme}://{authority}", path="/.well-known/did.json",
+                               skip=NO_ACCOUNT)
+        port = int(port_text) if port_text.isdigit() else 443
+        try:
+            address = await public_address(host, port)
+        except NotPublic as exc:
+            raise IdentityNotFound(
+                f"{did} was not resolved: {exc} (not a public address), and fetching it could reach your own "
+                f"network (SSRF); {_ALLOW_HINT}", identifier=did, reason="not_public") from None
+        except (socket.gaierror, UnicodeError) as exc:
+            raise IdentityNotFound(f"{did} did not resolve: its host {host} has no address ({exc})",
+                                   identifier=did, reason="not_found") from None
+        return XrpcRequest("GET", RESOLVE_DID, f"https://{url_host(address)}:{port}", path="/.well-known/did.json",
+                           headers={"Host": authority}, skip=NO_ACCOUNT,
+                           context=CallContext(sni_hostname=host))
 
     async def _own_did_document(self, did: str) -> dict[str, Any] | None:
         """The logged-in account's DID document as its PDS hands it out (``getSession``), so the
@@ -149,3 +203,10 @@ class IdentityResolver:
             if isinstance(aka, str) and aka.startswith("at://"):
                 return aka[len("at://"):]
         return None
+
+
+def _shown_url(did: Did, request: XrpcRequest) -> str:
+    """The document's URL as the DID names it (not the pinned address) for messages."""
+    if request.context.sni_hostname is not None:
+        return f"https://{did.split(':', 2)[2].replace('%3A', ':')}/.well-known/did.json"
+    return request.url

@@ -15,6 +15,7 @@ from ._exceptions import (
     RecordNotFound,
     ServerError,
 )
+from ._json_body import json_body
 from ._lenient import at_uri_from_text
 from ._response import JsonObject, XrpcResponse
 from ._syntax import AtUri, Nsid, RecordKey, Tid
@@ -183,7 +184,7 @@ class Records:
             record = await self.get(uri)
         except RecordNotFound:
             return None
-        if record.cid is None or record.value.raw != body["record"]:
+        if record.cid is None or record.value.raw != json_body(body["record"]):
             return None
         return RecordRef(record.uri, record.cid)
 

@@ -85,7 +85,8 @@ class HttpxTransport:
             sent = self.http.build_request(
                 request.method, request.url, params=_query(request.params),
                 json=request.json if body is None else None, content=body, headers=request.headers,
-                timeout=request.context.timeout or self.timeout)
+                timeout=request.context.timeout or self.timeout,
+                extensions={"sni_hostname": request.context.sni_hostname} if request.context.sni_hostname else None)
             response = await self.http.send(sent, stream=True)
             try:
                 limit = self.bounds.max_bytes_for(request)

@@ -19,6 +19,7 @@ from ._config import (
 )
 from ._deadline import CallDeadline, call_seconds
 from ._exceptions import InvalidInput
+from ._json_body import json_body
 from ._middleware import Pipeline
 from ._request import AUTH, XrpcRequest
 from ._response import XrpcResponse, raise_for_status
@@ -100,7 +101,7 @@ class Xrpc:
         if isinstance(data, (bytes, bytearray, memoryview)):
             request = request.replace(content=bytes(data))
         elif data is not None:
-            request = request.replace(json=data)
+            request = request.replace(json=json_body(data))
         if headers:
             request = request.with_headers(**headers)
         return await self.send(request)
@@ -113,7 +114,7 @@ class Xrpc:
 
     async def write(self, nsid: str, body: dict[str, Any], *, idempotent: bool) -> XrpcResponse:
         """POST a JSON body to the account's PDS; ``idempotent`` lets the retry layer repeat it."""
-        request = self.request("POST", nsid, default_auth=True).replace(json=body)
+        request = self.request("POST", nsid, default_auth=True).replace(json=json_body(body))
         request.context.idempotent = idempotent
         return await self.send(request)
 

@@ -26,7 +26,7 @@ def label_document(did: str, key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
 
 
 def signed_label(key: ec.EllipticCurvePrivateKey, uri: str, val: str, *, src: str = LABELER, neg: bool = False,
-                 cid: str | None = None, high_s: bool = False) -> dict[str, Any]:
+                 cid: str | None = None, high_s: bool = False, exp: str | None = None) -> dict[str, Any]:
     """A label signed like @atproto/ozone's ``signLabel``: DAG-CBOR of the label without ``sig``."""
     label: dict[str, Any] = {"ver": 1, "src": src, "uri": uri, "val": val,
                              "cts": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")}
@@ -34,6 +34,8 @@ def signed_label(key: ec.EllipticCurvePrivateKey, uri: str, val: str, *, src: st
         label["cid"] = cid
     if neg:
         label["neg"] = True
+    if exp is not None:
+        label["exp"] = exp
     label["sig"] = sign(key, libipld.encode_dag_cbor(label), high_s=high_s)
     return label
 

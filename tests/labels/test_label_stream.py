@@ -198,3 +198,36 @@ def test_expiry() -> None:
     assert label.expired(dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc))
     assert not label.expired(dt.datetime(2025, 12, 31, tzinfo=dt.timezone.utc))
     assert not only_label(labels_frame(2, [signed_label(key, POST, "spam")])).expired()
+
+
+@pytest.mark.parametrize("skip_expired", [True, False])
+async def test_a_label_whose_exp_has_passed_is_not_handed_out_as_active(skip_expired: bool) -> None:
+    """A labeler replays its history: a label that expired since reaches a new consumer, and it is no
+    longer in force (as the AppView no longer applies it), so by default it is skipped and counted."""
+    key = ec.generate_private_key(ec.SECP256K1())
+    got: list[LabelEvent] = []
+
+    async def handler(label: LabelEvent, ctx: EventContext) -> None:
+        got.append(label)
+
+    async with FakeLabeler() as labeler, AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:") as bsky:
+        labeler.frames = {1: [signed_label(key, POST, "spam", exp="2020-01-01T00:00:00.000Z")],
+                          2: [signed_label(key, POST, "rude", exp="2999-01-01T00:00:00.000Z")],
+                          3: [signed_label(key, ALICE, "rude")]}
+
+        async def resolve(did: str, *, fresh: bool = False) -> dict[str, Any]:
+            return label_document(LABELER, key)
+
+        bsky.identity.resolve_did = resolve  # type: ignore[method-assign]
+        consumer = bsky.streams.labels(handler, service=labeler.url, skip_expired=skip_expired)
+        task = asyncio.create_task(consumer.run())
+        await wait_for(lambda: consumer.stats.handled == 3)
+        await consumer.stop()
+        await task
+    handed = [(label.uri, label.val) for label in got]
+    if skip_expired:
+        assert handed == [(POST, "rude"), (ALICE, "rude")]
+        assert consumer.expired_labels == 1
+    else:
+        assert handed == [(POST, "spam"), (POST, "rude"), (ALICE, "rude")]
+        assert got[0].expired() and consumer.expired_labels == 0

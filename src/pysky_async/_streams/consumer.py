@@ -166,6 +166,7 @@ class StreamConsumer:
         self._filters = _Filters(collections, dids)
         self._reset = reset_cursor
         self._running = False
+        self._active = False
         self.silence_timeout = silence_timeout
         self.backoff_max = backoff_max
         self.max_frame_bytes = max_frame_bytes
@@ -242,7 +243,18 @@ class StreamConsumer:
         logger.info("stream consumer %s on %s: cursor reset", self.name, self.source.key)
 
     async def run(self) -> None:
-        """Consume until ``stop()``; then drain in-flight events and commit."""
+        """Consume until ``stop()``; then drain in-flight events and commit. A stopped consumer can
+        run again: it resumes at its cursor. ``StreamError`` while it is running."""
+        if self._active:
+            raise StreamError(f"stream consumer {self.name or '(unnamed)'} is already running: one run() at a "
+                              "time (stop() it and await that run first)")
+        self._active = True
+        try:
+            await self._run()
+        finally:
+            self._active = False
+
+    async def _run(self) -> None:
         if self._reset:
             self._reset = False
             await self.reset_cursor()
@@ -278,7 +290,8 @@ class StreamConsumer:
                 await committer
                 await self._commit()
             finally:
-                self._running = False
+                self._running = self._stopping = self._closing = False  # ready to run again
+                self._feed = None
             logger.info("stream consumer %s stopped: %s", self.name, self.stats.summary())
 
     async def stop(self) -> None:

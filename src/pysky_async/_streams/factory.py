@@ -85,7 +85,7 @@ class Streams:
                start_cursor: int | None = 0, concurrency: int = 32, max_pending: int = 2000,
                commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
                silence_timeout: float = 60.0, backoff_max: float = 30.0,
-               max_frame_bytes: int = 5 * 1024 * 1024) -> LabelConsumer:
+               max_frame_bytes: int = 5 * 1024 * 1024, skip_expired: bool = True) -> LabelConsumer:
         """A consumer of a labeler's labels (``com.atproto.label.subscribeLabels``; ``service``: its URL).
 
         ``handler(label, ctx)`` gets each ``LabelEvent``, in order per labelled account (a label and
@@ -95,7 +95,8 @@ class Streams:
         ``consumer.stats.bad_signatures`` and ``consumer.label_verifier.failures``. A first run starts at
         ``start_cursor`` (default 0: every label the labeler still has, since labels are state; None:
         new labels only); a named consumer resumes where it stopped. ``dids``: only labels on these
-        accounts (and their records).
+        accounts (and their records). A label whose ``exp`` has passed is skipped and counted in
+        ``consumer.expired_labels`` (``skip_expired=False``: handed on; ``label.expired()`` tells).
         """
         verifier = LabelVerifier(self._resolve_did, policy=on_invalid) if verify else None
         return LabelConsumer(LabelSource(service), handler, verifier=verifier,
@@ -103,7 +104,7 @@ class Streams:
                              start_cursor=start_cursor, concurrency=concurrency, max_pending=max_pending,
                              commit_every=commit_every, commit_interval=commit_interval, log_interval=log_interval,
                              silence_timeout=silence_timeout, backoff_max=backoff_max,
-                             max_frame_bytes=max_frame_bytes)
+                             max_frame_bytes=max_frame_bytes, skip_expired=skip_expired)
 
     def consumer(self, source: Source, handler: Handler, *, name: str | None = None,
                  verifier: SignatureVerifier | None = None, collections: Iterable[str] | None = None,

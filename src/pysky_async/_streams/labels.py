@@ -256,8 +256,10 @@ class LabelConsumer(StreamConsumer):
     labels of one frame go to the handler in order (an exception is logged and counted, and the
     next label follows); with a ``verifier`` a label that fails its signature check is counted in
     ``stats.bad_signatures`` and dropped or flagged by the verifier's policy. ``dids``: only labels
-    on these accounts and their records (checked per label). The other arguments are
-    ``StreamConsumer``'s.
+    on these accounts and their records (checked per label). ``skip_expired`` (default True): a
+    label whose ``exp`` has passed when it arrives (a labeler replays its history, expired labels
+    included) is no longer in force and is not handed on, only counted in ``expired_labels``;
+    False hands it on (``label.expired()`` tells). The other arguments are ``StreamConsumer``'s.
     """
 
     def __init__(self, source: LabelSource, handler: LabelHandler, *, verifier: LabelVerifier | None = None,
@@ -265,7 +267,7 @@ class LabelConsumer(StreamConsumer):
                  start_cursor: int | None = 0, concurrency: int = 32, max_pending: int = 2000,
                  commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
                  silence_timeout: float = 60.0, backoff_max: float = 30.0,
-                 max_frame_bytes: int = 5 * 1024 * 1024) -> None:
+                 max_frame_bytes: int = 5 * 1024 * 1024, skip_expired: bool = True) -> None:
         super().__init__(source, self._each_label, store=store, name=name, start_cursor=start_cursor,
                          concurrency=concurrency, max_pending=max_pending, commit_every=commit_every,
                          commit_interval=commit_interval, log_interval=log_interval,
@@ -274,6 +276,9 @@ class LabelConsumer(StreamConsumer):
         self.label_verifier = verifier
         self.subjects = frozenset(dids) if dids else None
         """Only labels on these accounts (and their records) reach the handler; None: all."""
+        self.skip_expired = skip_expired
+        self.expired_labels = 0
+        """Labels not handed on because their ``exp`` had passed when they arrived."""
 
     async def _each_label(self, event: StreamEvent, ctx: EventContext) -> None:
         if not isinstance(event, LabelsFrame):
@@ -282,6 +287,9 @@ class LabelConsumer(StreamConsumer):
         for label in event.labels:
             if self.subjects is not None and label.did not in self.subjects:
                 self.stats.filtered += 1
+                continue
+            if self.skip_expired and label.exp is not None and label.expired():
+                self.expired_labels += 1
                 continue
             if verifier is not None and not await verifier.check(label):
                 self.stats.bad_signatures += 1
