@@ -48,7 +48,7 @@ class ProofPool:
             loop proves the rest itself and both kinds of core stay busy.
     """
 
-    def __init__(self, processes: int, *, capacity: int = 8) -> None:
+    def __init__(self, processes: int, *, capacity: int = 4) -> None:
         self.processes = processes
         self.capacity = capacity * processes
         self.loop = asyncio.get_running_loop()
