@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -59,16 +60,9 @@ def verifier(mode: str, processes: int = 0) -> Any:
 
 
 def children_cpu() -> float:
-    """CPU seconds of this process's worker processes (the proof pool), read from /proc."""
-    total = 0.0
-    try:
-        children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
-        for pid in children:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        pass
-    return total
+    """CPU seconds of this process's ended child processes (the proof workers, once closed)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def in_memory(mode: str) -> dict[str, float]:
@@ -114,14 +108,19 @@ async def live(port: int, mode: str, count: int, commits: int, processes: int = 
         if event.cursor == count:
             done.set()
 
+    if processes:  # what starting and stopping the workers costs them, to take from their total below
+        async with verifier(mode, processes):
+            pass
+    startup = children_cpu()
     async with verifier(mode, processes) as check:
         consumer = StreamConsumer(FirehoseSource(f"http://127.0.0.1:{port}"), handler, start_cursor=0, verifier=check)
-        t0, c0, w0 = time.perf_counter(), time.process_time(), children_cpu()
+        t0, c0 = time.perf_counter(), time.process_time()
         task = asyncio.create_task(consumer.run())
         await done.wait()
-        elapsed, main, worker = time.perf_counter() - t0, time.process_time() - c0, children_cpu() - w0
+        elapsed, main = time.perf_counter() - t0, time.process_time() - c0
         await consumer.stop()
         await task
+    worker = max(0.0, children_cpu() - 2 * startup)  # the workers' CPU is known once they ended
     assert check.failed == 0 and check.verified >= commits and not check.desynchronized, check.summary()
     cpu = main + worker
     return {"per_s": commits / elapsed, "cpu_per_s": commits / cpu, "us": cpu / commits * 1e6,
