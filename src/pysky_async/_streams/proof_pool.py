@@ -45,10 +45,11 @@ class ProofPool:
     Args:
         processes: worker processes (each proves one job at a time).
         capacity: jobs outstanding per worker at most; ``available`` is False beyond it, so the
-            loop proves the rest itself and both kinds of core stay busy.
+            loop proves the rest itself and both kinds of core stay busy (6: on bench_verify.py's
+            replay with one worker, ~3/4 of the commits go to it, where loop and worker balance).
     """
 
-    def __init__(self, processes: int, *, capacity: int = 4) -> None:
+    def __init__(self, processes: int, *, capacity: int = 6) -> None:
         self.processes = processes
         self.capacity = capacity * processes
         self.loop = asyncio.get_running_loop()
