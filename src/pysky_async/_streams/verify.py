@@ -184,47 +184,46 @@ class CommitVerifier:
             raise VerificationError("a tooBig commit carries no proofs", reason="too-big")
         car, commit_cid, rev = body.get("blocks") or b"", body.get("commit"), str(body["rev"])
         prev_data, since = body.get("prevData"), body.get("since")
-        pool = await self._pool_here() if self.processes else None
-        if pool is not None and pool.available:
-            ops_sent = () if self.verify == "signature" else tuple(
-                (op.action, op.path, op.cid, op.prev) for op in map(CommitOp.from_frame, body["ops"]))
-            await self._key(event.did)
-            job: Job = (self.verify, car, commit_cid, ops_sent, event.did, rev, since, prev_data,
-                        self._specs[event.did])
-            verdict = await pool.prove(job)
-            if verdict is not None:
-                self.offloaded += 1
-                outcome, first, second = verdict
-                if outcome == "failed":
-                    raise VerificationError(str(second), reason=str(first))
-                if outcome == "malformed":
-                    raise ValueError(first)
-                proven = ProvenCommit(event.did, str(first), second, b"", b"", {})
-                if outcome == "signature":  # as _signed: the key may have rotated; proven again here
-                    self.key_refreshes += 1
-                    check = await self._key(event.did, fresh=True)
-                    proven = self._prove(car, commit_cid, body, event.did, rev, since, prev_data)
-                    if not check(proven.unsigned, proven.sig):
-                        raise VerificationError(f"the commit of {event.did} is not signed by its #atproto key",
-                                                reason="signature")
-                if self.chain:
-                    await self._follow(event, proven, since, prev_data)
-                return
-        if self.verify == "signature":
-            proven, _nodes = load_commit(car, commit_cid, did=event.did, rev=rev)
-        else:
-            ops = [CommitOp.from_frame(op) for op in body["ops"]]
-            inductive = self.verify == "inductive"
+        proven = await self._proven_in_worker(event, body, car, commit_cid, rev, since, prev_data) if (
+            self.processes) else None
+        if proven is None:
             if len(car) > _THREAD_BYTES:
                 proven = await anyio.to_thread.run_sync(
-                    lambda: prove_commit(car, commit_cid, ops, did=event.did, rev=rev, since=since, prev_data=prev_data,
-                                         inductive=inductive))
+                    lambda: self._prove(car, commit_cid, body, event.did, rev, since, prev_data))
             else:
-                proven = prove_commit(car, commit_cid, ops, did=event.did, rev=rev, since=since, prev_data=prev_data,
-                                      inductive=inductive)
-        await self._signed(event.did, proven)
+                proven = self._prove(car, commit_cid, body, event.did, rev, since, prev_data)
+            await self._signed(event.did, proven)
         if self.chain:
             await self._follow(event, proven, since, prev_data)
+
+    async def _proven_in_worker(self, event: CommitEvent, body: dict[str, Any], car: bytes, commit_cid: Any,
+                                rev: str, since: Any, prev_data: Any) -> ProvenCommit | None:
+        """The commit proven and signature-checked by a worker process (None: prove it on the loop)."""
+        pool = await self._pool_here()
+        if pool is None or not pool.available:
+            return None
+        ops = () if self.verify == "signature" else tuple(
+            (op.action, op.path, op.cid, op.prev) for op in map(CommitOp.from_frame, body["ops"]))
+        await self._key(event.did)
+        job: Job = (self.verify, car, commit_cid, ops, event.did, rev, since, prev_data, self._specs[event.did])
+        verdict = await pool.prove(job)
+        if verdict is None:
+            return None
+        self.offloaded += 1
+        outcome, first, second = verdict
+        if outcome == "failed":
+            raise VerificationError(str(second), reason=str(first))
+        if outcome == "malformed":
+            raise ValueError(first)
+        if outcome == "signature":  # as _signed: the key may have rotated; fetched again, proven here
+            self.key_refreshes += 1
+            check = await self._key(event.did, fresh=True)
+            proven = self._prove(car, commit_cid, body, event.did, rev, since, prev_data)
+            if not check(proven.unsigned, proven.sig):
+                raise VerificationError(f"the commit of {event.did} is not signed by its #atproto key",
+                                        reason="signature")
+            return proven
+        return ProvenCommit(event.did, str(first), second, b"", b"", {})
 
     def _prove(self, car: bytes, commit_cid: Any, body: dict[str, Any], did: str, rev: str, since: Any,
                prev_data: Any) -> ProvenCommit:
