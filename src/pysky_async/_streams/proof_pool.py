@@ -2,7 +2,7 @@
 
 A thread does not help: the GIL lets one thread run Python at a time, and a thread waiting for it
 behind a busy event loop waits its switch interval (measured: signature checks moved to a thread
-made live verification ~2x slower). A process has its own. Each worker
+made live verification ~1.8x slower in wall time, +40 % CPU). A process has its own. Each worker
 (``pysky_async._sync.proof_worker``) reads batches of jobs on its stdin and answers a batch of
 verdicts in order; the jobs queued in one turn of the loop go as one write, and the loop only
 frames bytes and sets futures. A worker that dies or cannot start leaves the pool unusable: its
