@@ -8,13 +8,16 @@ from typing import Any
 
 import libipld
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pysky_async import StreamError
-from pysky_async._streams import CommitVerifier
+from pysky_async._streams import CommitVerifier, EventContext, FirehoseSource, StreamConsumer, StreamEvent
 
-from .repo_builder import RepoWriter, did_document, replace_block
+from .loopback import start_app
+from .repo_builder import RepoWriter, did_document, frame, replace_block
 from .test_verify_policy import DID, event, history, make_verifier, tampered
+from .workload import wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +94,58 @@ async def test_aclose_stops_the_workers_and_processes_must_not_be_negative() -> 
     assert verifier._pool is None and all(p.returncode is not None for p in processes)
     with pytest.raises(StreamError, match="processes must be 0"):
         make_verifier(repo, processes=-1)
+
+
+async def test_a_consumer_with_a_worker_drops_forged_commits_and_keeps_each_repos_order() -> None:
+    """Through StreamConsumer: repos interleaved, commits proven in the worker or on the loop; the forged
+    ones (a record's bytes changed, an op dropped) never reach the handler, the rest arrive in order."""
+    repos = [RepoWriter(f"did:plc:{n:024d}") for n in range(3)]
+    keys = {repo.did: repo.key for repo in repos}
+    bodies: list[dict[str, Any]] = []
+    forged: set[int] = set()
+    for round_ in range(12):
+        for repo in repos:
+            body = repo.commit([("create", f"app.bsky.feed.post/{round_:04d}a", {"text": "a"}),
+                                ("create", f"app.bsky.feed.post/{round_:04d}b", {"text": "b"})])
+            if round_ in (4, 9) and repo is repos[1]:
+                forged.add(len(bodies) + 1)
+                body = (replace_block(body, body["ops"][0]["cid"], libipld.encode_dag_cbor({"text": "forged"}))
+                        if round_ == 4 else {**body, "ops": body["ops"][1:]})
+            bodies.append(body)
+    frames = [frame({**body, "seq": seq}) for seq, body in enumerate(bodies, 1)]
+
+    async def subscribe(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        for data in frames[int(request.query.get("cursor", "0")):]:
+            await ws.send_bytes(data)
+        await ws.receive()
+        return ws
+
+    async def resolve(did: str) -> dict[str, Any]:
+        return did_document(did, keys[did])
+
+    app = web.Application()
+    app.router.add_get("/xrpc/com.atproto.sync.subscribeRepos", subscribe)
+    runner, port = await start_app(app)
+    seen: list[StreamEvent] = []
+
+    async def handler(event: StreamEvent, ctx: EventContext) -> None:
+        seen.append(event)
+
+    async with CommitVerifier(resolve, verify="inductive", chain=False, processes=1) as verifier:
+        consumer = StreamConsumer(FirehoseSource(f"http://127.0.0.1:{port}"), handler, start_cursor=0,
+                                  verifier=verifier)
+        task = asyncio.create_task(consumer.run())
+        try:
+            await wait_for(lambda: (consumer.cursor or 0) >= len(frames))
+        finally:
+            await consumer.stop()
+            await task
+            await runner.cleanup()
+    assert sorted(e.cursor or 0 for e in seen) == [seq for seq in range(1, len(frames) + 1) if seq not in forged]
+    for repo in repos:
+        cursors = [e.cursor or 0 for e in seen if e.did == repo.did]
+        assert cursors == sorted(cursors)
+    assert verifier.failures == {"block-cid": 1, "prev-data": 1} and consumer.stats.bad_signatures == 2
+    assert verifier.offloaded > 0 and verifier.verified == len(frames) - 2
