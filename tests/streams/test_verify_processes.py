@@ -149,3 +149,15 @@ async def test_a_consumer_with_a_worker_drops_forged_commits_and_keeps_each_repo
         assert cursors == sorted(cursors)
     assert verifier.failures == {"block-cid": 1, "prev-data": 1} and consumer.stats.bad_signatures == 2
     assert verifier.offloaded > 0 and verifier.verified == len(frames) - 2
+
+
+async def test_workers_that_cannot_start_leave_the_proofs_to_the_loop(monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    repo = RepoWriter(DID)
+    with caplog.at_level(logging.WARNING, "pysky_async.streams"):
+        async with make_verifier(repo, processes=1) as verifier:
+            for body in history(repo):
+                assert await verifier.check(event(body))
+    assert verifier.verified == 11 and verifier.offloaded == 0
+    assert any("cannot start proof worker processes" in r.getMessage() for r in caplog.records)

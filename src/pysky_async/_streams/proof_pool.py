@@ -69,8 +69,8 @@ class ProofPool:
                 worker = _Worker(process)
                 worker.reader = asyncio.create_task(self._read(worker))
                 self._workers.append(worker)
-        except OSError as exc:
-            logger.warning("stream: cannot start proof worker processes (%s): commits are proven on the event loop",
+        except (OSError, NotImplementedError) as exc:  # NotImplementedError: a loop without subprocesses
+            logger.warning("stream: cannot start proof worker processes (%r): commits are proven on the event loop",
                            exc)
             self.broken = True
 
