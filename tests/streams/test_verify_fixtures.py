@@ -54,6 +54,31 @@ def test_both_backends_agree_on_fresh_secp256k1_signatures(backend: Any) -> None
         assert not verify_signature(repo.key.public_key(), data, high, backend)
 
 
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+@pytest.mark.parametrize("backend", ["cryptography", "coincurve"])
+def test_out_of_range_r_and_s_are_refused_by_both_backends(backend: Any) -> None:
+    """libsecp256k1's compact path (``coincurve``) refuses what the DER path does: zero, the order or
+    above, and high S (``r + n`` or ``s`` swapped for ``n - s`` are the same point's other encodings)."""
+    if backend == "coincurve":
+        pytest.importorskip("coincurve")
+    repo = RepoWriter("did:plc:abcdefghijklmnopqrstuvwx")
+    data = b"a commit"
+    good = sign(repo.key, data)
+    r, s = int.from_bytes(good[:32], "big"), int.from_bytes(good[32:], "big")
+    n = _SECP256K1_ORDER
+
+    def compact(r: int, s: int) -> bytes:
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    assert verify_signature(repo.key.public_key(), data, compact(r, s), backend)
+    bad = [compact(0, s), compact(r, 0), compact(n, s), compact(r, n), compact(r + n, s) if r + n < 2 ** 256 else
+           compact(2 ** 256 - 1, s), compact(r, n - s), compact(r, s - 1), good[:63], good + b"\x00"]
+    for signature in bad:
+        assert verify_signature(repo.key.public_key(), data, signature, backend) is False, signature.hex()
+
+
 def test_the_fixtures_cover_both_curves_and_both_refusals() -> None:
     kinds = {(f["algorithm"], f["validSignature"], tuple(f["tags"])) for f in SIGNATURES}
     assert kinds == {(alg, True, ()) for alg in ("ES256", "ES256K")} | {

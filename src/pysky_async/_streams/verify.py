@@ -16,13 +16,20 @@ continue it, or a ``#sync`` that declares another root, marks the repo desynchro
 ``store``, queues it in ``bsky_repo_sync_state`` for a resync from ``getRepo``); the commit itself,
 proven on its own, is still delivered. Keys come from the DID document through ``resolve_did``
 and are cached; a signature that does not verify re-resolves the key once (it may have rotated).
+
+With ``processes=N``, commits are proven (blocks, proofs, signature) in N worker processes while
+the loop decodes the next frames; the loop still proves some itself whenever the workers have
+enough queued, and all of them if the workers cannot run. Use the verifier as ``async with``
+(or call ``aclose()``) to stop the workers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Any, Literal
 
 import anyio
@@ -33,7 +40,9 @@ from .._storage.store import Store
 from .._sync.blocks import cid_str
 from .._sync.commit import CommitOp, ProvenCommit, load_commit, prove_commit
 from .._sync.crypto import CheckSignature, signature_checker, signing_key
+from .._sync.proof_worker import Job, key_spec
 from .events import CommitEvent, StreamEvent, SyncEvent
+from .proof_pool import ProofPool
 
 logger = logging.getLogger("pysky_async.streams")
 ResolveDid = Callable[[str], Awaitable[dict[str, Any]]]
@@ -58,14 +67,20 @@ class CommitVerifier:
         chain: follow each repo's chain (``since``/``prevData``) and mark breaks; needs every
             commit of a repo, so turn it off when the consumer filters collections.
         store: where desynchronized repos are queued (``bsky_repo_sync_state``).
+        processes: worker processes proving commits beside the event loop (0: all on the loop).
+            On a machine with spare cores this raises the commits verified per second; the
+            checks are the same. Stop them with ``aclose()`` or ``async with``.
     """
 
     def __init__(self, resolve_did: ResolveDid, *, verify: VerifyMode = "proofs", policy: Policy = "drop",
-                 chain: bool = True, store: Store | None = None) -> None:
+                 chain: bool = True, store: Store | None = None, processes: int = 0) -> None:
         if policy not in ("drop", "flag", "pass"):
             raise StreamError(f"policy must be 'drop' or 'flag', not {policy!r}")
         if verify not in ("signature", "proofs", "inductive"):
             raise StreamError(f"verify must be 'signature', 'proofs' or 'inductive', not {verify!r}")
+        if processes < 0:
+            raise StreamError(f"processes must be 0 (prove on the event loop) or more, not {processes}")
+        self.processes = processes
         self.resolve_did = resolve_did
         self.verify = verify
         self.policy = policy
@@ -79,7 +94,38 @@ class CommitVerifier:
         self.desynchronized: Counter[str] = Counter()
         """Chain breaks by repo (each one queued for a resync when a store is given)."""
         self._keys: dict[str, CheckSignature] = {}
+        self._specs: dict[str, tuple[str, bytes]] = {}
         self._heads: dict[str, tuple[str, bytes]] = {}
+        self._pool: ProofPool | None = None
+        self.offloaded = 0
+        """Commits proven in a worker process (``processes``)."""
+
+    async def __aenter__(self) -> CommitVerifier:
+        """Start the worker processes (``processes``) and wait until they are ready."""
+        pool = await self._pool_here()
+        if pool is not None:
+            await pool.wait_ready()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the worker processes (if any); a later check starts them again."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
+
+    async def _pool_here(self) -> ProofPool | None:
+        """The worker pool of the running loop, started on first use (None without ``processes``)."""
+        if not self.processes:
+            return None
+        pool = self._pool
+        if pool is None or pool.loop is not asyncio.get_running_loop():
+            pool = self._pool = ProofPool(self.processes)
+            await pool.start()
+        return pool
 
     def summary(self) -> str:
         """One line: verified, failed by reason, desynchronized repos."""
@@ -89,7 +135,9 @@ class CommitVerifier:
 
     async def _key(self, did: str, *, fresh: bool = False) -> CheckSignature:
         if fresh or did not in self._keys:
-            self._keys[did] = signature_checker(signing_key(await self.resolve_did(did)))
+            key = signing_key(await self.resolve_did(did))
+            self._keys[did] = signature_checker(key)
+            self._specs[did] = key_spec(key)
         return self._keys[did]
 
     async def _signed(self, did: str, proven: ProvenCommit) -> None:
@@ -136,21 +184,53 @@ class CommitVerifier:
             raise VerificationError("a tooBig commit carries no proofs", reason="too-big")
         car, commit_cid, rev = body.get("blocks") or b"", body.get("commit"), str(body["rev"])
         prev_data, since = body.get("prevData"), body.get("since")
-        if self.verify == "signature":
-            proven, _nodes = load_commit(car, commit_cid, did=event.did, rev=rev)
-        else:
-            ops = [CommitOp.from_frame(op) for op in body["ops"]]
-            inductive = self.verify == "inductive"
+        proven = await self._proven_in_worker(event, body, car, commit_cid, rev, since, prev_data) if (
+            self.processes) else None
+        if proven is None:
             if len(car) > _THREAD_BYTES:
                 proven = await anyio.to_thread.run_sync(
-                    lambda: prove_commit(car, commit_cid, ops, did=event.did, rev=rev, since=since, prev_data=prev_data,
-                                         inductive=inductive))
+                    lambda: self._prove(car, commit_cid, body, event.did, rev, since, prev_data))
             else:
-                proven = prove_commit(car, commit_cid, ops, did=event.did, rev=rev, since=since, prev_data=prev_data,
-                                      inductive=inductive)
-        await self._signed(event.did, proven)
+                proven = self._prove(car, commit_cid, body, event.did, rev, since, prev_data)
+            await self._signed(event.did, proven)
         if self.chain:
             await self._follow(event, proven, since, prev_data)
+
+    async def _proven_in_worker(self, event: CommitEvent, body: dict[str, Any], car: bytes, commit_cid: Any,
+                                rev: str, since: Any, prev_data: Any) -> ProvenCommit | None:
+        """The commit proven and signature-checked by a worker process (None: prove it on the loop)."""
+        pool = await self._pool_here()
+        if pool is None or not pool.available:
+            return None
+        ops = () if self.verify == "signature" else tuple(
+            (op.action, op.path, op.cid, op.prev) for op in map(CommitOp.from_frame, body["ops"]))
+        await self._key(event.did)
+        job: Job = (self.verify, car, commit_cid, ops, event.did, rev, since, prev_data, self._specs[event.did])
+        verdict = await pool.prove(job)
+        if verdict is None:
+            return None
+        self.offloaded += 1
+        outcome, first, second = verdict
+        if outcome == "failed":
+            raise VerificationError(str(second), reason=str(first))
+        if outcome == "malformed":
+            raise ValueError(first)
+        if outcome == "signature":  # as _signed: the key may have rotated; fetched again, proven here
+            self.key_refreshes += 1
+            check = await self._key(event.did, fresh=True)
+            proven = self._prove(car, commit_cid, body, event.did, rev, since, prev_data)
+            if not check(proven.unsigned, proven.sig):
+                raise VerificationError(f"the commit of {event.did} is not signed by its #atproto key",
+                                        reason="signature")
+            return proven
+        return ProvenCommit(event.did, str(first), second, b"", b"", {})
+
+    def _prove(self, car: bytes, commit_cid: Any, body: dict[str, Any], did: str, rev: str, since: Any,
+               prev_data: Any) -> ProvenCommit:
+        if self.verify == "signature":
+            return load_commit(car, commit_cid, did=did, rev=rev)[0]
+        return prove_commit(car, commit_cid, [CommitOp.from_frame(op) for op in body["ops"]], did=did, rev=rev,
+                            since=since, prev_data=prev_data, inductive=self.verify == "inductive")
 
     async def _follow(self, event: CommitEvent, proven: ProvenCommit, since: Any, prev_data: Any) -> None:
         head = self._heads.get(event.did)

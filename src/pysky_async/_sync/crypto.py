@@ -13,6 +13,7 @@ secp256k1 signatures (most repos' keys) go to libsecp256k1 through ``coincurve``
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from collections.abc import Callable
 from typing import Any, Literal
@@ -51,6 +52,24 @@ def _load_coincurve() -> Any:
 
 
 _COINCURVE: Any = _load_coincurve()
+
+
+def _load_libsecp256k1() -> Any:
+    """coincurve's compiled libsecp256k1 binding (``ffi``, ``lib``), to verify a compact signature
+    without the DER round trip ``PublicKey.verify`` needs; None if this coincurve has no such module."""
+    if _COINCURVE is None:
+        return None
+    try:
+        binding = importlib.import_module("coincurve._libsecp256k1")
+    except ImportError:
+        return None
+    if not all(hasattr(binding.lib, name) for name in ("secp256k1_ecdsa_signature_parse_compact",
+                                                       "secp256k1_ecdsa_verify")):
+        return None
+    return binding
+
+
+_LIBSECP256K1: Any = _load_libsecp256k1()
 
 
 def _point(curve: ec.EllipticCurve, point: bytes, what: str) -> PublicKey:
@@ -123,6 +142,8 @@ def signature_checker(key: PublicKey, backend: Backend = "auto") -> CheckSignatu
         if _COINCURVE is not None:
             point = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
             fast = _COINCURVE.PublicKey(point)
+            if _LIBSECP256K1 is not None:
+                return _compact_checker(fast, half)
 
     def check(data: bytes, signature: bytes) -> bool:
         if len(signature) != 64:
@@ -139,6 +160,29 @@ def signature_checker(key: PublicKey, backend: Backend = "auto") -> CheckSignatu
         except InvalidSignature:
             return False
         return True
+
+    return check
+
+
+def _compact_checker(public_key: Any, half: int) -> CheckSignature:
+    """A secp256k1 ``check`` on libsecp256k1 directly: the compact ``r || s`` is parsed as is.
+
+    ``parse_compact`` refuses ``r`` or ``s`` at or above the group order, ``ecdsa_verify`` refuses
+    zero and high-S; the high-S test is made here too, so the rule does not rest on the library.
+    """
+    new, lib = _LIBSECP256K1.ffi.new, _LIBSECP256K1.lib
+    parse, verify = lib.secp256k1_ecdsa_signature_parse_compact, lib.secp256k1_ecdsa_verify
+    context, point = public_key.context.ctx, public_key.public_key
+    sha256 = hashlib.sha256
+
+    def check(data: bytes, signature: bytes) -> bool:
+        if len(signature) != 64:
+            return False  # DER (70-72 bytes) or garbage
+        if not 0 < int.from_bytes(signature[32:], "big") <= half:
+            return False  # high-S: the malleable twin of a valid signature is refused
+        parsed = new("secp256k1_ecdsa_signature *")
+        ok: bool = parse(context, parsed, signature) == 1 and verify(context, parsed, sha256(data).digest(), point) == 1
+        return ok
 
     return check
 

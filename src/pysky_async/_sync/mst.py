@@ -20,6 +20,8 @@ import bisect
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
 
 import libipld
 
@@ -47,6 +49,21 @@ class Node:
     entries: tuple[tuple[bytes, bytes, bytes | None], ...]
 
 
+_new = object.__new__
+_set_left: Any = Node.__dict__["left"].__set__
+_set_entries: Any = Node.__dict__["entries"].__set__
+_decode = libipld.decode_dag_cbor
+_entry = itemgetter("p", "k", "v", "t")
+
+
+def _Node(left: bytes | None, entries: tuple[tuple[bytes, bytes, bytes | None], ...]) -> Node:
+    """``Node(left, entries)`` without the frozen dataclass's ``__init__`` (a third of a small node's decode)."""
+    node = _new(Node)
+    _set_left(node, left)
+    _set_entries(node, entries)
+    return node
+
+
 def _missing(cid: bytes) -> VerificationError:
     return VerificationError(f"the MST node {cid_str(cid)} needed for the proof is not in the commit's blocks",
                              reason="proof-incomplete")
@@ -60,26 +77,31 @@ def decode_node(data: bytes) -> Node:
             canonically (the whole prefix shared with the previous key) (reason ``mst``).
     """
     try:
-        raw = libipld.decode_dag_cbor(data)
+        raw = _decode(data)
         left, items = raw["l"], raw["e"]
         if len(raw) != 2 or type(items) is not list or not (left is None or type(left) is bytes):
             raise ValueError("expected {l: link, e: [...]}")
         entries: list[tuple[bytes, bytes, bytes | None]] = []
         previous = b""
         for item in items:
-            prefix, suffix, value, right = item["p"], item["k"], item["v"], item["t"]
+            prefix, suffix, value, right = _entry(item)
             if type(prefix) is not int or type(suffix) is not bytes or not 0 <= prefix <= len(previous):
                 raise ValueError(f"bad key compression in {item!r}")
-            if prefix < len(previous) and suffix[:1] == previous[prefix:prefix + 1]:
-                raise ValueError(f"key compression not maximal in {item!r} (shares more than {prefix} bytes)")
-            key = previous[:prefix] + suffix
-            if entries and key <= previous:
+            if prefix:
+                if prefix < len(previous) and suffix[:1] == previous[prefix:prefix + 1]:
+                    raise ValueError(f"key compression not maximal in {item!r} (shares more than {prefix} bytes)")
+                key = previous[:prefix] + suffix
+            elif previous and suffix[:1] == previous[:1]:
+                raise ValueError(f"key compression not maximal in {item!r} (shares more than 0 bytes)")
+            else:
+                key = suffix
+            if key <= previous and entries:
                 raise ValueError("keys are not strictly ascending")
             if type(value) is not bytes or not (right is None or type(right) is bytes):
                 raise ValueError(f"an entry without a value link: {item!r}")
             entries.append((key, value, right))
             previous = key
-        return Node(left, tuple(entries))
+        return _Node(left, tuple(entries))
     except (ValueError, KeyError, TypeError) as exc:
         raise VerificationError(f"not a valid MST node: {exc}", reason="mst") from exc
 
