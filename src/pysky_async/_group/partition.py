@@ -85,7 +85,8 @@ class PartitionWorker:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Begin reading and handling (in a task)."""
+        """Begin handling (in a task); events may be added from now on."""
+        self.runner.start(self.position)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -142,7 +143,6 @@ class PartitionWorker:
 
     async def _run(self) -> None:
         runner = self.runner
-        runner.start(self.position)
         committer = asyncio.create_task(self._committer())
         try:
             await self._stopping.wait()

@@ -2,8 +2,9 @@
 
 Every ``heartbeat`` seconds the worker notes itself alive, renews its leases and computes its fair
 share, ``ceil(partitions / live workers)``: above it, it hands partitions back (after committing
-them); below it, it claims unowned or expired ones. A dead worker's leases expire after ``lease``
-seconds and are claimed at the next heartbeat of another.
+them); below it, it claims unowned or expired ones. A dead worker's leases run out at most ``lease``
+seconds (default: two heartbeats) after its last renewal and are claimed at another worker's next
+heartbeat.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from . import leases
 from . import log as group_log
 from .leader import IngestSettings, Leader
 from .partition import Admit, Handle, PartitionSettings, PartitionWorker
-from .registry import LogInfo, register
+from .registry import LogInfo, log_key, register
 
 logger = logging.getLogger("pysky_async.streams")
 
@@ -32,7 +33,7 @@ class GroupSettings:
     """A worker's timings: heartbeat and lease durations (seconds)."""
 
     heartbeat: float = 5.0
-    lease: float = 15.0
+    lease: float = 10.0
 
 
 class GroupWorker:
@@ -83,7 +84,7 @@ class GroupWorker:
 
     async def run(self) -> None:
         """Join the group and work until ``stop()``."""
-        log = self.log = await register(self.store, self.source.key, self.group, self.partitions)
+        log = self.log = await register(self.store, log_key(self.source), self.group, self.partitions)
         self.leader = Leader(self.store, log, self.source, self.name, self.ingest, stats=self.stats,
                              retry=self.settings.heartbeat)
         leading = asyncio.create_task(self.leader.run())
