@@ -156,7 +156,11 @@ class PartitionWorker:
             with contextlib.suppress(LeaseLost):
                 await committer
                 if not self.lost:
-                    await self._commit()
+                    try:
+                        await self._commit()
+                    except StorageError as exc:
+                        logger.warning("group %s partition %d: the last commit failed (%s): its events are handled "
+                                       "again by the partition's next owner", self.group, self.partition, exc)
 
     async def _committer(self) -> None:
         commit_wanted = self.runner.commit_wanted

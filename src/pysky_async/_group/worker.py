@@ -186,6 +186,8 @@ class GroupWorker:
             return
         try:
             await worker.stop()
+        except Exception:  # a bug: say so, and give the partition up all the same
+            logger.exception("group %s: worker %s: stopping partition %d failed", self.group, self.name, number)
         finally:
             self.owned.pop(number, None)
         if not worker.lost:
