@@ -27,7 +27,8 @@ from .frames import commit_frame, recording
 
 pytestmark = pytest.mark.anyio
 
-FAST = {"heartbeat_interval": 0.3, "lease_duration": 1.0, "commit_interval": 0.1}
+# short timings, not too short for a busy machine (an expired lease costs a rebalance)
+FAST = {"heartbeat_interval": 0.5, "lease_duration": 3.0, "commit_interval": 0.1}
 
 
 @pytest.fixture
