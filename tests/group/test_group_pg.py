@@ -28,7 +28,7 @@ from .frames import commit_frame, recording
 pytestmark = pytest.mark.anyio
 
 # short timings, not too short for a busy machine (an expired lease costs a rebalance)
-FAST = {"heartbeat_interval": 0.5, "lease_duration": 3.0, "commit_interval": 0.1}
+FAST = {"heartbeat_interval": 0.5, "lease_duration": 3.0, "commit_interval": 0.1, "log_interval": 1.0}
 
 
 @pytest.fixture

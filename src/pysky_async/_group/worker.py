@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 from .._exceptions import StorageError, StreamError
@@ -34,6 +35,8 @@ class GroupSettings:
 
     heartbeat: float = 5.0
     lease: float = 10.0
+    log_interval: float = 30.0
+    """Seconds between summary log lines (partitions held, leader or not, the stats)."""
 
 
 class GroupWorker:
@@ -91,8 +94,13 @@ class GroupWorker:
         reading = asyncio.create_task(self._read())
         logger.info("group %s: worker %s joined (%d partitions of %s)", self.group, self.name, log.partitions,
                     log.source)
+        next_log = time.monotonic() + self.settings.log_interval
         try:
             while not self._stopping.is_set():
+                if time.monotonic() >= next_log:
+                    next_log = time.monotonic() + self.settings.log_interval
+                    logger.info("group %s: worker %s holds partitions %s%s: %s", self.group, self.name,
+                                sorted(self.owned), " and ingests" if self.is_leader else "", self.stats.summary())
                 try:
                     await self._balance(log)
                 except StorageError as exc:

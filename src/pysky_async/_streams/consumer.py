@@ -346,7 +346,8 @@ class StreamConsumer:
         worker = self._group_worker = GroupWorker(
             store, self.source, group=group, name=self.name or "", partitions=self.partitions,
             handle=self._handle_with, admit=self._filters_apply, stats=self.stats,
-            settings=GroupSettings(heartbeat=self.heartbeat_interval, lease=self.lease_duration),
+            settings=GroupSettings(heartbeat=self.heartbeat_interval, lease=self.lease_duration,
+                                   log_interval=self.log_interval),
             ingest=IngestSettings(start_cursor=self.start_cursor, max_backlog=self.max_backlog,
                                   silence_timeout=self.silence_timeout, backoff_max=self.backoff_max,
                                   max_frame_bytes=self.max_frame_bytes),
