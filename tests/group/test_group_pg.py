@@ -253,3 +253,23 @@ async def test_a_log_keeps_its_number_of_partitions(store: Store) -> None:
         await register(store, "firehose:ws://p.test", "g2", 8)
     with pytest.raises(StreamError, match=r"reads firehose:ws://p\.test"):
         await register(store, "firehose:ws://q.test", "g1", 4)
+
+
+async def test_a_restarted_worker_frees_what_its_dead_namesake_held(store: Store) -> None:
+    """A worker restarted under its name (a host name, a pod name) used to renew the leases its dead
+    predecessor held without working on them: those partitions stalled for good."""
+    server = FakeFirehose(recording(300, 30))
+    await server.start()
+    source = FirehoseSource(server.url)
+    await register(store, source.key, "restart", 4)
+    assert len(await leases.claim(store, "restart", "w", 2, 3600.0)) == 2  # held by a "w" that died
+    consumer = StreamConsumer(source, effect_handler("w"), store=store, name="w", group="restart", partitions=4,
+                              start_cursor=0, **FAST)  # type: ignore[arg-type]
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_until(lambda: caught_up(store, "restart", 300), timeout=60)
+    finally:
+        await consumer.stop()
+        await task
+        await server.stop()
+    assert [r[0] for r in await store.execute_sql("SELECT seq FROM effect ORDER BY seq")] == list(range(1, 301))

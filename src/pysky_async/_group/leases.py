@@ -44,13 +44,19 @@ async def heartbeat(store: Store, group: str, name: str, lease: float) -> int:
     return max(1, int(live))
 
 
-async def renew(store: Store, group: str, name: str, lease: float) -> dict[int, int]:
-    """Extend every lease ``name`` holds; returns them (partition -> epoch)."""
+async def renew(store: Store, group: str, name: str, held: dict[int, int], lease: float) -> dict[int, int]:
+    """Extend the leases ``name`` holds (``held``: partition -> epoch) that are still its own; returns those."""
+    if not held:
+        return {}
+    parts = sorted(held)
     async with store.transaction() as session:
         rows = (await session.execute(text(
-            "UPDATE bsky_group_partition SET lease_expires = clock_timestamp() + make_interval(secs => :lease) "
-            "WHERE group_name = :group AND owner = :name RETURNING partition, epoch"),
-            {"group": group, "name": name, "lease": float(lease)})).all()
+            "UPDATE bsky_group_partition p SET lease_expires = clock_timestamp() + make_interval(secs => :lease) "
+            "FROM unnest(CAST(:parts AS integer[]), CAST(:epochs AS bigint[])) AS h(partition, epoch) "
+            "WHERE p.group_name = :group AND p.owner = :name AND p.partition = h.partition AND p.epoch = h.epoch "
+            "RETURNING p.partition, p.epoch"),
+            {"group": group, "name": name, "lease": float(lease), "parts": parts,
+             "epochs": [held[p] for p in parts]})).all()
     return {int(p): int(e) for p, e in rows}
 
 
@@ -82,7 +88,8 @@ async def release(store: Store, group: str, name: str, partition: int, epoch: in
 
 
 async def leave(store: Store, group: str, name: str) -> None:
-    """Remove ``name`` from the members and release whatever it still holds."""
+    """Remove ``name`` from the members and release whatever it still holds (also run when a worker
+    starts: what a dead process of the same name held is free at once, not when its leases run out)."""
     async with store.transaction() as session:
         await session.execute(text(
             "UPDATE bsky_group_partition SET owner = NULL, lease_expires = NULL, updated_at = clock_timestamp() "

@@ -88,6 +88,8 @@ class GroupWorker:
     async def run(self) -> None:
         """Join the group and work until ``stop()``."""
         log = self.log = await register(self.store, log_key(self.source), self.group, self.partitions)
+        # a process of the same name that died may have held partitions: free them now
+        await leases.leave(self.store, self.group, self.name)
         self.leader = Leader(self.store, log, self.source, self.name, self.ingest, stats=self.stats,
                              retry=self.settings.heartbeat)
         leading = asyncio.create_task(self.leader.run())
@@ -124,7 +126,9 @@ class GroupWorker:
 
     async def _balance(self, log: LogInfo) -> None:
         s = self.settings
-        held = await leases.renew(self.store, self.group, self.name, s.lease)  # first: the leases matter most
+        # first: the leases matter most (only those of this process: a dead one of the same name held others)
+        held = await leases.renew(self.store, self.group, self.name, {n: w.epoch for n, w in self.owned.items()},
+                                  s.lease)
         live = await leases.heartbeat(self.store, self.group, self.name, s.lease)
         for number, worker in list(self.owned.items()):
             finished = worker._task is not None and worker._task.done()
