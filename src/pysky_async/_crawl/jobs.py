@@ -167,3 +167,9 @@ class CrawlJobs:
         result = await self.db.execute(select(CrawlJobRow.did).where(
             CrawlJobRow.job == self.job, CrawlJobRow.state == DONE, CrawlJobRow.done_by == by))
         return set(result.scalars())
+
+    async def failures(self) -> dict[str, str]:
+        """The DIDs that failed for good, with why."""
+        result = await self.db.execute(select(CrawlJobRow.did, CrawlJobRow.last_error).where(
+            CrawlJobRow.job == self.job, CrawlJobRow.state == FAILED))
+        return {did: error or "" for did, error in result.all()}
