@@ -19,9 +19,10 @@ from pysky_async import AsyncBskyClient, HostBudgets, RequestBudget, SharedBudge
 from pysky_async._storage.store import Store
 from pysky_async._streams import CommitEvent, EventContext, StreamEvent
 
-GET_REPO_BUDGET = RequestBudget(30, 4.0, 2)
-"""7 getRepo a second with bursts of 2: at most 30 in any 4 s (+1 s of slack: 37) where the PDS
-allows 40 per 4 s. Two workers each on a budget of its own ask 14 a second: above the PDS's 10."""
+GET_REPO_BUDGET = RequestBudget(24, 4.0, 2)
+"""5.5 getRepo a second with bursts of 2: at most 24 in any 4 s (29.5 in 5 s: a second of slack for
+the way to the server) where the PDS allows 32 per 4 s. Two workers each on a budget of its own
+ask 11 a second: above the PDS's 8."""
 
 
 async def handler(event: StreamEvent, ctx: EventContext) -> None:
@@ -44,7 +45,7 @@ async def main(service: str, plc: str, database_url: str, job: str, ip: str, bud
             budgets = HostBudgets(methods={"com.atproto.sync.getRepo": GET_REPO_BUDGET})
             crawler = bsky.with_options(middleware=[SharedBudgetMiddleware(own or bsky.store, budgets)])
             backfill = crawler.sync.backfill(handler, name=job, service=service, shared=True, claim_ttl=3.0,
-                                             label=label, concurrency=4, per_host=4)
+                                             label=label, concurrency=16, per_host=16)
             stats = await backfill.run()
             print(f"{label}: {stats.summary()}", flush=True)
         finally:

@@ -3,7 +3,7 @@ limits on: with a budget shared in PostgreSQL the PDS never answers 429 and each
 though a worker is SIGKILLed mid-job (its claims are taken over when they expire); the same two
 workers each on a budget of their own do get 429s.
 
-The PDS's getRepo limit (6,000 per 5 minutes per IP in production) is scaled in time to 40 per
+The PDS's getRepo limit (6,000 per 5 minutes per IP in production) is scaled in time to 32 per
 4 s by a load hook (``scaled_limits.mjs``): the same limiter, reachable by 200 repos. Each phase
 sends its own X-Forwarded-For, so each meets a fresh per-IP bucket on the PDS.
 """
@@ -17,6 +17,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,7 +42,7 @@ POST = "app.bsky.feed.post"
 def limited_pds() -> Iterator[PdsServer]:
     server = PdsServer.start(rate_limits=True, extra_env={
         "NODE_OPTIONS": f"--import {HERE / 'scaled_limits.mjs'}",
-        "PYSKY_GETREPO_POINTS": "40", "PYSKY_GETREPO_WINDOW_MS": "4000",
+        "PYSKY_GETREPO_POINTS": "32", "PYSKY_GETREPO_WINDOW_MS": "4000",
         "PDS_RATE_LIMIT_BYPASS_KEY": BYPASS})  # account set-up only: the workers never send it
     yield server
     server.stop()
@@ -114,7 +115,9 @@ async def test_two_workers_share_a_job_and_a_budget_no_429_each_repo_once_despit
         limited_pds: PdsServer, pg_database_url: str, tmp_path: Path,
         workers: list[subprocess.Popen[bytes]]) -> None:
     pds = limited_pds
+    phases = [("start", time.monotonic())]
     dids = await create_accounts(pds, REPOS)
+    phases.append(("accounts", time.monotonic()))
     store = Store(pg_database_url, auto_migrate=True)
     await store.ensure_ready()
     await store.execute_sql("CREATE TABLE mirror (did VARCHAR(64) NOT NULL, path VARCHAR(255) NOT NULL, "
@@ -140,6 +143,7 @@ async def test_two_workers_share_a_job_and_a_budget_no_429_each_repo_once_despit
             worker.wait()
         assert unshared.get(429, 0) > 0, (unshared, log.read_text()[-3000:])
         await store.execute_sql("DELETE FROM mirror")
+        phases.append(("unshared", time.monotonic()))
 
         # shared: one budget in PostgreSQL; worker 1 SIGKILLed while it holds claims, a new one joins
         shared_ip = "10.23.0.2"
@@ -163,12 +167,14 @@ async def test_two_workers_share_a_job_and_a_budget_no_429_each_repo_once_despit
         first.send_signal(signal.SIGKILL)
         first.wait()
         assert killed and (await job_counts("crawl")).get("done", 0) < REPOS
+        phases.append(("kill", time.monotonic()))
         workers.append(start_worker(pds, pg_database_url, "crawl", shared_ip, "shared", "w3", log))
         for _ in range(1800):
             if (await job_counts("crawl")).get("done", 0) == REPOS:
                 break
             await asyncio.sleep(0.1)
         assert await job_counts("crawl") == {"done": REPOS}, log.read_text()[-3000:]
+        phases.append(("shared", time.monotonic()))
         mirror = await store.execute_sql("SELECT did, count(*) FROM mirror GROUP BY did")
         taken_over = await store.execute_sql(
             "SELECT did, done_by, attempts FROM bsky_crawl_job WHERE job = 'crawl' AND did IN ("
@@ -182,4 +188,5 @@ async def test_two_workers_share_a_job_and_a_budget_no_429_each_repo_once_despit
     assert all(by in ("w2", "w3") and attempts >= 2 for _, by, attempts in taken_over)  # the dead worker's
     assert shared.get(429, 0) == 0 and shared.get(200, 0) >= REPOS, shared
     print(f"\nunshared budgets: getRepo statuses {unshared}; shared budget: {shared}; "
-          f"{len(killed)} claims of the SIGKILLed worker taken over")
+          f"{len(killed)} claims of the SIGKILLed worker taken over; seconds: "
+          + ", ".join(f"{name} {at - before:.1f}" for (_, before), (name, at) in zip(phases, phases[1:])))
