@@ -11,6 +11,7 @@ sends its own X-Forwarded-For, so each meets a fresh per-IP bucket on the PDS.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import secrets
@@ -189,4 +190,4 @@ async def test_two_workers_share_a_job_and_a_budget_no_429_each_repo_once_despit
     assert shared.get(429, 0) == 0 and shared.get(200, 0) >= REPOS, shared
     print(f"\nunshared budgets: getRepo statuses {unshared}; shared budget: {shared}; "
           f"{len(killed)} claims of the SIGKILLed worker taken over; seconds: "
-          + ", ".join(f"{name} {at - before:.1f}" for (_, before), (name, at) in zip(phases, phases[1:])))
+          + ", ".join(f"{name} {at - before:.1f}" for (_, before), (name, at) in itertools.pairwise(phases)))
