@@ -106,6 +106,8 @@ async def run(args: argparse.Namespace) -> int:
     dids = [Did(d) for d in args.did] if args.did else None
     collections = check_collections(args.collection)
     shared = args.workers is not None
+    if shared and args.workers < 1:
+        raise InvalidInput("--workers must be at least 1")
     budgets = check_budgets(args) if shared else None
     async with AsyncBskyClient(auth_host=args.auth_host, database_url=args.database_url) as bsky:
         await bsky.store.ensure_ready()
