@@ -28,6 +28,8 @@ def test_defaults_are_blueskys_documented_limits_per_host() -> None:
     assert key == "pds.example *" and budget == RequestBudget(3000, 300.0, 50)
     assert (budgets.bucket(request("app.bsky.graph.getFollows", AUTH)) or ("",))[0] == "auth *"
     assert HostBudgets(default=None, methods={}).bucket(request("x.y.z")) is None
+    did_document = XrpcRequest("GET", "com.atproto.identity.resolveDid", "https://plc.directory", path="/did:plc:x")
+    assert budgets.bucket(did_document) is None
 
 
 async def test_each_attempt_takes_a_token_and_waits_what_the_bucket_says(

@@ -44,7 +44,10 @@ class HostBudgets:
         default_factory=lambda: {GET_REPO: RequestBudget(6000, 300.0, 100)})
 
     def bucket(self, request: XrpcRequest) -> tuple[str, RequestBudget] | None:
-        """The key and budget ``request`` draws on (None: not budgeted)."""
+        """The key and budget ``request`` draws on (None: not budgeted). Non-XRPC requests (DID
+        documents from the PLC directory or a did:web host) are not: other services, other limits."""
+        if request.path is not None:
+            return None
         host = "auth" if request.host == AUTH else request.host.split("://", 1)[-1].rstrip("/")
         own = self.methods.get(request.nsid)
         if own is not None:
