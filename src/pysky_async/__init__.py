@@ -90,6 +90,18 @@ if TYPE_CHECKING:
     from ._context import (
         CallContext as CallContext,
     )
+    from ._crawl.budget import (
+        RequestBudget as RequestBudget,
+    )
+    from ._crawl.middleware import (
+        HostBudgets as HostBudgets,
+    )
+    from ._crawl.middleware import (
+        SharedBudgetMiddleware as SharedBudgetMiddleware,
+    )
+    from ._crawl.shared_backfill import (
+        SharedBackfill as SharedBackfill,
+    )
     from ._cursor import (
         ZERO_CURSOR as ZERO_CURSOR,
     )
@@ -427,6 +439,10 @@ _LAZY: dict[str, str] = {
     "RepoRecord": "._sync.repo",
     "Sync": "._sync.api",
     "Backfill": "._sync.backfill",
+    "SharedBackfill": "._crawl.shared_backfill",
+    "RequestBudget": "._crawl.budget",
+    "HostBudgets": "._crawl.middleware",
+    "SharedBudgetMiddleware": "._crawl.middleware",
     "BackfillStats": "._sync.backfill",
     "Follow": "._sync.backfill",
     "VerifiedRepo": "._sync.repo",
@@ -660,6 +676,10 @@ __all__ = [
     "Videos",
     "WriteBudget",
     "WriteBudgetExhausted",
+    "RequestBudget",
+    "HostBudgets",
+    "SharedBudgetMiddleware",
+    "SharedBackfill",
     "WriteResult",
     "XrpcRequest",
     "XrpcResponse",

@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from . import _jwt
 from ._client import AsyncBskyClient
 from ._config import normalize_endpoint, normalize_host
-from ._exceptions import NotAuthenticated, PyskyError
+from ._exceptions import InvalidInput, NotAuthenticated, PyskyError
 from ._request import XrpcRequest
 from ._response import XrpcResponse
 from ._session import SessionManager
@@ -90,6 +90,17 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--query", required=True, help="the post search, e.g. '#databs'")
     graph.add_argument("--out", required=True, help="the CSV file to write (appended to when resumed)")
     graph.add_argument("--concurrency", type=int, default=8)
+    graph.add_argument("--workers", type=int, help="run N worker PROCESSES of the export shared in the "
+                       "database (job graph:QUERY): each writes the follows of the authors it claims to "
+                       "OUT.partI, merged into --out at the end; the same command on other machines with "
+                       "the same --query and a shared PostgreSQL --database-url joins it. Without it, one "
+                       "process exports alone")
+    graph.add_argument("--budget", action="append", metavar="NSID=LIMIT/SECONDS[/BURST]",
+                       help="with --workers: the request budget per host shared by every worker (repeatable; "
+                       "NSID * is any other method). Default: Bluesky's 3000 requests per 5 minutes per IP")
+    graph.add_argument("--no-budget", action="store_true", help="with --workers: no shared request budget")
+    graph.add_argument("--claim-ttl", type=float, default=60.0, help="with --workers: seconds a worker's "
+                       "claims last after its last heartbeat")
     graph.add_argument("--include-outsiders", action="store_true",
                        help="also write follows of accounts that are not among the authors")
     stream_cli.add_parser(commands)
@@ -131,14 +142,40 @@ async def _run(args: argparse.Namespace) -> int:
         if args.command == "session":
             return await _session_command(bsky, args.action)
         if args.command == "graph":
-            from ._graph import export_follow_graph
-
-            report = await export_follow_graph(bsky, args.query, args.out, concurrency=args.concurrency,
-                                               include_outsiders=args.include_outsiders)
-            print(report)
-            return 0
+            return await _graph(bsky, args)
         response = await _call(bsky, args)
     print(json.dumps(response.raw, indent=2, ensure_ascii=False))
+    return 0
+
+
+async def _graph(bsky: AsyncBskyClient, args: argparse.Namespace) -> int:
+    from ._graph import export_follow_graph
+
+    if args.workers is None:
+        report = await export_follow_graph(bsky, args.query, args.out, concurrency=args.concurrency,
+                                           include_outsiders=args.include_outsiders)
+        print(report)
+        return 0
+    from ._crawl.middleware import SharedBudgetMiddleware
+    from ._sync.backfill_workers import check_budgets
+
+    budgets = check_budgets(args)
+    await bsky.store.ensure_ready()
+    if args.workers < 1:
+        raise InvalidInput("--workers must be at least 1")
+    if args.workers > 1:
+        if bsky.store.dialect == "sqlite":
+            raise InvalidInput("--workers above 1 needs a database every worker can write to at once: pass a "
+                               "PostgreSQL --database-url (SQLite runs one worker: --workers 1)")
+        from ._crawl.graph_workers import supervise
+
+        return await supervise(args)
+    crawler = bsky if budgets is None else bsky.with_options(
+        middleware=[*bsky.config.middleware, SharedBudgetMiddleware(bsky.store, budgets)])
+    report = await export_follow_graph(crawler, args.query, args.out, concurrency=args.concurrency,
+                                       include_outsiders=args.include_outsiders, shared=True,
+                                       claim_ttl=args.claim_ttl)
+    print(report)
     return 0
 
 

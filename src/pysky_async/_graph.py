@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import logging
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -24,10 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._exceptions import InvalidInput
+
 if TYPE_CHECKING:
     from ._call_log import CallLogWriter
     from ._pagination import Paginator
     from ._profiles import Profiles
+    from ._storage.store import Store
 
 logger = logging.getLogger("pysky_async")
 
@@ -81,6 +85,8 @@ class _Output:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.progress_path = path.with_name(path.name + ".progress")
+        self.label = f"{socket.gethostname()}:{path.resolve()}"[:255]
+        """Who wrote these rows (a shared export's worker): this machine and the file."""
         self.rows: set[tuple[str, str]] = set()
         if path.exists():
             with path.open(newline="") as existing:
@@ -146,31 +152,84 @@ class FollowGraphExport:
         call_log: ``bsky.call_log``: the calls made are counted there and flushed at the end.
     """
 
-    def __init__(self, paginate: Paginate, profiles: Profiles, call_log: CallLogWriter) -> None:
+    def __init__(self, paginate: Paginate, profiles: Profiles, call_log: CallLogWriter,
+                 store: Store | None = None) -> None:
         self._paginate = paginate
         self._profiles = profiles
         self._call_log = call_log
+        self._store = store
 
     async def run(self, query: str, out: str | Path, *, concurrency: int = 8, include_outsiders: bool = False,
-                  progress: bool = True, on_author: Callable[[str], object] | None = None) -> GraphReport:
+                  progress: bool = True, on_author: Callable[[str], object] | None = None,
+                  shared: bool = False, claim_ttl: float = 60.0) -> GraphReport:
         """Write the follow graph of the authors of posts matching ``query`` to the CSV ``out``
         (see ``export_follow_graph``)."""
         started = time.monotonic()
         calls_before = self._call_log.rows_added
         output = _Output(Path(out))
+        label = output.label
         try:
-            await self._collect_authors(query, output)
-            edges = await self._write_follows(query, output, concurrency, include_outsiders, progress, on_author)
+            await self._collect_authors(query, output, f"graph:{query}:{label}" if shared else f"graph:{query}")
+            if shared:
+                edges = await self._shared_follows(query, output, concurrency, include_outsiders, on_author,
+                                                   claim_ttl, label)
+            else:
+                edges = await self._write_follows(query, output, concurrency, include_outsiders, progress,
+                                                  on_author)
         finally:
             output.close()
         await self._call_log.flush()
         return GraphReport(len(output.authors), edges, self._call_log.rows_added - calls_before,
                            time.monotonic() - started)
 
-    async def _collect_authors(self, query: str, output: _Output) -> None:
+    async def _shared_follows(self, query: str, output: _Output, concurrency: int, include_outsiders: bool,
+                              on_author: Callable[[str], object] | None, claim_ttl: float, label: str) -> int:
+        """The authors as a crawl job ``graph:<query>`` shared by every worker on this database."""
+        from ._crawl.claims import work_through
+        from ._crawl.jobs import CrawlJobs
+        from ._crawl.shared_backfill import worker_id
+
+        if self._store is None:
+            raise InvalidInput("a shared graph export keeps its job in a database: pass the client's store")
+        job = f"graph:{query}"
+        async with self._store.transaction() as session:
+            await CrawlJobs(session, job).add(output.authors)
+        community = set(output.authors)  # every worker searches all of it: each one knows the whole community
+        edges = 0
+
+        async def handle(author: str) -> None:
+            nonlocal edges
+            edges += await self._author(query, author, output, community, include_outsiders)
+            logger.info("graph: %s done", author)
+            if on_author is not None:
+                on_author(author)
+
+        failed = await work_through(self._store, job, worker_id(), handle, label=label, concurrency=concurrency,
+                                    claim_ttl=claim_ttl)
+        if failed:
+            raise InvalidInput(f"{len(failed)} authors failed ({'; '.join(f'{d}: {r}' for d, r in failed.items())}); "
+                               "run the export again to retry them")
+        return edges
+
+    async def _author(self, query: str, author: str, output: _Output, community: set[str],
+                      include_outsiders: bool) -> int:
+        """One author's follows written (resumed from the stored cursor); returns the rows written."""
+        profile = await self._profiles.get(author)
+        written = 0
+        async for page in self._paginate("app.bsky.graph.getFollows", actor=author, limit=100, resume=True,
+                                         cursor_key=f"graph:{query}:{author}").pages():
+            rows = [[author, follow["did"], profile.raw.get("avatar", ""), profile.raw.get("postsCount", 0),
+                     profile.raw.get("followersCount", 0), profile.raw.get("followsCount", 0)]
+                    for follow in page.require("follows")[0]
+                    if include_outsiders or follow["did"] in community]
+            written += output.write(rows)
+        output.note("done", author)
+        return written
+
+    async def _collect_authors(self, query: str, output: _Output, cursor_key: str) -> None:
         known = set(output.authors)
         async for post in self._paginate("app.bsky.feed.searchPosts", q=query, limit=100, resume=True,
-                                         cursor_key=f"graph:{query}"):
+                                         cursor_key=cursor_key):
             did = post.author.did
             if did not in known:
                 known.add(did)
@@ -188,16 +247,7 @@ class FollowGraphExport:
         async def one(author: str) -> None:
             nonlocal edges
             async with semaphore:
-                profile = await self._profiles.get(author)
-                written = 0
-                async for page in self._paginate("app.bsky.graph.getFollows", actor=author, limit=100, resume=True,
-                                                 cursor_key=f"graph:{query}:{author}").pages():
-                    rows = [[author, follow["did"], profile.raw.get("avatar", ""), profile.raw.get("postsCount", 0),
-                             profile.raw.get("followersCount", 0), profile.raw.get("followsCount", 0)]
-                            for follow in page.require("follows")[0]
-                            if include_outsiders or follow["did"] in community]
-                    written += output.write(rows)
-                output.note("done", author)
+                written = await self._author(query, author, output, community, include_outsiders)
                 edges += written
                 bar.advance(author, written)
                 if on_author is not None:
@@ -212,7 +262,8 @@ class FollowGraphExport:
 
 async def export_follow_graph(bsky: GraphClient, query: str, out: str | Path, *, concurrency: int = 8,
                               include_outsiders: bool = False, progress: bool = True,
-                              on_author: Callable[[str], object] | None = None) -> GraphReport:
+                              on_author: Callable[[str], object] | None = None, shared: bool = False,
+                              claim_ttl: float = 60.0) -> GraphReport:
     """Write the follow graph of the authors of posts matching ``query`` to the CSV ``out``.
 
     Args:
@@ -221,7 +272,11 @@ async def export_follow_graph(bsky: GraphClient, query: str, out: str | Path, *,
         include_outsiders: also write follows of accounts that are not among the authors.
         progress: show a progress bar (tqdm, on a terminal) or log lines.
         on_author: called with each author's DID when it is finished (for tests and UIs).
+        shared: run as one worker of the crawl job ``graph:<query>`` in the client's database: every
+            worker (any process, any machine, same database) searches the authors and writes the
+            follows of the authors it claims to its own ``out``; a dead worker's authors are taken
+            over ``claim_ttl`` seconds after it died, resuming from their stored cursors.
     """
-    export = FollowGraphExport(bsky.paginate, bsky.profiles, bsky.call_log)
+    export = FollowGraphExport(bsky.paginate, bsky.profiles, bsky.call_log, getattr(bsky, "store", None))
     return await export.run(query, out, concurrency=concurrency, include_outsiders=include_outsiders,
-                            progress=progress, on_author=on_author)
+                            progress=progress, on_author=on_author, shared=shared, claim_ttl=claim_ttl)

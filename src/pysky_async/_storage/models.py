@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -365,3 +366,35 @@ class GroupPartitionRow(Base):
     position: Mapped[int] = mapped_column(BigInteger, default=0)
     cursor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CrawlJobRow(Base):
+    """One DID of a named crawl job (a backfill, a graph export) shared by workers on any machines:
+    ``pending``, ``claimed`` by ``claimant`` until ``claim_expires`` (then anyone may take it over),
+    ``done`` (by the worker named ``done_by``) or ``failed`` (``last_error``)."""
+
+    __tablename__ = "bsky_crawl_job"
+    __table_args__ = (Index("ix_bsky_crawl_job_state", "job", "state"),)
+
+    job: Mapped[str] = mapped_column(String(255), primary_key=True)
+    did: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    claimant: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    claim_expires: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    done_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class RequestBudgetRow(Base):
+    """A token bucket shared by every process on this database: ``tokens`` at ``updated_at``
+    (epoch seconds), refilled at ``rate`` a second up to ``capacity``; negative: requests owed."""
+
+    __tablename__ = "bsky_request_budget"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    rate: Mapped[float] = mapped_column(Float)
+    capacity: Mapped[float] = mapped_column(Float)

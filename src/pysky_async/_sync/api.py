@@ -144,7 +144,8 @@ class Sync:
     def backfill(self, handler: Handler, *, name: str, dids: Collection[str] | None = None,
                  service: str | None = None, collections: Collection[str] | None = None, concurrency: int = 8,
                  per_host: int = 4, rate: float | None = None, max_bytes: int = REPO_MAX_BYTES,
-                 live: StreamConsumer | None = None) -> Backfill:
+                 live: StreamConsumer | None = None, shared: bool = False, claim_ttl: float = 60.0,
+                 label: str | None = None) -> Backfill:
         """A backfill of whole repos into a stream ``handler`` (``Backfill``), not started: ``await job.run()``.
 
         Each repo is fetched with ``get_repo`` (from ``service``, else its own PDS) and verified; each
@@ -157,6 +158,10 @@ class Sync:
             collections: only these collections' records (``prefix.*`` allowed).
             concurrency / per_host / rate: repos at once, of them per host, fetches a second per host.
             live: a consumer of the same ``name`` running beside (see ``follow``).
+            shared: run as one worker of the crawl job ``name`` in the database (``SharedBackfill``):
+                any number of processes on any machines with the same ``name`` and database share the
+                repos; a dead worker's repos are taken over ``claim_ttl`` seconds after it died.
+                ``label`` is stored with each repo this worker did (e.g. the file it writes to).
         """
         from .backfill import Backfill
 
@@ -182,6 +187,12 @@ class Sync:
                         yield repo.did
 
             listing = active()
+        if shared:
+            from .._crawl.shared_backfill import SharedBackfill
+
+            return SharedBackfill(handler, store=self._store, name=name, fetch=fetch, dids=dids, listing=listing,
+                                  host_of=host_of, collections=collections, concurrency=concurrency,
+                                  per_host=per_host, rate=rate, live=live, claim_ttl=claim_ttl, label=label)
         return Backfill(handler, store=self._store, name=name, fetch=fetch, dids=dids, listing=listing,
                         host_of=host_of, collections=collections, concurrency=concurrency, per_host=per_host,
                         rate=rate, live=live)

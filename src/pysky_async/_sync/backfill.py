@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._exceptions import InvalidInput, PyskyError, VerificationError
 from .._storage.repo_revs import DONE, RepoRevRepository
@@ -26,6 +26,9 @@ from .._streams.consumer import EventContext, Handler, StreamConsumer, _Filters
 from .._streams.events import CommitEvent, RepoOp
 from .._streams.rev_guard import RevGuard
 from .._streams.watermark import Entry, OnCommit
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 logger = logging.getLogger("pysky_async.sync")
 
@@ -292,6 +295,7 @@ class Backfill:
         try:
             stored: dict[str, str | None] = {}
             async with self.store.transaction() as session:
+                await self._before_commit(session, [did for did, *_ in batch])
                 revs = RepoRevRepository(session)
                 rows = await revs.get_many(self.name, [did for did, *_ in batch])
                 for did, rev, work, _ in batch:
@@ -303,6 +307,7 @@ class Backfill:
                         await each(session)
                     stored[did] = rev if row is None or row.rev is None or rev > row.rev else row.rev
                     await revs.mark_backfilled(self.name, did, stored[did] or rev)
+                await self._after_commit(session, [did for did, *_ in batch])
         except Exception as exc:
             if len(batch) > 1:  # one repo's work failed the group: commit each alone
                 for item in batch:
@@ -312,6 +317,12 @@ class Backfill:
             return
         for did, _, _, future in batch:
             future.set_result(stored[did])
+
+    async def _before_commit(self, session: AsyncSession, dids: list[str]) -> None:
+        """Hook: first in a batch's transaction (a shared job locks its rows here)."""
+
+    async def _after_commit(self, session: AsyncSession, dids: list[str]) -> None:
+        """Hook: last in a batch's transaction, the repos' effects in it (a shared job marks them done)."""
 
     async def _report(self) -> None:
         while True:

@@ -21,6 +21,7 @@ from .._exceptions import InvalidInput, PyskyError
 from .._storage.repo_revs import DONE, RepoRevRepository
 from .._syntax import Did, Nsid
 from .backfill import Backfill, BackfillStats
+from .backfill_workers import check_budgets, output_label, supervise
 
 INTERRUPTED = 130
 
@@ -37,6 +38,19 @@ def add_parser(commands: Any) -> None:
     sub.add_argument("--concurrency", type=int, default=8, help="repos at once")
     sub.add_argument("--per-host", type=int, default=4, help="repos at once from one host")
     sub.add_argument("--rate", type=float, help="repo fetches per second per host (default: unbounded)")
+    sub.add_argument("--workers", type=int, help="run N worker PROCESSES (they use every core to verify) of "
+                     "the crawl job named --consumer, kept in the database: the same command on other "
+                     "machines with the same --consumer and a shared PostgreSQL --database-url joins the "
+                     "job, and a dead worker's repos are taken over once its claims expire. Each machine "
+                     "writes its own --out. Without it, one process backfills alone")
+    sub.add_argument("--budget", action="append", metavar="NSID=LIMIT/SECONDS[/BURST]",
+                     help="with --workers: the request budget per host shared by every worker in the "
+                     "database (repeatable; NSID * is any other method). Default: Bluesky's limits per "
+                     "IP, com.atproto.sync.getRepo=6000/300/100 and *=3000/300/50")
+    sub.add_argument("--no-budget", action="store_true", help="with --workers: no shared request budget")
+    sub.add_argument("--claim-ttl", type=float, default=60.0, help="with --workers: seconds a worker's "
+                     "claims last after its last heartbeat (a dead worker's repos wait this long)")
+    sub.add_argument("--job-worker", action="store_true", help=argparse.SUPPRESS)
 
 
 def check_collections(collections: list[str] | None) -> list[str] | None:
@@ -91,15 +105,37 @@ async def run(args: argparse.Namespace) -> int:
 
     dids = [Did(d) for d in args.did] if args.did else None
     collections = check_collections(args.collection)
+    shared = args.workers is not None
+    if shared and args.workers < 1:
+        raise InvalidInput("--workers must be at least 1")
+    budgets = check_budgets(args) if shared else None
     async with AsyncBskyClient(auth_host=args.auth_host, database_url=args.database_url) as bsky:
         await bsky.store.ensure_ready()
-        async with bsky.store.transaction() as session:
-            done = {d for d, row in (await RepoRevRepository(session).backfilled(args.consumer)).items()
-                    if row.backfill == DONE}
-        dropped = await asyncio.to_thread(drop_uncommitted, args.out, done)
-        if dropped:
-            print(f"dropped {dropped} lines of repos whose backfill had not committed; they are written again",
-                  file=sys.stderr)
+        if shared and args.workers > 1 and bsky.store.dialect == "sqlite":
+            raise InvalidInput("--workers above 1 needs a database every worker can write to at once: pass a "
+                               "PostgreSQL --database-url (SQLite runs one worker: --workers 1)")
+        label = output_label(args.out)
+        if not args.job_worker:
+            async with bsky.store.transaction() as session:
+                if shared:
+                    from .._crawl.jobs import CrawlJobs
+
+                    done = await CrawlJobs(session, args.consumer).done_by(label)
+                else:
+                    done = {d for d, row in (await RepoRevRepository(session).backfilled(args.consumer)).items()
+                            if row.backfill == DONE}
+            dropped = await asyncio.to_thread(drop_uncommitted, args.out, done)
+            if dropped:
+                print(f"dropped {dropped} lines of repos whose backfill had not committed; they are written again",
+                      file=sys.stderr)
+        if shared and args.workers > 1:
+            return await supervise(args, bsky.store)
+        crawler = bsky
+        if budgets is not None:
+            from .._crawl.middleware import SharedBudgetMiddleware
+
+            crawler = bsky.with_options(middleware=[*bsky.config.middleware, SharedBudgetMiddleware(bsky.store,
+                                                                                                   budgets)])
         with open(args.out, "a", encoding="utf-8") as out:  # noqa: ASYNC230
             buffers: dict[str, list[str]] = {}
 
@@ -111,8 +147,8 @@ async def run(args: argparse.Namespace) -> int:
                     buffer = buffers[event.did] = []
 
                     async def write(session: AsyncSession, did: str = event.did) -> None:
-                        out.write("".join(buffers.pop(did, ())))
-                        out.flush()
+                        # one append: the lines of a repo stay together beside other worker processes'
+                        os.write(out.fileno(), "".join(buffers.pop(did, ())).encode())
                         os.fsync(out.fileno())
 
                     ctx.on_commit(write)
@@ -120,9 +156,10 @@ async def run(args: argparse.Namespace) -> int:
                                           "record": json_value(op.record), "rev": event.rev, "live": event.live},
                                          ensure_ascii=False) + "\n" for op in event.ops)
 
-            job: Backfill = bsky.sync.backfill(handler, name=args.consumer, dids=dids, service=args.service,
-                                               collections=collections, concurrency=args.concurrency,
-                                               per_host=args.per_host, rate=args.rate)
+            job: Backfill = crawler.sync.backfill(handler, name=args.consumer, dids=dids, service=args.service,
+                                                  collections=collections, concurrency=args.concurrency,
+                                                  per_host=args.per_host, rate=args.rate, shared=shared,
+                                                  claim_ttl=args.claim_ttl, label=label)
             interrupted: list[int] = []
             loop = asyncio.get_running_loop()
 
@@ -135,9 +172,11 @@ async def run(args: argparse.Namespace) -> int:
             task = asyncio.ensure_future(job.run())
             while not task.done():
                 await asyncio.wait([task], timeout=1.0)
-                _progress(job.stats, sys.stderr)
+                if not args.job_worker:
+                    _progress(job.stats, sys.stderr)
             stats = await task
-    sys.stderr.write("\n")
+    if not args.job_worker:
+        sys.stderr.write("\n")
     print(f"backfill {args.consumer}: {stats.summary()}")
     if stats.failed:
         names = "; ".join(f"{did}: {reason}" for did, reason in sorted(stats.failed.items()))
