@@ -123,6 +123,15 @@ if TYPE_CHECKING:
     from ._graph import (
         export_follow_graph as export_follow_graph,
     )
+    from ._group.status import (
+        GroupStatus as GroupStatus,
+    )
+    from ._group.status import (
+        PartitionStatus as PartitionStatus,
+    )
+    from ._group.status import (
+        group_status as group_status,
+    )
     from ._identity import (
         IdentityResolver as IdentityResolver,
     )
@@ -449,6 +458,9 @@ _LAZY: dict[str, str] = {
     "Delete": "._records",
     "Did": "._syntax",
     "EventContext": "._streams",
+    "GroupStatus": "._group.status",
+    "PartitionStatus": "._group.status",
+    "group_status": "._group.status",
     "External": "._media",
     "Facet": "._richtext",
     "FirehoseSource": "._streams",
@@ -680,6 +692,9 @@ __all__ = [
     "AccountEvent",
     "CommitEvent",
     "EventContext",
+    "GroupStatus",
+    "PartitionStatus",
+    "group_status",
     "FirehoseSource",
     "FrameDecodeError",
     "IdentityEvent",

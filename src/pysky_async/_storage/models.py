@@ -13,6 +13,7 @@ from sqlalchemy import (
     Dialect,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -294,4 +295,73 @@ class RepoRevRow(Base):
     rev: Mapped[str | None] = mapped_column(String(32), nullable=True)
     backfill: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class GroupLogRow(Base):
+    """A consumer-group log: one per source (``source.key``), with ``partitions`` partitions, the
+    upstream cursor of its newest event, the position of its newest event and its leader's term
+    (incremented by each new leader: the fence of its appends)."""
+
+    __tablename__ = "bsky_group_log"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(512), unique=True)
+    partitions: Mapped[int] = mapped_column(Integer)
+    upstream_cursor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_position: Mapped[int] = mapped_column(BigInteger, default=0)
+    term: Mapped[int] = mapped_column(BigInteger, default=0)
+    leader: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class GroupEventRow(Base):
+    """One event of a group log: its position (in log order), partition, upstream cursor, DID and the
+    raw message as the source sent it (``text``: a text frame, decoded again by the source's decoder)."""
+
+    __tablename__ = "bsky_group_event"
+
+    log_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    cursor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    text: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class GroupRow(Base):
+    """A consumer group (its ``name``) and the log it reads."""
+
+    __tablename__ = "bsky_group"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    log_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class GroupMemberRow(Base):
+    """A live worker of a group: its last heartbeat (by the database's clock)."""
+
+    __tablename__ = "bsky_group_member"
+
+    group_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class GroupPartitionRow(Base):
+    """One partition of a group: its lease (owner, expiry, epoch: the fencing token, incremented by
+    each claim) and its watermark (every event of the partition at or below ``position`` was
+    handled; ``cursor``: the upstream cursor at that position)."""
+
+    __tablename__ = "bsky_group_partition"
+
+    group_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    lease_expires: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    cursor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

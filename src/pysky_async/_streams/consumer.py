@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
@@ -17,6 +19,9 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .._exceptions import StorageError, StreamError
+from .._group.leader import IngestSettings
+from .._group.partition import PartitionSettings
+from .._group.worker import GroupSettings, GroupWorker
 from .._storage.store import Store
 from .collection_filter import check_collections
 from .connection import Feed, Source
@@ -118,6 +123,21 @@ class StreamConsumer:
             ``start_cursor`` as a first run does (the reset is saved at once: a crash before the
             first commit does not bring the old cursor back). ``await consumer.reset_cursor()``
             does the same before a run.
+        group: run as a worker of this consumer group (needs ``store``; ``name`` is then this
+            worker's name, default ``"<host>-<pid>"``). On PostgreSQL the group's workers, in any
+            number of processes, share ``partitions`` partitions of the source (by a hash of the
+            DID, so per-repo order holds), and whichever wins the ingest lock reads the source into
+            a log in the database. The handler, ``EventContext`` and ``on_commit`` work unchanged;
+            effects, the repo's ``rev`` and the partition's watermark commit together, and the
+            group's resume point is its lowest partition watermark (``group_status``). On SQLite
+            a group is one process with one partition (a WARNING says so if ``partitions`` > 1).
+        partitions: the number of partitions of the source's log (default 16 on PostgreSQL); fixed
+            when the log is first created.
+        heartbeat_interval / lease_duration: a group worker's heartbeat and partition lease
+            (seconds): a dead worker's partitions move to others within about ``lease_duration``
+            plus one heartbeat. ``concurrency`` and ``max_pending`` apply per partition.
+        max_backlog: the ingest stops reading the source while the log holds more events than
+            this above the group's (or any group's on the same source) slowest watermark.
 
     Raises (from ``run()``):
         StreamServerError: the server refused the cursor (``FutureCursor``): reset it.
@@ -130,7 +150,34 @@ class StreamConsumer:
                  commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
                  silence_timeout: float = 60.0, backoff_max: float = 30.0,
                  max_frame_bytes: int = 5 * 1024 * 1024, verifier: SignatureVerifier | None = None,
-                 reset_cursor: bool = False) -> None:
+                 reset_cursor: bool = False, group: str | None = None, partitions: int | None = None,
+                 heartbeat_interval: float = 5.0, lease_duration: float = 15.0,
+                 max_backlog: int = 100_000) -> None:
+        if group is not None:
+            if store is None:
+                raise StreamError("a consumer group needs store= (its workers share the database's log and leases)")
+            if not group:
+                raise StreamError("group= must be a non-empty name")
+            if name is None:
+                name = f"{socket.gethostname()}-{os.getpid()}"
+            if partitions is not None and partitions < 1:
+                raise StreamError(f"partitions must be at least 1, not {partitions}")
+            if store.dialect != "postgresql":
+                if partitions is not None and partitions > 1:
+                    logger.warning("consumer group %s on %s: a group runs as one process with one partition on "
+                                   "this database, not %d partitions (several processes need PostgreSQL)",
+                                   group, store.dialect, partitions)
+                partitions = 1
+        elif partitions is not None:
+            raise StreamError("partitions= needs group=: partitions are how a consumer group shares a stream")
+        self.group = group
+        """The consumer group this consumer is a worker of (None: a consumer on its own)."""
+        self.partitions = partitions if partitions is not None else 16
+        """The partitions of the group's log (1 on SQLite)."""
+        self.heartbeat_interval = heartbeat_interval
+        self.lease_duration = lease_duration
+        self.max_backlog = max_backlog
+        self._group_worker: GroupWorker | None = None
         if cursor_store is not None:
             if store is not None:
                 raise StreamError("pass store= or cursor_store=, not both")
@@ -158,8 +205,9 @@ class StreamConsumer:
         sql_store = store if store is not None else getattr(cursor_store, "store", None)
         # the firehose has one event per commit; Jetstream one per op, all at the commit's rev
         self._strict_revs = isinstance(source, FirehoseSource)
+        self._key = group if group is not None else name
         self.revs = RevGuard(sql_store if isinstance(sql_store, Store) and self.cursor_store.durable else None,
-                             name or "")
+                             self._key or "")
         """The rev guard: a repo's commit whose ``rev`` is not above its newest applied one is skipped."""
         self._runner = Runner(self._handle, concurrency=concurrency, max_pending=max_pending,
                               commit_every=commit_every, gate=self.revs.gate)
@@ -226,7 +274,7 @@ class StreamConsumer:
     # ---------------------------------------------------------------- running
     async def load_cursor(self) -> int | None:
         """The saved cursor of this consumer and source in its cursor store (None if none was saved)."""
-        return await self.cursor_store.load(self.name or "", self.source.key)
+        return await self.cursor_store.load(self._key or "", self.source.key)
 
     async def reset_cursor(self) -> None:
         """Forget the saved cursor of this consumer and source: the next ``run()`` starts at
@@ -237,12 +285,15 @@ class StreamConsumer:
         if delete is None:
             raise StreamError(f"{type(self.cursor_store).__name__} cannot forget a cursor: give it "
                               "`async def delete(self, consumer, source)` (see StreamCursorStore) to reset one")
-        await delete(self.name or "", self.source.key)
+        await delete(self._key or "", self.source.key)
         self.stats.committed_cursor = None
         logger.info("stream consumer %s on %s: cursor reset", self.name, self.source.key)
 
     async def run(self) -> None:
         """Consume until ``stop()``; then drain in-flight events and commit."""
+        if self.group is not None and self.store is not None and self.store.dialect == "postgresql":
+            await self._run_group(self.store, self.group)
+            return
         if self._reset:
             self._reset = False
             await self.reset_cursor()
@@ -281,9 +332,36 @@ class StreamConsumer:
                 self._running = False
             logger.info("stream consumer %s stopped: %s", self.name, self.stats.summary())
 
+    async def _run_group(self, store: Store, group: str) -> None:
+        if self._reset:
+            raise StreamError("reset_cursor does not apply to a consumer group on PostgreSQL: its resume point is "
+                              "its partitions' watermarks")
+        worker = self._group_worker = GroupWorker(
+            store, self.source, group=group, name=self.name or "", partitions=self.partitions,
+            handle=self._handle_with, admit=self._filters_apply, stats=self.stats,
+            settings=GroupSettings(heartbeat=self.heartbeat_interval, lease=self.lease_duration),
+            ingest=IngestSettings(start_cursor=self.start_cursor, max_backlog=self.max_backlog,
+                                  silence_timeout=self.silence_timeout, backoff_max=self.backoff_max,
+                                  max_frame_bytes=self.max_frame_bytes),
+            partition_settings=PartitionSettings(concurrency=self.concurrency, max_pending=self.max_pending,
+                                                 commit_every=self.commit_every, commit_interval=self.commit_interval))
+        self._running = True
+        try:
+            if self._stopping:
+                return
+            await worker.run()
+        finally:
+            self._running = False
+            logger.info("group worker %s of %s stopped: %s", self.name, group, self.stats.summary())
+
+    def _filters_apply(self, event: StreamEvent) -> StreamEvent | None:
+        return self._filters.apply(event)
+
     async def stop(self) -> None:
         """Stop reading; ``run()`` then finishes the events already read, commits and returns."""
         self._stopping = True
+        if self._group_worker is not None:
+            await self._group_worker.stop()
         if self._feed is not None:
             await self._feed.aclose()
 
@@ -299,6 +377,9 @@ class StreamConsumer:
         runner.add(event.cursor, wanted)
 
     async def _handle(self, event: StreamEvent, entry: Entry) -> None:
+        await self._handle_with(event, entry, self.revs)
+
+    async def _handle_with(self, event: StreamEvent, entry: Entry, revs: RevGuard) -> None:
         try:
             verifier = self.verifier
             key = None
@@ -308,7 +389,7 @@ class StreamConsumer:
                     if verifier.policy == "drop":
                         return
                 if event.rev:
-                    if not await self.revs.admit(event.did, event.rev, self._strict_revs):
+                    if not await revs.admit(event.did, event.rev, self._strict_revs):
                         self.stats.stale_revs += 1
                         logger.debug("stream consumer %s: skipping %s of %s at rev %s (cursor %s): that rev is "
                                      "applied", self.name, type(event).__name__, event.did, event.rev, event.cursor)
@@ -349,10 +430,10 @@ class StreamConsumer:
 
             async def guarded(session: AsyncSession) -> None:
                 nonlocal skipped
-                skipped = await apply(session, self.name or "", callbacks)
+                skipped = await apply(session, self._key or "", callbacks)
 
             try:
-                await self.cursor_store.save(self.name or "", self.source.key, cursor, [guarded] if callbacks else [])
+                await self.cursor_store.save(self._key or "", self.source.key, cursor, [guarded] if callbacks else [])
             except StorageError:
                 runner.give_back(passed, callbacks)
                 raise

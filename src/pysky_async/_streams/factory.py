@@ -23,7 +23,8 @@ class Streams:
 
     A consumer with a ``name`` keeps its cursor in the client's database (a restart resumes
     there, not at ``start_cursor``; ``reset_cursor=True`` forgets it and starts at ``start_cursor``);
-    without one, in memory. The options are ``StreamConsumer``'s; the consumer is
+    without one, in memory. With ``group=`` the consumer is ``name``'s worker of that consumer group
+    (``partitions``: of the source's log; see ``StreamConsumer``). The options are ``StreamConsumer``'s; the consumer is
     returned, not started: ``await consumer.run()`` (until ``await consumer.stop()``).
 
     Args:
@@ -42,7 +43,8 @@ class Streams:
                  start_cursor: int | None = None, concurrency: int = 32, max_pending: int = 2000,
                  commit_every: int = 500, commit_interval: float = 1.0, log_interval: float = 30.0,
                  silence_timeout: float = 60.0, backoff_max: float = 30.0,
-                 max_frame_bytes: int = 5 * 1024 * 1024, reset_cursor: bool = False) -> StreamConsumer:
+                 max_frame_bytes: int = 5 * 1024 * 1024, reset_cursor: bool = False,
+                 group: str | None = None, partitions: int | None = None) -> StreamConsumer:
         """A consumer of a relay's or PDS's firehose (``subscribeRepos``; ``service``: its URL).
 
         ``verify="proofs"`` (or ``"signature"``, ``"inductive"``) proves each commit against its repo's
@@ -62,14 +64,16 @@ class Streams:
                              collections=collections, dids=dids, start_cursor=start_cursor, concurrency=concurrency,
                              max_pending=max_pending, commit_every=commit_every, commit_interval=commit_interval,
                              log_interval=log_interval, silence_timeout=silence_timeout, backoff_max=backoff_max,
-                             max_frame_bytes=max_frame_bytes, reset_cursor=reset_cursor)
+                             max_frame_bytes=max_frame_bytes, reset_cursor=reset_cursor, group=group,
+                             partitions=partitions)
 
     def jetstream(self, handler: Handler, *, instances: Sequence[str] = PUBLIC_INSTANCES, name: str | None = None,
                   compress: bool = False, collections: Iterable[str] | None = None,
                   dids: Iterable[str] | None = None, start_cursor: int | None = None, concurrency: int = 32,
                   max_pending: int = 2000, commit_every: int = 500, commit_interval: float = 1.0,
                   log_interval: float = 30.0, silence_timeout: float = 60.0, backoff_max: float = 30.0,
-                  max_frame_bytes: int = 5 * 1024 * 1024, reset_cursor: bool = False) -> StreamConsumer:
+                  max_frame_bytes: int = 5 * 1024 * 1024, reset_cursor: bool = False,
+                  group: str | None = None, partitions: int | None = None) -> StreamConsumer:
         """A consumer of Jetstream v1 (``instances``: failover in order). ``collections`` and
         ``dids`` are also sent to the server, so it filters before sending."""
         collections, dids = check_collections(collections), list(dids or ())
@@ -78,7 +82,8 @@ class Streams:
                              start_cursor=start_cursor, concurrency=concurrency, max_pending=max_pending,
                              commit_every=commit_every, commit_interval=commit_interval, log_interval=log_interval,
                              silence_timeout=silence_timeout, backoff_max=backoff_max,
-                             max_frame_bytes=max_frame_bytes, reset_cursor=reset_cursor)
+                             max_frame_bytes=max_frame_bytes, reset_cursor=reset_cursor, group=group,
+                             partitions=partitions)
 
     def labels(self, handler: LabelHandler, *, service: str, name: str | None = None, verify: bool = True,
                on_invalid: Literal["drop", "flag"] = "drop", dids: Iterable[str] | None = None,
@@ -110,11 +115,14 @@ class Streams:
                  dids: Iterable[str] | None = None, start_cursor: int | None = None, concurrency: int = 32,
                  max_pending: int = 2000, commit_every: int = 500, commit_interval: float = 1.0,
                  log_interval: float = 30.0, silence_timeout: float = 60.0, backoff_max: float = 30.0,
-                 max_frame_bytes: int = 5 * 1024 * 1024, reset_cursor: bool = False) -> StreamConsumer:
+                 max_frame_bytes: int = 5 * 1024 * 1024, reset_cursor: bool = False,
+                 group: str | None = None, partitions: int | None = None) -> StreamConsumer:
         """A consumer of any ``Source`` (a ``FirehoseSource`` or ``JetstreamSource`` you configured)."""
-        return StreamConsumer(source, handler, store=self._store if name is not None else None, name=name,
+        return StreamConsumer(source, handler, store=self._store if name is not None or group is not None else None,
+                              name=name,
                               verifier=verifier, collections=collections, dids=dids, start_cursor=start_cursor,
                               concurrency=concurrency, max_pending=max_pending, commit_every=commit_every,
                               commit_interval=commit_interval, log_interval=log_interval,
                               silence_timeout=silence_timeout, backoff_max=backoff_max,
-                              max_frame_bytes=max_frame_bytes, reset_cursor=reset_cursor)
+                              max_frame_bytes=max_frame_bytes, reset_cursor=reset_cursor, group=group,
+                              partitions=partitions)

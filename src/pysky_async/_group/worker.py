@@ -1,0 +1,159 @@
+"""A worker of a consumer group: membership, a fair share of the partitions, and the ingest when it leads.
+
+Every ``heartbeat`` seconds the worker notes itself alive, renews its leases and computes its fair
+share, ``ceil(partitions / live workers)``: above it, it hands partitions back (after committing
+them); below it, it claims unowned or expired ones. A dead worker's leases expire after ``lease``
+seconds and are claimed at the next heartbeat of another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+
+from .._exceptions import StorageError, StreamError
+from .._storage.store import Store
+from .._streams.connection import Source
+from .._streams.stats import StreamStats
+from . import leases
+from .leader import IngestSettings, Leader
+from .partition import Admit, Handle, PartitionSettings, PartitionWorker
+from .registry import LogInfo, register
+
+logger = logging.getLogger("pysky_async.streams")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSettings:
+    """A worker's timings: heartbeat and lease durations (seconds)."""
+
+    heartbeat: float = 5.0
+    lease: float = 15.0
+
+
+class GroupWorker:
+    """Runs worker ``name`` of ``group`` on ``source`` until ``stop()``.
+
+    Args:
+        handle: runs the consumer's handler on one event with a partition's rev guard.
+        admit: the consumer's filters.
+    """
+
+    def __init__(self, store: Store, source: Source, *, group: str, name: str, partitions: int,
+                 handle: Handle, admit: Admit, stats: StreamStats, settings: GroupSettings | None = None,
+                 ingest: IngestSettings | None = None, partition_settings: PartitionSettings | None = None) -> None:
+        settings = settings or GroupSettings()
+        if store.dialect != "postgresql":
+            raise StreamError("a consumer group with several processes needs PostgreSQL")
+        if settings.lease <= settings.heartbeat:
+            raise StreamError(f"the lease ({settings.lease} s) must be longer than the heartbeat "
+                              f"({settings.heartbeat} s), or leases expire between renewals")
+        self.store = store
+        self.source = source
+        self.group = group
+        self.name = name
+        self.partitions = partitions
+        self.settings = settings
+        self.ingest = ingest or IngestSettings()
+        self.partition_settings = partition_settings or PartitionSettings()
+        self.stats = stats
+        self._handle = handle
+        self._admit = admit
+        self.log: LogInfo | None = None
+        self.leader: Leader | None = None
+        self.owned: dict[int, PartitionWorker] = {}
+        """The partitions this worker handles now."""
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this worker ingests the source now."""
+        return self.leader is not None and self.leader.is_leader
+
+    async def stop(self) -> None:
+        """Stop: ingest and partitions finish what they read and commit; leases are released."""
+        self._stopping.set()
+        if self.leader is not None:
+            await self.leader.stop()
+
+    async def run(self) -> None:
+        """Join the group and work until ``stop()``."""
+        log = self.log = await register(self.store, self.source.key, self.group, self.partitions)
+        self.leader = Leader(self.store, log, self.source, self.name, self.ingest, stats=self.stats,
+                             retry=self.settings.heartbeat)
+        leading = asyncio.create_task(self.leader.run())
+        logger.info("group %s: worker %s joined (%d partitions of %s)", self.group, self.name, log.partitions,
+                    log.source)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._balance(log)
+                except StorageError as exc:
+                    logger.warning("group %s: worker %s: heartbeat failed, retrying: %s", self.group, self.name, exc)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.settings.heartbeat)
+                if leading.done():
+                    leading.result()  # a bug in the ingest: raise it
+        finally:
+            await self.leader.stop()
+            await asyncio.gather(*(self._retire(p) for p in list(self.owned)), *self._retiring,
+                                 return_exceptions=True)
+            with contextlib.suppress(StorageError):
+                await leases.leave(self.store, self.group, self.name)
+            with contextlib.suppress(Exception):
+                await leading
+            logger.info("group %s: worker %s left", self.group, self.name)
+
+    async def _balance(self, log: LogInfo) -> None:
+        s = self.settings
+        live = await leases.heartbeat(self.store, self.group, self.name, s.lease)
+        held = await leases.renew(self.store, self.group, self.name, s.lease)
+        for number, worker in list(self.owned.items()):
+            finished = worker._task is not None and worker._task.done()
+            if held.get(number) != worker.epoch or worker.lost or finished:
+                if not worker.lost and not finished:
+                    logger.warning("group %s: worker %s lost partition %d (its lease was claimed by another): "
+                                   "dropping it without a commit", self.group, self.name, number)
+                    worker.lost = True
+                del self.owned[number]
+                self._retiring.add(task := asyncio.create_task(self._drop(worker)))
+                task.add_done_callback(self._retiring.discard)
+        share = math.ceil(log.partitions / live)
+        active = [n for n, w in self.owned.items() if not w._stopping.is_set()]
+        if len(active) > share:
+            for number in sorted(active)[share:]:
+                task = asyncio.create_task(self._retire(number))
+                self._retiring.add(task)
+                task.add_done_callback(self._retiring.discard)
+        elif len(active) < share and not self._stopping.is_set():
+            for claim in await leases.claim(self.store, self.group, self.name, share - len(active), s.lease):
+                worker = PartitionWorker(self.store, self.group, self.name, log.id, self.source, claim,
+                                         self.partition_settings, handle=self._handle, admit=self._admit,
+                                         stats=self.stats)
+                self.owned[claim.partition] = worker
+                worker.start()
+                logger.info("group %s: worker %s took partition %d (epoch %d) at log position %d", self.group,
+                            self.name, claim.partition, claim.epoch, claim.position)
+
+    async def _drop(self, worker: PartitionWorker) -> None:
+        with contextlib.suppress(Exception):
+            await worker.stop()
+
+    async def _retire(self, number: int) -> None:
+        """Finish partition ``number`` (commit what was handled) and release its lease."""
+        worker = self.owned.get(number)
+        if worker is None:
+            return
+        try:
+            await worker.stop()
+        finally:
+            self.owned.pop(number, None)
+        if not worker.lost:
+            with contextlib.suppress(StorageError):
+                await leases.release(self.store, self.group, self.name, number, worker.epoch)
+            logger.info("group %s: worker %s released partition %d at log position %d", self.group, self.name,
+                        number, worker.position)
