@@ -201,10 +201,11 @@ def run(pg: Any, args: argparse.Namespace, workers: int, kind: str) -> dict[str,
                 for p in procs:
                     p.send_signal(signal.SIGTERM)
                 outs = [json.loads((p.communicate(timeout=120)[0] or "{}").splitlines()[-1] or "{}") for p in procs]
-        span, p50, p99, worst = sql(url, "SELECT extract(epoch FROM max(done_at) - min(done_at)), "
-                                         "percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM done_at - event_time)), "
-                                         "percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM done_at - event_time)), "
-                                         "max(extract(epoch FROM done_at - event_time)) FROM bench_effect")[0]
+        lag = "extract(epoch FROM done_at - event_time)"
+        span, p50, p99, worst = sql(url, f"SELECT extract(epoch FROM max(done_at) - min(done_at)), "
+                                         f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {lag}), "
+                                         f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {lag}), "
+                                         f"max({lag}) FROM bench_effect")[0]
         cpu = sum(o.get("cpu", 0.0) for o in outs)
         result = {"eps": count / float(span), "cpu_per_1000": 1000 * cpu / count, "p50": float(p50 or 0),
                   "p99": float(p99 or 0), "max": float(worst or 0), "load": os.getloadavg()[0]}

@@ -77,7 +77,7 @@ class Workers:
         return self.tmp_path / f"{name}.jsonl"
 
     def start(self, name: str) -> None:
-        log = open(self.tmp_path / f"{name}.log", "a", encoding="utf-8")  # noqa: SIM115 (the child's stderr)
+        log = open(self.tmp_path / f"{name}.log", "a", encoding="utf-8")  # the child's stdout and stderr
         self.procs[name] = subprocess.Popen(
             cli(self.database_url, *self.args, "--out", str(self.out(name)), "--consumer", name),
             cwd=ROOT, env=env(), stdout=log, stderr=log, text=True)
@@ -199,7 +199,8 @@ async def test_three_workers_one_killed_every_record_once_in_repo_order(
         pds: PdsServer, pg_database_url: str, tmp_path: Path) -> None:
     accounts = new_accounts(pds, 4)
     workers = Workers(pds, pg_database_url, accounts, tmp_path)
-    subprocess.run(cli(pg_database_url, "db", "upgrade"), cwd=ROOT, env=env(), check=True, timeout=120)
+    await asyncio.to_thread(subprocess.run, cli(pg_database_url, "db", "upgrade"), cwd=ROOT, env=env(), check=True,
+                            timeout=120)
     expected: Counter[tuple[str, str, str]] = Counter()
     try:
         for name in WORKERS:
@@ -221,10 +222,10 @@ async def test_three_workers_one_killed_every_record_once_in_repo_order(
         expected += expected_ops(accounts, "c")
         await until(lambda: workers.count() >= sum(expected.values()), "every phase in the files", workers)
 
-        status = subprocess.run(cli(pg_database_url, "group", "status", "g", "--json"), cwd=ROOT, env=env(),
-                                capture_output=True, text=True, timeout=120)
-        table = subprocess.run(cli(pg_database_url, "group", "status", "g"), cwd=ROOT, env=env(),
-                               capture_output=True, text=True, timeout=120)
+        status = await asyncio.to_thread(subprocess.run, cli(pg_database_url, "group", "status", "g", "--json"),
+                                         cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120)
+        table = await asyncio.to_thread(subprocess.run, cli(pg_database_url, "group", "status", "g"), cwd=ROOT,
+                                        env=env(), capture_output=True, text=True, timeout=120)
         workers.stop_all()
     finally:
         workers.kill_all()
