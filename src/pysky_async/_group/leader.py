@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aiohttp
+import libipld
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +24,7 @@ from .._storage.repositories import advisory_key
 from .._storage.store import Store, is_database_error
 from .._streams.connection import Feed, Source
 from .._streams.events import StreamEvent
+from .._streams.firehose import FirehoseSource
 from .._streams.stats import StreamStats
 from . import log as group_log
 from .log import Appended, Deposed, LogWriter
@@ -36,6 +38,29 @@ def lock_key(source: str) -> int:
     return advisory_key(f"pysky_async:group-ingest:{source}")
 
 
+_KINDS = frozenset({"#commit", "#sync", "#identity", "#account"})
+
+
+def _light(message: bytes | str) -> StreamEvent | None:
+    """A firehose event's seq, DID and time without decoding its records (the workers decode it all);
+    None for anything else."""
+    if not isinstance(message, bytes):
+        return None
+    try:
+        parts = libipld.decode_dag_cbor_multi(message)
+    except (ValueError, TypeError):
+        return None
+    if len(parts) != 2 or not isinstance(parts[0], dict) or not isinstance(parts[1], dict):
+        return None
+    header, body = parts
+    if header.get("op") != 1 or header.get("t") not in _KINDS:
+        return None
+    seq, did, when = body.get("seq"), body.get("repo") or body.get("did"), body.get("time")
+    if not isinstance(seq, int) or not isinstance(did, str) or not isinstance(when, str):
+        return None
+    return StreamEvent(seq, did, when)
+
+
 class _Capture:
     """A source that keeps the raw message of the event it decoded last (the log stores it)."""
 
@@ -44,12 +69,15 @@ class _Capture:
         self.key = source.key
         self.monotonic = source.monotonic
         self.raw: bytes | str = b""
+        self._firehose = isinstance(source, FirehoseSource)
 
     def urls(self, cursor: int | None) -> list[str]:
         return self.inner.urls(cursor)
 
     def decode(self, message: bytes | str) -> StreamEvent:
-        event = self.inner.decode(message)
+        event = _light(message) if self._firehose else None
+        if event is None:  # not a plain firehose event: the source decides (errors, #info, Jetstream)
+            event = self.inner.decode(message)
         self.raw = message
         return event
 
@@ -166,12 +194,13 @@ class Leader:
                 await connection.execute(text("SELECT 1"))  # the lock's connection is alive
                 await connection.commit()
                 await group_log.trim(self.store, self.log.id)
-                # back-pressure: stop reading until the workers caught up
-                while await group_log.backlog(self.store, self.log.id) > s.max_backlog:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), s.check_interval / 4)
-                    if self._stopping.is_set():
-                        break
+            # back-pressure: no more appends (so no more reading, once the queue is full) until the
+            # slowest group's workers are within max_backlog of the log's head
+            while await group_log.backlog(self.store, self.log.id) >= s.max_backlog:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), s.check_interval / 4)
+                if self._stopping.is_set():
+                    break
             try:
                 first = await asyncio.wait_for(queue.get(), s.check_interval)
             except asyncio.TimeoutError:

@@ -89,17 +89,14 @@ async def leave(store: Store, group: str, name: str) -> None:
                               {"group": group, "name": name})
 
 
-async def holds(session: AsyncSession, group: str, partition: int) -> tuple[str | None, int]:
-    """Lock the lease row of ``partition`` until the transaction ends; returns its (owner, epoch)."""
-    row = (await session.execute(text(
-        "SELECT owner, epoch FROM bsky_group_partition WHERE group_name = :group AND partition = :partition "
-        "FOR UPDATE"), {"group": group, "partition": partition})).one()
-    return row[0], int(row[1])
-
-
-async def advance(session: AsyncSession, group: str, partition: int, position: int, cursor: int | None) -> None:
-    """Move the watermark of ``partition`` to ``position`` (upstream ``cursor``)."""
-    await session.execute(text(
+async def advance(session: AsyncSession, group: str, partition: int, name: str, epoch: int, position: int,
+                  cursor: int | None) -> bool:
+    """Move the watermark of ``partition`` to ``position`` (upstream ``cursor``) if ``name`` still holds
+    its lease at ``epoch`` (the row stays locked until the transaction ends); False: it does not."""
+    result = await session.execute(text(
         "UPDATE bsky_group_partition SET position = :position, cursor = coalesce(:cursor, cursor), "
-        "updated_at = clock_timestamp() WHERE group_name = :group AND partition = :partition"),
-        {"group": group, "partition": partition, "position": position, "cursor": cursor})
+        "updated_at = clock_timestamp() WHERE group_name = :group AND partition = :partition AND owner = :name "
+        "AND epoch = :epoch"),
+        {"group": group, "partition": partition, "position": position, "cursor": cursor, "name": name,
+         "epoch": epoch})
+    return bool(getattr(result, "rowcount", 0))

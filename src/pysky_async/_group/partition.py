@@ -26,8 +26,8 @@ from .._streams.runner import Runner
 from .._streams.stats import StreamStats
 from .._streams.watermark import Entry
 from . import leases
-from . import log as group_log
 from .leases import Claim
+from .log import Head, LogEvent
 
 logger = logging.getLogger("pysky_async.streams")
 
@@ -76,12 +76,13 @@ class PartitionWorker:
         self.position = claim.position
         """The committed watermark (log position)."""
         self.cursor = claim.cursor
+        self.after = claim.position
+        """The position read up to (handed to the runner)."""
         self.lost = False
         self._cursors: deque[tuple[int, int | None]] = deque()
         self._stopping = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._reader: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Begin reading and handling (in a task)."""
@@ -96,20 +97,57 @@ class PartitionWorker:
     async def _work(self, event: StreamEvent, entry: Entry) -> None:
         await self._handle(event, entry, self.revs)
 
+    @property
+    def accepting(self) -> bool:
+        """Whether the worker's reader may hand this partition more events."""
+        return not self._stopping.is_set() and not self.lost
+
+    async def add(self, item: LogEvent) -> None:
+        """Admit one event of this partition read from the log (waits while ``max_pending`` are pending)."""
+        runner = self.runner
+        if runner.pending >= runner.max_pending and not await self._wait_for_space():
+            return
+        self.stats.events += 1
+        self._cursors.append((item.position, item.cursor))
+        try:
+            event: StreamEvent | None = self.source.decode(item.data)
+        except FrameDecodeError as exc:
+            self.stats.bad_frames += 1
+            logger.warning("group %s partition %d: undecodable event at log position %d skipped: %s",
+                           self.group, self.partition, item.position, exc)
+            event = None
+        wanted = self._admit(event) if event is not None else None
+        if wanted is None:
+            self.stats.filtered += 1
+        runner.add(item.position, wanted)
+        self.after = item.position
+
+    async def tick(self, head: Head) -> None:
+        """The partition holds no other event up to ``head``: its watermark may pass it."""
+        if head.position <= self.after:
+            return
+        if self.runner.pending >= self.runner.max_pending and not await self._wait_for_space():
+            return
+        self._cursors.append((head.position, head.cursor))
+        self.runner.add(head.position, None)
+        self.after = head.position
+
+    async def _wait_for_space(self) -> bool:
+        space = asyncio.create_task(self.runner.wait_for_space())
+        stopping = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({space, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (space, stopping):
+            task.cancel()
+        return not self._stopping.is_set() and not self.lost
+
     async def _run(self) -> None:
         runner = self.runner
         runner.start(self.position)
-        self._reader = asyncio.create_task(self._read())
         committer = asyncio.create_task(self._committer())
-        graceful = False
         try:
-            await self._reader
-            graceful = True
-        except asyncio.CancelledError:
-            if not self.lost:
-                raise
+            await self._stopping.wait()
         finally:
-            if graceful and not self.lost:
+            if not self.lost:
                 await runner.drain()
             else:
                 await runner.cancel()
@@ -119,48 +157,6 @@ class PartitionWorker:
                 await committer
                 if not self.lost:
                     await self._commit()
-
-    async def _read(self) -> None:
-        s = self.settings
-        runner = self.runner
-        after = self.position
-        while not self._stopping.is_set() and not self.lost:
-            try:
-                events, head = await group_log.read(self.store, self.log_id, self.partition, after, s.batch)
-            except StorageError as exc:
-                logger.warning("group %s partition %d: reading the log failed, retrying: %s", self.group,
-                               self.partition, exc)
-                await self._pause(max(s.poll, 1.0))
-                continue
-            for item in events:
-                if runner.pending >= runner.max_pending:
-                    await runner.wait_for_space()
-                self.stats.events += 1
-                self._cursors.append((item.position, item.cursor))
-                try:
-                    event: StreamEvent | None = self.source.decode(item.data)
-                except FrameDecodeError as exc:
-                    self.stats.bad_frames += 1
-                    logger.warning("group %s partition %d: undecodable event at log position %d skipped: %s",
-                                   self.group, self.partition, item.position, exc)
-                    event = None
-                wanted = self._admit(event) if event is not None else None
-                if wanted is None:
-                    self.stats.filtered += 1
-                runner.add(item.position, wanted)
-                after = item.position
-            if len(events) < s.batch:
-                if head.position > after:  # nothing else of this partition up to the head: the watermark may pass it
-                    if runner.pending >= runner.max_pending:
-                        await runner.wait_for_space()
-                    self._cursors.append((head.position, head.cursor))
-                    runner.add(head.position, None)
-                    after = head.position
-                await self._pause(s.poll)
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _committer(self) -> None:
         commit_wanted = self.runner.commit_wanted
@@ -174,8 +170,6 @@ class PartitionWorker:
                 logger.warning("group %s partition %d: commit failed, retrying: %s", self.group, self.partition, exc)
             except LeaseLost:
                 self._stopping.set()
-                if self._reader is not None:
-                    self._reader.cancel()
                 return
 
     async def _commit(self) -> None:
@@ -193,15 +187,14 @@ class PartitionWorker:
 
         async def guarded(session: AsyncSession) -> None:
             nonlocal skipped
-            owner, epoch = await leases.holds(session, self.group, self.partition)
-            if owner != self.name or epoch != self.epoch:
+            # the lease row is locked by this update until the commit: no claim can pass it
+            if not await leases.advance(session, self.group, self.partition, self.name, self.epoch, position, cursor):
                 self.lost = True
-                logger.warning("group %s: worker %s lost partition %d (now %s, epoch %d; ours was %d): its %d "
-                               "uncommitted events are left to the new owner, nothing of them was committed here",
-                               self.group, self.name, self.partition, owner, epoch, self.epoch, runner.pending)
+                logger.warning("group %s: worker %s lost partition %d (another worker claimed it; our epoch was %d): "
+                               "its %d uncommitted events are left to the new owner, nothing of them was committed "
+                               "here", self.group, self.name, self.partition, self.epoch, runner.pending)
                 raise LeaseLost(self.partition)
             skipped = await apply(session, self.group, callbacks)
-            await leases.advance(session, self.group, self.partition, position, cursor)
 
         try:
             async with self.store.transaction() as session:

@@ -19,6 +19,7 @@ from .._storage.store import Store
 from .._streams.connection import Source
 from .._streams.stats import StreamStats
 from . import leases
+from . import log as group_log
 from .leader import IngestSettings, Leader
 from .partition import Admit, Handle, PartitionSettings, PartitionWorker
 from .registry import LogInfo, register
@@ -86,6 +87,7 @@ class GroupWorker:
         self.leader = Leader(self.store, log, self.source, self.name, self.ingest, stats=self.stats,
                              retry=self.settings.heartbeat)
         leading = asyncio.create_task(self.leader.run())
+        reading = asyncio.create_task(self._read())
         logger.info("group %s: worker %s joined (%d partitions of %s)", self.group, self.name, log.partitions,
                     log.source)
         try:
@@ -100,6 +102,9 @@ class GroupWorker:
                     leading.result()  # a bug in the ingest: raise it
         finally:
             await self.leader.stop()
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
             await asyncio.gather(*(self._retire(p) for p in list(self.owned)), *self._retiring,
                                  return_exceptions=True)
             with contextlib.suppress(StorageError):
@@ -110,8 +115,8 @@ class GroupWorker:
 
     async def _balance(self, log: LogInfo) -> None:
         s = self.settings
+        held = await leases.renew(self.store, self.group, self.name, s.lease)  # first: the leases matter most
         live = await leases.heartbeat(self.store, self.group, self.name, s.lease)
-        held = await leases.renew(self.store, self.group, self.name, s.lease)
         for number, worker in list(self.owned.items()):
             finished = worker._task is not None and worker._task.done()
             if held.get(number) != worker.epoch or worker.lost or finished:
@@ -138,6 +143,36 @@ class GroupWorker:
                 worker.start()
                 logger.info("group %s: worker %s took partition %d (epoch %d) at log position %d", self.group,
                             self.name, claim.partition, claim.epoch, claim.position)
+
+    async def _read(self) -> None:
+        """Read the owned partitions' events from the log (one statement for all) and hand them on."""
+        assert self.log is not None
+        s = self.partition_settings
+        while not self._stopping.is_set():
+            workers = {n: w for n, w in self.owned.items() if w.accepting}
+            if not workers:
+                await self._pause(s.poll)
+                continue
+            try:
+                events, head = await group_log.read(self.store, self.log.id, {n: w.after for n, w in workers.items()},
+                                                    s.batch)
+            except StorageError as exc:
+                logger.warning("group %s: worker %s: reading the log failed, retrying: %s", self.group, self.name, exc)
+                await self._pause(max(s.poll, 1.0))
+                continue
+            for item in events:
+                worker = workers[item.partition]
+                if worker.accepting and item.position > worker.after:
+                    await worker.add(item)
+            if len(events) < s.batch:
+                for worker in workers.values():
+                    if worker.accepting:
+                        await worker.tick(head)
+                await self._pause(s.poll)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _drop(self, worker: PartitionWorker) -> None:
         with contextlib.suppress(Exception):

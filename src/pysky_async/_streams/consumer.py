@@ -15,13 +15,11 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .._exceptions import StorageError, StreamError
-from .._group.leader import IngestSettings
-from .._group.partition import PartitionSettings
-from .._group.worker import GroupSettings, GroupWorker
 from .._storage.store import Store
 from .collection_filter import check_collections
 from .connection import Feed, Source
@@ -33,6 +31,9 @@ from .runner import Runner
 from .stats import StreamStats
 from .verify import SignatureVerifier
 from .watermark import Entry, OnCommit
+
+if TYPE_CHECKING:
+    from .._group.worker import GroupWorker
 
 logger = logging.getLogger("pysky_async.streams")
 
@@ -336,6 +337,11 @@ class StreamConsumer:
         if self._reset:
             raise StreamError("reset_cursor does not apply to a consumer group on PostgreSQL: its resume point is "
                               "its partitions' watermarks")
+        # imported here: the group engine builds on this package's modules (feed, runner, rev guard)
+        from .._group.leader import IngestSettings
+        from .._group.partition import PartitionSettings
+        from .._group.worker import GroupSettings, GroupWorker
+
         worker = self._group_worker = GroupWorker(
             store, self.source, group=group, name=self.name or "", partitions=self.partitions,
             handle=self._handle_with, admit=self._filters_apply, stats=self.stats,
