@@ -10,6 +10,7 @@ PostgreSQL cluster (tests/realnet/postgres.py, fsync off) holds the group, a fre
 run. Each worker is its own process: ``StreamConsumer(..., name=wN, group="bench")``, one of them
 also the ingest (whichever wins the lock). Rounds alternate the worker counts.
 
+- ``single``: the baseline: one plain ``StreamConsumer`` (no group) with the insert handler below.
 - ``insert``: the realistic handler: one ``INSERT`` of the event into an effect table in ``on_commit``.
 - ``io 5 ms``: ``await asyncio.sleep(0.005)`` per event through a pool of ``--io-pool`` (4) per
   worker process (a client's connection limit to the slow service: the runner's concurrency is per
@@ -20,8 +21,9 @@ also the ingest (whichever wins the lock). Rounds alternate the worker counts.
 
 events/s = the rows over the span between the first and the last insert (process start-up is not in
 it). CPU = user + system time of all worker processes (the PostgreSQL server and the replay server
-are not in it), per 1,000 events. The load average is printed: on a shared machine, read the CPU
-column, not the wall-clock rate.
+are not in it), per 1,000 events. ``BENCH_GROUP_PROFILE=/tmp/prof`` writes each worker's cProfile to
+``/tmp/prof.wN`` (wall-clock based: on a loaded machine, waits look like work). The load average
+is printed: on a shared machine, read the CPU column, not the wall-clock rate.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ def replay_server(count: int, repos: int, rate: float) -> Iterator[int]:
 
 
 # ---------------------------------------------------------------------------- one worker process
-async def work(url: str, port: int, name: str, io_pool: int, partitions: int) -> dict[str, float]:
+async def work(url: str, port: int, name: str, io_pool: int, partitions: int, group: bool) -> dict[str, float]:
     from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, insert
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -132,6 +134,7 @@ async def work(url: str, port: int, name: str, io_pool: int, partitions: int) ->
     effect = Table("bench_effect", MetaData(), Column("seq", BigInteger), Column("did", String),
                    Column("event_time", DateTime(timezone=True)))
 
+    statement = insert(effect)  # compiled once (SQLAlchemy's cache), one round trip per event
     pool = asyncio.Semaphore(io_pool) if io_pool else None  # the process's connections to the slow service
 
     async def handler(event: StreamEvent, ctx: EventContext) -> None:
@@ -142,19 +145,29 @@ async def work(url: str, port: int, name: str, io_pool: int, partitions: int) ->
         row = {"seq": event.cursor, "did": event.did, "event_time": when}
 
         async def effect_row(session: AsyncSession) -> None:
-            await session.execute(insert(effect).values(**row))
+            await session.execute(statement, row)
 
         ctx.on_commit(effect_row)
 
     store = Store(url)
+    grouped: dict[str, Any] = {"group": "bench", "partitions": partitions} if group else {}
     consumer = StreamConsumer(FirehoseSource(f"http://127.0.0.1:{port}"), handler, store=store, name=name,
-                              group="bench", partitions=partitions, start_cursor=0)
+                              start_cursor=0, **grouped)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(consumer.stop()))
+    profile = None
+    if os.environ.get("BENCH_GROUP_PROFILE"):
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
     try:
         await consumer.run()
     finally:
         await store.aclose()
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(f"{os.environ['BENCH_GROUP_PROFILE']}.{name}")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"cpu": usage.ru_utime + usage.ru_stime, "handled": consumer.stats.handled}
 
@@ -188,7 +201,8 @@ def run(pg: Any, args: argparse.Namespace, workers: int, kind: str) -> dict[str,
         with replay_server(count, args.repos, rate) as port:
             procs = [subprocess.Popen([sys.executable, __file__, "--worker", f"w{i}", "--db", url, "--port", str(port),
                                        "--partitions", str(args.partitions),
-                                       "--io-pool", str(args.io_pool if kind == "io" else 0)],
+                                       "--io-pool", str(args.io_pool if kind == "io" else 0),
+                                       *(["--no-group"] if kind == "single" else [])],
                                       stdout=subprocess.PIPE, text=True, env=child_env()) for i in range(workers)]
             try:
                 deadline = time.monotonic() + args.timeout
@@ -225,8 +239,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="lag: events/s the server sends")
     parser.add_argument("--lag-seconds", type=float, default=20.0)
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--only", choices=["insert", "io", "lag"], action="append")
+    parser.add_argument("--only", choices=["single", "insert", "io", "lag"], action="append")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-group", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -238,21 +253,22 @@ def main() -> None:
         serve(args.events, args.repos, args.rate)
         return
     if args.worker:
-        print(json.dumps(asyncio.run(work(args.db, args.port, args.worker, args.io_pool, args.partitions))))
+        print(json.dumps(asyncio.run(work(args.db, args.port, args.worker, args.io_pool, args.partitions,
+                                              not args.no_group))))
         return
     if not CACHE.exists():
         record(CACHE, accounts=4, singles=400, batches=40)
     sys.path.insert(0, str(ROOT))
     from tests.realnet.postgres import PostgresServer
 
-    kinds = args.only or ["insert", "io", "lag"]
+    kinds = args.only or ["single", "insert", "io", "lag"]
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     pg = PostgresServer.start()
     loads = [os.getloadavg()[0]]
     try:
         for _ in range(args.rounds):
             for kind in kinds:
-                for workers in ((1, 2, 3) if kind != "lag" else (3,)):
+                for workers in {"lag": (3,), "single": (1,)}.get(kind, (1, 2, 3)):
                     results.setdefault((kind, workers), []).append(run(pg, args, workers, kind))
                     loads.append(os.getloadavg()[0])
     finally:
@@ -266,7 +282,8 @@ def main() -> None:
           f"load average during the runs {min(loads):.1f}-{max(loads):.1f}; median of {args.rounds} rounds\n")
     print("| handler | workers | events | events/s (wall) | worker CPU s / 1,000 events | lag p50 | lag p99 |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    labels = {"insert": "insert", "io": f"io 5 ms, pool {args.io_pool}", "lag": f"lag at {args.rate:.0f}/s"}
+    labels = {"single": "insert, no group (one consumer)", "insert": "insert", "io": f"io 5 ms, pool {args.io_pool}",
+              "lag": f"lag at {args.rate:.0f}/s"}
     for kind, workers in results:
         count = args.events if kind != "lag" else int(args.rate * args.lag_seconds)
         lag = (f"{median(kind, workers, 'p50'):.2f} s | {median(kind, workers, 'p99'):.2f} s" if kind == "lag"
