@@ -30,7 +30,9 @@ from ..streams.firehose_server import FakeFirehose
 from ..streams.relay import Relay
 from .frames import recording
 
-pytestmark = pytest.mark.anyio
+# the whole run takes minutes on a loaded 2-core machine (it is CPU-bound: 200,000 events go through the
+# relay, the ingest, the log and three workers), so the suite-wide 300 s timeout is lifted here
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(2400)]
 
 EVENTS = int(os.environ.get("PYSKY_GROUP_SIGKILL_EVENTS", "200000"))
 REPOS = 3000

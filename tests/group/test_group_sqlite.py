@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pysky_async import StreamError, group_status
 from pysky_async._storage.store import Store
-from pysky_async._streams import EventContext, FirehoseSource, StreamConsumer, StreamEvent
+from pysky_async._streams import EventContext, FirehoseSource, StreamConsumer, StreamEvent, Streams
 
 from ..streams.firehose_server import FakeFirehose
 from .frames import recording
@@ -85,3 +85,22 @@ def test_group_options_are_checked() -> None:
         StreamConsumer(source, handler, group="g")
     with pytest.raises(StreamError, match="partitions= needs group="):
         StreamConsumer(source, handler, partitions=4)
+
+
+async def test_bsky_streams_builds_group_workers(tmp_path: Path) -> None:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path}/factory.sqlite3")
+
+    async def resolve(did: str) -> dict[str, object]:
+        raise AssertionError("not called")
+
+    async def handler(event: StreamEvent, ctx: EventContext) -> None:
+        pass
+
+    try:
+        streams = Streams(store, resolve)
+        firehose = streams.firehose(handler, service="ws://localhost:1", name="w1", group="indexer", partitions=1)
+        jetstream = streams.jetstream(handler, instances=["ws://localhost:1"], group="js")
+        assert (firehose.group, firehose.name, firehose.partitions, firehose.store) == ("indexer", "w1", 1, store)
+        assert jetstream.group == "js" and jetstream.store is store and jetstream.name  # a default worker name
+    finally:
+        await store.aclose()

@@ -59,13 +59,15 @@ async def claim(store: Store, group: str, name: str, count: int, lease: float) -
     if count <= 0:
         return []
     async with store.transaction() as session:
+        # the CTE runs once (a subquery under IN may run again per row and pick more than count)
         rows = (await session.execute(text(
-            "UPDATE bsky_group_partition SET owner = :name, epoch = epoch + 1, "
+            "WITH picked AS MATERIALIZED (SELECT partition FROM bsky_group_partition WHERE group_name = :group "
+            "AND (owner IS NULL OR lease_expires < clock_timestamp()) ORDER BY partition LIMIT :count "
+            "FOR UPDATE SKIP LOCKED) "
+            "UPDATE bsky_group_partition p SET owner = :name, epoch = p.epoch + 1, "
             "lease_expires = clock_timestamp() + make_interval(secs => :lease), updated_at = clock_timestamp() "
-            "WHERE group_name = :group AND partition IN (SELECT partition FROM bsky_group_partition "
-            "WHERE group_name = :group AND (owner IS NULL OR lease_expires < clock_timestamp()) "
-            "ORDER BY partition LIMIT :count FOR UPDATE SKIP LOCKED) "
-            "RETURNING partition, epoch, position, cursor"),
+            "FROM picked WHERE p.group_name = :group AND p.partition = picked.partition "
+            "RETURNING p.partition, p.epoch, p.position, p.cursor"),
             {"group": group, "name": name, "count": count, "lease": float(lease)})).all()
     return sorted((Claim(int(p), int(e), int(pos), c) for p, e, pos, c in rows), key=lambda c: c.partition)
 

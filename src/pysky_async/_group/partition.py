@@ -85,7 +85,8 @@ class PartitionWorker:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Begin reading and handling (in a task)."""
+        """Begin handling (in a task); events may be added from now on."""
+        self.runner.start(self.position)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -142,7 +143,6 @@ class PartitionWorker:
 
     async def _run(self) -> None:
         runner = self.runner
-        runner.start(self.position)
         committer = asyncio.create_task(self._committer())
         try:
             await self._stopping.wait()
@@ -156,7 +156,11 @@ class PartitionWorker:
             with contextlib.suppress(LeaseLost):
                 await committer
                 if not self.lost:
-                    await self._commit()
+                    try:
+                        await self._commit()
+                    except StorageError as exc:
+                        logger.warning("group %s partition %d: the last commit failed (%s): its events are handled "
+                                       "again by the partition's next owner", self.group, self.partition, exc)
 
     async def _committer(self) -> None:
         commit_wanted = self.runner.commit_wanted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from sqlalchemy import text
 from .._exceptions import StreamError
 from .._storage.repositories import lock
 from .._storage.store import Store
+from .._streams.connection import Source
 
 
 def partition_of(did: str, partitions: int) -> int:
@@ -18,6 +20,19 @@ def partition_of(did: str, partitions: int) -> int:
     if not did or partitions <= 1:
         return 0
     return zlib.crc32(did.encode()) % partitions
+
+
+def log_key(source: Source) -> str:
+    """The log a source's events go to: its ``key``, and for a source that filters on the server
+    (Jetstream's ``collections`` / ``dids``) those filters too, since its log holds only what they let
+    through. Groups on the same key share one log and one ingest."""
+    key = source.key
+    collections = sorted(getattr(source, "collections", None) or ())
+    dids = sorted(getattr(source, "dids", None) or ())
+    if collections or dids:
+        digest = hashlib.sha256(repr((collections, dids)).encode()).hexdigest()[:16]
+        key = f"{key}#filtered:{digest}"
+    return key
 
 
 @dataclass(frozen=True, slots=True)

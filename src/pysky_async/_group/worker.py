@@ -2,8 +2,9 @@
 
 Every ``heartbeat`` seconds the worker notes itself alive, renews its leases and computes its fair
 share, ``ceil(partitions / live workers)``: above it, it hands partitions back (after committing
-them); below it, it claims unowned or expired ones. A dead worker's leases expire after ``lease``
-seconds and are claimed at the next heartbeat of another.
+them); below it, it claims unowned or expired ones. A dead worker's leases run out at most ``lease``
+seconds (default: two heartbeats) after its last renewal and are claimed at another worker's next
+heartbeat.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 from .._exceptions import StorageError, StreamError
@@ -22,7 +24,7 @@ from . import leases
 from . import log as group_log
 from .leader import IngestSettings, Leader
 from .partition import Admit, Handle, PartitionSettings, PartitionWorker
-from .registry import LogInfo, register
+from .registry import LogInfo, log_key, register
 
 logger = logging.getLogger("pysky_async.streams")
 
@@ -32,7 +34,9 @@ class GroupSettings:
     """A worker's timings: heartbeat and lease durations (seconds)."""
 
     heartbeat: float = 5.0
-    lease: float = 15.0
+    lease: float = 10.0
+    log_interval: float = 30.0
+    """Seconds between summary log lines (partitions held, leader or not, the stats)."""
 
 
 class GroupWorker:
@@ -83,15 +87,20 @@ class GroupWorker:
 
     async def run(self) -> None:
         """Join the group and work until ``stop()``."""
-        log = self.log = await register(self.store, self.source.key, self.group, self.partitions)
+        log = self.log = await register(self.store, log_key(self.source), self.group, self.partitions)
         self.leader = Leader(self.store, log, self.source, self.name, self.ingest, stats=self.stats,
                              retry=self.settings.heartbeat)
         leading = asyncio.create_task(self.leader.run())
         reading = asyncio.create_task(self._read())
         logger.info("group %s: worker %s joined (%d partitions of %s)", self.group, self.name, log.partitions,
                     log.source)
+        next_log = time.monotonic() + self.settings.log_interval
         try:
             while not self._stopping.is_set():
+                if time.monotonic() >= next_log:
+                    next_log = time.monotonic() + self.settings.log_interval
+                    logger.info("group %s: worker %s holds partitions %s%s: %s", self.group, self.name,
+                                sorted(self.owned), " and ingests" if self.is_leader else "", self.stats.summary())
                 try:
                     await self._balance(log)
                 except StorageError as exc:
@@ -185,6 +194,8 @@ class GroupWorker:
             return
         try:
             await worker.stop()
+        except Exception:  # a bug: say so, and give the partition up all the same
+            logger.exception("group %s: worker %s: stopping partition %d failed", self.group, self.name, number)
         finally:
             self.owned.pop(number, None)
         if not worker.lost:

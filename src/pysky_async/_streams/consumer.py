@@ -135,8 +135,9 @@ class StreamConsumer:
         partitions: the number of partitions of the source's log (default 16 on PostgreSQL); fixed
             when the log is first created.
         heartbeat_interval / lease_duration: a group worker's heartbeat and partition lease
-            (seconds): a dead worker's partitions move to others within about ``lease_duration``
-            plus one heartbeat. ``concurrency`` and ``max_pending`` apply per partition.
+            (seconds; default 5 and 10): a dead worker's leases run out within two heartbeats of
+            its last renewal, and another worker claims them at its next heartbeat.
+            ``concurrency`` and ``max_pending`` apply per partition.
         max_backlog: the ingest stops reading the source while the log holds more events than
             this above the group's (or any group's on the same source) slowest watermark.
 
@@ -152,7 +153,7 @@ class StreamConsumer:
                  silence_timeout: float = 60.0, backoff_max: float = 30.0,
                  max_frame_bytes: int = 5 * 1024 * 1024, verifier: SignatureVerifier | None = None,
                  reset_cursor: bool = False, group: str | None = None, partitions: int | None = None,
-                 heartbeat_interval: float = 5.0, lease_duration: float = 15.0,
+                 heartbeat_interval: float = 5.0, lease_duration: float = 10.0,
                  max_backlog: int = 100_000) -> None:
         if group is not None:
             if store is None:
@@ -345,7 +346,8 @@ class StreamConsumer:
         worker = self._group_worker = GroupWorker(
             store, self.source, group=group, name=self.name or "", partitions=self.partitions,
             handle=self._handle_with, admit=self._filters_apply, stats=self.stats,
-            settings=GroupSettings(heartbeat=self.heartbeat_interval, lease=self.lease_duration),
+            settings=GroupSettings(heartbeat=self.heartbeat_interval, lease=self.lease_duration,
+                                   log_interval=self.log_interval),
             ingest=IngestSettings(start_cursor=self.start_cursor, max_backlog=self.max_backlog,
                                   silence_timeout=self.silence_timeout, backoff_max=self.backoff_max,
                                   max_frame_bytes=self.max_frame_bytes),
