@@ -48,7 +48,8 @@ def add_parser(commands: Any) -> None:
                      "lasts (heartbeats renew it every third of that); a dead worker's partitions move after "
                      "about this long (default 15)")
     sub.add_argument("--start-cursor", type=int, help="where a first run starts (default: now); on a consumer with "
-                     "a stored cursor only together with --reset-cursor")
+                     "a stored cursor only together with --reset-cursor; with --group: where a new group's log "
+                     "starts (a log that exists resumes at its stored cursor)")
     sub.add_argument("--reset-cursor", action="store_true", help="forget the consumer's stored cursor and start "
                      "over at --start-cursor (default: now), e.g. after the server refused it (FutureCursor)")
     sub.add_argument("--compress", action="store_true", help="jetstream: zstd-compressed messages")
