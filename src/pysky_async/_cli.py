@@ -7,6 +7,8 @@ examples:
   pysky-async session show
   pysky-async db path
   pysky-async stream --source jetstream --collection app.bsky.feed.post --out posts.jsonl --consumer posts
+  pysky-async stream --source firehose --out w1.jsonl --consumer w1 --group indexer --partitions 16
+  pysky-async group status indexer
   pysky-async backfill --service https://bsky.network --did did:plc:... --out repos.jsonl --consumer repos
 
 Credentials (BSKY_AUTH_USERNAME, BSKY_AUTH_PASSWORD), hosts (PYSKY_AUTH_HOST, PYSKY_PUBLIC_HOST ...)
@@ -41,6 +43,7 @@ from ._session import SessionManager
 from ._storage import migrate
 from ._storage.store import Store, resolve_database_url
 from ._streams import cli as stream_cli
+from ._streams import group_cli
 from ._sync import backfill_cli
 
 UNAUTHENTICATED = frozenset({
@@ -104,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--include-outsiders", action="store_true",
                        help="also write follows of accounts that are not among the authors")
     stream_cli.add_parser(commands)
+    group_cli.add_parser(commands)
     backfill_cli.add_parser(commands)
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "downgrade", "current", "path"],
@@ -121,6 +125,8 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "stream":
         return await stream_cli.run(args)
+    if args.command == "group":
+        return await group_cli.run(args)
     if args.command == "backfill":
         return await backfill_cli.run(args)
     if args.command == "db":

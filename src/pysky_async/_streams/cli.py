@@ -9,6 +9,7 @@ import contextlib
 import json
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import libipld
@@ -17,9 +18,10 @@ from .._cid import CID
 from .._exceptions import InvalidInput
 from .._storage.store import Store
 from .collection_filter import check_collection
+from .committed_file import CommittedFile
 from .connection import Source
 from .consumer import EventContext, StreamConsumer
-from .events import CommitEvent, StreamEvent
+from .events import CommitEvent, RepoOp, StreamEvent
 from .firehose import FirehoseSource
 from .jetstream import PUBLIC_INSTANCES, JetstreamSource
 
@@ -34,15 +36,43 @@ def add_parser(commands: Any) -> None:
                      help="only this collection: an NSID, or a prefix such as app.bsky.feed.* (repeatable)")
     sub.add_argument("--did", action="append", help="only these repos (repeatable)")
     sub.add_argument("--out", required=True, help="the JSON Lines file (appended to)")
-    sub.add_argument("--consumer", required=True, help="the name the cursor is stored under; a rerun resumes")
+    sub.add_argument("--consumer", required=True, help="the name the cursor is stored under; a rerun resumes "
+                     "(with --group: this worker's name, stable across restarts)")
+    sub.add_argument("--group", help="run as a worker of this consumer group (PostgreSQL: any number of processes "
+                     "share the partitions; the one that wins the lock also reads the source); each line is "
+                     "written exactly once across the workers' files")
+    sub.add_argument("--partitions", type=partitions, help=f"with --group: partitions of the group's log, by "
+                     f"hash of the repo (1..{MAX_PARTITIONS}, default {DEFAULT_PARTITIONS}; fixed once the log "
+                     "exists)")
+    sub.add_argument("--lease", type=float, default=15.0, help="with --group: seconds a worker's partition lease "
+                     "lasts (heartbeats renew it every third of that); a dead worker's partitions move after "
+                     "about this long (default 15)")
     sub.add_argument("--start-cursor", type=int, help="where a first run starts (default: now); on a consumer with "
-                     "a stored cursor only together with --reset-cursor")
+                     "a stored cursor only together with --reset-cursor; with --group: where a new group's log "
+                     "starts (a log that exists resumes at its stored cursor)")
     sub.add_argument("--reset-cursor", action="store_true", help="forget the consumer's stored cursor and start "
                      "over at --start-cursor (default: now), e.g. after the server refused it (FutureCursor)")
     sub.add_argument("--compress", action="store_true", help="jetstream: zstd-compressed messages")
     sub.add_argument("--limit", type=int, help="stop (gracefully) after at least this many lines; the events "
                      "already read are finished too, and at most this many are read ahead")
     sub.add_argument("--concurrency", type=int, default=32)
+
+
+MAX_PARTITIONS = 1024
+"""More partitions than this is a typo, not a plan: each costs a lease row and a watermark."""
+DEFAULT_PARTITIONS = 16
+
+
+def partitions(value: str) -> int:
+    """``--partitions``: an integer from 1 to ``MAX_PARTITIONS``."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_PARTITIONS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a partition count: give a whole number from 1 to "
+                                         f"{MAX_PARTITIONS} (e.g. 16; a few per worker process you plan to run)")
+    return number
 
 
 def _collection(value: str) -> str:
@@ -76,6 +106,11 @@ def _source(args: argparse.Namespace) -> Source:
                            compress=args.compress)
 
 
+def _line(event: CommitEvent, op: RepoOp) -> str:
+    return json.dumps({"cursor": event.cursor, "did": event.did, "time": event.time, "action": op.action,
+                       "path": op.path, "cid": op.cid, "record": json_value(op.record)}, ensure_ascii=False)
+
+
 def _progress(consumer: StreamConsumer, lines: int, out: TextIO) -> None:
     lag = consumer.stats.lag
     out.write(f"\r{lines} lines, {consumer.stats.handled} events, {consumer.stats.events_per_second:.0f} events/s, "
@@ -93,8 +128,18 @@ async def _refuse_start_cursor_on_a_stored_one(consumer: StreamConsumer, args: a
                            f"over at {args.start_cursor}, or drop --start-cursor to resume at {stored}")
 
 
+def _read_ahead(args: argparse.Namespace) -> dict[str, Any]:
+    # with a limit, read ahead at most that many events: a stop then writes
+    # at most about twice the limit, not everything already buffered
+    return {"max_pending": max(1, min(args.limit, 2000))} if args.limit else {}
+
+
 async def run(args: argparse.Namespace) -> int:
     """Consume until Ctrl-C / SIGTERM (or ``--limit``), then drain, commit and return."""
+    if args.group is not None:
+        return await _run_group(args)
+    if args.partitions is not None:
+        raise InvalidInput("--partitions needs --group: partitions belong to a consumer group (add --group NAME)")
     store = Store(args.database_url)
     written = 0
     stops: list[asyncio.Future[None]] = []
@@ -106,35 +151,80 @@ async def run(args: argparse.Namespace) -> int:
                 if not isinstance(event, CommitEvent):
                     return
                 for op in event.ops:
-                    out.write(json.dumps({"cursor": event.cursor, "did": event.did, "time": event.time,
-                                          "action": op.action, "path": op.path, "cid": op.cid,
-                                          "record": json_value(op.record)}, ensure_ascii=False) + "\n")
+                    out.write(_line(event, op) + "\n")
                     written += 1
                 if args.limit is not None and written >= args.limit and not stops:
                     stops.append(asyncio.ensure_future(consumer.stop()))
 
-            # with a limit, read ahead at most that many events: a stop then writes
-            # at most about twice the limit, not everything already buffered
-            read_ahead: dict[str, Any] = {"max_pending": max(1, min(args.limit, 2000))} if args.limit else {}
             consumer = StreamConsumer(_source(args), handler, store=store, name=args.consumer,
                                       collections=args.collection, dids=args.did, start_cursor=args.start_cursor,
-                                      reset_cursor=args.reset_cursor, concurrency=args.concurrency, **read_ahead)
+                                      reset_cursor=args.reset_cursor, concurrency=args.concurrency,
+                                      **_read_ahead(args))
             await _refuse_start_cursor_on_a_stored_one(consumer, args)
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, lambda: stops.append(asyncio.ensure_future(consumer.stop())))
-            task = asyncio.ensure_future(consumer.run())
-            try:
-                while not task.done():
-                    await asyncio.wait([task], timeout=1.0)
-                    consumer.stats.mark()
-                    out.flush()
-                    _progress(consumer, written, sys.stderr)
-            finally:
-                sys.stderr.write("\n")  # end the progress line (before an error, too)
-            await task
-            await asyncio.gather(*stops)
+            await _until_stopped(consumer, stops, lambda: written, out.flush)
     finally:
         await store.aclose()
     print(consumer.stats.summary())
     return 0
+
+
+async def _run_group(args: argparse.Namespace) -> int:
+    """A worker of ``--group``: lines go out in each event's commit, so every line is in exactly one file."""
+    if args.reset_cursor:
+        raise InvalidInput("--reset-cursor does not apply to a group: its workers share one stored upstream "
+                           "cursor. Start a new group (another --group name) to start over")
+    if not args.lease > 0:
+        raise InvalidInput(f"--lease must be a number of seconds above 0, not {args.lease} (default 15)")
+    store = Store(args.database_url)
+    partitions = args.partitions or DEFAULT_PARTITIONS
+    if store.engine.dialect.name != "postgresql":
+        sys.stderr.write(f"note: {store.engine.url.render_as_string(hide_password=True)} is not PostgreSQL: "
+                         f"group {args.group!r} runs in this one process with one partition. To share it among "
+                         "processes or machines, give --database-url postgresql+asyncpg://...\n")
+        partitions = 1
+    out = CommittedFile(args.out, f"{args.group}/{args.consumer}")
+    handled_lines = 0
+    stops: list[asyncio.Future[None]] = []
+    try:
+        await out.open(store)
+
+        async def handler(event: StreamEvent, ctx: EventContext) -> None:
+            nonlocal handled_lines
+            if not isinstance(event, CommitEvent) or not event.ops:
+                return
+            lines = [_line(event, op) for op in event.ops]
+            ctx.on_commit(lambda session: out.append(session, lines))
+            handled_lines += len(lines)
+            if args.limit is not None and handled_lines >= args.limit and not stops:
+                stops.append(asyncio.ensure_future(consumer.stop()))
+
+        consumer = StreamConsumer(_source(args), handler, store=store, name=args.consumer, group=args.group,
+                                  partitions=partitions, heartbeat_interval=args.lease / 3,
+                                  lease_duration=args.lease, collections=args.collection, dids=args.did,
+                                  start_cursor=args.start_cursor, concurrency=args.concurrency, **_read_ahead(args))
+        await _until_stopped(consumer, stops, lambda: out.lines, lambda: None)
+    finally:
+        try:
+            await out.close(store)
+        finally:
+            await store.aclose()
+    print(consumer.stats.summary())
+    return 0
+
+
+async def _until_stopped(consumer: StreamConsumer, stops: list[asyncio.Future[None]], lines: Callable[[], int],
+                         flush: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: stops.append(asyncio.ensure_future(consumer.stop())))
+    task = asyncio.ensure_future(consumer.run())
+    try:
+        while not task.done():
+            await asyncio.wait([task], timeout=1.0)
+            consumer.stats.mark()
+            flush()
+            _progress(consumer, lines(), sys.stderr)
+    finally:
+        sys.stderr.write("\n")  # end the progress line (before an error, too)
+    await task
+    await asyncio.gather(*stops)

@@ -1,0 +1,305 @@
+"""Consumer groups on a real PostgreSQL: aggregate events/s of 1, 2 and 3 worker processes, and lag.
+
+    .venv/bin/python benchmarks/bench_group.py [--events 30000] [--rounds 2] [--partitions 16]
+
+Frames are the firehose recording of ``bench_streams.py`` (4 accounts on the reference PDS; recorded
+once, cached in the temp directory), renumbered to ``--events`` and rewritten onto ``--repos``
+synthetic repos (DID by seq, a rev that grows per repo), the shape of the real network's firehose:
+many repos, few events each. A loopback replay server (its own process) sends them; a throwaway
+PostgreSQL cluster (tests/realnet/postgres.py, fsync off) holds the group, a fresh database per
+run. Each worker is its own process: ``StreamConsumer(..., name=wN, group="bench")``, one of them
+also the ingest (whichever wins the lock). Rounds alternate the worker counts.
+
+- ``single``: the baseline: one plain ``StreamConsumer`` (no group) with the insert handler below.
+- ``insert``: the realistic handler: one ``INSERT`` of the event into an effect table in ``on_commit``.
+- ``io 5 ms``: ``await asyncio.sleep(0.005)`` per event through a pool of ``--io-pool`` (4) per
+  worker process (a client's connection limit to the slow service: the runner's concurrency is per
+  partition, so without it one worker would not be I/O-bound), then the same insert (so the run's
+  end and rate are read from the table).
+- ``lag``: 3 workers, the replay server sending a steady ``--rate`` events/s (each frame's ``time``
+  set when it is sent); lag = the insert's ``clock_timestamp()`` minus that time (p50/p99/max).
+
+events/s = the rows over the span between the first and the last insert (process start-up is not in
+it). CPU = user + system time of all worker processes (the PostgreSQL server and the replay server
+are not in it), per 1,000 events. ``BENCH_GROUP_PROFILE=/tmp/prof`` writes each worker's cProfile to
+``/tmp/prof.wN`` (wall-clock based: on a loaded machine, waits look like work). The load average
+is printed: on a shared machine, read the CPU column, not the wall-clock rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from firehose_recording import record, recorded
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(tempfile.gettempdir()) / "pysky_bench_streams_frames.bin"  # bench_streams.py's recording
+EFFECTS = "CREATE TABLE bench_effect (seq BIGINT PRIMARY KEY, did TEXT NOT NULL, event_time TIMESTAMPTZ, " \
+          "done_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())"
+
+
+# ---------------------------------------------------------------------------- the frames
+def synthetic(count: int, repos: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The recording renumbered to seqs 1..count, spread over ``repos`` synthetic DIDs."""
+    import libipld
+
+    parts = [libipld.decode_dag_cbor_multi(f) for f in recorded(CACHE)]
+    out = []
+    for seq in range(1, count + 1):
+        header, body = parts[(seq - 1) % len(parts)]
+        did = f"did:plc:bench{(seq * 7919) % repos:019d}"
+        body = {**body, "seq": seq, **({"repo": did} if "repo" in body else {"did": did})}
+        if isinstance(body.get("rev"), str):
+            body["rev"] = f"{seq:013d}"  # grows per repo: no event is a replay for the rev guard
+        out.append((header, body))
+    return out
+
+
+def serve(count: int, repos: int, rate: float) -> None:
+    """Print the port; send every frame after the cursor to each connection (``rate`` > 0: that many
+    per second, each stamped with the time it is sent), then idle."""
+    import libipld
+    from aiohttp import web
+
+    sys.path.insert(0, str(ROOT))
+    from tests.streams.loopback import start_app
+
+    frames = synthetic(count, repos)
+    encoded = [libipld.encode_dag_cbor(h) + libipld.encode_dag_cbor(b) for h, b in frames] if not rate else []
+
+    async def subscribe(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        start = int(request.query.get("cursor", "0"))
+        if not rate:
+            for frame in encoded[start:]:
+                await ws.send_bytes(frame)
+        else:
+            t0 = time.monotonic()
+            for n, (header, body) in enumerate(frames[start:]):
+                delay = t0 + n / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+                await ws.send_bytes(libipld.encode_dag_cbor(header) + libipld.encode_dag_cbor({**body, "time": now}))
+        await ws.receive()
+        return ws
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/xrpc/com.atproto.sync.subscribeRepos", subscribe)
+        _runner, port = await start_app(app)
+        print(port, flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+@contextmanager
+def replay_server(count: int, repos: int, rate: float) -> Iterator[int]:
+    server = subprocess.Popen([sys.executable, __file__, "--serve", "--events", str(count), "--repos", str(repos),
+                               "--rate", str(rate)], stdout=subprocess.PIPE, text=True, env=child_env())
+    try:
+        assert server.stdout is not None
+        yield int(server.stdout.readline())
+    finally:
+        server.terminate()
+        server.wait()
+
+
+# ---------------------------------------------------------------------------- one worker process
+async def work(url: str, port: int, name: str, io_pool: int, partitions: int, group: bool) -> dict[str, float]:
+    from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, insert
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from pysky_async._storage.store import Store
+    from pysky_async._streams import EventContext, FirehoseSource, StreamConsumer, StreamEvent
+
+    effect = Table("bench_effect", MetaData(), Column("seq", BigInteger), Column("did", String),
+                   Column("event_time", DateTime(timezone=True)))
+
+    statement = insert(effect)  # compiled once (SQLAlchemy's cache), one round trip per event
+    pool = asyncio.Semaphore(io_pool) if io_pool else None  # the process's connections to the slow service
+
+    async def handler(event: StreamEvent, ctx: EventContext) -> None:
+        if pool is not None:
+            async with pool:
+                await asyncio.sleep(0.005)
+        when = dt.datetime.fromisoformat(event.time.replace("Z", "+00:00")) if event.time else None
+        row = {"seq": event.cursor, "did": event.did, "event_time": when}
+
+        async def effect_row(session: AsyncSession) -> None:
+            await session.execute(statement, row)
+
+        ctx.on_commit(effect_row)
+
+    store = Store(url)
+    grouped: dict[str, Any] = {"group": "bench", "partitions": partitions} if group else {}
+    consumer = StreamConsumer(FirehoseSource(f"http://127.0.0.1:{port}"), handler, store=store, name=name,
+                              start_cursor=0, **grouped)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(consumer.stop()))
+    profile = None
+    if os.environ.get("BENCH_GROUP_PROFILE"):
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
+    try:
+        await consumer.run()
+    finally:
+        await store.aclose()
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(f"{os.environ['BENCH_GROUP_PROFILE']}.{name}")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu": usage.ru_utime + usage.ru_stime, "handled": consumer.stats.handled}
+
+
+# ---------------------------------------------------------------------------- one run
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+
+def sql(url: str, statement: str) -> list[Any]:
+    from pysky_async._storage.store import Store
+
+    async def go() -> list[Any]:
+        store = Store(url, auto_migrate=True)
+        try:
+            return await store.execute_sql(statement)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(go())
+
+
+def run(pg: Any, args: argparse.Namespace, workers: int, kind: str) -> dict[str, float]:
+    """One run on a fresh database: start the workers, wait for every row, stop them, read the table."""
+    name = f"b{time.monotonic_ns() % 10**9}"
+    url = pg.create_database(name)
+    count = args.events if kind != "lag" else int(args.rate * args.lag_seconds)
+    rate = args.rate if kind == "lag" else 0.0
+    try:
+        sql(url, EFFECTS)
+        with replay_server(count, args.repos, rate) as port:
+            procs = [subprocess.Popen([sys.executable, __file__, "--worker", f"w{i}", "--db", url, "--port", str(port),
+                                       "--partitions", str(args.partitions),
+                                       "--io-pool", str(args.io_pool if kind == "io" else 0),
+                                       *(["--no-group"] if kind == "single" else [])],
+                                      stdout=subprocess.PIPE, text=True, env=child_env()) for i in range(workers)]
+            try:
+                deadline = time.monotonic() + args.timeout
+                while (done := sql(url, "SELECT count(*) FROM bench_effect")[0][0]) < count:
+                    if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                        raise SystemExit(f"{kind} with {workers} workers: {done} of {count} rows after "
+                                         f"{args.timeout} s (or a worker exited)")
+                    time.sleep(0.5)
+            finally:
+                for p in procs:
+                    p.send_signal(signal.SIGTERM)
+                outs = [json.loads((p.communicate(timeout=120)[0] or "{}").splitlines()[-1] or "{}") for p in procs]
+        lag = "extract(epoch FROM done_at - event_time)"
+        span, p50, p99, worst = sql(url, f"SELECT extract(epoch FROM max(done_at) - min(done_at)), "
+                                         f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {lag}), "
+                                         f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {lag}), "
+                                         f"max({lag}) FROM bench_effect")[0]
+        cpu = sum(o.get("cpu", 0.0) for o in outs)
+        result = {"eps": count / float(span), "cpu_per_1000": 1000 * cpu / count, "p50": float(p50 or 0),
+                  "p99": float(p99 or 0), "max": float(worst or 0), "load": os.getloadavg()[0]}
+        print(f"{kind} x{workers}: {result}", file=sys.stderr)
+        return result
+    finally:
+        pg.drop_database(name)
+
+
+# ---------------------------------------------------------------------------- the table
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--repos", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--partitions", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=500.0, help="lag: events/s the server sends")
+    parser.add_argument("--lag-seconds", type=float, default=20.0)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--only", choices=["single", "insert", "io", "lag"], action="append")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-group", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--io-pool", type=int, default=4, help="io: concurrent 5 ms calls per worker process (its "
+                        "connection pool to the slow service; concurrency and max_pending apply per partition, so "
+                        "without a per-process bound one worker would not be I/O-bound)")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.events, args.repos, args.rate)
+        return
+    if args.worker:
+        print(json.dumps(asyncio.run(work(args.db, args.port, args.worker, args.io_pool, args.partitions,
+                                              not args.no_group))))
+        return
+    if not CACHE.exists():
+        record(CACHE, accounts=4, singles=400, batches=40)
+    sys.path.insert(0, str(ROOT))
+    from tests.realnet.postgres import PostgresServer
+
+    kinds = args.only or ["single", "insert", "io", "lag"]
+    results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    pg = PostgresServer.start()
+    loads = [os.getloadavg()[0]]
+    try:
+        for _ in range(args.rounds):
+            for kind in kinds:
+                for workers in {"lag": (3,), "single": (1,)}.get(kind, (1, 2, 3)):
+                    results.setdefault((kind, workers), []).append(run(pg, args, workers, kind))
+                    loads.append(os.getloadavg()[0])
+    finally:
+        pg.stop()
+
+    def median(kind: str, workers: int, key: str) -> float:
+        return statistics.median(r[key] for r in results[kind, workers])
+
+    print(f"\n{platform.python_implementation()} {platform.python_version()} on {os.cpu_count()} CPUs, PostgreSQL "
+          f"(throwaway cluster, fsync off); {args.partitions} partitions, {args.repos:,} repos; "
+          f"load average during the runs {min(loads):.1f}-{max(loads):.1f}; median of {args.rounds} rounds\n")
+    print("| handler | workers | events | events/s (wall) | worker CPU s / 1,000 events | lag p50 | lag p99 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    labels = {"single": "insert, no group (one consumer)", "insert": "insert", "io": f"io 5 ms, pool {args.io_pool}",
+              "lag": f"lag at {args.rate:.0f}/s"}
+    for kind, workers in results:
+        count = args.events if kind != "lag" else int(args.rate * args.lag_seconds)
+        lag = (f"{median(kind, workers, 'p50'):.2f} s | {median(kind, workers, 'p99'):.2f} s" if kind == "lag"
+               else "- | -")  # the other runs replay recorded times: no lag to read
+        print(f"| {labels[kind]} | {workers} | {count:,} | {median(kind, workers, 'eps'):,.0f} | "
+              f"{median(kind, workers, 'cpu_per_1000'):.2f} | {lag} |")
+    print()
+    if ("insert", 3) in results:
+        best = max(median("insert", w, "eps") for w in (1, 2, 3))
+        print(f"target: insert handler ≥ 5,000 events/s aggregate: {best:,.0f}/s")
+    if ("io", 1) in results:
+        print(f"target: io handler, 3 workers ≥ 2.5× one: "
+              f"{median('io', 3, 'eps') / median('io', 1, 'eps'):.2f}×")
+    if ("lag", 3) in results:
+        print(f"target: lag p99 < 2 s at {args.rate:.0f} events/s: {median('lag', 3, 'p99'):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
