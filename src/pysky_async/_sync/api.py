@@ -161,7 +161,9 @@ class Sync:
         Args:
             dids: the repos; None: every active repo ``service`` lists (``listRepos``).
             collections: only these collections' records (``prefix.*`` allowed).
-            concurrency / per_host / rate: repos at once, of them per host, fetches a second per host.
+            concurrency / per_host / rate: repos at once; of them, downloads at once from one host (a
+                repo is verified, handled and committed after its download, outside this bound, so
+                a concurrency above per_host keeps each host busy); fetches a second per host.
             live: a consumer of the same ``name`` running beside (see ``follow``).
         """
         from .backfill import Backfill

@@ -138,7 +138,8 @@ class Backfill:
         host_of: the host of a repo, for the per-host bounds (default: one host for all).
         collections: only these collections' records reach the handler (``prefix.*`` allowed).
         concurrency: repos fetched and handled at once; per_host: of them, at most this many
-            from one host; rate: fetches per second per host (None: unbounded).
+            downloading from one host at once (with download / verify; with fetch, fetched and
+            verified); rate: fetches per second per host (None: unbounded).
         live: a live ``StreamConsumer`` of the same ``name`` running beside: it holds each repo's
             events until its backfill committed, then applies only those above the backfilled rev.
     """
