@@ -151,6 +151,23 @@ async def test_a_hosts_slot_is_held_for_the_download_only(store: Store) -> None:
         Backfill(handler, store=store, name="job", fetch=Fetch(set()), download=download, verify=verify, dids=[])
 
 
+async def test_a_group_of_repos_is_marked_backfilled_in_one_statement(store: Store) -> None:
+    # a failed repo becomes done (its reason cleared), a new one is inserted, a live-only rev is kept beside
+    async with store.transaction() as session:
+        revs = RepoRevRepository(session)
+        await revs.mark_failed("job", "did:plc:a", "HTTP 502")
+        await revs.advance("job", {"did:plc:c": "3kaaaaaaaaac9"})
+    async with store.transaction() as session:
+        await RepoRevRepository(session).mark_backfilled_many("job", {"did:plc:a": "3kaaaaaaaaaa2",
+                                                                      "did:plc:b": "3kaaaaaaaaab2"})
+        await RepoRevRepository(session).mark_backfilled_many("job", {})
+    async with store.transaction() as session:
+        rows = await RepoRevRepository(session).get_many("job", ["did:plc:a", "did:plc:b", "did:plc:c"])
+    assert {did: (row.rev, row.backfill, row.reason) for did, row in rows.items()} == {
+        "did:plc:a": ("3kaaaaaaaaaa2", "done", None), "did:plc:b": ("3kaaaaaaaaab2", "done", None),
+        "did:plc:c": ("3kaaaaaaaaac9", None, None)}
+
+
 def test_the_cli_drops_lines_of_repos_whose_backfill_did_not_commit(tmp_path: Any) -> None:
     from pysky_async._sync.backfill_cli import drop_uncommitted
 

@@ -315,6 +315,7 @@ class Backfill:
             async with self.store.transaction() as session:
                 revs = RepoRevRepository(session)
                 rows = await revs.get_many(self.name, [did for did, *_ in batch])
+                done: dict[str, str] = {}
                 for did, rev, work, _ in batch:
                     row = rows.get(did)
                     if row is not None and row.backfill == DONE:
@@ -322,8 +323,9 @@ class Backfill:
                         continue
                     for each in work:
                         await each(session)
-                    stored[did] = rev if row is None or row.rev is None or rev > row.rev else row.rev
-                    await revs.mark_backfilled(self.name, did, stored[did] or rev)
+                    done[did] = rev if row is None or row.rev is None or rev > row.rev else row.rev
+                    stored[did] = done[did]
+                await revs.mark_backfilled_many(self.name, done)  # one statement for the group
         except Exception as exc:
             if len(batch) > 1:  # one repo's work failed the group: commit each alone
                 for item in batch:
