@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +118,54 @@ async def test_a_live_consumer_holds_backfilling_repos_and_skips_what_the_backfi
         Backfill(handler, store=store, name="other", fetch=Fetch(set()), dids=[], live=live)
     with pytest.raises(InvalidInput, match="dids="):
         Backfill(handler, store=store, name="job", fetch=Fetch(set()))
+
+
+async def test_a_hosts_slot_is_held_for_the_download_only(store: Store) -> None:
+    # per_host=1: the second repo's download must be able to start while the first one is still being
+    # verified (here the first one's verification waits for it: with the slot held through the
+    # verification, this deadlocks and the wait_for below fails)
+    downloads: list[str] = []
+    second = asyncio.Event()
+
+    async def download(did: str, host: str | None) -> bytes:
+        downloads.append(did)
+        if len(downloads) == 2:
+            second.set()
+        return did.encode()
+
+    async def verify(did: str, car: bytes) -> Repo:
+        assert car == did.encode()
+        if did == downloads[0]:
+            await second.wait()
+        return REPOS[did]
+
+    async def handler(event: StreamEvent, ctx: EventContext) -> None: ...
+
+    job = Backfill(handler, store=store, name="job", download=download, verify=verify, dids=list(REPOS),
+                   per_host=1, concurrency=2)
+    stats = await asyncio.wait_for(job.run(), 120)  # a deadlock guard, not a timing assertion
+    assert stats.done == 3 and not stats.failed and sorted(downloads) == sorted(REPOS)
+    with pytest.raises(InvalidInput, match="download= and verify="):
+        Backfill(handler, store=store, name="job", download=download, dids=[])
+    with pytest.raises(InvalidInput, match="download= and verify="):
+        Backfill(handler, store=store, name="job", fetch=Fetch(set()), download=download, verify=verify, dids=[])
+
+
+async def test_a_group_of_repos_is_marked_backfilled_in_one_statement(store: Store) -> None:
+    # a failed repo becomes done (its reason cleared), a new one is inserted, a live-only rev is kept beside
+    async with store.transaction() as session:
+        revs = RepoRevRepository(session)
+        await revs.mark_failed("job", "did:plc:a", "HTTP 502")
+        await revs.advance("job", {"did:plc:c": "3kaaaaaaaaac9"})
+    async with store.transaction() as session:
+        await RepoRevRepository(session).mark_backfilled_many("job", {"did:plc:a": "3kaaaaaaaaaa2",
+                                                                      "did:plc:b": "3kaaaaaaaaab2"})
+        await RepoRevRepository(session).mark_backfilled_many("job", {})
+    async with store.transaction() as session:
+        rows = await RepoRevRepository(session).get_many("job", ["did:plc:a", "did:plc:b", "did:plc:c"])
+    assert {did: (row.rev, row.backfill, row.reason) for did, row in rows.items()} == {
+        "did:plc:a": ("3kaaaaaaaaaa2", "done", None), "did:plc:b": ("3kaaaaaaaaab2", "done", None),
+        "did:plc:c": ("3kaaaaaaaaac9", None, None)}
 
 
 def test_the_cli_drops_lines_of_repos_whose_backfill_did_not_commit(tmp_path: Any) -> None:

@@ -68,6 +68,20 @@ class RepoRevRepository:
         """``did`` was backfilled at ``rev`` (its effects commit in this same transaction)."""
         await self._set_backfill(consumer, did, rev=rev, backfill=DONE, reason=None)
 
+    async def mark_backfilled_many(self, consumer: str, revs: Mapping[str, str]) -> None:
+        """Each repo of ``revs`` was backfilled at its rev: ``mark_backfilled`` in one statement."""
+        if not revs:
+            return
+        now = utcnow()
+        rows = [{"consumer": consumer, "did": did, "rev": rev, "backfill": DONE, "reason": None, "updated_at": now}
+                for did, rev in revs.items()]
+        statement = self._insert()(RepoRevRow)
+        statement = statement.on_conflict_do_update(
+            index_elements=["consumer", "did"],
+            set_={"rev": statement.excluded.rev, "backfill": statement.excluded.backfill,
+                  "reason": statement.excluded.reason, "updated_at": statement.excluded.updated_at})
+        await self.db.execute(statement, rows)
+
     async def mark_failed(self, consumer: str, did: str, reason: str) -> None:
         """``did`` could not be backfilled (``reason``: why); a later run tries it again."""
         await self._set_backfill(consumer, did, rev=None, backfill=FAILED, reason=reason[:512])

@@ -8,13 +8,15 @@ runs ``verify_repo`` in a worker thread. Nothing here imports libipld or cryptog
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._exceptions import InvalidInput, InvalidResponse, ResponseTooLarge, VerificationError
+from .._exceptions import InvalidInput, InvalidResponse, PyskyError, ResponseTooLarge, VerificationError
 from .._syntax import Did, Nsid
 
 if TYPE_CHECKING:
@@ -81,16 +83,20 @@ class Sync:
             collections = [Nsid(c) for c in collections]
         if max_bytes < 1:
             raise InvalidInput(f"max_bytes must be positive, not {max_bytes}")
+        car = await self._download(did, service, max_bytes)
+        return await self.verify(car, did=did, collections=collections)
+
+    async def _download(self, did: str, service: str | None, max_bytes: int) -> bytes:
+        """The repo CAR of ``did`` from ``service`` (else its PDS), unverified, at most ``max_bytes``."""
         host = service or await self._identity.pds_endpoint(did)
         request = self._xrpc.request("GET", "com.atproto.sync.getRepo", host, {"did": did})
         request.context.max_response_bytes = max_bytes
         try:
-            car = (await self._xrpc.send(request)).content
+            return bytes((await self._xrpc.send(request)).content)
         except ResponseTooLarge as exc:
             raise ResponseTooLarge(f"the repo of {did} at {host} is larger than max_bytes={max_bytes}; the rest "
                                    "was not read. Pass a larger get_repo(max_bytes=...) if repos this large "
                                    "are expected") from exc
-        return await self.verify(car, did=did, collections=collections)
 
     async def verify(self, car: bytes, *, did: str, collections: Collection[str] | None = None) -> VerifiedRepo:
         """Verify a repo CAR of ``did`` already at hand against its DID document's ``#atproto`` key
@@ -156,7 +162,9 @@ class Sync:
         Args:
             dids: the repos; None: every active repo ``service`` lists (``listRepos``).
             collections: only these collections' records (``prefix.*`` allowed).
-            concurrency / per_host / rate: repos at once, of them per host, fetches a second per host.
+            concurrency / per_host / rate: repos at once; of them, downloads at once from one host (a
+                repo is verified, handled and committed after its download, outside this bound, so
+                a concurrency above per_host keeps each host busy); fetches a second per host.
             live: a consumer of the same ``name`` running beside (see ``follow``).
             shared: run as one worker of the crawl job ``name`` in the database (``SharedBackfill``):
                 any number of processes on any machines with the same ``name`` and database share the
@@ -171,8 +179,18 @@ class Sync:
             raise InvalidInput("backfill which repos? pass dids=[...] or service= (its listRepos is enumerated)")
         exact = None if collections is None or any(c.endswith(".*") for c in collections) else list(collections)
 
-        async def fetch(did: str, host: str | None) -> VerifiedRepo:
-            return await self.get_repo(did, service=host, collections=exact, max_bytes=max_bytes)
+        async def download(did: str, host: str | None) -> bytes:
+            # the DID document (its key verifies the commit) is resolved while the CAR downloads:
+            # one round trip per repo instead of two
+            resolving = asyncio.ensure_future(self._identity.resolve_did(did))
+            try:
+                return await self._download(Did(did), host, max_bytes)
+            finally:
+                with contextlib.suppress(PyskyError):  # verify() resolves again and reports it
+                    await resolving
+
+        async def verify(did: str, car: bytes) -> VerifiedRepo:
+            return await self.verify(car, did=did, collections=exact)
 
         async def host_of(did: str) -> str | None:
             return service if service is not None else await self._identity.pds_endpoint(did)
@@ -190,12 +208,13 @@ class Sync:
         if shared:
             from .._crawl.shared_backfill import SharedBackfill
 
-            return SharedBackfill(handler, store=self._store, name=name, fetch=fetch, dids=dids, listing=listing,
-                                  host_of=host_of, collections=collections, concurrency=concurrency,
-                                  per_host=per_host, rate=rate, live=live, claim_ttl=claim_ttl, label=label)
-        return Backfill(handler, store=self._store, name=name, fetch=fetch, dids=dids, listing=listing,
-                        host_of=host_of, collections=collections, concurrency=concurrency, per_host=per_host,
-                        rate=rate, live=live)
+            return SharedBackfill(handler, store=self._store, name=name, download=download, verify=verify,
+                                  dids=dids, listing=listing, host_of=host_of, collections=collections,
+                                  concurrency=concurrency, per_host=per_host, rate=rate, live=live,
+                                  claim_ttl=claim_ttl, label=label)
+        return Backfill(handler, store=self._store, name=name, download=download, verify=verify, dids=dids,
+                        listing=listing, host_of=host_of, collections=collections, concurrency=concurrency,
+                        per_host=per_host, rate=rate, live=live)
 
     def follow(self, handler: Handler, *, name: str, service: str, dids: Collection[str] | None = None,
                collections: Collection[str] | None = None, start_cursor: int | None = None,

@@ -59,6 +59,11 @@ class RepoLike(Protocol):
 
 FetchRepo = Callable[[str, str | None], Awaitable[RepoLike]]
 """``await fetch(did, host)``: the verified repo of ``did`` (from ``host``; None: its own PDS)."""
+Download = Callable[[str, str | None], Awaitable[bytes]]
+"""``await download(did, host)``: the repo CAR of ``did``, not verified yet (the host's slot is held
+only while this runs)."""
+VerifyCar = Callable[[str, bytes], Awaitable[RepoLike]]
+"""``await verify(did, car)``: the verified repo in ``car`` (runs after the host's slot is free)."""
 HostOf = Callable[[str], Awaitable[str | None]]
 """``await host_of(did)``: the host a repo is fetched from (the key of the per-host bounds)."""
 
@@ -128,17 +133,22 @@ class Backfill:
             as ``CommitEvent``s with ``live=False`` (see the module docstring).
         store / name: the database and the consumer name the job's state is kept under (a rerun
             under the same name skips the repos already done and retries the failed ones).
-        fetch: ``await fetch(did, host)`` -> the verified repo (``bsky.sync.get_repo``).
+        fetch: ``await fetch(did, host)`` -> the verified repo (``bsky.sync.get_repo``); or, instead,
+        download / verify: ``await download(did, host)`` -> the CAR, ``await verify(did, car)`` -> the
+            verified repo. Split so, a host's slot is held for the download only: the next repo downloads
+            while this one is verified, handled and committed (``bsky.sync.backfill`` does this).
         dids / listing: the repos: explicit DIDs, or an async iterable of DIDs (``listRepos``).
         host_of: the host of a repo, for the per-host bounds (default: one host for all).
         collections: only these collections' records reach the handler (``prefix.*`` allowed).
         concurrency: repos fetched and handled at once; per_host: of them, at most this many
-            from one host; rate: fetches per second per host (None: unbounded).
+            downloading from one host at once (with download / verify; with fetch, fetched and
+            verified); rate: fetches per second per host (None: unbounded).
         live: a live ``StreamConsumer`` of the same ``name`` running beside: it holds each repo's
             events until its backfill committed, then applies only those above the backfilled rev.
     """
 
-    def __init__(self, handler: Handler, *, store: Store, name: str, fetch: FetchRepo,
+    def __init__(self, handler: Handler, *, store: Store, name: str, fetch: FetchRepo | None = None,
+                 download: Download | None = None, verify: VerifyCar | None = None,
                  dids: Iterable[str] | None = None, listing: AsyncIterable[str] | None = None,
                  host_of: HostOf | None = None, collections: Iterable[str] | None = None,
                  concurrency: int = 8, per_host: int = 4, rate: float | None = None,
@@ -146,6 +156,9 @@ class Backfill:
         if (dids is None) == (listing is None):
             raise InvalidInput("a backfill needs the repos: pass dids= (a list of DIDs) or listing= "
                                "(e.g. bsky.sync.list_repos(service)), not both")
+        if (fetch is None) == (download is None and verify is None) or (download is None) != (verify is None):
+            raise InvalidInput("a backfill gets its repos either by fetch= (download and verify) or by "
+                               "download= and verify= together")
         if concurrency < 1 or per_host < 1:
             raise InvalidInput("concurrency and per_host must be at least 1")
         if live is not None and live.name != name:
@@ -155,6 +168,8 @@ class Backfill:
         self.store = store
         self.name = name
         self.fetch = fetch
+        self.download = download
+        self.verify = verify
         self._dids = list(dict.fromkeys(dids)) if dids is not None else None
         self._listing = listing
         self._host_of = host_of
@@ -238,8 +253,14 @@ class Backfill:
         host = await self._host_of(did) if self._host_of is not None else None
         slots = await self._budget(host)
         try:
-            async with slots:
-                repo = await self.fetch(did, host)
+            if self.fetch is not None:
+                async with slots:
+                    repo = await self.fetch(did, host)
+            else:
+                assert self.download is not None and self.verify is not None
+                async with slots:  # the host's slot for the download only
+                    car = await self.download(did, host)
+                repo = await self.verify(did, car)
         except PyskyError as exc:
             tag = f" ({exc.reason})" if isinstance(exc, VerificationError) else ""
             reason = f"{type(exc).__name__}{tag}: {exc}"
@@ -298,6 +319,7 @@ class Backfill:
                 await self._before_commit(session, [did for did, *_ in batch])
                 revs = RepoRevRepository(session)
                 rows = await revs.get_many(self.name, [did for did, *_ in batch])
+                done: dict[str, str] = {}
                 for did, rev, work, _ in batch:
                     row = rows.get(did)
                     if row is not None and row.backfill == DONE:
@@ -305,8 +327,9 @@ class Backfill:
                         continue
                     for each in work:
                         await each(session)
-                    stored[did] = rev if row is None or row.rev is None or rev > row.rev else row.rev
-                    await revs.mark_backfilled(self.name, did, stored[did] or rev)
+                    done[did] = rev if row is None or row.rev is None or rev > row.rev else row.rev
+                    stored[did] = done[did]
+                await revs.mark_backfilled_many(self.name, done)  # one statement for the group
                 await self._after_commit(session, [did for did, *_ in batch])
         except Exception as exc:
             if len(batch) > 1:  # one repo's work failed the group: commit each alone
