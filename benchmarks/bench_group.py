@@ -17,7 +17,9 @@ also the ingest (whichever wins the lock). Rounds alternate the worker counts.
   partition, so without it one worker would not be I/O-bound), then the same insert (so the run's
   end and rate are read from the table).
 - ``lag``: 3 workers, the replay server sending a steady ``--rate`` events/s (each frame's ``time``
-  set when it is sent); lag = the insert's ``clock_timestamp()`` minus that time (p50/p99/max).
+  set when it is sent); lag = the insert's ``clock_timestamp()`` minus that time. p50/p99 leave out
+  the first ``--lag-warmup`` seconds (the workers start and share the partitions out over their
+  heartbeats); the worst lag including them is printed beside the target.
 
 events/s = the rows over the span between the first and the last insert (process start-up is not in
 it). CPU = user + system time of all worker processes (the PostgreSQL server and the replay server
@@ -194,7 +196,7 @@ def run(pg: Any, args: argparse.Namespace, workers: int, kind: str) -> dict[str,
     """One run on a fresh database: start the workers, wait for every row, stop them, read the table."""
     name = f"b{time.monotonic_ns() % 10**9}"
     url = pg.create_database(name)
-    count = args.events if kind != "lag" else int(args.rate * args.lag_seconds)
+    count = args.events if kind != "lag" else int(args.rate * (args.lag_warmup + args.lag_seconds))
     rate = args.rate if kind == "lag" else 0.0
     try:
         sql(url, EFFECTS)
@@ -216,9 +218,13 @@ def run(pg: Any, args: argparse.Namespace, workers: int, kind: str) -> dict[str,
                     p.send_signal(signal.SIGTERM)
                 outs = [json.loads((p.communicate(timeout=120)[0] or "{}").splitlines()[-1] or "{}") for p in procs]
         lag = "extract(epoch FROM done_at - event_time)"
+        # the lag run's percentiles leave out its first --lag-warmup seconds (the workers starting
+        # and sharing the partitions out: its worst lag is printed apart)
+        steady = (f"WHERE event_time >= (SELECT min(event_time) FROM bench_effect) + "
+                  f"make_interval(secs => {float(args.lag_warmup) if kind == 'lag' else 0.0})")
         span, p50, p99, worst = sql(url, f"SELECT extract(epoch FROM max(done_at) - min(done_at)), "
-                                         f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {lag}), "
-                                         f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {lag}), "
+                                         f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {lag}) FILTER ({steady}), "
+                                         f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {lag}) FILTER ({steady}), "
                                          f"max({lag}) FROM bench_effect")[0]
         cpu = sum(o.get("cpu", 0.0) for o in outs)
         result = {"eps": count / float(span), "cpu_per_1000": 1000 * cpu / count, "p50": float(p50 or 0),
@@ -237,7 +243,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--rate", type=float, default=500.0, help="lag: events/s the server sends")
-    parser.add_argument("--lag-seconds", type=float, default=20.0)
+    parser.add_argument("--lag-seconds", type=float, default=20.0, help="lag: seconds measured after the warm-up")
+    parser.add_argument("--lag-warmup", type=float, default=15.0,
+                        help="lag: seconds sent first and left out of p50/p99 (workers starting, partitions shared "
+                             "out over their heartbeats); the max column includes them")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--only", choices=["single", "insert", "io", "lag"], action="append")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -285,7 +294,7 @@ def main() -> None:
     labels = {"single": "insert, no group (one consumer)", "insert": "insert", "io": f"io 5 ms, pool {args.io_pool}",
               "lag": f"lag at {args.rate:.0f}/s"}
     for kind, workers in results:
-        count = args.events if kind != "lag" else int(args.rate * args.lag_seconds)
+        count = args.events if kind != "lag" else int(args.rate * (args.lag_warmup + args.lag_seconds))
         lag = (f"{median(kind, workers, 'p50'):.2f} s | {median(kind, workers, 'p99'):.2f} s" if kind == "lag"
                else "- | -")  # the other runs replay recorded times: no lag to read
         print(f"| {labels[kind]} | {workers} | {count:,} | {median(kind, workers, 'eps'):,.0f} | "
@@ -298,7 +307,8 @@ def main() -> None:
         print(f"target: io handler, 3 workers ≥ 2.5× one: "
               f"{median('io', 3, 'eps') / median('io', 1, 'eps'):.2f}×")
     if ("lag", 3) in results:
-        print(f"target: lag p99 < 2 s at {args.rate:.0f} events/s: {median('lag', 3, 'p99'):.2f} s")
+        print(f"target: lag p99 < 2 s at {args.rate:.0f} events/s: {median('lag', 3, 'p99'):.2f} s (after a "
+              f"{args.lag_warmup:.0f} s warm-up; worst lag including it: {median('lag', 3, 'max'):.2f} s)")
 
 
 if __name__ == "__main__":
