@@ -44,9 +44,9 @@ def add_parser(commands: Any) -> None:
     sub.add_argument("--partitions", type=partitions, help=f"with --group: partitions of the group's log, by "
                      f"hash of the repo (1..{MAX_PARTITIONS}, default {DEFAULT_PARTITIONS}; fixed once the log "
                      "exists)")
-    sub.add_argument("--lease", type=float, default=15.0, help="with --group: seconds a worker's partition lease "
-                     "lasts (heartbeats renew it every third of that); a dead worker's partitions move after "
-                     "about this long (default 15)")
+    sub.add_argument("--lease", type=float, default=10.0, help="with --group: seconds a worker's partition lease "
+                     "lasts (heartbeats renew it every half of that); a dead worker's partitions move after "
+                     "about this long (default 10)")
     sub.add_argument("--start-cursor", type=int, help="where a first run starts (default: now); on a consumer with "
                      "a stored cursor only together with --reset-cursor; with --group: where a new group's log "
                      "starts (a log that exists resumes at its stored cursor)")
@@ -174,7 +174,7 @@ async def _run_group(args: argparse.Namespace) -> int:
         raise InvalidInput("--reset-cursor does not apply to a group: its workers share one stored upstream "
                            "cursor. Start a new group (another --group name) to start over")
     if not args.lease > 0:
-        raise InvalidInput(f"--lease must be a number of seconds above 0, not {args.lease} (default 15)")
+        raise InvalidInput(f"--lease must be a number of seconds above 0, not {args.lease} (default 10)")
     store = Store(args.database_url)
     partitions = args.partitions or DEFAULT_PARTITIONS
     if store.engine.dialect.name != "postgresql":
@@ -199,7 +199,7 @@ async def _run_group(args: argparse.Namespace) -> int:
                 stops.append(asyncio.ensure_future(consumer.stop()))
 
         consumer = StreamConsumer(_source(args), handler, store=store, name=args.consumer, group=args.group,
-                                  partitions=partitions, heartbeat_interval=args.lease / 3,
+                                  partitions=partitions, heartbeat_interval=args.lease / 2,
                                   lease_duration=args.lease, collections=args.collection, dids=args.did,
                                   start_cursor=args.start_cursor, concurrency=args.concurrency, **_read_ahead(args))
         await _until_stopped(consumer, stops, lambda: out.lines, lambda: None)
