@@ -11,7 +11,10 @@ run. Each worker is its own process: ``StreamConsumer(..., name=wN, group="bench
 also the ingest (whichever wins the lock). Rounds alternate the worker counts.
 
 - ``single``: the baseline: one plain ``StreamConsumer`` (no group) with the insert handler below.
-- ``insert``: the realistic handler: one ``INSERT`` of the event into an effect table in ``on_commit``.
+- ``insert``: the realistic handler: one row per event into an effect table with
+  ``ctx.insert_on_commit`` (the library sends a commit's rows as one multi-row ``INSERT``).
+- ``statement``: the same row as its own statement per event (``ctx.on_commit`` work running
+  ``session.execute``), 3 workers: what a handler that does not batch costs.
 - ``io 5 ms``: ``await asyncio.sleep(0.005)`` per event through a pool of ``--io-pool`` (4) per
   worker process (a client's connection limit to the slow service: the runner's concurrency is per
   partition, so without it one worker would not be I/O-bound), then the same insert (so the run's
@@ -128,7 +131,7 @@ def replay_server(count: int, repos: int, rate: float) -> Iterator[int]:
 
 # ---------------------------------------------------------------------------- one worker process
 async def work(url: str, port: int, name: str, io_pool: int, partitions: int, group: bool,
-               commit_interval: float) -> dict[str, float]:
+               commit_interval: float, per_statement: bool) -> dict[str, float]:
     from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, insert
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -147,6 +150,10 @@ async def work(url: str, port: int, name: str, io_pool: int, partitions: int, gr
                 await asyncio.sleep(0.005)
         when = dt.datetime.fromisoformat(event.time.replace("Z", "+00:00")) if event.time else None
         row = {"seq": event.cursor, "did": event.did, "event_time": when}
+
+        if not per_statement:  # the library folds a commit's rows into one multi-row INSERT
+            ctx.insert_on_commit(effect, row)
+            return
 
         async def effect_row(session: AsyncSession) -> None:
             await session.execute(statement, row)
@@ -207,7 +214,8 @@ def run(pg: Any, args: argparse.Namespace, workers: int, kind: str) -> dict[str,
                                        "--partitions", str(args.partitions),
                                        "--io-pool", str(args.io_pool if kind == "io" else 0),
                                        "--commit-interval", str(args.lag_commit_interval if kind == "lag" else 1.0),
-                                       *(["--no-group"] if kind == "single" else [])],
+                                       *(["--no-group"] if kind == "single" else []),
+                                       *(["--per-statement"] if kind == "statement" else [])],
                                       stdout=subprocess.PIPE, text=True, env=child_env()) for i in range(workers)]
             try:
                 deadline = time.monotonic() + args.timeout
@@ -251,7 +259,8 @@ def main() -> None:
                         help="lag: seconds sent first and left out of p50/p99 (workers starting, partitions shared "
                              "out over their heartbeats); the max column includes them")
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--only", choices=["single", "insert", "io", "lag"], action="append")
+    parser.add_argument("--only", choices=["single", "insert", "statement", "io", "lag"], action="append")
+    parser.add_argument("--per-statement", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-group", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -270,21 +279,21 @@ def main() -> None:
         return
     if args.worker:
         print(json.dumps(asyncio.run(work(args.db, args.port, args.worker, args.io_pool, args.partitions,
-                                              not args.no_group, args.commit_interval))))
+                                              not args.no_group, args.commit_interval, args.per_statement))))
         return
     if not CACHE.exists():
         record(CACHE, accounts=4, singles=400, batches=40)
     sys.path.insert(0, str(ROOT))
     from tests.realnet.postgres import PostgresServer
 
-    kinds = args.only or ["single", "insert", "io", "lag"]
+    kinds = args.only or ["single", "insert", "statement", "io", "lag"]
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     pg = PostgresServer.start()
     loads = [os.getloadavg()[0]]
     try:
         for _ in range(args.rounds):
             for kind in kinds:
-                for workers in {"lag": (3,), "single": (1,)}.get(kind, (1, 2, 3)):
+                for workers in {"lag": (3,), "single": (1,), "statement": (3,)}.get(kind, (1, 2, 3)):
                     results.setdefault((kind, workers), []).append(run(pg, args, workers, kind))
                     loads.append(os.getloadavg()[0])
     finally:
@@ -298,7 +307,8 @@ def main() -> None:
           f"load average during the runs {min(loads):.1f}-{max(loads):.1f}; median of {args.rounds} rounds\n")
     print("| handler | workers | events | events/s (wall) | worker CPU s / 1,000 events | lag p50 | lag p99 |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    labels = {"single": "insert, no group (one consumer)", "insert": "insert", "io": f"io 5 ms, pool {args.io_pool}",
+    labels = {"single": "insert, no group (one consumer)", "insert": "insert",
+              "statement": "insert, a statement per event (on_commit)", "io": f"io 5 ms, pool {args.io_pool}",
               "lag": f"lag at {args.rate:.0f}/s, commit_interval={args.lag_commit_interval:g} s"}
     for kind, workers in results:
         count = args.events if kind != "lag" else int(args.rate * (args.lag_warmup + args.lag_seconds))

@@ -193,3 +193,34 @@ async def test_on_jetstream_the_ops_of_one_commit_share_its_rev_and_all_pass() -
         consumer.runner.add(cursor, commit("did:plc:a", cursor, rev))  # 1 and 2: two ops of one commit
     await consumer.runner.drain()
     assert seen == [1, 2, 4] and consumer.stats.stale_revs == 1
+
+
+async def test_rows_inserted_on_commit_go_as_one_statement_and_skip_with_their_rev(store: Store) -> None:
+    from sqlalchemy import Column, MetaData, String, Table, event
+
+    effect = Table("effect_rows", MetaData(), Column("did", String(64)), Column("rev", String(32)))
+    await store.execute_sql("CREATE TABLE effect_rows (did VARCHAR(64), rev VARCHAR(32))")
+    inserts: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO EFFECT_ROWS"):
+            inserts.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+
+    async def handler(event: StreamEvent, ctx: EventContext) -> None:
+        assert isinstance(event, CommitEvent)
+        ctx.insert_on_commit(effect, {"did": event.did, "rev": event.rev})
+
+    consumer = StreamConsumer(FirehoseSource("http://127.0.0.1:1"), handler, store=store, name="rows")
+    consumer.runner.start(0)
+    events = [commit(f"did:plc:{n % 7}", n, f"3kaaaaaaa{n:04d}") for n in range(1, 301)]
+    events.insert(150, commit("did:plc:3", 301, "3kaaaaaaa0003"))  # a replay of did:plc:3's first commit
+    for each in events:
+        consumer.runner.add(each.cursor, each)
+    await consumer.runner.drain()
+    await consumer._commit()
+    rows = await store.execute_sql("SELECT did, rev FROM effect_rows ORDER BY rev")
+    assert [tuple(r) for r in rows] == [(f"did:plc:{n % 7}", f"3kaaaaaaa{n:04d}") for n in range(1, 301)]
+    assert len(inserts) == 1, f"{len(inserts)} INSERT statements for one commit"
+    assert consumer.stats.stale_revs == 1

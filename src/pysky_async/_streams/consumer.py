@@ -13,9 +13,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ from .cursor_store import MemoryStreamCursorStore, SqlStreamCursorStore, StreamC
 from .events import CommitEvent, StreamEvent, SyncEvent
 from .firehose import FirehoseSource
 from .rev_guard import RevGuard, RevStep, apply
+from .row_inserts import RowInsert
 from .runner import Runner
 from .stats import StreamStats
 from .verify import SignatureVerifier
@@ -67,6 +68,12 @@ class EventContext:
         else:
             callbacks.append(work)
 
+
+    def insert_on_commit(self, table: Any, row: Mapping[str, Any]) -> None:
+        """Insert ``row`` into ``table`` (a SQLAlchemy ``Table`` or mapped class) in the transaction
+        that commits the cursor past this event: ``on_commit`` for the common case of one row per
+        event, sent as one multi-row ``INSERT`` per table and commit instead of a statement each."""
+        self.on_commit(RowInsert(table, row))
 
 Handler = Callable[[StreamEvent, EventContext], Awaitable[None]]
 

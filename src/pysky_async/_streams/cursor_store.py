@@ -12,6 +12,7 @@ from typing import Protocol
 
 from .._storage.store import Store
 from .._storage.stream_cursors import StreamCursorRepository
+from .row_inserts import run_work
 from .watermark import OnCommit
 
 
@@ -51,8 +52,7 @@ class SqlStreamCursorStore:
     async def save(self, consumer: str, source: str, cursor: int, work: Sequence[OnCommit]) -> None:
         """Run ``work`` and store ``cursor`` in one transaction."""
         async with self.store.transaction() as session:
-            for each in work:
-                await each(session)
+            await run_work(session, work)
             await StreamCursorRepository(session).save(consumer, source, cursor)
 
     async def delete(self, consumer: str, source: str) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .._storage.repo_revs import RepoRevRepository
 from .._storage.store import Store
+from .row_inserts import run_work
 from .watermark import OnCommit
 
 logger = logging.getLogger("pysky_async.streams")
@@ -52,18 +53,19 @@ async def apply(session: AsyncSession, consumer: str, work: Sequence[OnCommit]) 
     newest = await revs.revs(consumer, {step.did for step in steps}) if steps else {}
     advanced: dict[str, str] = {}
     skipped = 0
+    runs: list[OnCommit] = []  # in order; the checks above need no effect of the work before them
     for each in work:
         if not isinstance(each, RevStep):
-            await each(session)
+            runs.append(each)
             continue
         known = newest.get(each.did)
         if known is not None and (each.rev < known or (each.strict and each.rev == known)):
             skipped += 1
             logger.debug("skipping on-commit work of %s at rev %s: rev %s is applied", each.did, each.rev, known)
             continue
-        for step_work in each.work:
-            await step_work(session)
+        runs.extend(each.work)
         newest[each.did] = advanced[each.did] = each.rev
+    await run_work(session, runs)
     await revs.advance(consumer, advanced)
     return skipped
 

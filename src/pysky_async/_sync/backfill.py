@@ -25,6 +25,7 @@ from .._storage.store import Store
 from .._streams.consumer import EventContext, Handler, StreamConsumer, _Filters
 from .._streams.events import CommitEvent, RepoOp
 from .._streams.rev_guard import RevGuard
+from .._streams.row_inserts import run_work
 from .._streams.watermark import Entry, OnCommit
 
 if TYPE_CHECKING:
@@ -325,8 +326,7 @@ class Backfill:
                     if row is not None and row.backfill == DONE:
                         stored[did] = None
                         continue
-                    for each in work:
-                        await each(session)
+                    await run_work(session, work)
                     done[did] = rev if row is None or row.rev is None or rev > row.rev else row.rev
                     stored[did] = done[did]
                 await revs.mark_backfilled_many(self.name, done)  # one statement for the group
