@@ -67,14 +67,24 @@ async def caught_up(store: Store, group: str, last: int) -> bool:
     return status.upstream_cursor == last and status.lag == 0 and all(p.cursor == last for p in status.partitions)
 
 
+async def owners_are(store: Store, group: str, expected: set[str]) -> bool:
+    try:
+        return {p.owner for p in (await group_status(store, group)).partitions} == expected
+    except Exception:
+        return False
+
+
 async def test_two_workers_share_a_group_and_apply_every_event_once(store: Store) -> None:
-    server = FakeFirehose(recording(3000, 97))
+    server = FakeFirehose(recording(3000, 97), gate=asyncio.Event())  # frames flow once both hold partitions
     await server.start()
     consumers = [StreamConsumer(FirehoseSource(server.url), effect_handler(f"w{i}"), store=store, name=f"w{i}",
                                 group="indexer", partitions=8, start_cursor=0, **FAST)  # type: ignore[arg-type]
                  for i in range(2)]
     tasks = [asyncio.create_task(c.run()) for c in consumers]
     try:
+        await wait_until(lambda: owners_are(store, "indexer", {"w0", "w1"}))
+        assert server.gate is not None
+        server.gate.set()
         await wait_until(lambda: caught_up(store, "indexer", 3000))
         status: GroupStatus = await group_status(store, "indexer")
         owners = {p.owner for p in status.partitions}

@@ -44,6 +44,8 @@ class FakeFirehose:
     frames: list[bytes]
     interrupt: dict[int, tuple[int, str, str | None]] = field(default_factory=dict)
     silent: bool = False
+    gate: asyncio.Event | None = None
+    """If given, no frame is sent before it is set."""
     cursors: list[str | None] = field(default_factory=list)
     connected_at: list[float] = field(default_factory=list)
     """The event loop's time at each connection."""
@@ -81,6 +83,8 @@ class FakeFirehose:
         if start > len(self.frames):
             return await self._error(ws, "FutureCursor", "Cursor in the future.")
         cut = self.interrupt.get(connection)
+        if self.gate is not None:
+            await self.gate.wait()
         for sent, frame in enumerate(self.frames[start:]):
             if cut is not None and sent == cut[0]:
                 return await self._error(ws, cut[1], cut[2])
