@@ -45,11 +45,11 @@ async def work_through(store: Store, job: str, worker: str, handle: Callable[[st
                 async with store.transaction() as session:
                     jobs = CrawlJobs(session, job)
                     claimed = await jobs.claim(worker, concurrency, claim_ttl)
-                    if not claimed:
-                        counts, expiry = await jobs.counts(), await jobs.next_expiry()
-                if claimed:
+                    waiting = None if claimed else (await jobs.counts(), await jobs.next_expiry())
+                if waiting is None:
                     local.extend(claimed)
                     continue
+                counts, expiry = waiting
                 if counts.open == 0:
                     return None
                 now = dt.datetime.now(dt.timezone.utc)

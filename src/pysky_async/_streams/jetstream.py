@@ -57,7 +57,7 @@ def typed_value(obj: dict[str, Any]) -> Any:
     ``bytes``, anything else (a malformed link or byte string too) itself (a ``json.loads`` hook)."""
     if len(obj) == 1:
         link = obj.get("$link")
-        if link.__class__ is str:
+        if isinstance(link, str):
             try:
                 raw = libipld.decode_multibase(link)[1]
                 check_cid(raw)  # what CID.decode checks, without its per-call imports (a third of the cost)
@@ -65,7 +65,7 @@ def typed_value(obj: dict[str, Any]) -> Any:
                 return obj
             return CID(raw)
         data = obj.get("$bytes")
-        if data.__class__ is str:
+        if isinstance(data, str):
             try:
                 return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
             except (binascii.Error, ValueError):
