@@ -37,13 +37,32 @@ def effect_handler() -> Handler:
     return handler
 
 
+class Meeting:
+    """Holds each fetcher's first fetch until all ``parties`` have one (so that every worker claimed
+    work before any finishes: on a busy machine one worker could otherwise do the whole job)."""
+
+    def __init__(self, parties: int) -> None:
+        self.parties = parties
+        self.arrived: set[int] = set()
+        self.everyone = asyncio.Event()
+
+    async def arrive(self, who: int) -> None:
+        self.arrived.add(who)
+        if len(self.arrived) == self.parties:
+            self.everyone.set()
+        await self.everyone.wait()
+
+
 class Fetch:
-    def __init__(self, bad: frozenset[str] = frozenset()) -> None:
+    def __init__(self, bad: frozenset[str] = frozenset(), meeting: Meeting | None = None) -> None:
         self.bad = bad
+        self.meeting = meeting
         self.calls: list[str] = []
 
     async def __call__(self, did: str, host: str | None) -> Repo:
         self.calls.append(did)
+        if self.meeting is not None:
+            await self.meeting.arrive(id(self))
         await asyncio.sleep(0.001)
         if did in self.bad:
             raise VerificationError(f"the commit of {did} is not signed by its #atproto key", reason="signature")
@@ -63,7 +82,8 @@ async def test_two_workers_share_the_job_and_apply_each_repo_once(store: Store, 
     await store.execute_sql("CREATE TABLE effect (did VARCHAR(64), rkey VARCHAR(64), PRIMARY KEY (did, rkey))")
     other = Store(database_url)
     try:
-        fetch_a, fetch_b = Fetch(), Fetch()
+        meeting = Meeting(2)
+        fetch_a, fetch_b = Fetch(meeting=meeting), Fetch(meeting=meeting)
         a, b = await asyncio.gather(worker(store, fetch_a).run(), worker(other, fetch_b).run())
     finally:
         await other.aclose()
