@@ -28,7 +28,7 @@ also the ingest (whichever wins the lock). Rounds alternate the worker counts.
 events/s = the rows over the span between the first and the last insert (process start-up is not in
 it). CPU = user + system time of all worker processes (the PostgreSQL server and the replay server
 are not in it), per 1,000 events. ``BENCH_GROUP_PROFILE=/tmp/prof`` writes each worker's cProfile to
-``/tmp/prof.wN`` (wall-clock based: on a loaded machine, waits look like work). The load average
+``/tmp/prof.wN`` (CPU time). The load average
 is printed: on a shared machine, read the CPU column, not the wall-clock rate.
 """
 
@@ -118,12 +118,13 @@ def serve(count: int, repos: int, rate: float) -> None:
 
 
 @contextmanager
-def replay_server(count: int, repos: int, rate: float) -> Iterator[int]:
+def replay_server(count: int, repos: int, rate: float) -> Iterator[tuple[int, int]]:
+    """The replay server's port and process id."""
     server = subprocess.Popen([sys.executable, __file__, "--serve", "--events", str(count), "--repos", str(repos),
                                "--rate", str(rate)], stdout=subprocess.PIPE, text=True, env=child_env())
     try:
         assert server.stdout is not None
-        yield int(server.stdout.readline())
+        yield int(server.stdout.readline()), server.pid
     finally:
         server.terminate()
         server.wait()
@@ -170,7 +171,7 @@ async def work(url: str, port: int, name: str, io_pool: int, partitions: int, gr
     if os.environ.get("BENCH_GROUP_PROFILE"):
         import cProfile
 
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(time.process_time)  # CPU time: waits (and a loaded machine) do not count
         profile.enable()
     try:
         await consumer.run()
@@ -184,6 +185,27 @@ async def work(url: str, port: int, name: str, io_pool: int, partitions: int, gr
 
 
 # ---------------------------------------------------------------------------- one run
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU of process ``pid`` (``children``: plus that of its waited-for children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15 if children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(pg: Any) -> float:
+    """CPU seconds the PostgreSQL cluster used so far: the postmaster, its live backends and the
+    backends that ended (the postmaster waits for them)."""
+    postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(postmaster, children=True)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                total += cpu_seconds(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    return total
+
+
 def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
@@ -209,7 +231,8 @@ def run(pg: Any, args: argparse.Namespace, workers: int, kind: str) -> dict[str,
     rate = args.rate if kind == "lag" else 0.0
     try:
         sql(url, EFFECTS)
-        with replay_server(count, args.repos, rate) as port:
+        with replay_server(count, args.repos, rate) as (port, server_pid):
+            pg_before = postgres_cpu(pg)
             procs = [subprocess.Popen([sys.executable, __file__, "--worker", f"w{i}", "--db", url, "--port", str(port),
                                        "--partitions", str(args.partitions),
                                        "--io-pool", str(args.io_pool if kind == "io" else 0),
@@ -228,6 +251,8 @@ def run(pg: Any, args: argparse.Namespace, workers: int, kind: str) -> dict[str,
                 for p in procs:
                     p.send_signal(signal.SIGTERM)
                 outs = [json.loads((p.communicate(timeout=120)[0] or "{}").splitlines()[-1] or "{}") for p in procs]
+                pg_cpu = postgres_cpu(pg) - pg_before
+                server_cpu = cpu_seconds(server_pid)
         lag = "extract(epoch FROM done_at - event_time)"
         # the lag run's percentiles leave out its first --lag-warmup seconds (the workers starting
         # and sharing the partitions out: its worst lag is printed apart)
@@ -238,7 +263,8 @@ def run(pg: Any, args: argparse.Namespace, workers: int, kind: str) -> dict[str,
                                          f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {lag}) FILTER ({steady}), "
                                          f"max({lag}) FROM bench_effect")[0]
         cpu = sum(o.get("cpu", 0.0) for o in outs)
-        result = {"eps": count / float(span), "cpu_per_1000": 1000 * cpu / count, "p50": float(p50 or 0),
+        result = {"eps": count / float(span), "cpu_per_1000": 1000 * cpu / count,
+                  "pg_cpu_per_1000": 1000 * pg_cpu / count, "server_cpu_per_1000": 1000 * server_cpu / count, "p50": float(p50 or 0),
                   "p99": float(p99 or 0), "max": float(worst or 0), "load": os.getloadavg()[0]}
         print(f"{kind} x{workers}: {result}", file=sys.stderr)
         return result

@@ -38,10 +38,14 @@ class LogEvent:
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """The log's newest position and the upstream cursor stored with it."""
+    """The log's newest position and the upstream cursor stored with it; with them, read in the same
+    statement, the group's live members and the partitions nobody holds (a rebalance is due when these
+    change)."""
 
     position: int
     cursor: int | None
+    live: int = 0
+    claimable: int = 0
 
 
 _COLUMNS = ("log_id", "partition", "position", "cursor", "text", "data")
@@ -129,31 +133,40 @@ async def trim(store: Store, log_id: int) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def read(store: Store, log_id: int, after: dict[int, int], limit: int) -> tuple[list[LogEvent], Head]:
+async def read(store: Store, log_id: int, after: dict[int, int], limit: int, *, group: str,
+               lease: float) -> tuple[list[LogEvent], Head]:
     """Up to ``limit`` events of the partitions in ``after`` (partition -> the position read up to), in
     log order, and the log's head as of the same snapshot: fewer than ``limit`` events means that these
-    partitions hold no other event up to the head. One statement, outside a transaction."""
+    partitions hold no other event up to the head. The head also counts ``group``'s members live within
+    ``lease`` seconds and its claimable partitions. One statement, outside a transaction."""
     parts = sorted(after)
     try:
         async with store.engine.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
             rows = (await connection.execute(_READ, {"id": log_id, "parts": parts, "afters": [after[p] for p in parts],
-                                                     "limit": limit})).all()
+                                                     "limit": limit, "group": group, "lease": float(lease)})).all()
     except Exception as exc:
         if not is_database_error(exc):
             raise
         raise StorageError(f"reading the group log failed: {exc}") from exc
     if not rows:
         return [], Head(0, None)
-    head = Head(int(rows[0][0]), rows[0][1])
-    events = [LogEvent(int(row[3]), row[4], bytes(row[6]).decode() if row[5] else bytes(row[6]), int(row[2]))
-              for row in rows if row[3] is not None]
+    first = rows[0]
+    head = Head(int(first[0]), first[1], int(first[2]), int(first[3]))
+    events = [LogEvent(int(row[5]), row[6], bytes(row[8]).decode() if row[7] else bytes(row[8]), int(row[4]))
+              for row in rows if row[5] is not None]
     return events, head
 
 
 _READ = text(
-    "WITH head AS (SELECT last_position, upstream_cursor FROM bsky_group_log WHERE id = :id) "
-    "SELECT head.last_position, head.upstream_cursor, e.partition, e.position, e.cursor, e.text, e.data FROM head "
+    "WITH head AS (SELECT last_position, upstream_cursor, "
+    "(SELECT count(*) FROM bsky_group_member m WHERE m.group_name = :group "
+    "AND m.heartbeat_at > clock_timestamp() - make_interval(secs => :lease)) AS live, "
+    "(SELECT count(*) FROM bsky_group_partition p WHERE p.group_name = :group "
+    "AND (p.owner IS NULL OR p.lease_expires < clock_timestamp())) AS claimable "
+    "FROM bsky_group_log WHERE id = :id) "
+    "SELECT head.last_position, head.upstream_cursor, head.live, head.claimable, e.partition, e.position, e.cursor, "
+    "e.text, e.data FROM head "
     "LEFT JOIN LATERAL (SELECT e.partition, e.position, e.cursor, e.text, e.data FROM bsky_group_event e "
     "JOIN unnest(CAST(:parts AS integer[]), CAST(:afters AS bigint[])) AS w(partition, after) "
     "ON e.partition = w.partition AND e.position > w.after WHERE e.log_id = :id "

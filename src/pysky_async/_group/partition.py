@@ -90,7 +90,10 @@ class PartitionWorker:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        """Stop reading, finish the events read, commit (unless the lease was lost) and return."""
+        """Stop reading, finish the events running now, commit (unless the lease was lost) and return.
+
+        Events read but not started stay above the watermark: the partition's next owner (maybe this
+        worker again) reads and runs them, so a hand-over waits for the running handlers only."""
         self._stopping.set()
         if self._task is not None:
             await self._task
@@ -148,7 +151,7 @@ class PartitionWorker:
             await self._stopping.wait()
         finally:
             if not self.lost:
-                await runner.drain()
+                await runner.halt()
             else:
                 await runner.cancel()
             self._closing = True

@@ -1,10 +1,12 @@
 """A worker of a consumer group: membership, a fair share of the partitions, and the ingest when it leads.
 
 Every ``heartbeat`` seconds the worker notes itself alive, renews its leases and computes its fair
-share, ``ceil(partitions / live workers)``: above it, it hands partitions back (after committing
-them); below it, it claims unowned or expired ones. A dead worker's leases run out at most ``lease``
-seconds (default: two heartbeats) after its last renewal and are claimed at another worker's next
-heartbeat.
+share, ``ceil(partitions / live workers)``: above it, it hands partitions back (after its running
+handlers finish and their events commit); below it, it claims unowned or expired ones. It does so at
+once, not at the next heartbeat, when its reads of the log (which count the live members and the
+unowned partitions) show a worker joined or left or a partition was freed: a hand-over takes a few
+round trips. A dead worker's leases run out at most ``lease`` seconds (default: two heartbeats) after
+its last renewal and are claimed at another worker's next heartbeat.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from .partition import Admit, Handle, PartitionSettings, PartitionWorker
 from .registry import LogInfo, log_key, register
 
 logger = logging.getLogger("pysky_async.streams")
+
+_REBALANCE_GAP = 0.25
+"""Seconds at least between two balances (partitions handed back are claimed at the next one)."""
+_FULL_POLL = 0.02
+"""Seconds between checks for room while ``max_pending`` events are held (commits make room)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,10 @@ class GroupWorker:
         """The partitions this worker handles now."""
         self._retiring: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._rebalance = asyncio.Event()
+        """Set when a read of the log shows the members or the unowned partitions changed."""
+        self._members = 0
+        """Live members at the last balance."""
 
     @property
     def is_leader(self) -> bool:
@@ -82,6 +93,7 @@ class GroupWorker:
     async def stop(self) -> None:
         """Stop: ingest and partitions finish what they read and commit; leases are released."""
         self._stopping.set()
+        self._rebalance.set()
         if self.leader is not None:
             await self.leader.stop()
 
@@ -103,12 +115,16 @@ class GroupWorker:
                     next_log = time.monotonic() + self.settings.log_interval
                     logger.info("group %s: worker %s holds partitions %s%s: %s", self.group, self.name,
                                 sorted(self.owned), " and ingests" if self.is_leader else "", self.stats.summary())
+                self._rebalance.clear()
                 try:
                     await self._balance(log)
                 except StorageError as exc:
                     logger.warning("group %s: worker %s: heartbeat failed, retrying: %s", self.group, self.name, exc)
+                # the next balance: at the heartbeat, or as soon as a read saw the group change (not
+                # more often than a few times a second while partitions move)
+                await self._pause(min(_REBALANCE_GAP, self.settings.heartbeat))
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.settings.heartbeat)
+                    await asyncio.wait_for(self._rebalance.wait(), self.settings.heartbeat - _REBALANCE_GAP)
                 if leading.done():
                     leading.result()  # a bug in the ingest: raise it
         finally:
@@ -129,7 +145,7 @@ class GroupWorker:
         # first: the leases matter most (only those of this process: a dead one of the same name held others)
         held = await leases.renew(self.store, self.group, self.name, {n: w.epoch for n, w in self.owned.items()},
                                   s.lease)
-        live = await leases.heartbeat(self.store, self.group, self.name, s.lease)
+        live = self._members = await leases.heartbeat(self.store, self.group, self.name, s.lease)
         for number, worker in list(self.owned.items()):
             finished = worker._task is not None and worker._task.done()
             if held.get(number) != worker.epoch or worker.lost or finished:
@@ -158,30 +174,48 @@ class GroupWorker:
                             self.name, claim.partition, claim.epoch, claim.position)
 
     async def _read(self) -> None:
-        """Read the owned partitions' events from the log (one statement for all) and hand them on."""
+        """Read the owned partitions' events from the log (one statement for all) and hand them on,
+        holding at most ``max_pending`` events across the partitions."""
         assert self.log is not None
         s = self.partition_settings
         while not self._stopping.is_set():
             workers = {n: w for n, w in self.owned.items() if w.accepting}
-            if not workers:
-                await self._pause(s.poll)
+            pending = sum(w.runner.pending for w in self.owned.values())
+            room = s.max_pending - pending - len(workers)  # a read passes a mark to each partition too
+            if room <= 0 and pending:
+                for worker in workers.values():
+                    worker.runner.commit_wanted.set()  # a commit makes room
+                await self._pause(_FULL_POLL)
                 continue
+            room = max(room, 1)
             try:
                 events, head = await group_log.read(self.store, self.log.id, {n: w.after for n, w in workers.items()},
-                                                    s.batch)
+                                                    min(s.batch, room), group=self.group, lease=self.settings.lease)
             except StorageError as exc:
                 logger.warning("group %s: worker %s: reading the log failed, retrying: %s", self.group, self.name, exc)
                 await self._pause(max(s.poll, 1.0))
                 continue
+            self._notice(head)
             for item in events:
                 worker = workers[item.partition]
                 if worker.accepting and item.position > worker.after:
                     await worker.add(item)
-            if len(events) < s.batch:
+            if len(events) < min(s.batch, room):
                 for worker in workers.values():
                     if worker.accepting:
                         await worker.tick(head)
                 await self._pause(s.poll)
+
+    def _notice(self, head: group_log.Head) -> None:
+        """Ask for a balance now if the members changed, or partitions are free while this worker
+        holds fewer than its share."""
+        assert self.log is not None
+        if not head.live:
+            return
+        active = sum(1 for w in self.owned.values() if not w._stopping.is_set())
+        short = head.claimable and active < math.ceil(self.log.partitions / head.live)
+        if head.live != self._members or short:
+            self._rebalance.set()
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):

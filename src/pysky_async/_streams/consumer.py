@@ -143,8 +143,9 @@ class StreamConsumer:
             when the log is first created.
         heartbeat_interval / lease_duration: a group worker's heartbeat and partition lease
             (seconds; default 5 and 10): a dead worker's leases run out within two heartbeats of
-            its last renewal, and another worker claims them at its next heartbeat.
-            ``concurrency`` and ``max_pending`` apply per partition.
+            its last renewal, and another worker claims them at its next heartbeat; partitions move
+            to a worker that joins, or from one that leaves, within a second or so. ``concurrency``
+            applies per partition, ``max_pending`` to all of a worker's partitions together.
         max_backlog: the ingest stops reading the source while the log holds more events than
             this above the group's (or any group's on the same source) slowest watermark.
 

@@ -52,6 +52,7 @@ class Runner:
         self._workers: set[asyncio.Task[None]] = set()
         self._space = asyncio.Event()
         self._waiting_for_space = False
+        self._halted = False
 
     @property
     def pending(self) -> int:
@@ -103,6 +104,8 @@ class Runner:
                     while (hold := self._gate(did)) is not None:
                         await hold.wait()
                 async with self._slots:
+                    if self._halted:
+                        break
                     self._running += 1
                     try:
                         await self._work(event, entry)
@@ -122,6 +125,13 @@ class Runner:
     # ---------------------------------------------------------------- ending a run
     async def drain(self) -> None:
         """Wait until every queued event ran."""
+        while self._workers:
+            await asyncio.gather(*self._workers)
+
+    async def halt(self) -> None:
+        """Start no other queued event and wait for the running ones (the queued ones stay below the
+        watermark: whoever resumes from it runs them)."""
+        self._halted = True
         while self._workers:
             await asyncio.gather(*self._workers)
 
