@@ -47,12 +47,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from firehose_recording import record, recorded
+from firehose_recording import record, recorded, serve_frames, server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(tempfile.gettempdir()) / "pysky_bench_streams_frames.bin"  # bench_streams.py's recording
@@ -80,53 +79,12 @@ def synthetic(count: int, repos: int) -> list[tuple[dict[str, Any], dict[str, An
 def serve(count: int, repos: int, rate: float) -> None:
     """Print the port; send every frame after the cursor to each connection (``rate`` > 0: that many
     per second, each stamped with the time it is sent), then idle."""
-    import libipld
-    from aiohttp import web
-
-    sys.path.insert(0, str(ROOT))
-    from tests.streams.loopback import start_app
-
-    frames = synthetic(count, repos)
-    encoded = [libipld.encode_dag_cbor(h) + libipld.encode_dag_cbor(b) for h, b in frames] if not rate else []
-
-    async def subscribe(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=0)
-        await ws.prepare(request)
-        start = int(request.query.get("cursor", "0"))
-        if not rate:
-            for frame in encoded[start:]:
-                await ws.send_bytes(frame)
-        else:
-            t0 = time.monotonic()
-            for n, (header, body) in enumerate(frames[start:]):
-                delay = t0 + n / rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-                await ws.send_bytes(libipld.encode_dag_cbor(header) + libipld.encode_dag_cbor({**body, "time": now}))
-        await ws.receive()
-        return ws
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/xrpc/com.atproto.sync.subscribeRepos", subscribe)
-        _runner, port = await start_app(app)
-        print(port, flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+    serve_frames(synthetic(count, repos), rate)
 
 
-@contextmanager
-def replay_server(count: int, repos: int, rate: float) -> Iterator[int]:
-    server = subprocess.Popen([sys.executable, __file__, "--serve", "--events", str(count), "--repos", str(repos),
-                               "--rate", str(rate)], stdout=subprocess.PIPE, text=True, env=child_env())
-    try:
-        assert server.stdout is not None
-        yield int(server.stdout.readline())
-    finally:
-        server.terminate()
-        server.wait()
+def replay_server(count: int, repos: int, rate: float) -> AbstractContextManager[int]:
+    return server_process([__file__, "--serve", "--events", str(count), "--repos", str(repos), "--rate", str(rate)],
+                          child_env())
 
 
 # ---------------------------------------------------------------------------- one worker process
