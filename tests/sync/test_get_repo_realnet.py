@@ -122,6 +122,8 @@ async def test_get_repo_equals_list_records_for_every_account(pds: PdsServer, re
         assert len(groups[POST]) == 25 and len(groups[LIKE]) == 9 and len(groups[FOLLOW]) == 2
         image = next(r for r in groups[POST] if "embed" in r.record).record["embed"]["images"][0]["image"]["ref"]
         assert isinstance(image, CID) and str(image) == repos.blob
+        subject = groups[LIKE][0].record["subject"]  # a strongRef: its cid is a string (docs/guide/sync.md)
+        assert isinstance(subject["cid"], str) and str(CID.decode(subject["cid"])) == subject["cid"]
         latest = (await bsky.get("com.atproto.sync.getLatestCommit", hostname=pds.listen_url,
                                  did=account.did)).raw
         assert (str(repo.commit_cid), repo.rev) == (latest["cid"], latest["rev"])
