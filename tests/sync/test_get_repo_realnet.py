@@ -17,7 +17,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pysky_async import CID, APIError, AsyncBskyClient, ResponseTooLarge, VerificationError
-from pysky_async._streams.events import _atproto_json
+from pysky_async._json_body import atproto_json
 from pysky_async._sync.blocks import cid_for
 
 from ..realnet.pds import Account, PdsServer
@@ -116,7 +116,7 @@ async def test_get_repo_equals_list_records_for_every_account(pds: PdsServer, re
     for account in repos.accounts:
         repo = await bsky.sync.get_repo(account.did)  # the PDS from the DID document, the key from it too
         listed = await list_records(bsky, pds, account.did)
-        ours = {r.path: {"cid": str(r.cid), "value": _atproto_json(r.record)} for r in repo.records}
+        ours = {r.path: {"cid": str(r.cid), "value": atproto_json(r.record)} for r in repo.records}
         assert ours == listed  # (collection, rkey, cid) and the values: 0 differences
         groups = repo.by_collection()
         assert len(groups[POST]) == 25 and len(groups[LIKE]) == 9 and len(groups[FOLLOW]) == 2

@@ -6,8 +6,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from .._cid import CID
-
 if TYPE_CHECKING:
     from ..lex._base import LexObject
 
@@ -45,37 +43,14 @@ class RepoOp:
             return None
         import msgspec
 
+        from .._json_body import atproto_json
         from ..lex import _base
 
         try:
-            return _base.convert(_atproto_json(self.record), model)
+            return _base.convert(atproto_json(self.record), model)
         except msgspec.ValidationError as exc:
             raise InvalidResponse(f"the record at {self.path} does not fit {model.__name__} ({exc}); "
                                   "op.record holds it as a dict") from exc
-
-
-def _atproto_json(value: Any) -> Any:
-    """A DAG-CBOR value (a firehose or repo record) as atproto JSON: ``CID`` values and binary CID
-    links as ``{"$link"}``, bytes as ``{"$bytes"}``; Jetstream's records are JSON already and come
-    back equal."""
-    if isinstance(value, CID):
-        return value.json()
-    if isinstance(value, bytes):
-        if value[:2] in (b"\x01q", b"\x01U"):
-            import libipld
-
-            try:
-                return {"$link": libipld.encode_cid(value)}
-            except ValueError:
-                pass
-        import base64
-
-        return {"$bytes": base64.b64encode(value).decode().rstrip("=")}  # unpadded, as the data model says
-    if isinstance(value, dict):
-        return {key: _atproto_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_atproto_json(item) for item in value]
-    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,11 +60,11 @@ class RepoRecord(msgspec.Struct, frozen=True, gc=False):
         if self.collection != tag:
             raise InvalidInput(f"record_as: {self.path} is in {self.collection}, not {tag}: pass the model of "
                                "that collection (check record.collection first)")
-        from .._streams.events import _atproto_json
+        from .._json_body import atproto_json
         from ..lex import _base
 
         try:
-            return _base.convert(_atproto_json(self.record), model)
+            return _base.convert(atproto_json(self.record), model)
         except msgspec.ValidationError as exc:
             raise InvalidResponse(f"the record at {self.path} does not fit {model.__name__} ({exc}); "
                                   "record.record holds it as a dict") from exc
