@@ -33,24 +33,12 @@ class RepoOp:
         """The record as ``model`` (a record model such as ``lex.app.bsky.feed.Post``); None when
         there is none (a delete). ``InvalidInput`` when the op is in another collection than the
         model's; ``InvalidResponse`` when the record does not fit the model."""
-        from .._exceptions import InvalidInput, InvalidResponse
+        from .._typed_record import check_collection, typed_record
 
-        tag = model.__struct_config__.tag
-        if self.collection != tag:
-            raise InvalidInput(f"record_as: {self.path} is in {self.collection}, not {tag}: pass the model of "
-                               "that collection (check op.collection first)")
         if self.record is None:
+            check_collection(model, self.collection, self.path, "op")
             return None
-        import msgspec
-
-        from .._json_body import atproto_json
-        from ..lex import _base
-
-        try:
-            return _base.convert(atproto_json(self.record), model)
-        except msgspec.ValidationError as exc:
-            raise InvalidResponse(f"the record at {self.path} does not fit {model.__name__} ({exc}); "
-                                  "op.record holds it as a dict") from exc
+        return typed_record(model, self.collection, self.path, self.record, "op")
 
 
 @dataclass(frozen=True, slots=True)
