@@ -8,7 +8,6 @@ an op pointing at another record (``op-mismatch``).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import libipld
@@ -18,7 +17,7 @@ from pysky_async._streams import CommitVerifier, EventContext, FirehoseSource, S
 
 from .firehose_server import FakeFirehose
 from .repo_builder import RepoWriter, did_document, frame, replace_block
-from .workload import wait_for
+from .workload import run_until
 
 DID = "did:plc:abcdefghijklmnopqrstuvwx"
 
@@ -76,11 +75,8 @@ async def consume(frames: list[bytes], verifier: CommitVerifier) -> tuple[list[S
         seen.append(event)
 
     consumer = StreamConsumer(FirehoseSource(server.url), handler, start_cursor=0, verifier=verifier)
-    task = asyncio.create_task(consumer.run())
     try:
-        await wait_for(lambda: (consumer.cursor or 0) >= len(frames))
+        await run_until(consumer, lambda: (consumer.cursor or 0) >= len(frames))
     finally:
-        await consumer.stop()
-        await task
         await server.stop()
     return seen, consumer
