@@ -47,12 +47,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from firehose_recording import record, recorded
+from firehose_recording import record, recorded, serve_frames, server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(tempfile.gettempdir()) / "pysky_bench_streams_frames.bin"  # bench_streams.py's recording
@@ -80,54 +79,13 @@ def synthetic(count: int, repos: int) -> list[tuple[dict[str, Any], dict[str, An
 def serve(count: int, repos: int, rate: float) -> None:
     """Print the port; send every frame after the cursor to each connection (``rate`` > 0: that many
     per second, each stamped with the time it is sent), then idle."""
-    import libipld
-    from aiohttp import web
-
-    sys.path.insert(0, str(ROOT))
-    from tests.streams.loopback import start_app
-
-    frames = synthetic(count, repos)
-    encoded = [libipld.encode_dag_cbor(h) + libipld.encode_dag_cbor(b) for h, b in frames] if not rate else []
-
-    async def subscribe(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=0)
-        await ws.prepare(request)
-        start = int(request.query.get("cursor", "0"))
-        if not rate:
-            for frame in encoded[start:]:
-                await ws.send_bytes(frame)
-        else:
-            t0 = time.monotonic()
-            for n, (header, body) in enumerate(frames[start:]):
-                delay = t0 + n / rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-                await ws.send_bytes(libipld.encode_dag_cbor(header) + libipld.encode_dag_cbor({**body, "time": now}))
-        await ws.receive()
-        return ws
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/xrpc/com.atproto.sync.subscribeRepos", subscribe)
-        _runner, port = await start_app(app)
-        print(port, flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+    serve_frames(synthetic(count, repos), rate)
 
 
-@contextmanager
-def replay_server(count: int, repos: int, rate: float) -> Iterator[tuple[int, int]]:
+def replay_server(count: int, repos: int, rate: float) -> AbstractContextManager[tuple[int, int]]:
     """The replay server's port and process id."""
-    server = subprocess.Popen([sys.executable, __file__, "--serve", "--events", str(count), "--repos", str(repos),
-                               "--rate", str(rate)], stdout=subprocess.PIPE, text=True, env=child_env())
-    try:
-        assert server.stdout is not None
-        yield int(server.stdout.readline()), server.pid
-    finally:
-        server.terminate()
-        server.wait()
+    return server_process([__file__, "--serve", "--events", str(count), "--repos", str(repos), "--rate", str(rate)],
+                          child_env())
 
 
 # ---------------------------------------------------------------------------- one worker process
@@ -264,8 +222,8 @@ def run(pg: Any, args: argparse.Namespace, workers: int, kind: str) -> dict[str,
                                          f"max({lag}) FROM bench_effect")[0]
         cpu = sum(o.get("cpu", 0.0) for o in outs)
         result = {"eps": count / float(span), "cpu_per_1000": 1000 * cpu / count,
-                  "pg_cpu_per_1000": 1000 * pg_cpu / count, "server_cpu_per_1000": 1000 * server_cpu / count, "p50": float(p50 or 0),
-                  "p99": float(p99 or 0), "max": float(worst or 0), "load": os.getloadavg()[0]}
+                  "pg_cpu_per_1000": 1000 * pg_cpu / count, "server_cpu_per_1000": 1000 * server_cpu / count,
+                  "p50": float(p50 or 0), "p99": float(p99 or 0), "max": float(worst or 0), "load": os.getloadavg()[0]}
         print(f"{kind} x{workers}: {result}", file=sys.stderr)
         return result
     finally:
@@ -331,8 +289,9 @@ def main() -> None:
     print(f"\n{platform.python_implementation()} {platform.python_version()} on {os.cpu_count()} CPUs, PostgreSQL "
           f"(throwaway cluster, fsync off); {args.partitions} partitions, {args.repos:,} repos; "
           f"load average during the runs {min(loads):.1f}-{max(loads):.1f}; median of {args.rounds} rounds\n")
-    print("| handler | workers | events | events/s (wall) | worker CPU s / 1,000 events | lag p50 | lag p99 |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| handler | workers | events | events/s (wall) | CPU s / 1,000 events: workers | PostgreSQL | all "
+          "(+ replay server) | lag p50 | lag p99 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     labels = {"single": "insert, no group (one consumer)", "insert": "insert",
               "statement": "insert, a statement per event (on_commit)", "io": f"io 5 ms, pool {args.io_pool}",
               "lag": f"lag at {args.rate:.0f}/s, commit_interval={args.lag_commit_interval:g} s"}
@@ -341,7 +300,8 @@ def main() -> None:
         lag = (f"{median(kind, workers, 'p50'):.2f} s | {median(kind, workers, 'p99'):.2f} s" if kind == "lag"
                else "- | -")  # the other runs replay recorded times: no lag to read
         print(f"| {labels[kind]} | {workers} | {count:,} | {median(kind, workers, 'eps'):,.0f} | "
-              f"{median(kind, workers, 'cpu_per_1000'):.2f} | {lag} |")
+              f"{median(kind, workers, 'cpu_per_1000'):.2f} | {median(kind, workers, 'pg_cpu_per_1000'):.2f} | "
+              f"{median(kind, workers, 'cpu_per_1000') + median(kind, workers, 'pg_cpu_per_1000') + median(kind, workers, 'server_cpu_per_1000'):.2f} | {lag} |")
     print()
     if ("insert", 3) in results:
         best = max(median("insert", w, "eps") for w in (1, 2, 3))

@@ -10,15 +10,20 @@ temp directory between runs.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+Frame = tuple[dict[str, Any], dict[str, Any]]
+"""A frame decoded: its header and its body."""
 
 
 def record(path: Path, *, accounts: int, singles: int, batches: int, batch_size: int = 10,
@@ -67,8 +72,8 @@ def recorded(path: Path) -> list[bytes]:
     return out
 
 
-def renumbered(path: Path, count: int) -> list[bytes]:
-    """The recorded frames, repeated as needed, with seqs 1..``count`` (each once): with ``count``
+def renumbered_parts(path: Path, count: int) -> list[Frame]:
+    """The recorded frames, repeated as needed, with seqs 1..``count`` (each once), decoded: with ``count``
     the recording's length, every repo's chain of commits stays intact. Each repeat gets fresh revs that
     sort above the last round's (``z0001<rev>``...), or a consumer's rev guard would skip it as a replay."""
     import libipld
@@ -81,24 +86,44 @@ def renumbered(path: Path, count: int) -> list[bytes]:
         repeat = (seq - 1) // len(parts)
         if repeat and isinstance(body.get("rev"), str):
             body["rev"] = f"z{repeat:04d}{body['rev']}"
-        out.append(libipld.encode_dag_cbor(header) + libipld.encode_dag_cbor(body))
+        out.append((header, body))
     return out
 
 
-def serve(path: Path, count: int) -> None:
-    """Print the port, then send every frame with seq > cursor to each connection, then idle."""
+def renumbered(path: Path, count: int) -> list[bytes]:
+    """``renumbered_parts``, encoded as frames."""
+    import libipld
+
+    return [libipld.encode_dag_cbor(header) + libipld.encode_dag_cbor(body)
+            for header, body in renumbered_parts(path, count)]
+
+
+def serve_frames(frames: Sequence[Frame], rate: float = 0.0) -> None:
+    """Print the port; send every frame after the cursor to each connection (``rate`` > 0: that many per
+    second, each stamped with the time it is sent in its ``time``), then idle."""
+    import libipld
     from aiohttp import web
 
     sys.path.insert(0, str(ROOT))
     from tests.streams.loopback import start_app
 
-    frames = renumbered(path, count)
+    encoded = [libipld.encode_dag_cbor(h) + libipld.encode_dag_cbor(b) for h, b in frames] if not rate else []
 
     async def subscribe(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
-        for frame in frames[int(request.query.get("cursor", "0")):]:
-            await ws.send_bytes(frame)
+        start = int(request.query.get("cursor", "0"))
+        if not rate:
+            for frame in encoded[start:]:
+                await ws.send_bytes(frame)
+        else:
+            t0 = time.monotonic()
+            for n, (header, body) in enumerate(frames[start:]):
+                delay = t0 + n / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+                await ws.send_bytes(libipld.encode_dag_cbor(header) + libipld.encode_dag_cbor({**body, "time": now}))
         await ws.receive()
         return ws
 
@@ -112,17 +137,29 @@ def serve(path: Path, count: int) -> None:
     asyncio.run(main())
 
 
+def serve(path: Path, count: int) -> None:
+    """The replay server of ``count`` renumbered frames (``serve_frames``)."""
+    serve_frames(renumbered_parts(path, count))
+
+
 @contextmanager
-def replay_server(path: Path, count: int, env: Mapping[str, str] | None = None) -> Iterator[int]:
-    """The replay server of ``count`` renumbered frames in its own process; yields its port."""
-    server = subprocess.Popen([sys.executable, __file__, str(path), str(count)], stdout=subprocess.PIPE, text=True,
-                              env=env)
+def server_process(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Iterator[tuple[int, int]]:
+    """A replay server started by the script ``argv`` (which prints its port first) in its own process;
+    yields its port and process id."""
+    server = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert server.stdout is not None
-        yield int(server.stdout.readline())
+        yield int(server.stdout.readline()), server.pid
     finally:
         server.terminate()
         server.wait()
+
+
+@contextmanager
+def replay_server(path: Path, count: int, env: Mapping[str, str] | None = None) -> Iterator[int]:
+    """The replay server of ``count`` renumbered frames in its own process; yields its port."""
+    with server_process([__file__, str(path), str(count)], env) as (port, _pid):
+        yield port
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from aiohttp import web
 from pysky_async import AsyncBskyClient, NetworkError, NotFound, RequestTimeout, __version__
 from pysky_async._aiohttp_transport import _query
 
+from .streams.loopback import start_app
+
 pytestmark = pytest.mark.anyio
 
 
@@ -34,11 +36,7 @@ async def server() -> AsyncIterator[tuple[str, list[web.Request], list[bytes]]]:
 
     app = web.Application()
     app.router.add_route("*", "/xrpc/{nsid}", xrpc)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, port = await start_app(app)
     yield f"http://127.0.0.1:{port}", seen, bodies
     await runner.cleanup()
 

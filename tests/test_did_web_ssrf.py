@@ -13,6 +13,7 @@ import ipaddress
 import json
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -21,6 +22,8 @@ from aiohttp import web
 
 from pysky_async import AsyncBskyClient, IdentityNotFound, _public_address
 from pysky_async._config import ClientConfig
+
+from .streams.loopback import start_app
 
 pytestmark = pytest.mark.anyio
 
@@ -48,17 +51,27 @@ async def did_server() -> AsyncIterator[DidServer]:
     server = DidServer()
     app = web.Application()
     app.router.add_get("/.well-known/did.json", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, server.port = await start_app(app)
     yield server
     await runner.cleanup()
 
 
 def client(**options: Any) -> AsyncBskyClient:
     return AsyncBskyClient(database_url="sqlite+aiosqlite:///:memory:", retry=None, **options)
+
+
+@asynccontextmanager
+async def mock_client(did: str) -> AsyncIterator[tuple[AsyncBskyClient, list[httpx.Request]]]:
+    """A client whose HTTP goes to a mock transport answering ``did``'s document; yields it and the
+    requests that reached the transport."""
+    requests: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json={"id": did})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(record)) as http, client(http_client=http) as bsky:
+        yield bsky, requests
 
 
 async def test_a_loopback_did_web_is_not_fetched_by_default(did_server: DidServer) -> None:
@@ -90,13 +103,7 @@ def test_the_opt_in_comes_from_the_environment() -> None:
     "api.localhost",
 ])
 async def test_non_public_hosts_are_refused_before_any_request(host: str) -> None:
-    requests: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        return httpx.Response(200, json={"id": f"did:web:{host}"})
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(record)) as http, client(http_client=http) as bsky:
+    async with mock_client(f"did:web:{host}") as (bsky, requests):
         with pytest.raises(IdentityNotFound) as caught:
             await bsky.identity.resolve_did(f"did:web:{host}")
     assert caught.value.reason == "not_public"
@@ -129,13 +136,7 @@ def resolving(monkeypatch: pytest.MonkeyPatch, *answers: list[str]) -> list[str]
 
 async def test_a_name_that_resolves_to_a_private_address_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     resolving(monkeypatch, ["93.184.216.34", "10.0.0.7"])  # one private answer among public ones is enough
-    requests: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        return httpx.Response(200, json={"id": "did:web:internal.example.com"})
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(record)) as http, client(http_client=http) as bsky:
+    async with mock_client("did:web:internal.example.com") as (bsky, requests):
         with pytest.raises(IdentityNotFound) as caught:
             await bsky.identity.resolve_did("did:web:internal.example.com")
     assert caught.value.reason == "not_public"
@@ -148,13 +149,7 @@ async def test_the_request_goes_to_the_address_that_was_checked(monkeypatch: pyt
     once and the connection is made to the checked address, with the name for Host and TLS."""
     asked = resolving(monkeypatch, ["93.184.216.34"], ["127.0.0.1"])
     did = "did:web:rebind.example.com"
-    requests: list[httpx.Request] = []
-
-    def serve(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        return httpx.Response(200, json={"id": did})
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(serve)) as http, client(http_client=http) as bsky:
+    async with mock_client(did) as (bsky, requests):
         assert (await bsky.identity.resolve_did(did))["id"] == did
     assert asked == ["rebind.example.com"]  # once: nothing resolves the name again to connect
     [sent] = requests
@@ -166,13 +161,7 @@ async def test_the_request_goes_to_the_address_that_was_checked(monkeypatch: pyt
 async def test_a_port_is_kept_in_the_host_header(monkeypatch: pytest.MonkeyPatch) -> None:
     resolving(monkeypatch, ["2606:4700::6810:84e5"])
     did = "did:web:feeds.example.com%3A8443"
-    requests: list[httpx.Request] = []
-
-    def serve(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        return httpx.Response(200, json={"id": did})
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(serve)) as http, client(http_client=http) as bsky:
+    async with mock_client(did) as (bsky, requests):
         await bsky.identity.resolve_did(did)
     assert str(requests[0].url) == "https://[2606:4700::6810:84e5]:8443/.well-known/did.json"
     assert requests[0].headers["Host"] == "feeds.example.com:8443"

@@ -5,9 +5,6 @@ finds nothing left; SQLite refuses more than one worker; a malformed --budget is
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,19 +14,10 @@ from pysky_async._storage.store import Store
 from ..realnet.pds import PdsServer
 from ..streams.conftest import new_accounts
 from ..sync.test_backfill_cli import lines
+from ..sync.test_backfill_cli import pysky_cli as cli
 from ..sync.test_backfill_realnet import POST, seed
 
 pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def cli(pds: PdsServer, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BSKY_", "PYSKY_", "PG"))}
-    env.update(PYSKY_PLC_DIRECTORY=pds.plc_url, BSKY_SQLITE_FILENAME=str(tmp_path / "cli.sqlite3"),
-               PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    command = [sys.executable, "-m", "pysky_async", *args]
-    return await asyncio.to_thread(subprocess.run, command, cwd=ROOT, env=env, capture_output=True, text=True,
-                                   timeout=600)
 
 
 async def test_workers_share_one_job_and_write_each_record_once(

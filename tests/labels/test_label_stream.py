@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -14,7 +13,7 @@ from pysky_async import AsyncBskyClient
 from pysky_async._exceptions import FrameDecodeError, StreamError
 from pysky_async._streams import EventContext, InfoEvent, LabelEvent, LabelsFrame, LabelVerifier, decode_label_frame
 
-from ..streams.workload import wait_for
+from ..streams.workload import run_until
 from .labeler import LABELER, FakeLabeler, label_document, labels_frame, signed_label
 
 pytestmark = pytest.mark.anyio
@@ -141,11 +140,7 @@ async def test_consumer_delivers_verified_labels_drops_tampered_and_resumes(data
 
         bsky.identity.resolve_did = resolve  # type: ignore[method-assign]
         consumer = bsky.streams.labels(handler, service=labeler.url, name="labels", commit_interval=0.05)
-        task = asyncio.create_task(consumer.run())
-        await wait_for(lambda: len(got) == 4)
-        await wait_for(lambda: consumer.cursor == 4)
-        await consumer.stop()
-        await task
+        await run_until(consumer, lambda: len(got) == 4 and consumer.cursor == 4)
         # subjects are handled concurrently, each one's labels in order (the negation after the label)
         assert sorted((label.cursor, label.uri, label.val, label.neg) for label in got) == [
             (1, POST, "spam", False), (3, bob, "rude", False), (3, bob, "spam", False), (4, POST, "spam", True)]
@@ -157,10 +152,7 @@ async def test_consumer_delivers_verified_labels_drops_tampered_and_resumes(data
 
         labeler.frames[5] = [signed_label(key, bob, "spam", neg=True)]
         again = bsky.streams.labels(handler, service=labeler.url, name="labels", commit_interval=0.05)
-        task = asyncio.create_task(again.run())
-        await wait_for(lambda: len(got) == 5)
-        await again.stop()
-        await task
+        await run_until(again, lambda: len(got) == 5)
         assert labeler.cursors == [0, 4]  # resumed after the committed cursor: nothing handled twice
         assert (got[-1].cursor, got[-1].uri, got[-1].neg) == (5, bob, True)
 
@@ -182,10 +174,7 @@ async def test_subject_filter_applies_per_label_even_in_a_mixed_frame() -> None:
 
         bsky.identity.resolve_did = resolve  # type: ignore[method-assign]
         consumer = bsky.streams.labels(handler, service=labeler.url, dids=[ALICE])
-        task = asyncio.create_task(consumer.run())
-        await wait_for(lambda: consumer.stats.handled == 2)
-        await consumer.stop()
-        await task
+        await run_until(consumer, lambda: consumer.stats.handled == 2)
     assert [(label.uri, label.val) for label in got] == [(POST, "spam")]
     assert consumer.stats.filtered == 2
 
@@ -220,10 +209,7 @@ async def test_a_label_whose_exp_has_passed_is_not_handed_out_as_active(skip_exp
 
         bsky.identity.resolve_did = resolve  # type: ignore[method-assign]
         consumer = bsky.streams.labels(handler, service=labeler.url, skip_expired=skip_expired)
-        task = asyncio.create_task(consumer.run())
-        await wait_for(lambda: consumer.stats.handled == 3)
-        await consumer.stop()
-        await task
+        await run_until(consumer, lambda: consumer.stats.handled == 3)
     handed = [(label.uri, label.val) for label in got]
     if skip_expired:
         assert handed == [(POST, "rude"), (ALICE, "rude")]

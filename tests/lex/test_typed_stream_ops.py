@@ -8,9 +8,10 @@ import re
 import libipld
 import pytest
 
-from pysky_async import InvalidInput, InvalidResponse, lex
+from pysky_async import CID, InvalidInput, InvalidResponse, lex
 from pysky_async._streams.events import RepoOp
 from pysky_async._sync.blocks import RAW, cid_for, cid_str
+from pysky_async._sync.repo import RepoRecord
 
 IMAGE_CID = cid_for(b"an image", RAW)
 
@@ -56,3 +57,19 @@ def test_a_delete_has_no_record_and_another_collection_is_refused() -> None:
 def test_a_record_that_does_not_fit_raises_invalid_response_naming_its_path(record: dict[str, object]) -> None:
     with pytest.raises(InvalidResponse, match=re.escape("app.bsky.feed.post/3k")):
         RepoOp("create", "app.bsky.feed.post", "3k", "c", record).record_as(lex.app.bsky.feed.Post)
+
+
+def test_a_delete_with_another_collections_model_is_refused_too() -> None:
+    with pytest.raises(InvalidInput, match=re.escape("check op.collection first")):
+        RepoOp("delete", "app.bsky.feed.like", "3k", None).record_as(lex.app.bsky.feed.Post)
+
+
+def test_a_repo_record_converts_and_refuses_as_an_op_does() -> None:
+    """``RepoRecord.record_as`` (a verified repo's) shares the op's conversion; its messages name ``record``."""
+    post = RepoRecord("app.bsky.feed.post", "3k", CID(IMAGE_CID), firehose_post()).record_as(lex.app.bsky.feed.Post)
+    assert post.text == "cat" and isinstance(post.embed, lex.app.bsky.embed.Images)
+    assert post.embed.images[0].image.ref is not None and post.embed.images[0].image.ref.link == cid_str(IMAGE_CID)
+    with pytest.raises(InvalidInput, match=re.escape("check record.collection first")):
+        RepoRecord("app.bsky.feed.like", "3k", CID(IMAGE_CID), {}).record_as(lex.app.bsky.feed.Post)
+    with pytest.raises(InvalidResponse, match=re.escape("app.bsky.feed.post/3k does not fit Post")):
+        RepoRecord("app.bsky.feed.post", "3k", CID(IMAGE_CID), {"text": ["no"]}).record_as(lex.app.bsky.feed.Post)

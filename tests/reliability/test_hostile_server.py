@@ -15,6 +15,7 @@ from aiohttp import web
 from pysky_async import APIError, AsyncBskyClient, InvalidResponse, PyskyError
 
 from ..conftest import fake_jwt
+from ..streams.loopback import start_app
 
 pytestmark = pytest.mark.anyio
 
@@ -37,11 +38,7 @@ async def hostile(tmp_path: Path) -> AsyncIterator[tuple[dict[str, Answer], str]
 
     app = web.Application()
     app.add_routes([web.route("*", "/xrpc/{nsid}", xrpc)])
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await start_app(app)
     base = f"http://127.0.0.1:{port}"
     answers["com.atproto.server.createSession"] = lambda: web.json_response(session_body(base))
     try:

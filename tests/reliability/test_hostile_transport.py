@@ -22,6 +22,8 @@ from aiohttp import web
 
 from pysky_async import AsyncBskyClient, NetworkError, RequestTimeout, ResponseTooLarge, RetryPolicy
 
+from ..streams.loopback import start_app
+
 pytestmark = pytest.mark.anyio
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -52,11 +54,7 @@ def traced_peak() -> Iterator[list[int]]:
 async def serve(handler: Handler) -> tuple[web.AppRunner, str]:
     app = web.Application()
     app.add_routes([web.get("/xrpc/{nsid}", handler)])
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await start_app(app)
     return runner, f"http://127.0.0.1:{port}"
 
 

@@ -20,7 +20,7 @@ import libipld
 import zstandard
 from aiohttp import web
 
-from pysky_async._streams.cli import json_value
+from pysky_async._json_body import atproto_json
 
 from .loopback import start_app
 
@@ -105,7 +105,7 @@ class JetstreamServer:
                         commit = {"rev": body["rev"], "operation": op["action"], "collection": collection,
                                   "rkey": rkey}
                         if op["action"] != "delete":
-                            commit["record"] = json_value(blocks[op["cid"]])
+                            commit["record"] = atproto_json(blocks[op["cid"]])
                             commit["cid"] = libipld.encode_cid(op["cid"])
                         self._append(body["repo"], body["time"], collection, {"kind": "commit", "commit": commit})
                 elif kind == "#identity":

@@ -20,19 +20,10 @@ from ..realnet.pds import PdsServer
 from .conftest import Written
 from .firehose_server import FakeFirehose, identity_frame
 from .test_server_errors import Recorder
-from .workload import OTHER, wait_for
+from .workload import OTHER, run_until, wait_for
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def run_until(consumer: StreamConsumer, done: Recorder, count: int) -> None:
-    task = asyncio.create_task(consumer.run())
-    try:
-        await wait_for(lambda: len(done.cursors) >= count or task.done())
-    finally:
-        await consumer.stop()
-        await task
 
 
 async def test_reset_cursor_starts_over_after_future_cursor(store: Store, caplog: pytest.LogCaptureFixture) -> None:
@@ -50,7 +41,7 @@ async def test_reset_cursor_starts_over_after_future_cursor(store: Store, caplog
 
         handler = Recorder()
         consumer = StreamConsumer(source, handler, store=store, name="idx", start_cursor=3, reset_cursor=True)
-        await run_until(consumer, handler, 7)
+        await run_until(consumer, lambda: len(handler.cursors) >= 7)
         assert handler.cursors == list(range(4, 11))  # started at start_cursor, as a first run does
         assert server.cursors == ["500", "3"]
         assert await consumer.load_cursor() == 10
@@ -60,7 +51,7 @@ async def test_reset_cursor_starts_over_after_future_cursor(store: Store, caplog
         assert await consumer.load_cursor() is None and consumer.cursor is None
         again = Recorder()
         fresh = StreamConsumer(source, again, store=store, name="idx", start_cursor=8)
-        await run_until(fresh, again, 2)
+        await run_until(fresh, lambda: len(again.cursors) >= 2)
         assert again.cursors == [9, 10]
         # not while it runs
         running = StreamConsumer(source, Recorder(), store=store, name="idx")
@@ -81,10 +72,11 @@ async def test_the_client_factory_passes_reset_cursor(store: Store) -> None:
     streams = Streams(store, resolve_did=None)  # type: ignore[arg-type]  # no verification here
     try:
         first = Recorder()
-        await run_until(streams.firehose(first, service=server.url, name="factory", start_cursor=0), first, 5)
+        await run_until(streams.firehose(first, service=server.url, name="factory", start_cursor=0),
+                        lambda: len(first.cursors) >= 5)
         again = Recorder()
         await run_until(streams.firehose(again, service=server.url, name="factory", start_cursor=2, reset_cursor=True),
-                        again, 3)
+                        lambda: len(again.cursors) >= 3)
     finally:
         await server.stop()
     assert (first.cursors, again.cursors) == ([1, 2, 3, 4, 5], [3, 4, 5])
@@ -116,7 +108,7 @@ async def test_an_in_memory_cursor_resets_too() -> None:
     handler = Recorder()
     consumer = StreamConsumer(FirehoseSource(server.url), handler, start_cursor=0)
     try:
-        await run_until(consumer, handler, 3)
+        await run_until(consumer, lambda: len(handler.cursors) >= 3)
         assert await consumer.load_cursor() == 3
         await consumer.reset_cursor()
         assert await consumer.load_cursor() is None

@@ -15,27 +15,18 @@ from pysky_async._streams import FirehoseSource, StreamConsumer
 
 from .firehose_server import FakeFirehose, identity_frame
 from .test_server_errors import Recorder
-from .workload import wait_for
+from .workload import run_until, wait_for
 
 pytestmark = pytest.mark.anyio
 
 
-async def run_until(consumer: StreamConsumer, handler: Recorder, count: int) -> None:
-    task = asyncio.create_task(consumer.run())
-    try:
-        await wait_for(lambda: len(handler.cursors) >= count or task.done())
-    finally:
-        await consumer.stop()
-        await asyncio.wait_for(task, 60)
-
-
 async def check_runs_twice(consumer: StreamConsumer, handler: Recorder, server: FakeFirehose) -> None:
-    await run_until(consumer, handler, 5)
+    await run_until(consumer, lambda: len(handler.cursors) >= 5)
     first = list(handler.cursors)
     assert first == list(range(1, len(first) + 1))
     assert consumer.cursor == first[-1]
     server.frames += [identity_frame(seq) for seq in range(21, 31)]
-    await run_until(consumer, handler, 30)  # the second run goes on where the first stopped
+    await run_until(consumer, lambda: len(handler.cursors) >= 30)  # the second run goes on where the first stopped
     assert handler.cursors == list(range(1, 31))
     assert server.cursors[-1] == str(first[-1])
     assert consumer.cursor == 30

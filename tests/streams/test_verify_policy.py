@@ -2,55 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import libipld
 import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pysky_async._storage.repo_sync import DESYNCHRONIZED, RepoSyncStateRepository
 from pysky_async._storage.store import Store
-from pysky_async._streams import (
-    CommitEvent,
-    CommitVerifier,
-    EventContext,
-    FirehoseSource,
-    StreamConsumer,
-    StreamEvent,
-    SyncEvent,
-    decode_frame,
-)
+from pysky_async._streams import CommitEvent, SyncEvent, decode_frame
 from pysky_async._sync.blocks import cid_str
 
-from .loopback import start_app
+from .forged_commits import DID, consume, event, history, make_verifier, tampered
 from .repo_builder import RepoWriter, frame, replace_block
-from .workload import wait_for
 
 pytestmark = pytest.mark.anyio
-DID = "did:plc:abcdefghijklmnopqrstuvwx"
-
-
-def make_verifier(repo: RepoWriter, **options: Any) -> CommitVerifier:
-    async def resolve(did: str) -> dict[str, Any]:
-        from .repo_builder import did_document
-
-        return did_document(did, repo.key)
-
-    return CommitVerifier(resolve, **options)
-
-
-def event(body: dict[str, Any], kind: str = "#commit") -> StreamEvent:
-    return decode_frame(frame(body, kind), keep_commit=True)
-
-
-def history(repo: RepoWriter) -> list[dict[str, Any]]:
-    bodies = [repo.commit([("create", f"app.bsky.feed.post/{i:013d}", {"text": str(i)}) for i in range(20)])]
-    bodies += [repo.commit([("update", f"app.bsky.feed.post/{i:013d}", {"text": "x"})]) for i in range(5)]
-    bodies += [repo.commit([("delete", f"app.bsky.feed.post/{i:013d}", None)]) for i in range(5, 10)]
-    return bodies
 
 
 @pytest.mark.parametrize("mode", ["signature", "proofs", "inductive"])
@@ -60,17 +27,6 @@ async def test_genuine_commits_verify_in_every_mode(mode: Any) -> None:
     for body in history(repo):
         assert await verifier.check(event(body))
     assert (verifier.verified, verifier.failed, len(verifier.desynchronized)) == (11, 0, 0)
-
-
-def tampered(repo: RepoWriter) -> dict[str, dict[str, Any]]:
-    body = repo.commit([("create", "app.bsky.feed.post/a", {"text": "a"}), ("create", "app.bsky.feed.post/b", {})])
-    record = body["ops"][0]["cid"]
-    return {
-        "block-cid": replace_block(body, record, libipld.encode_dag_cbor({"text": "forged"})),
-        "prev-data": {**body, "ops": body["ops"][1:]},
-        "signature": repo.resign(body, ec.generate_private_key(ec.SECP256K1())),
-        "op-mismatch": {**body, "ops": [{**body["ops"][0], "cid": body["ops"][1]["cid"]}, body["ops"][1]]},
-    }
 
 
 async def test_each_tampering_is_dropped_counted_and_logged_by_reason(caplog: pytest.LogCaptureFixture) -> None:
@@ -163,32 +119,8 @@ async def test_the_consumer_verifies_sync_events_and_drops_forged_ones() -> None
     repo.commit([("create", "app.bsky.feed.post/unseen", {})])  # a commit the stream never carried
     bodies.append(("#sync", repo.sync()))
     frames = [frame({**body, "seq": seq}, kind) for seq, (kind, body) in enumerate(bodies, 1)]
-
-    async def subscribe(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        for data in frames[int(request.query.get("cursor", "0")):]:
-            await ws.send_bytes(data)
-        await ws.receive()
-        return ws
-
-    app = web.Application()
-    app.router.add_get("/xrpc/com.atproto.sync.subscribeRepos", subscribe)
-    runner, port = await start_app(app)
-    seen: list[StreamEvent] = []
-
-    async def handler(event: StreamEvent, ctx: EventContext) -> None:
-        seen.append(event)
-
     verifier = make_verifier(repo, verify="inductive")
-    consumer = StreamConsumer(FirehoseSource(f"http://127.0.0.1:{port}"), handler, start_cursor=0, verifier=verifier)
-    task = asyncio.create_task(consumer.run())
-    try:
-        await wait_for(lambda: (consumer.cursor or 0) >= len(frames))
-    finally:
-        await consumer.stop()
-        await task
-        await runner.cleanup()
+    seen, consumer = await consume(frames, verifier)
     assert [e.cursor for e in seen] == [1, 2, 3, 5]  # the forged #sync (4) never reached the handler
     assert verifier.failures == {"signature": 1} and consumer.stats.bad_signatures == 1
     assert verifier.desynchronized == {DID: 1}  # the genuine #sync declared a root we had not seen

@@ -6,18 +6,14 @@ import asyncio
 import logging
 from typing import Any
 
-import libipld
 import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pysky_async import StreamError
-from pysky_async._streams import CommitVerifier, EventContext, FirehoseSource, StreamConsumer, StreamEvent
+from pysky_async._streams import CommitVerifier
 
-from .loopback import start_app
-from .repo_builder import RepoWriter, did_document, frame, replace_block
-from .test_verify_policy import DID, event, history, make_verifier, tampered
-from .workload import wait_for
+from .forged_commits import DID, consume, dropped_op, event, forged_record, history, make_verifier, tampered
+from .repo_builder import RepoWriter, did_document, frame
 
 pytestmark = pytest.mark.anyio
 
@@ -77,8 +73,7 @@ async def test_when_a_worker_dies_the_loop_proves_the_rest(caplog: pytest.LogCap
                 await asyncio.sleep(0.05)
             for body in bodies[1:]:
                 assert await verifier.check(event(body))
-        forged = repo.commit([("create", "app.bsky.feed.post/x", {"text": "x"})])
-        forged = replace_block(forged, forged["ops"][0]["cid"], libipld.encode_dag_cbor({"text": "forged"}))
+        forged = forged_record(repo.commit([("create", "app.bsky.feed.post/x", {"text": "x"})]))
         assert not await verifier.check(event(forged))
     assert verifier.offloaded == 1 and verifier.verified == len(bodies) and verifier.failures == {"block-cid": 1}
     assert any("proof worker process ended" in r.getMessage() for r in caplog.records)
@@ -109,40 +104,15 @@ async def test_a_consumer_with_a_worker_drops_forged_commits_and_keeps_each_repo
                                 ("create", f"app.bsky.feed.post/{round_:04d}b", {"text": "b"})])
             if round_ in (4, 9) and repo is repos[1]:
                 forged.add(len(bodies) + 1)
-                body = (replace_block(body, body["ops"][0]["cid"], libipld.encode_dag_cbor({"text": "forged"}))
-                        if round_ == 4 else {**body, "ops": body["ops"][1:]})
+                body = forged_record(body) if round_ == 4 else dropped_op(body)
             bodies.append(body)
     frames = [frame({**body, "seq": seq}) for seq, body in enumerate(bodies, 1)]
-
-    async def subscribe(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        for data in frames[int(request.query.get("cursor", "0")):]:
-            await ws.send_bytes(data)
-        await ws.receive()
-        return ws
 
     async def resolve(did: str) -> dict[str, Any]:
         return did_document(did, keys[did])
 
-    app = web.Application()
-    app.router.add_get("/xrpc/com.atproto.sync.subscribeRepos", subscribe)
-    runner, port = await start_app(app)
-    seen: list[StreamEvent] = []
-
-    async def handler(event: StreamEvent, ctx: EventContext) -> None:
-        seen.append(event)
-
     async with CommitVerifier(resolve, verify="inductive", chain=False, processes=1) as verifier:
-        consumer = StreamConsumer(FirehoseSource(f"http://127.0.0.1:{port}"), handler, start_cursor=0,
-                                  verifier=verifier)
-        task = asyncio.create_task(consumer.run())
-        try:
-            await wait_for(lambda: (consumer.cursor or 0) >= len(frames))
-        finally:
-            await consumer.stop()
-            await task
-            await runner.cleanup()
+        seen, consumer = await consume(frames, verifier)
     assert sorted(e.cursor or 0 for e in seen) == [seq for seq in range(1, len(frames) + 1) if seq not in forged]
     for repo in repos:
         cursors = [e.cursor or 0 for e in seen if e.did == repo.did]

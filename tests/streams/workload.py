@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 import httpx
@@ -107,3 +108,22 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> None:
             return
         assert time.monotonic() < deadline, f"not true after {timeout} s"
         await asyncio.sleep(0.05)
+
+
+class Runnable(Protocol):
+    """A consumer: ``run()`` until ``stop()`` (StreamConsumer, a label consumer)."""
+
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def run_until(consumer: Runnable, until: Callable[[], bool]) -> None:
+    """Run ``consumer`` until ``until()`` holds (or its run ends early: its error is raised), then stop
+    it and wait for the run to end."""
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_for(lambda: until() or task.done())
+    finally:
+        await consumer.stop()
+        await asyncio.wait_for(task, 120)

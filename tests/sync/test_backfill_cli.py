@@ -22,15 +22,22 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def backfill_cli(pds: PdsServer, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+async def pysky_cli(pds: PdsServer, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m pysky_async *args`` (this checkout's source) on ``pds``'s PLC, the user's own settings
+    left out, SQLite in ``tmp_path``."""
     import asyncio
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BSKY_", "PYSKY_", "PG"))}
-    env.update(PYSKY_PLC_DIRECTORY=pds.plc_url, BSKY_SQLITE_FILENAME=str(tmp_path / "cli.sqlite3"))
-    command = [sys.executable, "-m", "pysky_async", "backfill", *args]
+    env.update(PYSKY_PLC_DIRECTORY=pds.plc_url, BSKY_SQLITE_FILENAME=str(tmp_path / "cli.sqlite3"),
+               PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    command = [sys.executable, "-m", "pysky_async", *args]
     return await asyncio.to_thread(subprocess.run, command, cwd=ROOT, env=env, capture_output=True, text=True,
-                                   timeout=300)
+                                   timeout=600)
+
+
+async def backfill_cli(pds: PdsServer, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return await pysky_cli(pds, tmp_path, "backfill", *args)
 
 
 def lines(path: Path) -> list[dict[str, object]]:

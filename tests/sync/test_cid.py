@@ -13,8 +13,7 @@ import libipld
 import pytest
 
 from pysky_async import CID, InvalidInput
-from pysky_async._streams.cli import json_value
-from pysky_async._streams.events import _atproto_json
+from pysky_async._json_body import atproto_json
 from pysky_async._sync.blocks import cid_for
 from pysky_async._sync.records import decode_record
 
@@ -102,8 +101,7 @@ def test_official_data_model_fixtures(fixture: dict[str, Any]) -> None:
     block = base64.b64decode(fixture["cbor_base64"] + "==")
     assert str(CID(cid_for(block))) == fixture["cid"]
     record = decode_record(block)
-    assert _atproto_json(record) == fixture["json"]
-    assert json_value(record) == fixture["json"]
+    assert atproto_json(record) == fixture["json"]
     links = json.dumps(fixture["json"]).count('"$link"')
     assert _count_cids(record) == links
 
@@ -135,6 +133,6 @@ def test_firehose_records_carry_links_as_cids() -> None:
     assert op.record is not None
     ref = op.record["embed"]["images"][0]["image"]["ref"]
     assert isinstance(ref, CID) and ref == CID(blob)
-    assert json_value(op.record)["embed"]["images"][0]["image"]["ref"] == {"$link": str(CID(blob))}
+    assert atproto_json(op.record)["embed"]["images"][0]["image"]["ref"] == {"$link": str(CID(blob))}
     model = op.record_as(lex.app.bsky.feed.Post)
     assert model is not None and model.text == "a picture"

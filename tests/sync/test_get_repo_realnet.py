@@ -17,7 +17,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pysky_async import CID, APIError, AsyncBskyClient, ResponseTooLarge, VerificationError
-from pysky_async._streams.events import _atproto_json
+from pysky_async._json_body import atproto_json
 from pysky_async._sync.blocks import cid_for
 
 from ..realnet.pds import Account, PdsServer
@@ -116,12 +116,14 @@ async def test_get_repo_equals_list_records_for_every_account(pds: PdsServer, re
     for account in repos.accounts:
         repo = await bsky.sync.get_repo(account.did)  # the PDS from the DID document, the key from it too
         listed = await list_records(bsky, pds, account.did)
-        ours = {r.path: {"cid": str(r.cid), "value": _atproto_json(r.record)} for r in repo.records}
+        ours = {r.path: {"cid": str(r.cid), "value": atproto_json(r.record)} for r in repo.records}
         assert ours == listed  # (collection, rkey, cid) and the values: 0 differences
         groups = repo.by_collection()
         assert len(groups[POST]) == 25 and len(groups[LIKE]) == 9 and len(groups[FOLLOW]) == 2
         image = next(r for r in groups[POST] if "embed" in r.record).record["embed"]["images"][0]["image"]["ref"]
         assert isinstance(image, CID) and str(image) == repos.blob
+        subject = groups[LIKE][0].record["subject"]  # a strongRef: its cid is a string (docs/guide/sync.md)
+        assert isinstance(subject["cid"], str) and str(CID.decode(subject["cid"])) == subject["cid"]
         latest = (await bsky.get("com.atproto.sync.getLatestCommit", hostname=pds.listen_url,
                                  did=account.did)).raw
         assert (str(repo.commit_cid), repo.rev) == (latest["cid"], latest["rev"])

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .._graph import COLUMNS
+from .worker_processes import start_worker_processes
 
 INTERRUPTED = 130
 
@@ -68,22 +69,11 @@ def merge(out: str, parts: list[str]) -> int:
 
 async def supervise(args: argparse.Namespace) -> int:
     """Run ``args.workers`` worker processes of the export to the end, then merge their parts."""
-    workers = [await asyncio.create_subprocess_exec(sys.executable, "-m", "pysky_async", *worker_argv(args, i),
-                                                    stdin=asyncio.subprocess.DEVNULL)
-               for i in range(args.workers)]
-    interrupted: list[int] = []
-    loop = asyncio.get_running_loop()
-
-    def interrupt() -> None:
-        interrupted.append(signal.SIGINT)
-        for worker in workers:
-            if worker.returncode is None:
-                worker.send_signal(signal.SIGINT)
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, interrupt)
-    codes = await asyncio.gather(*(worker.wait() for worker in workers))
-    added = await asyncio.to_thread(merge, args.out, [part_path(args.out, i) for i in range(args.workers)])
+    argvs = [worker_argv(args, i) for i in range(args.workers)]
+    async with start_worker_processes(argvs, signal.SIGINT) as workers:  # each worker stops as on Ctrl-C
+        codes = await workers.wait()
+        added = await asyncio.to_thread(merge, args.out, [part_path(args.out, i) for i in range(args.workers)])
+        interrupted = workers.interrupted
     print(f"graph {args.query}: {args.workers} workers ended with {list(codes)}; {added} edges merged into {args.out}")
     if interrupted or INTERRUPTED in codes:
         print("pysky-async: interrupted; run the same command again to finish", file=sys.stderr)

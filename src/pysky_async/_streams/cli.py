@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import contextlib
 import json
 import signal
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-import libipld
-
-from .._cid import CID
 from .._exceptions import InvalidInput
+from .._json_body import atproto_json
 from .._storage.store import Store
 from .collection_filter import check_collection
 from .committed_file import CommittedFile
@@ -82,23 +78,6 @@ def _collection(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def json_value(value: Any) -> Any:
-    """A DAG-CBOR value as atproto JSON: ``CID`` values and CID links as ``{"$link"}``, bytes as
-    ``{"$bytes"}``."""
-    if isinstance(value, CID):
-        return value.json()
-    if isinstance(value, bytes):
-        if value[:2] == b"\x01q" or value[:2] == b"\x01U":
-            with contextlib.suppress(ValueError):
-                return {"$link": libipld.encode_cid(value)}
-        return {"$bytes": base64.b64encode(value).decode().rstrip("=")}  # unpadded, as the data model says
-    if isinstance(value, dict):
-        return {k: json_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_value(v) for v in value]
-    return value
-
-
 def _source(args: argparse.Namespace) -> Source:
     if args.source == "firehose":
         return FirehoseSource(args.service)
@@ -108,7 +87,7 @@ def _source(args: argparse.Namespace) -> Source:
 
 def _line(event: CommitEvent, op: RepoOp) -> str:
     return json.dumps({"cursor": event.cursor, "did": event.did, "time": event.time, "action": op.action,
-                       "path": op.path, "cid": op.cid, "record": json_value(op.record)}, ensure_ascii=False)
+                       "path": op.path, "cid": op.cid, "record": atproto_json(op.record)}, ensure_ascii=False)
 
 
 def _progress(consumer: StreamConsumer, lines: int, out: TextIO) -> None:

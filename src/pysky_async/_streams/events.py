@@ -6,8 +6,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from .._cid import CID
-
 if TYPE_CHECKING:
     from ..lex._base import LexObject
 
@@ -35,47 +33,12 @@ class RepoOp:
         """The record as ``model`` (a record model such as ``lex.app.bsky.feed.Post``); None when
         there is none (a delete). ``InvalidInput`` when the op is in another collection than the
         model's; ``InvalidResponse`` when the record does not fit the model."""
-        from .._exceptions import InvalidInput, InvalidResponse
+        from .._typed_record import check_collection, typed_record
 
-        tag = model.__struct_config__.tag
-        if self.collection != tag:
-            raise InvalidInput(f"record_as: {self.path} is in {self.collection}, not {tag}: pass the model of "
-                               "that collection (check op.collection first)")
         if self.record is None:
+            check_collection(model, self.collection, self.path, "op")
             return None
-        import msgspec
-
-        from ..lex import _base
-
-        try:
-            return _base.convert(_atproto_json(self.record), model)
-        except msgspec.ValidationError as exc:
-            raise InvalidResponse(f"the record at {self.path} does not fit {model.__name__} ({exc}); "
-                                  "op.record holds it as a dict") from exc
-
-
-def _atproto_json(value: Any) -> Any:
-    """A DAG-CBOR value (a firehose or repo record) as atproto JSON: ``CID`` values and binary CID
-    links as ``{"$link"}``, bytes as ``{"$bytes"}``; Jetstream's records are JSON already and come
-    back equal."""
-    if isinstance(value, CID):
-        return value.json()
-    if isinstance(value, bytes):
-        if value[:2] in (b"\x01q", b"\x01U"):
-            import libipld
-
-            try:
-                return {"$link": libipld.encode_cid(value)}
-            except ValueError:
-                pass
-        import base64
-
-        return {"$bytes": base64.b64encode(value).decode().rstrip("=")}  # unpadded, as the data model says
-    if isinstance(value, dict):
-        return {key: _atproto_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_atproto_json(item) for item in value]
-    return value
+        return typed_record(model, self.collection, self.path, self.record, "op")
 
 
 @dataclass(frozen=True, slots=True)

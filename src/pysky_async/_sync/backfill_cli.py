@@ -99,7 +99,7 @@ def _progress(stats: BackfillStats, out: TextIO) -> None:
 async def run(args: argparse.Namespace) -> int:
     """Backfill; exit 0 when every repo is done, 1 naming the repos that failed, 130 when interrupted."""
     from .._client import AsyncBskyClient
-    from .._streams.cli import json_value
+    from .._json_body import atproto_json
     from .._streams.consumer import EventContext
     from .._streams.events import CommitEvent, StreamEvent
 
@@ -153,7 +153,7 @@ async def run(args: argparse.Namespace) -> int:
 
                     ctx.on_commit(write)
                 buffer.extend(json.dumps({"did": event.did, "path": op.path, "cid": op.cid,
-                                          "record": json_value(op.record), "rev": event.rev, "live": event.live},
+                                          "record": atproto_json(op.record), "rev": event.rev, "live": event.live},
                                          ensure_ascii=False) + "\n" for op in event.ops)
 
             job: Backfill = crawler.sync.backfill(handler, name=args.consumer, dids=dids, service=args.service,

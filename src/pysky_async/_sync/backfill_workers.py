@@ -9,7 +9,6 @@ finishes the repos it holds and gives the rest back) and exits as ``backfill`` d
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import socket
@@ -81,35 +80,23 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
 async def supervise(args: argparse.Namespace, store: Store) -> int:
     """Run ``args.workers`` worker processes of the job to the end; exit as ``backfill`` does."""
     from .._crawl.jobs import CrawlJobs
+    from .._crawl.worker_processes import start_worker_processes
 
-    argv = worker_argv(args)
-    workers = [await asyncio.create_subprocess_exec(sys.executable, "-m", "pysky_async", *argv,
-                                                    stdin=asyncio.subprocess.DEVNULL)
-               for _ in range(args.workers)]
-    interrupted: list[int] = []
-    loop = asyncio.get_running_loop()
-
-    def interrupt() -> None:
-        interrupted.append(signal.SIGINT)
-        for worker in workers:
-            if worker.returncode is None:
-                worker.terminate()  # the worker finishes its repos in progress and gives the rest back
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, interrupt)
-    waiting = asyncio.ensure_future(asyncio.gather(*(worker.wait() for worker in workers)))
-    while not waiting.done():
-        await asyncio.wait([waiting], timeout=1.0)
+    async def progress() -> None:
         async with store.transaction() as session:
             counts = await CrawlJobs(session, args.consumer).counts()
         sys.stderr.write(f"\r{counts.done}/{counts.total} repos done, {counts.claimed} in progress, "
                          f"{counts.failed} failed ({args.workers} workers here)   ")
         sys.stderr.flush()
-    codes = await waiting
-    sys.stderr.write("\n")
-    async with store.transaction() as session:
-        jobs = CrawlJobs(session, args.consumer)
-        counts, failures = await jobs.counts(), await jobs.failures()
+
+    # on Ctrl-C / SIGTERM each worker finishes the repos in progress and gives the rest back
+    async with start_worker_processes([worker_argv(args)] * args.workers, signal.SIGTERM) as workers:
+        codes = await workers.wait(progress)
+        sys.stderr.write("\n")
+        async with store.transaction() as session:
+            jobs = CrawlJobs(session, args.consumer)
+            counts, failures = await jobs.counts(), await jobs.failures()
+        interrupted = workers.interrupted
     print(f"backfill {args.consumer}: {counts.done}/{counts.total} repos done, {counts.failed} failed, "
           f"{counts.open} left; worker exit codes {codes}")
     if interrupted or INTERRUPTED in codes:

@@ -54,20 +54,9 @@ class RepoRecord(msgspec.Struct, frozen=True, gc=False):
     def record_as(self, model: type[M]) -> M:
         """The record as ``model`` (e.g. ``lex.app.bsky.feed.Post``). ``InvalidInput`` when the record is
         in another collection than the model's; ``InvalidResponse`` when it does not fit the model."""
-        from .._exceptions import InvalidInput, InvalidResponse
+        from .._typed_record import typed_record
 
-        tag = model.__struct_config__.tag
-        if self.collection != tag:
-            raise InvalidInput(f"record_as: {self.path} is in {self.collection}, not {tag}: pass the model of "
-                               "that collection (check record.collection first)")
-        from .._streams.events import _atproto_json
-        from ..lex import _base
-
-        try:
-            return _base.convert(_atproto_json(self.record), model)
-        except msgspec.ValidationError as exc:
-            raise InvalidResponse(f"the record at {self.path} does not fit {model.__name__} ({exc}); "
-                                  "record.record holds it as a dict") from exc
+        return typed_record(model, self.collection, self.path, self.record, "record")
 
 
 @dataclass(frozen=True, slots=True)
