@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -113,11 +112,9 @@ class SharedBackfill(Backfill):
             heartbeat.cancel()
             reporter.cancel()
             self._local.clear()
-            if self._enumerating is not None and not self._enumerating.done():
-                self._enumerating.cancel()  # gives the listing up, its cursor stays
             if self._enumerating is not None:
-                with contextlib.suppress(BaseException):
-                    await self._enumerating
+                self._enumerating.cancel()  # a listing not finished is given up, its cursor stays
+                await asyncio.wait({self._enumerating})
             async with self.store.transaction() as session:
                 await self._jobs(session).release(self.worker)
         if self._failure is not None:
