@@ -135,6 +135,12 @@ if TYPE_CHECKING:
     from ._graph import (
         export_follow_graph as export_follow_graph,
     )
+    from ._group.drop import (
+        DroppedGroup as DroppedGroup,
+    )
+    from ._group.drop import (
+        drop_group as drop_group,
+    )
     from ._group.status import (
         GroupStatus as GroupStatus,
     )
@@ -477,6 +483,8 @@ _LAZY: dict[str, str] = {
     "GroupStatus": "._group.status",
     "PartitionStatus": "._group.status",
     "group_status": "._group.status",
+    "DroppedGroup": "._group.drop",
+    "drop_group": "._group.drop",
     "External": "._media",
     "Facet": "._richtext",
     "FirehoseSource": "._streams",
@@ -715,6 +723,8 @@ __all__ = [
     "GroupStatus",
     "PartitionStatus",
     "group_status",
+    "DroppedGroup",
+    "drop_group",
     "FirehoseSource",
     "FrameDecodeError",
     "IdentityEvent",

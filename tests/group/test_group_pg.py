@@ -23,7 +23,7 @@ from pysky_async._streams.stats import StreamStats
 from pysky_async._streams.watermark import Entry
 
 from ..streams.firehose_server import FakeFirehose
-from .frames import commit_frame, recording
+from .frames import commit_frame, did_of, recording
 
 pytestmark = pytest.mark.anyio
 
@@ -283,3 +283,50 @@ async def test_a_restarted_worker_frees_what_its_dead_namesake_held(store: Store
         await task
         await server.stop()
     assert [r[0] for r in await store.execute_sql("SELECT seq FROM effect ORDER BY seq")] == list(range(1, 301))
+
+
+async def test_consumer_cursor_of_a_group_worker_is_the_groups_resume_point(store: Store) -> None:
+    """``consumer.cursor`` of a worker is the group's resume point (the lowest partition watermark), the
+    same value on every worker, not the cursor of its own last commit: it used to be None in a group."""
+    server = FakeFirehose(recording(300, 30))  # did_of(0)'s events are the seqs 30, 60, ...
+    await server.start()
+    release = asyncio.Event()
+    blocked = did_of(0)
+
+    def handler(name: str) -> Callable[[StreamEvent, EventContext], Awaitable[None]]:
+        write = effect_handler(name)
+
+        async def handle(event: StreamEvent, ctx: EventContext) -> None:
+            if event.did == blocked:
+                await release.wait()
+            await write(event, ctx)
+        return handle
+
+    consumers = [StreamConsumer(FirehoseSource(server.url), handler(f"w{i}"), store=store, name=f"w{i}",
+                                group="cursor", partitions=4, start_cursor=0, **FAST)  # type: ignore[arg-type]
+                 for i in range(2)]
+    assert [c.cursor for c in consumers] == [None, None]
+    tasks = [asyncio.create_task(c.run()) for c in consumers]
+
+    async def every_cursor_at_resume_point(below: int) -> bool:
+        try:
+            status = await group_status(store, "cursor")
+        except StreamError:
+            return False
+        resume = status.resume_cursor
+        return (resume is not None and resume < below and status.upstream_cursor == 300
+                and all(c.cursor == resume for c in consumers))
+
+    try:
+        # the partition of the blocked repo holds the group back: every worker says so
+        await wait_until(lambda: every_cursor_at_resume_point(30))
+        release.set()
+        await wait_until(lambda: caught_up(store, "cursor", 300))
+        await wait_until(lambda: every_cursor_at_resume_point(301))
+    finally:
+        release.set()
+        for c in consumers:
+            await c.stop()
+        await asyncio.gather(*tasks)
+        await server.stop()
+    assert [c.cursor for c in consumers] == [300, 300]  # still there after the stop

@@ -1,11 +1,14 @@
 """``SharedBackfill``: a backfill whose repos are rows of a crawl job, shared by workers on any machines.
 
-Every worker (process) of the job enumerates the repos into the job table (rows already there
-keep their state), then claims repos in batches, extends its claims while it works, and marks
-each repo done in the transaction of its effects, after locking the repo's row: if a worker's
-claim expired and another one took the repo over, whichever commits second sees the repo done
-and applies nothing. A worker ends when no repo of the job is pending or claimed; while other
-workers still hold claims it waits, and takes over those that expire (their worker died).
+The repos are listed into the job table once (``enumeration.py``): explicit DIDs by every worker
+(rows already there keep their state); a listing (``listRepos``) by one worker at a time, page by
+page with its cursor stored, resumed by another worker if its lister dies, and never again once
+finished. Workers claim repos in batches (while the listing goes on, those listed so far),
+extend their claims while they work, and mark each repo done in the transaction of its effects,
+after locking the repo's row: if a worker's claim expired and another one took the repo over,
+whichever commits second sees the repo done and applies nothing. A worker ends when the listing
+finished and no repo of the job is pending or claimed; while other workers still hold claims (or
+list) it waits, and takes over those that expire (their worker died).
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import InvalidInput
+from .._storage.models import utcnow
 from .._storage.repo_revs import DONE, RepoRevRepository
 from .._sync.backfill import Backfill, BackfillStats
+from .enumeration import CrawlEnumeration, Pages, chunked, enumerate_job
 from .jobs import CrawlJobs
 
 if TYPE_CHECKING:
@@ -44,10 +50,17 @@ class SharedBackfill(Backfill):
         max_attempts: claims of one repo before a failure is final (a worker dying counts as one).
         label: who did a repo, stored with it (``done_by``): e.g. the output this worker writes to.
         poll: seconds between looks at the job while other workers hold its last repos.
+        pages: the listing page by page with its cursor (``bsky.sync.backfill`` passes ``listRepos``'),
+            so a listing taken over resumes where it stopped; without it, ``listing`` is listed in
+            chunks and a listing taken over starts again.
+        relist: list the repos again at this worker's start even if the job's listing finished (new
+            repos join the job; those done stay done).
     """
 
     def __init__(self, *args: Any, claim_ttl: float = 60.0, max_attempts: int = 3, label: str | None = None,
-                 poll: float = 2.0, **kwargs: Any) -> None:
+                 poll: float = 2.0, pages: Pages | None = None, relist: bool = False, **kwargs: Any) -> None:
+        if pages is not None and kwargs.get("dids") is None:
+            kwargs.setdefault("listing", _dids_of(pages))  # the same repos, for Backfill's own checks
         super().__init__(*args, **kwargs)
         if self.live is not None:
             raise InvalidInput("a shared backfill runs without a live consumer beside it: run the live "
@@ -62,23 +75,35 @@ class SharedBackfill(Backfill):
         self._local: collections.deque[str] = collections.deque()
         self._claiming = asyncio.Lock()
         self._stopping = False
+        self._pages: Pages | None = pages or (chunked(self._listing) if self._listing is not None else None)
+        self._enumerating: asyncio.Task[bool] | None = None
+        self._failure: BaseException | None = None
+        self._relist = relist
 
     def _jobs(self, session: AsyncSession) -> CrawlJobs:
         return CrawlJobs(session, self.name)
 
     async def run(self) -> BackfillStats:
         """Join the job, work until none of its repos is left, return this worker's stats."""
-        planned = await self.prepare()
+        planned = await self.prepare() if self._pages is None else []
         async with self.store.transaction() as session:
             jobs = self._jobs(session)
             await jobs.add(planned)
             retried = await jobs.retry_failed()
             counts = await jobs.counts()
+            listing = None if self._pages is None else await CrawlEnumeration(session, self.name).state()
+            if self._relist and listing is not None and listing.finished:
+                await CrawlEnumeration(session, self.name).restart()
+                listing = None
         self.stats.repos = counts.total
         self.stats.already_done = counts.done
-        logger.info("backfill %s: worker %s joins: %d repos, %d done, %d claimed by others, %d to go%s",
+        listed = ("" if self._pages is None else "; listed before" if listing is not None and listing.finished
+                  else "; listing")
+        logger.info("backfill %s: worker %s joins: %d repos, %d done, %d claimed by others, %d to go%s%s",
                     self.name, self.worker, counts.total, counts.done, counts.claimed, counts.pending,
-                    f" ({retried} failed before, retried)" if retried else "")
+                    f" ({retried} failed before, retried)" if retried else "", listed)
+        if self._pages is not None and (listing is None or not listing.finished):
+            self._list()
         heartbeat = asyncio.create_task(self._heartbeat())
         reporter = asyncio.create_task(self._report())
         try:
@@ -87,10 +112,28 @@ class SharedBackfill(Backfill):
             heartbeat.cancel()
             reporter.cancel()
             self._local.clear()
+            if self._enumerating is not None:
+                self._enumerating.cancel()  # a listing not finished is given up, its cursor stays
+                await asyncio.wait({self._enumerating})
             async with self.store.transaction() as session:
                 await self._jobs(session).release(self.worker)
+        if self._failure is not None:
+            raise self._failure
         logger.info("backfill %s: worker %s finished: %s", self.name, self.worker, self.stats.summary())
         return self.stats
+
+    def _list(self) -> None:
+        """List the job's repos in a task of this worker (if no other worker lists them now)."""
+        assert self._pages is not None
+        task = self._enumerating = asyncio.create_task(
+            enumerate_job(self.store, self.name, self.worker, self._pages, ttl=self.claim_ttl))
+
+        def done(task: asyncio.Task[bool]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                self._failure = task.exception()  # run() raises it once the repos in progress committed
+                self._stopping = True
+
+        task.add_done_callback(done)
 
     def stop(self) -> None:
         """Claim no more repos; ``run()`` returns once those in progress committed (the rest are released)."""
@@ -127,7 +170,13 @@ class SharedBackfill(Backfill):
                         continue
                     counts = await jobs.counts()
                     expiry = await jobs.next_expiry()
-                if counts.open == 0:
+                    listing = None if self._pages is None else await CrawlEnumeration(session, self.name).state()
+                self.stats.repos = counts.total
+                if self._pages is not None and (listing is None or not listing.finished):
+                    lister = self._enumerating
+                    if (lister is None or lister.done()) and (listing is None or listing.free(utcnow())):
+                        self._list()  # its lister died (or gave up): resume the listing here
+                elif counts.open == 0:
                     return None
                 # other workers (or this one's other tasks) hold the last repos: wait for them or their expiry
                 now = dt.datetime.now(dt.timezone.utc)
@@ -141,6 +190,8 @@ class SharedBackfill(Backfill):
             try:
                 async with self.store.transaction() as session:
                     await self._jobs(session).extend(self.worker, self.claim_ttl)
+                    if self._enumerating is not None and not self._enumerating.done():
+                        await CrawlEnumeration(session, self.name).extend(self.worker, self.claim_ttl)
             except Exception:  # the next beat tries again; claims that expire meanwhile are taken over
                 logger.warning("backfill %s: worker %s could not renew its claims", self.name, self.worker,
                                exc_info=True)
@@ -150,3 +201,9 @@ class SharedBackfill(Backfill):
 
     async def _after_commit(self, session: AsyncSession, dids: list[str]) -> None:
         await self._jobs(session).mark_done(dids, by=self.label)
+
+
+async def _dids_of(pages: Pages) -> AsyncIterator[str]:
+    async for page in pages(None):
+        for did in page.dids:
+            yield did

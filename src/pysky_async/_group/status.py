@@ -97,6 +97,17 @@ async def group_status(store: Store, group: str) -> GroupStatus:
                        tuple(str(name) for name in lease))
 
 
+async def resume_cursor(store: Store, group: str) -> int | None:
+    """The group's resume point as stored now: its lowest partition watermark's upstream cursor (None
+    while some partition handled nothing yet). One query on PostgreSQL; what a worker's
+    ``consumer.cursor`` is refreshed to at each heartbeat."""
+    async with store.transaction() as session:
+        value = (await session.execute(text(
+            "SELECT CASE WHEN count(*) = 0 OR bool_or(cursor IS NULL) THEN NULL ELSE min(cursor) END "
+            "FROM bsky_group_partition WHERE group_name = :group"), {"group": group})).scalar_one()
+    return None if value is None else int(value)
+
+
 async def _leader_alive(store: Store, source: str) -> bool:
     """Whether some session holds the ingest lock of ``source`` now."""
     from .leader import lock_key

@@ -27,6 +27,7 @@ from . import log as group_log
 from .leader import IngestSettings, Leader
 from .partition import Admit, Handle, PartitionSettings, PartitionWorker
 from .registry import LogInfo, log_key, register
+from .status import resume_cursor
 
 logger = logging.getLogger("pysky_async.streams")
 
@@ -118,6 +119,7 @@ class GroupWorker:
                 self._rebalance.clear()
                 try:
                     await self._balance(log)
+                    self.stats.committed_cursor = await resume_cursor(self.store, self.group)  # consumer.cursor
                 except StorageError as exc:
                     logger.warning("group %s: worker %s: heartbeat failed, retrying: %s", self.group, self.name, exc)
                 # the next balance: at the heartbeat, or as soon as a read saw the group change (not
@@ -136,6 +138,7 @@ class GroupWorker:
                                  return_exceptions=True)
             with contextlib.suppress(StorageError):
                 await leases.leave(self.store, self.group, self.name)
+                self.stats.committed_cursor = await resume_cursor(self.store, self.group)  # after its last commits
             with contextlib.suppress(Exception):
                 await leading
             logger.info("group %s: worker %s left", self.group, self.name)

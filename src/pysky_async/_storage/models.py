@@ -387,6 +387,23 @@ class CrawlJobRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class CrawlEnumerationRow(Base):
+    """How far the listing of a crawl job's DIDs went (``listRepos``): the cursor after the last page
+    added to the job, the worker listing now (``claimant`` until ``claim_expires``: then another worker
+    resumes at ``cursor``), and ``finished_at``, set in the transaction of the last page: a job listed
+    once is not listed again by its other workers nor by a restart."""
+
+    __tablename__ = "bsky_crawl_enumeration"
+
+    job: Mapped[str] = mapped_column(String(255), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    listed: Mapped[int] = mapped_column(BigInteger, default=0)
+    claimant: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    claim_expires: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class RequestBudgetRow(Base):
     """A token bucket shared by every process on this database: ``tokens`` at ``updated_at``
     (epoch seconds), refilled at ``rate`` a second up to ``capacity``; negative: requests owed."""

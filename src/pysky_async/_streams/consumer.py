@@ -270,7 +270,9 @@ class StreamConsumer:
 
     @property
     def cursor(self) -> int | None:
-        """The last committed cursor."""
+        """The last committed cursor. A group worker on PostgreSQL: the group's resume point (its lowest
+        partition watermark's upstream cursor, as ``group_status`` shows), refreshed at each heartbeat
+        and when the worker stops; None until its first heartbeat or while a partition handled nothing."""
         return self.stats.committed_cursor
 
     async def update_filters(self, *, collections: Iterable[str] | None = None,

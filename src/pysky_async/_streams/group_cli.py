@@ -1,14 +1,17 @@
-"""``pysky-async group status GROUP``: a consumer group's leader, upstream cursor, partitions and lag."""
+"""``pysky-async group status|drop GROUP``: a consumer group's leader, cursors, partitions and lag; dropping it."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import datetime as dt
 import json
+import sys
 from typing import Any
 
 from .._exceptions import StreamError
+from .._group.drop import DroppedGroup, drop_group
 from .._group.status import GroupStatus, group_status
 from .._storage.store import Store
 
@@ -16,16 +19,22 @@ from .._storage.store import Store
 def add_parser(commands: Any) -> None:
     """Register the ``group`` subcommand."""
     sub = commands.add_parser("group", help="consumer groups of `stream --group`: their state in the database")
-    sub.add_argument("action", choices=["status"], help="status: leader, upstream cursor, and per partition its "
-                     "owner, lease, watermark and lag")
+    sub.add_argument("action", choices=["status", "drop"], help="status: leader, upstream cursor, and per "
+                     "partition its owner, lease, watermark and lag; drop: delete the group (its partitions, "
+                     "members and rev guard) so the shared log is trimmed without waiting for it")
     sub.add_argument("group", help="the group's name (stream --group)")
     sub.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    sub.add_argument("--yes", action="store_true", help="drop: do not ask for confirmation")
+    sub.add_argument("--force", action="store_true", help="drop: even while members of the group are live "
+                     "(they lose their partitions and idle)")
 
 
 async def run(args: argparse.Namespace) -> int:
-    """Print the group's status (a table, or JSON with ``--json``)."""
+    """Print the group's status (a table, or JSON with ``--json``), or drop it."""
     store = Store(args.database_url)
     try:
+        if args.action == "drop":
+            return await _drop(store, args)
         status = await group_status(store, args.group)
     except StreamError as exc:  # which database was read: the usual mistake is another --database-url
         url = store.engine.url.render_as_string(hide_password=True)
@@ -34,6 +43,35 @@ async def run(args: argparse.Namespace) -> int:
         await store.aclose()
     print(json.dumps(as_json(status), indent=2) if args.json else table(status, dt.datetime.now(dt.timezone.utc)))
     return 0
+
+
+async def _drop(store: Store, args: argparse.Namespace) -> int:
+    if not args.yes:
+        status = await group_status(store, args.group)  # an unknown group fails here, before the question
+        if not sys.stdin.isatty():
+            raise StreamError(f"dropping group {args.group!r} deletes its partitions' watermarks for good: "
+                              "pass --yes to confirm (no terminal to ask on)")
+        question = (f"drop group {status.group} on {status.source} ({len(status.partitions)} partitions, "
+                    f"resume cursor {status.resume_cursor})? [y/N] ")
+        answer = await asyncio.to_thread(input, question)
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not dropped")
+            return 1
+    dropped = await drop_group(store, args.group, force=args.force)
+    print(json.dumps(dataclasses.asdict(dropped), indent=2) if args.json else dropped_text(dropped))
+    return 0
+
+
+def dropped_text(dropped: DroppedGroup) -> str:
+    """What a drop deleted, in words."""
+    others = ", ".join(dropped.remaining)
+    if not dropped.shared_log:
+        return (f"dropped group {dropped.group} on {dropped.source}: its cursor and {dropped.revs} repo revs "
+                "deleted (SQLite: one process, no shared log)")
+    return (f"dropped group {dropped.group} on {dropped.source}: {dropped.partitions} partitions, "
+            f"{dropped.members} members, {dropped.revs} repo revs deleted; {dropped.trimmed} log events trimmed\n"
+            + (f"the log stays for the other groups on it: {others}" if others else
+               "no group reads the log now; it stays (with its upstream cursor) for a group to join"))
 
 
 def as_json(status: GroupStatus) -> dict[str, Any]:

@@ -116,17 +116,24 @@ class Sync:
         """Every repo a PDS or relay hosts (``com.atproto.sync.listRepos``), page by page."""
         cursor: str | None = None
         while True:
-            page = await self._page("com.atproto.sync.listRepos", service, {"limit": limit}, cursor)
-            for item in _items(page, "com.atproto.sync.listRepos"):
-                try:
-                    yield RepoListing(str(item["did"]), str(item["head"]), str(item["rev"]),
-                                      bool(item.get("active", True)), item.get("status"))
-                except KeyError as exc:
-                    raise InvalidResponse(f"com.atproto.sync.listRepos from {service}: a repo without {exc}") \
-                        from exc
-            cursor = page.get("cursor")
+            repos, cursor = await self._repo_page(service, limit, cursor)
+            for repo in repos:
+                yield repo
             if not cursor:
                 return
+
+    async def _repo_page(self, service: str, limit: int, cursor: str | None) -> tuple[list[RepoListing], str | None]:
+        """One page of ``listRepos`` after ``cursor``, and the cursor of the next (None: the last page)."""
+        page = await self._page("com.atproto.sync.listRepos", service, {"limit": limit}, cursor)
+        repos = []
+        for item in _items(page, "com.atproto.sync.listRepos"):
+            try:
+                repos.append(RepoListing(str(item["did"]), str(item["head"]), str(item["rev"]),
+                                         bool(item.get("active", True)), item.get("status")))
+            except KeyError as exc:
+                raise InvalidResponse(f"com.atproto.sync.listRepos from {service}: a repo without {exc}") from exc
+        following = page.get("cursor")
+        return repos, str(following) if following else None
 
     async def list_repos_by_collection(self, collection: str, service: str, *,
                                        limit: int = 2000) -> AsyncIterator[str]:
@@ -151,7 +158,7 @@ class Sync:
                  service: str | None = None, collections: Collection[str] | None = None, concurrency: int = 8,
                  per_host: int = 4, rate: float | None = None, max_bytes: int = REPO_MAX_BYTES,
                  live: StreamConsumer | None = None, shared: bool = False, claim_ttl: float = 60.0,
-                 label: str | None = None) -> Backfill:
+                 label: str | None = None, relist: bool = False) -> Backfill:
         """A backfill of whole repos into a stream ``handler`` (``Backfill``), not started: ``await job.run()``.
 
         Each repo is fetched with ``get_repo`` (from ``service``, else its own PDS) and verified; each
@@ -170,6 +177,9 @@ class Sync:
                 any number of processes on any machines with the same ``name`` and database share the
                 repos; a dead worker's repos are taken over ``claim_ttl`` seconds after it died.
                 ``label`` is stored with each repo this worker did (e.g. the file it writes to).
+                ``service``'s repos are listed once per job (by one worker, resumed at its cursor if
+                it dies); ``relist=True`` lists a finished job again at this worker's start (new
+                repos join it; those done stay done).
         """
         from .backfill import Backfill
 
@@ -206,12 +216,23 @@ class Sync:
 
             listing = active()
         if shared:
+            from .._crawl.enumeration import ListedPage
             from .._crawl.shared_backfill import SharedBackfill
+
+            async def pages(cursor: str | None) -> AsyncIterator[ListedPage]:
+                # listed once per job, page by page: a listing taken over resumes at the stored cursor
+                assert service is not None
+                while True:
+                    repos, cursor = await self._repo_page(service, 1000, cursor)
+                    yield ListedPage([repo.did for repo in repos if repo.active], cursor, last=cursor is None)
+                    if cursor is None:
+                        return
 
             return SharedBackfill(handler, store=self._store, name=name, download=download, verify=verify,
                                   dids=dids, listing=listing, host_of=host_of, collections=collections,
                                   concurrency=concurrency, per_host=per_host, rate=rate, live=live,
-                                  claim_ttl=claim_ttl, label=label)
+                                  claim_ttl=claim_ttl, label=label, pages=pages if dids is None else None,
+                                  relist=relist)
         return Backfill(handler, store=self._store, name=name, download=download, verify=verify, dids=dids,
                         listing=listing, host_of=host_of, collections=collections, concurrency=concurrency,
                         per_host=per_host, rate=rate, live=live)
