@@ -26,7 +26,8 @@ also the ingest (whichever wins the lock). Rounds alternate the worker counts.
   their 5 s heartbeats); the worst lag including them is printed beside the target.
 
 events/s = the rows over the span between the first and the last insert (process start-up is not in
-it). CPU = user + system time per 1,000 events: of all worker processes; of the PostgreSQL cluster
+it). CPU = user + system time per 1,000 events: of all worker processes (from the start of their runs:
+imports and start-up are left out); of the PostgreSQL cluster
 (its postmaster, live backends and the backends that ended, read from /proc); and of everything (the
 replay server too). On 2 cores, 2,000 / (all CPU ms per event) is the most events/s the machine
 can reach. ``BENCH_GROUP_PROFILE=/tmp/prof`` writes each worker's cProfile to
@@ -133,6 +134,7 @@ async def work(url: str, port: int, name: str, io_pool: int, partitions: int, gr
 
         profile = cProfile.Profile(time.process_time)  # CPU time: waits (and a loaded machine) do not count
         profile.enable()
+    ready = process_cpu()  # start-up (imports, the engine) is not the events' cost
     try:
         await consumer.run()
     finally:
@@ -140,8 +142,12 @@ async def work(url: str, port: int, name: str, io_pool: int, partitions: int, gr
         if profile is not None:
             profile.disable()
             profile.dump_stats(f"{os.environ['BENCH_GROUP_PROFILE']}.{name}")
+    return {"cpu": process_cpu() - ready, "handled": consumer.stats.handled}
+
+
+def process_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu": usage.ru_utime + usage.ru_stime, "handled": consumer.stats.handled}
+    return usage.ru_utime + usage.ru_stime
 
 
 # ---------------------------------------------------------------------------- one run

@@ -182,7 +182,9 @@ class PostgresServer:
             f"-c listen_addresses={self.host} -p {self.port} "
             f"-c unix_socket_directories={self.socket_dir} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=200"
+            "-c max_connections=200 "
+            # e.g. "-c shared_preload_libraries=pg_stat_statements" to profile a benchmark's statements
+            + os.environ.get("PYSKY_PG_OPTIONS", "")
         )
         self._run(
             [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path),

@@ -318,7 +318,8 @@ class GroupLogRow(Base):
 
 class GroupEventRow(Base):
     """One event of a group log: its position (in log order), partition, upstream cursor, DID and the
-    raw message as the source sent it (``text``: a text frame, decoded again by the source's decoder)."""
+    raw message as the source sent it (``text``: a text frame, decoded again by the source's decoder).
+    On PostgreSQL ``data`` is kept inline and uncompressed up to ~8 KB (migration 0012)."""
 
     __tablename__ = "bsky_group_event"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,10 +36,17 @@ class RepoRevRepository:
     def _insert(self) -> type[postgresql.Insert] | type[sqlite.Insert]:
         return postgresql.Insert if self.db.get_bind().dialect.name == "postgresql" else sqlite.Insert
 
+    @property
+    def _postgresql(self) -> bool:
+        return self.db.get_bind().dialect.name == "postgresql"
+
     async def get_many(self, consumer: str, dids: Iterable[str]) -> dict[str, RepoRev]:
         """The stored rows of ``dids`` (repos never seen are missing)."""
         wanted = list(dids)
         found: dict[str, RepoRev] = {}
+        if self._postgresql:  # one array parameter: one prepared statement for any number of DIDs
+            result = await self.db.execute(_GET_MANY, {"consumer": consumer, "dids": wanted})
+            return {did: RepoRev(did, rev, backfill, reason) for did, rev, backfill, reason in result.all()}
         for start in range(0, len(wanted), _CHUNK):
             result = await self.db.execute(
                 select(RepoRevRow.did, RepoRevRow.rev, RepoRevRow.backfill, RepoRevRow.reason)
@@ -55,6 +62,9 @@ class RepoRevRepository:
     async def advance(self, consumer: str, revs: Mapping[str, str]) -> None:
         """Store each repo's newest applied rev (an upsert; the backfill state is kept)."""
         if not revs:
+            return
+        if self._postgresql:  # one statement, not one execution per row
+            await self.db.execute(_ADVANCE, {"consumer": consumer, "dids": list(revs), "revs": list(revs.values())})
             return
         now = utcnow()
         rows = [{"consumer": consumer, "did": did, "rev": rev, "updated_at": now} for did, rev in revs.items()]
@@ -104,3 +114,15 @@ class RepoRevRepository:
             select(RepoRevRow.did, RepoRevRow.rev, RepoRevRow.backfill, RepoRevRow.reason)
             .where(RepoRevRow.consumer == consumer, RepoRevRow.backfill.is_not(None)))
         return {did: RepoRev(did, rev, backfill, reason) for did, rev, backfill, reason in result.all()}
+
+
+# a join, not "did = ANY(:dids)": that is matched row by row against the array when the planner
+# thinks the table small (a seq scan: rows x DIDs comparisons)
+_GET_MANY = text(
+    "SELECT r.did, r.rev, r.backfill, r.reason FROM unnest(CAST(:dids AS varchar[])) AS w(did) "
+    "JOIN bsky_repo_rev r ON r.consumer = :consumer AND r.did = w.did")
+_ADVANCE = text(
+    "INSERT INTO bsky_repo_rev (consumer, did, rev, updated_at) "
+    "SELECT CAST(:consumer AS varchar), d, r, CURRENT_TIMESTAMP "
+    "FROM unnest(CAST(:dids AS varchar[]), CAST(:revs AS varchar[])) AS t(d, r) "
+    "ON CONFLICT (consumer, did) DO UPDATE SET rev = excluded.rev, updated_at = excluded.updated_at")
