@@ -86,7 +86,8 @@ async def test_partitions_move_to_a_joiner_and_back_from_a_leaver_before_any_hea
         await wait_until(owned(store, "prompt", {"one": 6}), timeout=30)  # freed by the leaver, claimed at once
         await wait_until(lambda: caught_up(store, "prompt", 300))
     finally:
-        await first.stop()
+        for c in (first, second):
+            await c.stop()
         await asyncio.gather(*tasks)
         await server.stop()
     rows = await store.execute_sql("SELECT seq FROM effect ORDER BY seq")

@@ -63,9 +63,6 @@ class RepoRevRepository:
         """Store each repo's newest applied rev (an upsert; the backfill state is kept)."""
         if not revs:
             return
-        if self._postgresql:  # one statement, not one execution per row
-            await self.db.execute(_ADVANCE, {"consumer": consumer, "dids": list(revs), "revs": list(revs.values())})
-            return
         now = utcnow()
         rows = [{"consumer": consumer, "did": did, "rev": rev, "updated_at": now} for did, rev in revs.items()]
         statement = self._insert()(RepoRevRow)
@@ -73,6 +70,18 @@ class RepoRevRepository:
             index_elements=["consumer", "did"],
             set_={"rev": statement.excluded.rev, "updated_at": statement.excluded.updated_at})
         await self.db.execute(statement, rows)
+
+    async def advance_returning_stored(self, consumer: str, revs: Mapping[str, str]) -> dict[str, str] | None:
+        """Advance each repo's rev to the one in ``revs`` where that is newer, and return the revs stored
+        before (repos never seen are missing), in one statement; None: not on this database (PostgreSQL
+        only), use ``revs`` and ``advance``."""
+        if not self._postgresql:
+            return None
+        if not revs:
+            return {}
+        result = await self.db.execute(_ADVANCE_RETURNING_STORED, {"consumer": consumer, "dids": list(revs),
+                                                                   "revs": list(revs.values())})
+        return {did: rev for did, rev in result.all() if rev is not None}
 
     async def mark_backfilled(self, consumer: str, did: str, rev: str) -> None:
         """``did`` was backfilled at ``rev`` (its effects commit in this same transaction)."""
@@ -121,8 +130,13 @@ class RepoRevRepository:
 _GET_MANY = text(
     "SELECT r.did, r.rev, r.backfill, r.reason FROM unnest(CAST(:dids AS varchar[])) AS w(did) "
     "JOIN bsky_repo_rev r ON r.consumer = :consumer AND r.did = w.did")
-_ADVANCE = text(
-    "INSERT INTO bsky_repo_rev (consumer, did, rev, updated_at) "
-    "SELECT CAST(:consumer AS varchar), d, r, CURRENT_TIMESTAMP "
-    "FROM unnest(CAST(:dids AS varchar[]), CAST(:revs AS varchar[])) AS t(d, r) "
-    "ON CONFLICT (consumer, did) DO UPDATE SET rev = excluded.rev, updated_at = excluded.updated_at")
+# every part of the statement sees one snapshot: "stored" reads the revs as they were before "advanced"
+_ADVANCE_RETURNING_STORED = text(
+    "WITH incoming AS (SELECT d, r FROM unnest(CAST(:dids AS varchar[]), CAST(:revs AS varchar[])) AS t(d, r)), "
+    "stored AS (SELECT s.did, s.rev FROM incoming JOIN bsky_repo_rev s "
+    "ON s.consumer = :consumer AND s.did = incoming.d), "
+    "advanced AS (INSERT INTO bsky_repo_rev (consumer, did, rev, updated_at) "
+    "SELECT CAST(:consumer AS varchar), d, r, CURRENT_TIMESTAMP FROM incoming "
+    "ON CONFLICT (consumer, did) DO UPDATE SET rev = excluded.rev, updated_at = excluded.updated_at "
+    "WHERE bsky_repo_rev.rev IS NULL OR bsky_repo_rev.rev < excluded.rev) "
+    "SELECT did, rev FROM stored")

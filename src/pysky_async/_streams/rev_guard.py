@@ -50,7 +50,14 @@ async def apply(session: AsyncSession, consumer: str, work: Sequence[OnCommit]) 
     above the repo's stored (or earlier in this batch) rev, and advances it. Returns the steps skipped."""
     steps = [each for each in work if isinstance(each, RevStep)]
     revs = RepoRevRepository(session)
-    newest = await revs.revs(consumer, {step.did for step in steps}) if steps else {}
+    # PostgreSQL: the stored revs are read and advanced to the batch's newest in one statement (the
+    # outcome is the same: a repo's stored rev ends at the newest rev applied, never lower)
+    batch_newest: dict[str, str] = {}
+    for step in steps:
+        if step.rev > batch_newest.get(step.did, ""):
+            batch_newest[step.did] = step.rev
+    stored = await revs.advance_returning_stored(consumer, batch_newest)
+    newest = dict(stored) if stored is not None else await revs.revs(consumer, batch_newest) if steps else {}
     advanced: dict[str, str] = {}
     skipped = 0
     runs: list[OnCommit] = []  # in order; the checks above need no effect of the work before them
@@ -66,7 +73,8 @@ async def apply(session: AsyncSession, consumer: str, work: Sequence[OnCommit]) 
         runs.extend(each.work)
         newest[each.did] = advanced[each.did] = each.rev
     await run_work(session, runs)
-    await revs.advance(consumer, advanced)
+    if stored is None:
+        await revs.advance(consumer, advanced)
     return skipped
 
 
