@@ -135,10 +135,11 @@ async def trim(store: Store, log_id: int) -> int:
 
 async def read(store: Store, log_id: int, after: dict[int, int], limit: int, *, group: str,
                lease: float) -> tuple[list[LogEvent], Head]:
-    """Up to ``limit`` events of the partitions in ``after`` (partition -> the position read up to), in
-    log order, and the log's head as of the same snapshot: fewer than ``limit`` events means that these
-    partitions hold no other event up to the head. The head also counts ``group``'s members live within
-    ``lease`` seconds and its claimable partitions. One statement, outside a transaction."""
+    """Up to ``limit`` events of each partition in ``after`` (partition -> the position read up to), in
+    log order, and the log's head as of the same snapshot: a partition with fewer than ``limit`` events
+    holds no other event up to the head. The head also counts ``group``'s members live within ``lease``
+    seconds and its claimable partitions. One statement, outside a transaction; its cost follows the
+    rows it returns, not the backlog (each partition is an index range scan of at most ``limit`` rows)."""
     parts = sorted(after)
     try:
         async with store.engine.connect() as connection:
@@ -167,7 +168,8 @@ _READ = text(
     "FROM bsky_group_log WHERE id = :id) "
     "SELECT head.last_position, head.upstream_cursor, head.live, head.claimable, e.partition, e.position, e.cursor, "
     "e.text, e.data FROM head "
-    "LEFT JOIN LATERAL (SELECT e.partition, e.position, e.cursor, e.text, e.data FROM bsky_group_event e "
-    "JOIN unnest(CAST(:parts AS integer[]), CAST(:afters AS bigint[])) AS w(partition, after) "
-    "ON e.partition = w.partition AND e.position > w.after WHERE e.log_id = :id "
-    "AND e.position <= head.last_position ORDER BY e.position LIMIT :limit) e ON true")
+    "LEFT JOIN LATERAL (SELECT w.partition, x.position, x.cursor, x.text, x.data "
+    "FROM unnest(CAST(:parts AS integer[]), CAST(:afters AS bigint[])) AS w(partition, after) "
+    "CROSS JOIN LATERAL (SELECT e.position, e.cursor, e.text, e.data FROM bsky_group_event e "
+    "WHERE e.log_id = :id AND e.partition = w.partition AND e.position > w.after "
+    "AND e.position <= head.last_position ORDER BY e.position LIMIT :limit) x) e ON true ORDER BY e.position")

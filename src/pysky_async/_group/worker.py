@@ -34,7 +34,7 @@ logger = logging.getLogger("pysky_async.streams")
 _REBALANCE_GAP = 0.25
 """Seconds at least between two balances (partitions handed back are claimed at the next one)."""
 _FULL_POLL = 0.02
-"""Seconds between checks for room while ``max_pending`` events are held (commits make room)."""
+"""Seconds between checks for room while ``max_pending`` events are held (handlers and commits make room)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,27 +186,33 @@ class GroupWorker:
             pending = sum(w.runner.pending for w in self.owned.values())
             room = s.max_pending - pending - len(workers)  # a read passes a mark to each partition too
             if room <= 0 and pending:
-                for worker in workers.values():
-                    worker.runner.commit_wanted.set()  # a commit makes room
+                # a commit makes room if many events wait for one; else the handlers are behind
+                if sum(w.runner.passed for w in self.owned.values()) * 2 >= pending:
+                    for worker in self.owned.values():
+                        if worker.runner.passed:
+                            worker.runner.commit_wanted.set()
                 await self._pause(_FULL_POLL)
                 continue
-            room = max(room, 1)
+            # each partition gets its share of the room (at least one event)
+            share = max(1, min(s.batch, room) // max(1, len(workers)))
             try:
                 events, head = await group_log.read(self.store, self.log.id, {n: w.after for n, w in workers.items()},
-                                                    min(s.batch, room), group=self.group, lease=self.settings.lease)
+                                                    share, group=self.group, lease=self.settings.lease)
             except StorageError as exc:
                 logger.warning("group %s: worker %s: reading the log failed, retrying: %s", self.group, self.name, exc)
                 await self._pause(max(s.poll, 1.0))
                 continue
             self._notice(head)
+            read = dict.fromkeys(workers, 0)
             for item in events:
+                read[item.partition] += 1
                 worker = workers[item.partition]
                 if worker.accepting and item.position > worker.after:
                     await worker.add(item)
-            if len(events) < min(s.batch, room):
-                for worker in workers.values():
-                    if worker.accepting:
-                        await worker.tick(head)
+            for number, worker in workers.items():
+                if read[number] < share and worker.accepting:  # nothing else of it up to the head
+                    await worker.tick(head)
+            if all(count < share for count in read.values()):
                 await self._pause(s.poll)
 
     def _notice(self, head: group_log.Head) -> None:

@@ -125,18 +125,20 @@ class RepoRevRepository:
         return {did: RepoRev(did, rev, backfill, reason) for did, rev, backfill, reason in result.all()}
 
 
-# a join, not "did = ANY(:dids)": that is matched row by row against the array when the planner
-# thinks the table small (a seq scan: rows x DIDs comparisons)
+# one primary-key probe per DID (the LIMIT keeps the planner from turning the lookups into a join):
+# "did = ANY(:dids)" or a plain join was planned as a scan of the whole table, which grows with the
+# repos seen (~3-5 ms per call at 5,000 repos, for a handful of DIDs)
+_PROBE = ("CROSS JOIN LATERAL (SELECT r.did, r.rev, r.backfill, r.reason FROM bsky_repo_rev r "
+          "WHERE r.consumer = :consumer AND r.did = w.did LIMIT 1) s")
 _GET_MANY = text(
-    "SELECT r.did, r.rev, r.backfill, r.reason FROM unnest(CAST(:dids AS varchar[])) AS w(did) "
-    "JOIN bsky_repo_rev r ON r.consumer = :consumer AND r.did = w.did")
+    f"SELECT s.did, s.rev, s.backfill, s.reason FROM unnest(CAST(:dids AS varchar[])) AS w(did) {_PROBE}")
 # every part of the statement sees one snapshot: "stored" reads the revs as they were before "advanced"
 _ADVANCE_RETURNING_STORED = text(
-    "WITH incoming AS (SELECT d, r FROM unnest(CAST(:dids AS varchar[]), CAST(:revs AS varchar[])) AS t(d, r)), "
-    "stored AS (SELECT s.did, s.rev FROM incoming JOIN bsky_repo_rev s "
-    "ON s.consumer = :consumer AND s.did = incoming.d), "
+    "WITH incoming AS (SELECT did, rev FROM unnest(CAST(:dids AS varchar[]), CAST(:revs AS varchar[])) "
+    "AS t(did, rev)), "
+    f"stored AS (SELECT s.did, s.rev FROM incoming AS w {_PROBE}), "
     "advanced AS (INSERT INTO bsky_repo_rev (consumer, did, rev, updated_at) "
-    "SELECT CAST(:consumer AS varchar), d, r, CURRENT_TIMESTAMP FROM incoming "
+    "SELECT CAST(:consumer AS varchar), did, rev, CURRENT_TIMESTAMP FROM incoming "
     "ON CONFLICT (consumer, did) DO UPDATE SET rev = excluded.rev, updated_at = excluded.updated_at "
     "WHERE bsky_repo_rev.rev IS NULL OR bsky_repo_rev.rev < excluded.rev) "
     "SELECT did, rev FROM stored")

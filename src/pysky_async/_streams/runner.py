@@ -60,6 +60,11 @@ class Runner:
         return self._pending
 
     @property
+    def passed(self) -> int:
+        """Events below the watermark and not yet taken by a commit."""
+        return self._watermark.passed
+
+    @property
     def running(self) -> int:
         """``work`` calls running now."""
         return self._running
