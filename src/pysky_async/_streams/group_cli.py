@@ -13,15 +13,6 @@ from .._group.status import GroupStatus, group_status
 from .._storage.store import Store
 
 
-def add_parser(commands: Any) -> None:
-    """Register the ``group`` subcommand."""
-    sub = commands.add_parser("group", help="consumer groups of `stream --group`: their state in the database")
-    sub.add_argument("action", choices=["status"], help="status: leader, upstream cursor, and per partition its "
-                     "owner, lease, watermark and lag")
-    sub.add_argument("group", help="the group's name (stream --group)")
-    sub.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-
-
 async def run(args: argparse.Namespace) -> int:
     """Print the group's status (a table, or JSON with ``--json``)."""
     store = Store(args.database_url)
