@@ -28,9 +28,12 @@ is shown, not run (e.g. ``pip install pysky_async``, which needs the package on 
 Python blocks: a block that runs its own event loop (``asyncio.run(...)``) is a whole program and
 runs as one. The other blocks are fragments: they run in order, in one program, inside the
 ``async with AsyncBskyClient() as bsky:`` that the README says they assume. Shell blocks run in
-bash from the repository root (where a newcomer runs them), each command as written. The test
-command block is what ``.ci/run`` runs: this test checks that .ci/run runs exactly it instead of
-recursing into it.
+bash from the root of a clone (where a newcomer runs them), each command as written: a copy of this
+checkout's files (``git ls-files``, tracked and new) with a ``.venv`` of its own, first on ``PATH``,
+which sees the test virtualenv's packages (a ``.pth`` file), so ``pip install -e .`` there needs no
+download and never reinstalls the virtualenv that runs the tests (``.ci/run`` runs them on two
+pytest-xdist workers: the other one imports from it meanwhile). The test command block is what
+``.ci/run`` runs: this test checks that .ci/run runs exactly it instead of recursing into it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -183,6 +187,26 @@ def fixture_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the shell blocks run: this checkout's files (tracked and new, as ``git ls-files`` lists
+    them) copied, with a virtualenv ``.venv`` of its own that sees the test virtualenv's packages."""
+    root = tmp_path_factory.mktemp("clone")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            check=True, capture_output=True).stdout.decode()
+    for relative in filter(None, listed.split("\0")):
+        source = ROOT / relative
+        if source.is_file():  # a tracked file deleted in this checkout is not copied
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / relative)
+    subprocess.run([sys.executable, "-m", "venv", str(root / ".venv")], check=True, capture_output=True)
+    site = subprocess.run([str(root / ".venv" / "bin" / "python"), "-c", "import sysconfig; "
+                           "print(sysconfig.get_paths()['purelib'])"], check=True, capture_output=True, text=True)
+    # last on sys.path (after the clone's own editable install): the packages of the venv running the tests
+    (Path(site.stdout.strip()) / "zz_pysky_test_venv.pth").write_text(f"{sysconfig.get_paths()['purelib']}\n")
+    return root
+
+
 @pytest.fixture
 async def world(devenv: DevEnv, tmp_path: Path, fixture_files: Path) -> AsyncIterator[ReadmeWorld]:
     from .realnet.fake_video_service import FakeVideoService
@@ -268,16 +292,31 @@ async def test_readme_python_blocks_run(world: ReadmeWorld, document: Path) -> N
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("document", documents_with("bash"))
-async def test_readme_shell_blocks_run(world: ReadmeWorld, document: Path) -> None:
+async def test_readme_shell_blocks_run(world: ReadmeWorld, clone: Path, document: Path) -> None:
+    before = _test_venv_state()
+    world.env["PATH"] = f"{clone / '.venv' / 'bin'}{os.pathsep}{world.env['PATH']}"
+    world.env["PYTHONPATH"] = f"{clone / 'src'}{os.pathsep}{clone}"
     for block in (b for b in doc_blocks(document) if b.lang == "bash"):
         for command in _shell_commands(block.code):
             if command in (TEST_COMMAND, CI_COMMAND):
                 continue  # what .ci/run runs, and .ci/run itself (it is running this test)
-            result = await world.run(["bash", "-euo", "pipefail", "-c", world.substitute(command)], cwd=ROOT,
+            result = await world.run(["bash", "-euo", "pipefail", "-c", world.substitute(command)], cwd=clone,
                                      account=False)
             assert result.returncode == 0, (
                 f"{name(document)} line {block.line}: {shlex.quote(command)} failed ({result.returncode}):\n"
                 f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    assert _test_venv_state() == before, "the blocks changed the virtualenv running the tests (and other workers)"
+
+
+def _test_venv_state() -> dict[str, tuple[int, str]]:
+    """What a ``venv`` or ``pip install -e .`` into the virtualenv running the tests would change: its
+    interpreter links, its configuration and this project's installation (modification time, content)."""
+    venv = VENV_BIN.parent
+    site = Path(sysconfig.get_paths()["purelib"])
+    paths = [*VENV_BIN.glob("python*"), *VENV_BIN.glob("pysky-async*"), venv / "pyvenv.cfg",
+             *site.glob("*pysky_async*"), *site.glob("pysky_async-*.dist-info/*")]
+    return {str(p): (p.lstat().st_mtime_ns, os.readlink(p) if p.is_symlink() else p.read_text(errors="replace")
+                     if p.is_file() else "") for p in paths}
 
 
 def test_the_error_tree_names_every_exported_exception() -> None:

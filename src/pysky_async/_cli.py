@@ -24,27 +24,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import make_url
-
-from . import _jwt
-from ._client import AsyncBskyClient
-from ._config import normalize_endpoint, normalize_host
+from ._cli_args import add_backfill_parser, add_group_parser, add_stream_parser
 from ._exceptions import InvalidInput, NotAuthenticated, PyskyError
-from ._request import XrpcRequest
-from ._response import XrpcResponse
-from ._session import SessionManager
-from ._storage import migrate
-from ._storage.store import Store, resolve_database_url
-from ._streams import cli as stream_cli
-from ._streams import group_cli
-from ._sync import backfill_cli
+
+if TYPE_CHECKING:
+    from ._client import AsyncBskyClient
+    from ._response import XrpcResponse
+
+# Each subcommand imports what it runs when it runs (the client, SQLAlchemy, alembic, the streams...):
+# `pysky-async --help`, `db path` or a usage error start in a fraction of the time.
 
 UNAUTHENTICATED = frozenset({
     "com.atproto.server.createAccount", "com.atproto.server.createSession", "com.atproto.server.describeServer",
@@ -106,9 +100,9 @@ def _parser() -> argparse.ArgumentParser:
                        "claims last after its last heartbeat")
     graph.add_argument("--include-outsiders", action="store_true",
                        help="also write follows of accounts that are not among the authors")
-    stream_cli.add_parser(commands)
-    group_cli.add_parser(commands)
-    backfill_cli.add_parser(commands)
+    add_stream_parser(commands)
+    add_group_parser(commands)
+    add_backfill_parser(commands)
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "downgrade", "current", "path"],
                     help="path: print the database URL in use (password hidden)")
@@ -121,15 +115,28 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _run(args: argparse.Namespace) -> int:
     if args.command == "db" and args.action == "path":
+        from sqlalchemy.engine import make_url
+
+        from ._storage.store import resolve_database_url
+
         print(make_url(resolve_database_url(args.database_url)).render_as_string(hide_password=True))
         return 0
     if args.command == "stream":
+        from ._streams import cli as stream_cli
+
         return await stream_cli.run(args)
     if args.command == "group":
+        from ._streams import group_cli
+
         return await group_cli.run(args)
     if args.command == "backfill":
+        from ._sync import backfill_cli
+
         return await backfill_cli.run(args)
     if args.command == "db":
+        from ._storage import migrate
+        from ._storage.store import Store
+
         store = Store(args.database_url, auto_migrate=False)
         try:
             if args.action == "upgrade":
@@ -140,6 +147,8 @@ async def _run(args: argparse.Namespace) -> int:
         finally:
             await store.aclose()
         return 0
+    from ._client import AsyncBskyClient
+
     public_host = args.public_host
     if public_host is None and args.auth_host and not os.environ.get("BSKY_AUTH_USERNAME"):
         public_host = args.auth_host  # no account: the server named is the one to ask
@@ -186,6 +195,9 @@ async def _graph(bsky: AsyncBskyClient, args: argparse.Namespace) -> int:
 
 
 async def _call(bsky: AsyncBskyClient, args: argparse.Namespace) -> XrpcResponse:
+    from ._config import normalize_endpoint, normalize_host
+    from ._request import XrpcRequest
+
     nsid = normalize_endpoint(args.nsid)
     if args.no_auth or nsid in UNAUTHENTICATED:
         host = normalize_host(args.hostname) if args.hostname else bsky.config.auth_host
@@ -199,6 +211,11 @@ async def _call(bsky: AsyncBskyClient, args: argparse.Namespace) -> XrpcResponse
 
 
 async def _session_command(bsky: AsyncBskyClient, action: str) -> int:
+    import datetime as dt
+
+    from . import _jwt
+    from ._session import SessionManager
+
     sessions = bsky.sessions
     if not isinstance(sessions, SessionManager) or not sessions.identifier:
         raise NotAuthenticated("no account configured: set BSKY_AUTH_USERNAME (the session is stored per account)")

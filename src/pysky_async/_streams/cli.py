@@ -10,72 +10,16 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from .._cli_args import DEFAULT_PARTITIONS
 from .._exceptions import InvalidInput
 from .._json_body import atproto_json
 from .._storage.store import Store
-from .collection_filter import check_collection
 from .committed_file import CommittedFile
 from .connection import Source
 from .consumer import EventContext, StreamConsumer
 from .events import CommitEvent, RepoOp, StreamEvent
 from .firehose import FirehoseSource
 from .jetstream import PUBLIC_INSTANCES, JetstreamSource
-
-
-def add_parser(commands: Any) -> None:
-    """Register the ``stream`` subcommand."""
-    sub = commands.add_parser("stream", help="write record operations from the firehose or Jetstream to JSON Lines")
-    sub.add_argument("--source", choices=["firehose", "jetstream"], default="jetstream")
-    sub.add_argument("--service", default="wss://bsky.network", help="firehose: the relay or PDS")
-    sub.add_argument("--instance", action="append", help="jetstream: an instance (repeat for failover)")
-    sub.add_argument("--collection", action="append", type=_collection,
-                     help="only this collection: an NSID, or a prefix such as app.bsky.feed.* (repeatable)")
-    sub.add_argument("--did", action="append", help="only these repos (repeatable)")
-    sub.add_argument("--out", required=True, help="the JSON Lines file (appended to)")
-    sub.add_argument("--consumer", required=True, help="the name the cursor is stored under; a rerun resumes "
-                     "(with --group: this worker's name, stable across restarts)")
-    sub.add_argument("--group", help="run as a worker of this consumer group (PostgreSQL: any number of processes "
-                     "share the partitions; the one that wins the lock also reads the source); each line is "
-                     "written exactly once across the workers' files")
-    sub.add_argument("--partitions", type=partitions, help=f"with --group: partitions of the group's log, by "
-                     f"hash of the repo (1..{MAX_PARTITIONS}, default {DEFAULT_PARTITIONS}; fixed once the log "
-                     "exists)")
-    sub.add_argument("--lease", type=float, default=10.0, help="with --group: seconds a worker's partition lease "
-                     "lasts (heartbeats renew it every half of that); a dead worker's partitions move after "
-                     "about this long (default 10)")
-    sub.add_argument("--start-cursor", type=int, help="where a first run starts (default: now); on a consumer with "
-                     "a stored cursor only together with --reset-cursor; with --group: where a new group's log "
-                     "starts (a log that exists resumes at its stored cursor)")
-    sub.add_argument("--reset-cursor", action="store_true", help="forget the consumer's stored cursor and start "
-                     "over at --start-cursor (default: now), e.g. after the server refused it (FutureCursor)")
-    sub.add_argument("--compress", action="store_true", help="jetstream: zstd-compressed messages")
-    sub.add_argument("--limit", type=int, help="stop (gracefully) after at least this many lines; the events "
-                     "already read are finished too, and at most this many are read ahead")
-    sub.add_argument("--concurrency", type=int, default=32)
-
-
-MAX_PARTITIONS = 1024
-"""More partitions than this is a typo, not a plan: each costs a lease row and a watermark."""
-DEFAULT_PARTITIONS = 16
-
-
-def partitions(value: str) -> int:
-    """``--partitions``: an integer from 1 to ``MAX_PARTITIONS``."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_PARTITIONS:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a partition count: give a whole number from 1 to "
-                                         f"{MAX_PARTITIONS} (e.g. 16; a few per worker process you plan to run)")
-    return number
-
-
-def _collection(value: str) -> str:
-    try:
-        return check_collection(value)
-    except InvalidInput as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _source(args: argparse.Namespace) -> Source:

@@ -16,19 +16,6 @@ from .._group.status import GroupStatus, group_status
 from .._storage.store import Store
 
 
-def add_parser(commands: Any) -> None:
-    """Register the ``group`` subcommand."""
-    sub = commands.add_parser("group", help="consumer groups of `stream --group`: their state in the database")
-    sub.add_argument("action", choices=["status", "drop"], help="status: leader, upstream cursor, and per "
-                     "partition its owner, lease, watermark and lag; drop: delete the group (its partitions, "
-                     "members and rev guard) so the shared log is trimmed without waiting for it")
-    sub.add_argument("group", help="the group's name (stream --group)")
-    sub.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    sub.add_argument("--yes", action="store_true", help="drop: do not ask for confirmation")
-    sub.add_argument("--force", action="store_true", help="drop: even while members of the group are live "
-                     "(they lose their partitions and idle)")
-
-
 async def run(args: argparse.Namespace) -> int:
     """Print the group's status (a table, or JSON with ``--json``), or drop it."""
     store = Store(args.database_url)

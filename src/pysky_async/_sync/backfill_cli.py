@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,33 +24,6 @@ from .backfill import Backfill, BackfillStats
 from .backfill_workers import check_budgets, output_label, supervise
 
 INTERRUPTED = 130
-
-
-def add_parser(commands: Any) -> None:
-    """Register the ``backfill`` subcommand."""
-    sub = commands.add_parser("backfill", help="write every record of whole repos (verified) to JSON Lines")
-    sub.add_argument("--service", required=True, help="the PDS or relay to fetch repos from (and list them)")
-    sub.add_argument("--did", action="append", help="a repo to backfill (repeatable); default: every active "
-                     "repo the service lists (listRepos)")
-    sub.add_argument("--collection", action="append", help="only these collections (prefix.* allowed; repeatable)")
-    sub.add_argument("--out", required=True, help="the JSON Lines file (appended to)")
-    sub.add_argument("--consumer", required=True, help="the name the job's state is stored under; a rerun resumes")
-    sub.add_argument("--concurrency", type=int, default=8, help="repos at once")
-    sub.add_argument("--per-host", type=int, default=4, help="repos at once from one host")
-    sub.add_argument("--rate", type=float, help="repo fetches per second per host (default: unbounded)")
-    sub.add_argument("--workers", type=int, help="run N worker PROCESSES (they use every core to verify) of "
-                     "the crawl job named --consumer, kept in the database: the same command on other "
-                     "machines with the same --consumer and a shared PostgreSQL --database-url joins the "
-                     "job, and a dead worker's repos are taken over once its claims expire. Each machine "
-                     "writes its own --out. Without it, one process backfills alone")
-    sub.add_argument("--budget", action="append", metavar="NSID=LIMIT/SECONDS[/BURST]",
-                     help="with --workers: the request budget per host shared by every worker in the "
-                     "database (repeatable; NSID * is any other method). Default: Bluesky's limits per "
-                     "IP, com.atproto.sync.getRepo=6000/300/100 and *=3000/300/50")
-    sub.add_argument("--no-budget", action="store_true", help="with --workers: no shared request budget")
-    sub.add_argument("--claim-ttl", type=float, default=60.0, help="with --workers: seconds a worker's "
-                     "claims last after its last heartbeat (a dead worker's repos wait this long)")
-    sub.add_argument("--job-worker", action="store_true", help=argparse.SUPPRESS)
 
 
 def check_collections(collections: list[str] | None) -> list[str] | None:
