@@ -10,6 +10,7 @@ import os
 import random
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +25,6 @@ from pysky_async import AsyncBskyClient, NetworkError
 from .realnet.devenv import DevEnv
 from .realnet.fault_proxy import FaultProxy
 from .realnet.pds import Account
-from .test_fault_proxy import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -180,7 +180,11 @@ async def test_bot_survives_failed_polls_and_goes_on(devenv: DevEnv, tmp_path: P
     """The bot's server is down (connection refused) for its first polls, then comes back."""
     bot_account, _ = devenv.new_account("b")
     fan, fan_token = devenv.new_account("f")
-    port = free_port()
+    # the port is held by a bound socket that does not listen: connections are refused, and nothing else
+    # (another xdist worker's server, an outgoing connection's local port) can take it until the proxy does
+    reservation = socket.socket()
+    reservation.bind(("127.0.0.1", 0))
+    port = int(reservation.getsockname()[1])
     down = FaultProxy(int(devenv.pds_listen_url.rsplit(":", 1)[1]), rate=0.0)  # started later: refused until then
     text = f"hi @{bot_account.handle}"
     start = text.index("@")
@@ -199,6 +203,7 @@ async def test_bot_survives_failed_polls_and_goes_on(devenv: DevEnv, tmp_path: P
         while sum("poll failed" in r.message for r in caplog.records) < 2:
             assert not task.done(), task
             await asyncio.sleep(0.05)
+        reservation.close()
         await down.start(port)
         async with client(devenv, bot_account, f"sqlite+aiosqlite:///{tmp_path}/check.sqlite3") as bsky:
             for _ in range(200):
@@ -210,4 +215,5 @@ async def test_bot_survives_failed_polls_and_goes_on(devenv: DevEnv, tmp_path: P
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        reservation.close()
         await down.stop()
