@@ -92,7 +92,8 @@ class GroupWorker:
         return self.leader is not None and self.leader.is_leader
 
     async def stop(self) -> None:
-        """Stop: ingest and partitions finish what they read and commit; leases are released."""
+        """Stop: the ingest commits what it read; each partition finishes its running handlers and commits
+        (the events read but not started are left above its watermark); leases are released."""
         self._stopping.set()
         self._rebalance.set()
         if self.leader is not None:

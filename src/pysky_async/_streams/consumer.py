@@ -389,7 +389,9 @@ class StreamConsumer:
         return self._filters.apply(event)
 
     async def stop(self) -> None:
-        """Stop reading; ``run()`` then finishes the events already read, commits and returns."""
+        """Stop reading; ``run()`` then finishes the events already read, commits and returns (a group
+        worker finishes the handlers running now: the partition's next owner runs the events it read
+        but did not start)."""
         self._stopping = True
         if self._group_worker is not None:
             await self._group_worker.stop()
