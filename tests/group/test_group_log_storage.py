@@ -44,4 +44,4 @@ async def test_events_up_to_8_kb_stay_inline_and_uncompressed_and_larger_ones_ro
     assert sizes[2] == (len(frames[1]) + 4, None)  # 6.9 KB, stored as it came: not compressed
     assert sizes[3][1] is None  # 20 KB: out of line, still not compressed
     events, _head = await read(store, log.id, {0: 0, 1: 0}, 10, group="stored", lease=10.0)
-    assert sorted(bytes(e.data) for e in events) == sorted(frames)
+    assert sorted(e.data for e in events if isinstance(e.data, bytes)) == sorted(frames)
