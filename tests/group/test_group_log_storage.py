@@ -1,5 +1,6 @@
-"""The group log's events on PostgreSQL: kept inline and uncompressed up to ~8 KB (migration 0012), so
-that neither the ingest nor the workers compress, TOAST or decompress a firehose frame."""
+"""PostgreSQL storage settings (migration 0012): the group log's events kept inline and uncompressed up
+to ~8 KB, so that neither the ingest nor the workers compress, TOAST or decompress a firehose frame;
+free room on the per-repo rev table's pages for in-place updates."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ async def test_events_up_to_8_kb_stay_inline_and_uncompressed_and_larger_ones_ro
     storage = await store.execute_sql("SELECT attstorage::text FROM pg_attribute WHERE attrelid = "
                                       "'bsky_group_event'::regclass AND attname = 'data'")
     assert storage[0][0] == "e"  # EXTERNAL: out of line without compression when above the target
+    revs = await store.execute_sql("SELECT reloptions FROM pg_class WHERE relname = 'bsky_repo_rev'")
+    assert "fillfactor=70" in revs[0][0]  # room on each page for its rows' next revs (HOT updates)
 
     log = await register(store, "firehose:ws://storage.test", "stored", 2)
     writer = LogWriter(store, log, "leader")

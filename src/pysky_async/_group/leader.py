@@ -185,7 +185,8 @@ class Leader:
     async def _append(self, writer: LogWriter, queue: asyncio.Queue[Appended | None],
                       connection: AsyncConnection) -> None:
         s = self.settings
-        next_check = 0.0
+        next_check = next_backlog = 0.0
+        backlog = 0
         ended = False
         while not ended:
             now = time.monotonic()
@@ -195,12 +196,15 @@ class Leader:
                 await connection.commit()
                 await group_log.trim(self.store, self.log.id)
             # back-pressure: no more appends (so no more reading, once the queue is full) until the
-            # slowest group's workers are within max_backlog of the log's head
-            while await group_log.backlog(self.store, self.log.id) >= s.max_backlog:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), s.check_interval / 4)
-                if self._stopping.is_set():
-                    break
+            # slowest group's workers are within max_backlog of the log's head (checked before every
+            # append once the backlog may be within half of the bound, else a few times a second)
+            if now >= next_backlog or backlog >= s.max_backlog // 2:
+                next_backlog = now + s.check_interval / 4
+                while (backlog := await group_log.backlog(self.store, self.log.id)) >= s.max_backlog:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), s.check_interval / 4)
+                    if self._stopping.is_set():
+                        break
             try:
                 first = await asyncio.wait_for(queue.get(), s.check_interval)
             except asyncio.TimeoutError:
@@ -226,3 +230,4 @@ class Leader:
                 batch.append(item)
             await writer.append(batch)
             self.appended += len(batch)
+            backlog += len(batch)  # an upper bound until the next check (workers only lower it)

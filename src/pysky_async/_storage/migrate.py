@@ -12,14 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .repositories import advisory_key
 
-HEAD_REVISION = "0012_group_event_storage"
+HEAD_REVISION = "0012_postgresql_storage"
 """The newest migration; a test checks it is alembic's head."""
 VERSION_TABLE = "pysky_alembic_version"
 """Our own alembic version table, so a host application's ``alembic_version`` is left alone."""
 _LEGACY_VERSION_TABLE = "alembic_version"  # 0.1 kept its revision there
 _REVISIONS = frozenset({"0001", "0002", "0003_oauth", "0004_refresh_lease", "0005_login_cookie", "0006_repo_sync",
                         "0007_repo_revs", "0008_notifications", "0009_consumer_groups", "0010_crawl_jobs",
-                        "0011_crawl_enumerated", "0012_group_event_storage"})
+                        "0011_crawl_enumerated", "0012_postgresql_storage"})
 """Every revision of ours (a test checks the list against the scripts)."""
 
 
