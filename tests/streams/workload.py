@@ -29,7 +29,7 @@ async def _session(http: httpx.AsyncClient, account: Account) -> dict[str, str]:
 async def write_account(pds: PdsServer, account: Account, *, singles: int, batches: int, batch_size: int,
                         prefix: str = "s") -> None:
     """Single creates (one event each), batched creates, then updates and deletes of the singles."""
-    async with httpx.AsyncClient(base_url=pds.listen_url, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=pds.listen_url, timeout=180) as http:  # a loaded CI machine
         auth = await _session(http, account)
 
         async def call(nsid: str, body: dict[str, object]) -> None:
