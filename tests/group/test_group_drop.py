@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,16 +23,6 @@ from .test_group_pg import FAST, caught_up, wait_until
 
 pytestmark = pytest.mark.anyio
 SOURCE = "firehose:ws://drop.test"
-
-
-@pytest.fixture
-async def store(pg_database_url: str) -> AsyncIterator[Store]:
-    store = Store(pg_database_url, auto_migrate=True)
-    await store.ensure_ready()
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 async def two_groups(store: Store, events: int = 10) -> LogInfo:

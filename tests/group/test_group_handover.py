@@ -6,7 +6,7 @@ of its partitions."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import text
@@ -20,21 +20,10 @@ from ..streams.firehose_server import FakeFirehose
 from .frames import recording
 from .test_group_pg import caught_up, wait_until
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("effect_table")]
 
 # heartbeats far apart: whatever moves before one is due moved because a read of the log saw the change
 SLOW_HEARTBEAT = {"heartbeat_interval": 60.0, "lease_duration": 120.0, "commit_interval": 0.1, "log_interval": 60.0}
-
-
-@pytest.fixture
-async def store(pg_database_url: str) -> AsyncIterator[Store]:
-    store = Store(pg_database_url, auto_migrate=True)
-    await store.ensure_ready()
-    await store.execute_sql("CREATE TABLE effect (seq bigint PRIMARY KEY, did text NOT NULL, worker text NOT NULL)")
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 def handler_of(worker: str, delay: float = 0.0) -> Callable[[StreamEvent, EventContext], Awaitable[None]]:

@@ -5,7 +5,6 @@ free room on the per-repo rev table's pages for in-place updates."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,16 +13,6 @@ from pysky_async._group.registry import register
 from pysky_async._storage.store import Store
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def store(pg_database_url: str) -> AsyncIterator[Store]:
-    store = Store(pg_database_url, auto_migrate=True)
-    await store.ensure_ready()
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 async def test_events_up_to_8_kb_stay_inline_and_uncompressed_and_larger_ones_round_trip(store: Store) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import text
@@ -25,21 +25,10 @@ from pysky_async._streams.watermark import Entry
 from ..streams.firehose_server import FakeFirehose
 from .frames import commit_frame, did_of, recording
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("effect_table")]
 
 # short timings, not too short for a busy machine (an expired lease costs a rebalance)
 FAST = {"heartbeat_interval": 0.5, "lease_duration": 3.0, "commit_interval": 0.1, "log_interval": 1.0}
-
-
-@pytest.fixture
-async def store(pg_database_url: str) -> AsyncIterator[Store]:
-    store = Store(pg_database_url, auto_migrate=True)
-    await store.ensure_ready()
-    await store.execute_sql("CREATE TABLE effect (seq bigint PRIMARY KEY, did text NOT NULL, worker text NOT NULL)")
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 def effect_handler(worker: str) -> Callable[[StreamEvent, EventContext], Awaitable[None]]:
