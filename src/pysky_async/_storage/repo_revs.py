@@ -34,7 +34,7 @@ class RepoRevRepository:
         self.db = db
 
     def _insert(self) -> type[postgresql.Insert] | type[sqlite.Insert]:
-        return postgresql.Insert if self.db.get_bind().dialect.name == "postgresql" else sqlite.Insert
+        return postgresql.Insert if self._postgresql else sqlite.Insert
 
     @property
     def _postgresql(self) -> bool:
