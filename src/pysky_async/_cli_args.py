@@ -8,6 +8,7 @@ import argparse
 from typing import Any
 
 from ._exceptions import InvalidInput
+from ._group import DEFAULT_PARTITIONS
 
 
 def add_stream_parser(commands: Any) -> None:
@@ -26,8 +27,8 @@ def add_stream_parser(commands: Any) -> None:
                      "share the partitions; the one that wins the lock also reads the source); each line is "
                      "written exactly once across the workers' files")
     sub.add_argument("--partitions", type=partitions, help=f"with --group: partitions of the group's log, by "
-                     f"hash of the repo (1..{MAX_PARTITIONS}, default {DEFAULT_PARTITIONS}; fixed once the log "
-                     "exists)")
+                     f"hash of the repo (1..{MAX_PARTITIONS}; fixed once the log exists; default: the log's, and "
+                     f"{DEFAULT_PARTITIONS} for a new log)")
     sub.add_argument("--lease", type=float, default=10.0, help="with --group: seconds a worker's partition lease "
                      "lasts (heartbeats renew it every half of that); a dead worker's partitions move after "
                      "about this long (default 10)")
@@ -44,7 +45,6 @@ def add_stream_parser(commands: Any) -> None:
 
 MAX_PARTITIONS = 1024
 """More partitions than this is a typo, not a plan: each costs a lease row and a watermark."""
-DEFAULT_PARTITIONS = 16
 
 
 def partitions(value: str) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pysky_async import GroupStatus, StreamError, group_status
-from pysky_async._group import leases
+from pysky_async._group import DEFAULT_PARTITIONS, leases
 from pysky_async._group.leader import IngestSettings, Leader
 from pysky_async._group.log import Appended, Deposed, LogEvent, LogWriter
 from pysky_async._group.partition import PartitionSettings, PartitionWorker
@@ -252,6 +252,32 @@ async def test_a_log_keeps_its_number_of_partitions(store: Store) -> None:
         await register(store, "firehose:ws://p.test", "g2", 8)
     with pytest.raises(StreamError, match=r"reads firehose:ws://p\.test"):
         await register(store, "firehose:ws://q.test", "g1", 4)
+
+
+async def test_a_worker_that_asks_for_no_count_takes_the_logs(store: Store) -> None:
+    """Without ``partitions=`` a new log gets DEFAULT_PARTITIONS (24: even over 1, 2, 3, 4, 6, 8, 12
+    workers) and a worker on an existing log takes its count (a log made with 16, the old default,
+    keeps working instead of refusing the new default)."""
+    assert (await register(store, "firehose:ws://new.test", "fresh", None)).partitions == DEFAULT_PARTITIONS == 24
+    assert (await register(store, "firehose:ws://new.test", "another", None)).partitions == 24
+    await register(store, "firehose:ws://old.test", "old", 16)
+    assert (await register(store, "firehose:ws://old.test", "old", None)).partitions == 16
+
+    server = FakeFirehose(recording(40, 7))
+    await server.start()
+    await register(store, FirehoseSource(server.url).key, "sized", 4)
+    consumer = StreamConsumer(FirehoseSource(server.url), effect_handler("w0"), store=store, name="w0",
+                              group="sized", start_cursor=0, **FAST)  # type: ignore[arg-type]
+    assert consumer.partitions is None  # nothing asked for, not joined yet
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_until(lambda: caught_up(store, "sized", 40))
+        assert consumer.partitions == 4
+        assert len((await group_status(store, "sized")).partitions) == 4
+    finally:
+        await consumer.stop()
+        await task
+        await server.stop()
 
 
 async def test_a_restarted_worker_frees_what_its_dead_namesake_held(store: Store) -> None:

@@ -12,6 +12,7 @@ from .._exceptions import StreamError
 from .._storage.repositories import lock
 from .._storage.store import Store
 from .._streams.connection import Source
+from . import DEFAULT_PARTITIONS
 
 
 def partition_of(did: str, partitions: int) -> int:
@@ -44,27 +45,31 @@ class LogInfo:
     partitions: int
 
 
-async def register(store: Store, source: str, group: str, partitions: int) -> LogInfo:
-    """Create (or find) the log of ``source`` with ``partitions`` partitions, the group ``group`` on it
-    and the group's partition rows (watermark 0: the group starts at what the log still holds).
+async def register(store: Store, source: str, group: str, partitions: int | None) -> LogInfo:
+    """Create (or find) the log of ``source`` with ``partitions`` partitions (None: the log's own, or
+    ``DEFAULT_PARTITIONS`` for a new one), the group ``group`` on it and the group's partition rows
+    (watermark 0: the group starts at what the log still holds).
 
     Raises:
         StreamError: the log exists with another number of partitions, or the group reads another source.
     """
-    if partitions < 1:
+    if partitions is not None and partitions < 1:
         raise StreamError(f"partitions must be at least 1, not {partitions}")
     async with store.transaction() as session:
         await lock(session, f"pysky_async:group-log:{source}")
         row = (await session.execute(text("SELECT id, partitions FROM bsky_group_log WHERE source = :source"),
                                      {"source": source})).first()
         if row is None:
+            partitions = partitions or DEFAULT_PARTITIONS
             log_id = (await session.execute(text(
                 "INSERT INTO bsky_group_log (source, partitions, upstream_cursor, last_position, term, updated_at) "
                 "VALUES (:source, :partitions, NULL, 0, 0, CURRENT_TIMESTAMP) RETURNING id"),
                 {"source": source, "partitions": partitions})).scalar_one()
         else:
             log_id, existing = int(row[0]), int(row[1])
-            if existing != partitions:
+            if partitions is None:
+                partitions = existing
+            elif existing != partitions:
                 raise StreamError(f"the group log of {source} has {existing} partitions, not {partitions}: pass "
                                   f"partitions={existing} (the number of partitions of a log is fixed when it is "
                                   "created; a new number needs a new log: drop its rows from bsky_group_log)")

@@ -51,11 +51,12 @@ class GroupWorker:
     """Runs worker ``name`` of ``group`` on ``source`` until ``stop()``.
 
     Args:
+        partitions: the log's partitions (None: as the log has them, or ``DEFAULT_PARTITIONS`` for a new log).
         handle: runs the consumer's handler on one event with a partition's rev guard.
         admit: the consumer's filters.
     """
 
-    def __init__(self, store: Store, source: Source, *, group: str, name: str, partitions: int,
+    def __init__(self, store: Store, source: Source, *, group: str, name: str, partitions: int | None,
                  handle: Handle, admit: Admit, stats: StreamStats, settings: GroupSettings | None = None,
                  ingest: IngestSettings | None = None, partition_settings: PartitionSettings | None = None) -> None:
         settings = settings or GroupSettings()
@@ -102,6 +103,7 @@ class GroupWorker:
     async def run(self) -> None:
         """Join the group and work until ``stop()``."""
         log = self.log = await register(self.store, log_key(self.source), self.group, self.partitions)
+        self.partitions = log.partitions
         # a process of the same name that died may have held partitions: free them now
         await leases.leave(self.store, self.group, self.name)
         self.leader = Leader(self.store, log, self.source, self.name, self.ingest, stats=self.stats,

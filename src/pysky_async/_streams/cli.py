@@ -10,7 +10,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from .._cli_args import DEFAULT_PARTITIONS
 from .._exceptions import InvalidInput
 from .._json_body import atproto_json
 from .._storage.store import Store
@@ -99,7 +98,7 @@ async def _run_group(args: argparse.Namespace) -> int:
     if not args.lease > 0:
         raise InvalidInput(f"--lease must be a number of seconds above 0, not {args.lease} (default 10)")
     store = Store(args.database_url)
-    partitions = args.partitions or DEFAULT_PARTITIONS
+    partitions = args.partitions
     if store.engine.dialect.name != "postgresql":
         sys.stderr.write(f"note: {store.engine.url.render_as_string(hide_password=True)} is not PostgreSQL: "
                          f"group {args.group!r} runs in this one process with one partition. To share it among "

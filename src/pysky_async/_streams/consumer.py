@@ -139,8 +139,10 @@ class StreamConsumer:
             effects, the repo's ``rev`` and the partition's watermark commit together, and the
             group's resume point is its lowest partition watermark (``group_status``). On SQLite
             a group is one process with one partition (a WARNING says so if ``partitions`` > 1).
-        partitions: the number of partitions of the source's log (default 16 on PostgreSQL); fixed
-            when the log is first created.
+        partitions: the number of partitions of the source's log, fixed when the log is first
+            created; by default the log's own, and 24 for a new log on PostgreSQL (24 splits evenly
+            over 1, 2, 3, 4, 6, 8 or 12 workers: a worker holding more partitions than the others
+            bounds the group).
         heartbeat_interval / lease_duration: a group worker's heartbeat and partition lease
             (seconds; default 5 and 10): a dead worker's leases run out within two heartbeats of
             its last renewal, and another worker claims them at its next heartbeat; partitions move
@@ -182,8 +184,7 @@ class StreamConsumer:
             raise StreamError("partitions= needs group=: partitions are how a consumer group shares a stream")
         self.group = group
         """The consumer group this consumer is a worker of (None: a consumer on its own)."""
-        self.partitions = partitions if partitions is not None else 16
-        """The partitions of the group's log (1 on SQLite)."""
+        self._partitions = partitions
         self.heartbeat_interval = heartbeat_interval
         self.lease_duration = lease_duration
         self.max_backlog = max_backlog
@@ -267,6 +268,15 @@ class StreamConsumer:
     def commit_every(self) -> int:
         """A commit runs once this many events passed the watermark (or every ``commit_interval`` s)."""
         return self._runner.commit_every
+
+    @property
+    def partitions(self) -> int | None:
+        """The partitions of the group's log (1 on SQLite); as asked until the worker joins the group,
+        then the log's (None: a consumer on its own, or a worker that asked for none and has not joined)."""
+        worker = self._group_worker
+        if worker is not None and worker.log is not None:
+            return worker.log.partitions
+        return self._partitions
 
     @property
     def cursor(self) -> int | None:
@@ -367,7 +377,7 @@ class StreamConsumer:
         from .._group.worker import GroupSettings, GroupWorker
 
         worker = self._group_worker = GroupWorker(
-            store, self.source, group=group, name=self.name or "", partitions=self.partitions,
+            store, self.source, group=group, name=self.name or "", partitions=self._partitions,
             handle=self._handle_with, admit=self._filters_apply, stats=self.stats,
             settings=GroupSettings(heartbeat=self.heartbeat_interval, lease=self.lease_duration,
                                    log_interval=self.log_interval),
