@@ -103,6 +103,8 @@ def add_backfill_parser(commands: Any) -> None:
                      "database (repeatable; NSID * is any other method). Default: Bluesky's limits per "
                      "IP, com.atproto.sync.getRepo=6000/300/100 and *=3000/300/50")
     sub.add_argument("--no-budget", action="store_true", help="with --workers: no shared request budget")
+    sub.add_argument("--relist", action="store_true", help="with --workers and no --did: list the service's "
+                     "repos again (a job lists them once; the repos new since join it, those done stay done)")
     sub.add_argument("--claim-ttl", type=float, default=60.0, help="with --workers: seconds a worker's "
                      "claims last after its last heartbeat (a dead worker's repos wait this long)")
     sub.add_argument("--job-worker", action="store_true", help=argparse.SUPPRESS)

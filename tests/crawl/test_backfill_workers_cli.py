@@ -55,6 +55,8 @@ async def test_sqlite_runs_one_worker_and_a_bad_budget_is_named(pds: PdsServer, 
     assert many.returncode == 1 and "PostgreSQL --database-url" in many.stderr, many.stderr
     bad = await cli(pds, tmp_path, *base, "--workers", "1", "--budget", "com.atproto.sync.getRepo=lots")
     assert bad.returncode == 1 and "NSID=LIMIT/SECONDS[/BURST]" in bad.stderr, bad.stderr
+    relist = await cli(pds, tmp_path, *base, "--relist")
+    assert relist.returncode == 1 and "--relist applies to a job of --workers" in relist.stderr, relist.stderr
 
 
 async def test_workers_list_the_pds_repos_once(pds: PdsServer, pg_database_url: str, tmp_path: Path) -> None:
@@ -90,5 +92,15 @@ async def test_workers_list_the_pds_repos_once(pds: PdsServer, pg_database_url: 
         again = await cli(pds, tmp_path, *args[:-4], "--workers", "1")  # another machine joins: nothing to list
         assert again.returncode == 0, again.stderr[-3000:]
         assert [tuple(row) for row in await store.execute_sql(calls)] == pages
+
+        # a repo created since: --relist lists the PDS again and backfills it; the repos done stay done
+        newcomer = (await asyncio.to_thread(new_accounts, pds, 1))[0]
+        await seed(pds, [newcomer], 2)
+        before = lines(out)
+        relisted = await cli(pds, tmp_path, *args[:-4], "--workers", "1", "--relist")
+        assert relisted.returncode == 0, relisted.stderr[-3000:]
+        assert len(await store.execute_sql(calls)) > len(pages)
+        added = lines(out)[len(before):]
+        assert sorted((w["did"], w["path"]) for w in added) == [(newcomer.did, f"{POST}/seed{i:04d}") for i in range(2)]
     finally:
         await store.aclose()

@@ -81,6 +81,9 @@ async def run(args: argparse.Namespace) -> int:
     shared = args.workers is not None
     if shared and args.workers < 1:
         raise InvalidInput("--workers must be at least 1")
+    if args.relist and (not shared or args.did):
+        raise InvalidInput("--relist applies to a job of --workers that lists the service's repos (no --did): "
+                           "a backfill without --workers lists them at every run")
     budgets = check_budgets(args) if shared else None
     async with AsyncBskyClient(auth_host=args.auth_host, database_url=args.database_url) as bsky:
         await bsky.store.ensure_ready()
@@ -91,9 +94,13 @@ async def run(args: argparse.Namespace) -> int:
         if not args.job_worker:
             async with bsky.store.transaction() as session:
                 if shared:
+                    from .._crawl.enumeration import CrawlEnumeration
                     from .._crawl.jobs import CrawlJobs
 
                     done = await CrawlJobs(session, args.consumer).done_by(label)
+                    listing = CrawlEnumeration(session, args.consumer)
+                    if args.relist and (state := await listing.state()) is not None and state.finished:
+                        await listing.restart()  # the workers (started below) list again
                 else:
                     done = {d for d, row in (await RepoRevRepository(session).backfilled(args.consumer)).items()
                             if row.backfill == DONE}
