@@ -32,13 +32,12 @@ for a few seconds it appends several thousand events/s (the workers' handlers sh
 with it, the replay server and PostgreSQL) while the workers join and share the partitions out.
 "caught up" = the rows inserted after the ingest appended the last event, over the span from then
 to the last insert: the group's own rate once nothing but the workers runs (steady state, the
-tail included). CPU = user + system time per 1,000 events: of all worker processes (from the start of their runs:
-imports and start-up are left out); of the PostgreSQL cluster
-(its postmaster, live backends and the backends that ended, read from /proc); and of everything (the
-replay server too). On 2 cores, 2,000 / (all CPU ms per event) is the most events/s the machine
-can reach. ``BENCH_GROUP_PROFILE=/tmp/prof`` writes each worker's cProfile to
-``/tmp/prof.wN`` (CPU time). The load average
-is printed: on a shared machine, read the CPU column, not the wall-clock rate.
+tail included). CPU = user + system time per 1,000 events: of all worker processes (from the start
+of their runs: imports and start-up are left out); of the PostgreSQL cluster (its postmaster, live
+backends and the backends that ended, read from /proc); and of everything (the replay server too).
+On 2 cores, 2,000 / (all CPU ms per event) is the most events/s the machine can reach.
+``BENCH_GROUP_PROFILE=/tmp/prof`` writes each worker's cProfile to ``/tmp/prof.wN`` (CPU time). The
+load average is printed: on a shared machine, read the CPU column, not the wall-clock rate.
 """
 
 from __future__ import annotations
@@ -246,7 +245,7 @@ def run(pg: Any, args: argparse.Namespace, workers: int, kind: str) -> dict[str,
                                           f"FROM bench_effect")[0]
             caught_up_eps = int(after) / float(steady_span) if steady_span and after else 0.0
         cpu = sum(o.get("cpu", 0.0) for o in outs)
-        result = {"eps": count / float(span), "steady_eps": caught_up_eps, "cpu_per_1000": 1000 * cpu / count,
+        result = {"eps": count / float(span), "caught_up_eps": caught_up_eps, "cpu_per_1000": 1000 * cpu / count,
                   "pg_cpu_per_1000": 1000 * pg_cpu / count,
                   "all_cpu_per_1000": 1000 * (cpu + pg_cpu + server_cpu) / count, "p50": float(p50 or 0),
                   "p99": float(p99 or 0), "max": float(worst or 0), "load": os.getloadavg()[0]}
@@ -327,19 +326,19 @@ def main() -> None:
         count = args.events if kind != "lag" else int(args.rate * (args.lag_warmup + args.lag_seconds))
         lag = (f"{median(kind, workers, 'p50'):.2f} s | {median(kind, workers, 'p99'):.2f} s" if kind == "lag"
                else "- | -")  # the other runs replay recorded times: no lag to read
-        steady = median(kind, workers, "steady_eps")
+        caught = median(kind, workers, "caught_up_eps")
         print(f"| {labels[kind]} | {workers} | {count:,} | {median(kind, workers, 'eps'):,.0f} | "
-              f"{f'{steady:,.0f}' if steady else '-'} | "
+              f"{f'{caught:,.0f}' if caught else '-'} | "
               f"{median(kind, workers, 'cpu_per_1000'):.2f} | {median(kind, workers, 'pg_cpu_per_1000'):.2f} | "
               f"{median(kind, workers, 'all_cpu_per_1000'):.2f} | {lag} |")
     print()
     if ("insert", 3) in results:
         best = max(median("insert", w, "eps") for w in (1, 2, 3))
-        caught = max(median("insert", w, "steady_eps") for w in (1, 2, 3))
+        caught = max(median("insert", w, "caught_up_eps") for w in (1, 2, 3))
         print(f"target: insert handler ≥ 5,000 events/s aggregate: {best:,.0f}/s (caught up: {caught:,.0f}/s)")
     if ("io", 1) in results:
         print(f"target: io handler, 3 workers ≥ 2.5× one: caught up "
-              f"{median('io', 3, 'steady_eps') / median('io', 1, 'steady_eps'):.2f}× "
+              f"{median('io', 3, 'caught_up_eps') / median('io', 1, 'caught_up_eps'):.2f}× "
               f"(wall, the ingest's catch-up included: {median('io', 3, 'eps') / median('io', 1, 'eps'):.2f}×)")
     if ("lag", 3) in results:
         print(f"target: lag p99 < 2 s at {args.rate:.0f} events/s: {median('lag', 3, 'p99'):.2f} s (after a "
