@@ -20,7 +20,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -169,11 +169,12 @@ class FollowGraphExport:
         output = _Output(Path(out))
         label = output.label
         try:
-            await self._collect_authors(query, output, f"graph:{query}:{label}" if shared else f"graph:{query}")
             if shared:
+                await self._shared_authors(query, output, claim_ttl)
                 edges = await self._shared_follows(query, output, concurrency, include_outsiders, on_author,
                                                    claim_ttl, label)
             else:
+                await self._collect_authors(query, output, f"graph:{query}")
                 edges = await self._write_follows(query, output, concurrency, include_outsiders, progress,
                                                   on_author)
         finally:
@@ -182,19 +183,42 @@ class FollowGraphExport:
         return GraphReport(len(output.authors), edges, self._call_log.rows_added - calls_before,
                            time.monotonic() - started)
 
-    async def _shared_follows(self, query: str, output: _Output, concurrency: int, include_outsiders: bool,
-                              on_author: Callable[[str], object] | None, claim_ttl: float, label: str) -> int:
-        """The authors as a crawl job ``graph:<query>`` shared by every worker on this database."""
-        from ._crawl.claims import work_through
+    async def _shared_authors(self, query: str, output: _Output, claim_ttl: float) -> None:
+        """The authors of the crawl job ``graph:<query>``: its search is listed once, by one worker at a
+        time (resumed at the stored cursor if that worker dies); every worker waits for the whole list,
+        which is the community the follows are kept within."""
+        from ._crawl.enumeration import CrawlEnumeration, ListedPage, enumerate_job
         from ._crawl.jobs import CrawlJobs
         from ._crawl.shared_backfill import worker_id
 
         if self._store is None:
             raise InvalidInput("a shared graph export keeps its job in a database: pass the client's store")
+        store, job, worker = self._store, f"graph:{query}", worker_id()
+
+        async def pages(cursor: str | None) -> AsyncIterator[ListedPage]:
+            async for page in self._paginate("app.bsky.feed.searchPosts", q=query, limit=100,
+                                             cursor=cursor).pages():
+                posts = page.require("posts")[0]
+                yield ListedPage(list(dict.fromkeys(post["author"]["did"] for post in posts)), page.raw.get("cursor"))
+
+        while not await enumerate_job(store, job, worker, pages, ttl=claim_ttl):
+            async with store.transaction() as session:
+                state = await CrawlEnumeration(session, job).state()
+            if state is not None and state.finished:
+                break
+            await asyncio.sleep(min(2.0, claim_ttl / 4))  # another worker lists: wait for the whole community
+        async with store.transaction() as session:
+            output.authors = await CrawlJobs(session, job).dids()
+
+    async def _shared_follows(self, query: str, output: _Output, concurrency: int, include_outsiders: bool,
+                              on_author: Callable[[str], object] | None, claim_ttl: float, label: str) -> int:
+        """The authors' follows, each author claimed from the job ``graph:<query>`` by one worker."""
+        from ._crawl.claims import work_through
+        from ._crawl.shared_backfill import worker_id
+
+        assert self._store is not None
         job = f"graph:{query}"
-        async with self._store.transaction() as session:
-            await CrawlJobs(session, job).add(output.authors)
-        community = set(output.authors)  # every worker searches all of it: each one knows the whole community
+        community = set(output.authors)
         edges = 0
 
         async def handle(author: str) -> None:
@@ -272,10 +296,12 @@ async def export_follow_graph(bsky: GraphClient, query: str, out: str | Path, *,
         include_outsiders: also write follows of accounts that are not among the authors.
         progress: show a progress bar (tqdm, on a terminal) or log lines.
         on_author: called with each author's DID when it is finished (for tests and UIs).
-        shared: run as one worker of the crawl job ``graph:<query>`` in the client's database: every
-            worker (any process, any machine, same database) searches the authors and writes the
-            follows of the authors it claims to its own ``out``; a dead worker's authors are taken
-            over ``claim_ttl`` seconds after it died, resuming from their stored cursors.
+        shared: run as one worker of the crawl job ``graph:<query>`` in the client's database: the
+            search is listed once per job (by one worker at a time, resumed at its stored cursor if
+            that worker dies; the others wait for the whole list of authors), and every worker (any
+            process, any machine, same database) writes the follows of the authors it claims to its
+            own ``out``; a dead worker's authors are taken over ``claim_ttl`` seconds after it died,
+            resuming from their stored cursors.
     """
     export = FollowGraphExport(bsky.paginate, bsky.profiles, bsky.call_log, getattr(bsky, "store", None))
     return await export.run(query, out, concurrency=concurrency, include_outsiders=include_outsiders,

@@ -1,6 +1,6 @@
 """``pysky-async graph --workers 2`` against the real AppView (dev-env) on PostgreSQL: two worker
 processes share the authors of one export (job ``graph:<query>``), each writes its part, the merge
-holds exactly the expected edges once; each author was done by one worker."""
+holds exactly the expected edges once; each author was done by one worker; the search was listed once."""
 
 from __future__ import annotations
 
@@ -42,11 +42,17 @@ async def test_two_graph_workers_share_the_authors_and_the_merge_has_each_edge_o
         assert done.returncode == 0, done.stderr[-3000:]
         rows = await store.execute_sql(f"SELECT state, count(*), count(DISTINCT done_by) FROM bsky_crawl_job "
                                        f"WHERE job = 'graph:{query}' GROUP BY state")
+        searches = [tuple(row) for row in await store.execute_sql(
+            "SELECT cursor_passed, cursor_received FROM bsky_api_call_log "
+            "WHERE endpoint = 'app.bsky.feed.searchPosts' ORDER BY timestamp")]
     finally:
         await store.aclose()
     edges = read_edges(out)
     assert set(edges) == expected and len(edges) == len(expected)
     assert rows[0][:2] == ("done", len(members)) and len(rows) == 1
+    # the search was listed once for both workers (each one used to search it all): one chain of pages
+    assert [passed for passed, _ in searches] == [None, *[received for _, received in searches[:-1]]], searches
+    assert searches[-1][1] is None and [passed for passed, _ in searches].count(None) == 1, searches
     parts = [read_edges(Path(f"{out}.part{i}")) for i in (0, 1)]
     assert sum(len(p) for p in parts) == len(expected)  # no edge written by both workers
     print(f"\n{len(members)} authors, {len(expected)} edges; by worker: {[len(p) for p in parts]}; "

@@ -67,6 +67,11 @@ class CrawlJobs:
                     for did in wanted[start:start + _CHUNK]]
             await self.db.execute(insert(CrawlJobRow).on_conflict_do_nothing(index_elements=["job", "did"]), rows)
 
+    async def dids(self) -> list[str]:
+        """Every DID of the job, in order."""
+        return list((await self.db.execute(select(CrawlJobRow.did).where(CrawlJobRow.job == self.job)
+                                           .order_by(CrawlJobRow.did))).scalars())
+
     async def claim(self, worker: str, limit: int, ttl: float, *, now: dt.datetime | None = None) -> list[str]:
         """Claim up to ``limit`` pending DIDs (or DIDs whose claim expired) for ``ttl`` seconds."""
         now = now or utcnow()
