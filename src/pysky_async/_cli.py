@@ -98,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--no-budget", action="store_true", help="with --workers: no shared request budget")
     graph.add_argument("--claim-ttl", type=float, default=60.0, help="with --workers: seconds a worker's "
                        "claims last after its last heartbeat")
+    graph.add_argument("--relist", action="store_true", help="with --workers: search the posts again (a shared "
+                       "export searches once; the authors new since join it, those done stay done)")
     graph.add_argument("--include-outsiders", action="store_true",
                        help="also write follows of accounts that are not among the authors")
     add_stream_parser(commands)
@@ -167,6 +169,9 @@ async def _graph(bsky: AsyncBskyClient, args: argparse.Namespace) -> int:
     from ._graph import export_follow_graph
 
     if args.workers is None:
+        if args.relist:
+            raise InvalidInput("--relist applies to an export of --workers: without it the search resumes at "
+                               "its saved cursor at every run (the posts new since are searched)")
         report = await export_follow_graph(bsky, args.query, args.out, concurrency=args.concurrency,
                                            include_outsiders=args.include_outsiders)
         print(report)
@@ -178,6 +183,10 @@ async def _graph(bsky: AsyncBskyClient, args: argparse.Namespace) -> int:
     await bsky.store.ensure_ready()
     if args.workers < 1:
         raise InvalidInput("--workers must be at least 1")
+    if args.relist:
+        from ._crawl.enumeration import relist
+
+        await relist(bsky.store, f"graph:{args.query}")  # the workers (started below) search again
     if args.workers > 1:
         if bsky.store.dialect == "sqlite":
             raise InvalidInput("--workers above 1 needs a database every worker can write to at once: pass a "

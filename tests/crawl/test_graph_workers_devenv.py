@@ -42,9 +42,16 @@ async def test_two_graph_workers_share_the_authors_and_the_merge_has_each_edge_o
         assert done.returncode == 0, done.stderr[-3000:]
         rows = await store.execute_sql(f"SELECT state, count(*), count(DISTINCT done_by) FROM bsky_crawl_job "
                                        f"WHERE job = 'graph:{query}' GROUP BY state")
-        searches = [tuple(row) for row in await store.execute_sql(
-            "SELECT cursor_passed, cursor_received FROM bsky_api_call_log "
-            "WHERE endpoint = 'app.bsky.feed.searchPosts' ORDER BY timestamp")]
+        searched = ("SELECT cursor_passed, cursor_received FROM bsky_api_call_log "
+                    "WHERE endpoint = 'app.bsky.feed.searchPosts' ORDER BY timestamp")
+        searches = [tuple(row) for row in await store.execute_sql(searched)]
+
+        # a rerun does not search again; --relist does, once, and no edge is written twice
+        for extra, calls in (([], len(searches)), (["--relist"], 2 * len(searches))):
+            again = await asyncio.to_thread(subprocess.run, [*command[:-1], "1", *extra], cwd=ROOT, env=env,
+                                            capture_output=True, text=True, timeout=600)
+            assert again.returncode == 0, again.stderr[-3000:]
+            assert len(await store.execute_sql(searched)) == calls, extra
     finally:
         await store.aclose()
     edges = read_edges(out)

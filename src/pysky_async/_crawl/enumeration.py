@@ -158,6 +158,18 @@ def chunked(listing: AsyncIterable[str]) -> Pages:
     return pages
 
 
+async def relist(store: Store, job: str) -> bool:
+    """Forget that ``job``'s listing finished, so that its next lister lists it again from the start (the
+    DIDs listed keep their state); returns whether it had finished."""
+    async with store.transaction() as session:
+        listing = CrawlEnumeration(session, job)
+        state = await listing.state()
+        if state is None or not state.finished:
+            return False
+        await listing.restart()
+        return True
+
+
 async def enumerate_job(store: Store, job: str, worker: str, pages: Pages, *, ttl: float) -> bool:
     """List the DIDs of ``job`` into it as ``worker``, resuming at the stored cursor, unless the listing
     is finished or another worker's lease on it runs. Returns whether this call finished it.

@@ -94,16 +94,16 @@ async def run(args: argparse.Namespace) -> int:
         if not args.job_worker:
             async with bsky.store.transaction() as session:
                 if shared:
-                    from .._crawl.enumeration import CrawlEnumeration
                     from .._crawl.jobs import CrawlJobs
 
                     done = await CrawlJobs(session, args.consumer).done_by(label)
-                    listing = CrawlEnumeration(session, args.consumer)
-                    if args.relist and (state := await listing.state()) is not None and state.finished:
-                        await listing.restart()  # the workers (started below) list again
                 else:
                     done = {d for d, row in (await RepoRevRepository(session).backfilled(args.consumer)).items()
                             if row.backfill == DONE}
+            if args.relist:
+                from .._crawl.enumeration import relist
+
+                await relist(bsky.store, args.consumer)  # the workers (started below) list again
             dropped = await asyncio.to_thread(drop_uncommitted, args.out, done)
             if dropped:
                 print(f"dropped {dropped} lines of repos whose backfill had not committed; they are written again",
