@@ -27,7 +27,7 @@ from .._exceptions import InvalidInput
 from .._storage.models import utcnow
 from .._storage.repo_revs import DONE, RepoRevRepository
 from .._sync.backfill import Backfill, BackfillStats
-from .enumeration import CrawlEnumeration, Pages, chunked, enumerate_job
+from .enumeration import CrawlEnumeration, Pages, chunked, enumerate_job, relist
 from .jobs import CrawlJobs
 
 if TYPE_CHECKING:
@@ -86,15 +86,14 @@ class SharedBackfill(Backfill):
     async def run(self) -> BackfillStats:
         """Join the job, work until none of its repos is left, return this worker's stats."""
         planned = await self.prepare() if self._pages is None else []
+        if self._relist and self._pages is not None:
+            await relist(self.store, self.name)
         async with self.store.transaction() as session:
             jobs = self._jobs(session)
             await jobs.add(planned)
             retried = await jobs.retry_failed()
             counts = await jobs.counts()
             listing = None if self._pages is None else await CrawlEnumeration(session, self.name).state()
-            if self._relist and listing is not None and listing.finished:
-                await CrawlEnumeration(session, self.name).restart()
-                listing = None
         self.stats.repos = counts.total
         self.stats.already_done = counts.done
         listed = ("" if self._pages is None else "; listed before" if listing is not None and listing.finished

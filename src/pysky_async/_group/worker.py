@@ -103,7 +103,6 @@ class GroupWorker:
     async def run(self) -> None:
         """Join the group and work until ``stop()``."""
         log = self.log = await register(self.store, log_key(self.source), self.group, self.partitions)
-        self.partitions = log.partitions
         # a process of the same name that died may have held partitions: free them now
         await leases.leave(self.store, self.group, self.name)
         self.leader = Leader(self.store, log, self.source, self.name, self.ingest, stats=self.stats,
